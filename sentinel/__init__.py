@@ -1,0 +1,1 @@
+"""withdrawal-sentinel: pure domain package (models, taxonomy, policy). No I/O."""

@@ -1,0 +1,235 @@
+"""Domain model (pydantic v2), shared by the workflow, the activities, the starter client
+and the simulator. Pure: no I/O.
+
+Money is a ``Decimal`` (serialised as a string), never a float. Card numbers never enter
+the system: only the last four digits (``card_last4``) and an opaque ``payee_ref`` that the
+platform's card vault resolves when the payout is sent (R22).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sentinel.taxonomy import (
+    ExceptionCategory,
+    Fixer,
+    PayoutState,
+    RetryDecision,
+    Severity,
+    Stage,
+    WithdrawalStatus,
+)
+
+Locale = Literal["zh-CN", "en-US"]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_PAN_LIKE = re.compile(r"\d[\d -]{10,}\d")
+
+
+def reject_card_numbers(value: str, field: str) -> str:
+    """Raise if a value could carry a card or account number (12+ digits in a row)."""
+    if _PAN_LIKE.search(value) and sum(c.isdigit() for c in value) >= 12:
+        raise ValueError(f"{field} looks like a card or account number; send only the last four digits")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, use_enum_values=False)
+
+
+class Contact(_Model):
+    """Where the user can be reached. Stays out of search attributes and memos."""
+
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$", description="E.164")
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+
+
+class WithdrawalRequest(_Model):
+    """What the payment service hands over when a withdrawal starts (R34)."""
+
+    withdrawal_id: str = Field(pattern=ID_PATTERN, description="the platform's withdrawal order number")
+    user_id: str = Field(pattern=ID_PATTERN)
+    amount: Decimal = Field(gt=0, max_digits=18, decimal_places=4)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    channel: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$", description="payout channel, e.g. generic, alipay")
+    bank_code: str = Field(pattern=r"^[A-Z0-9_]{2,16}$")
+    card_last4: str = Field(pattern=r"^\d{4}$")
+    payee_ref: str = Field(
+        min_length=1, max_length=128, description="opaque reference the card vault resolves; never a card number"
+    )
+    locale: Locale = "zh-CN"
+    contact: Contact = Field(default_factory=Contact)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_float(cls, v: object) -> object:
+        if isinstance(v, float):
+            raise ValueError("amount must be a decimal string or integer, never a float")
+        return v
+
+    @field_validator("payee_ref")
+    @classmethod
+    def _payee_ref_not_pan(cls, v: str) -> str:
+        return reject_card_numbers(v, "payee_ref")
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("created_at needs a time zone")
+        return v
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.withdrawal_id)
+
+    @property
+    def card_mask(self) -> str:
+        return f"**** {self.card_last4}"
+
+
+def workflow_id_for(withdrawal_id: str) -> str:
+    return f"withdrawal-{withdrawal_id}"
+
+
+class Classification(_Model):
+    """A channel's (status, code) translated into our terms (R26)."""
+
+    state: PayoutState
+    category: ExceptionCategory | None = None
+    subtype: str | None = None
+    retry: RetryDecision | None = None
+    fixer: Fixer | None = None
+    mapped: bool = True  # False: the code is not in the catalogue
+
+
+class Observation(_Model):
+    """One thing we learned about the payout, from a callback or a poll (R10, R11)."""
+
+    order_id: str = Field(pattern=ID_PATTERN, description="the channel order number")
+    source: Literal["callback", "poll", "submit", "review", "timer"]
+    channel: str
+    raw_status: str = Field(max_length=64)
+    raw_code: str | None = Field(default=None, max_length=64)
+    classification: Classification
+    event_id: str | None = Field(default=None, max_length=128, description="the channel's delivery id, if any")
+    observed_at: datetime
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.order_id}|{self.raw_status}|{self.raw_code or ''}"
+
+
+class ReviewDecision(_Model):
+    """A reviewer's decision on a RISK_HOLD or MANUAL_CHECK case (R29)."""
+
+    decision: Literal["approve", "reject", "request_documents"]
+    reviewer: str = Field(pattern=ID_PATTERN)
+    reason: str = Field(min_length=1, max_length=500)
+    documents: list[str] = Field(default_factory=list, description="with request_documents: e.g. id_photo")
+
+    @model_validator(mode="after")
+    def _documents_listed(self) -> "ReviewDecision":
+        if self.decision == "request_documents" and not self.documents:
+            raise ValueError("request_documents needs the list of documents")
+        return self
+
+
+class TimelineEvent(_Model):
+    at: datetime
+    what: str
+    source: str
+    detail: str | None = None
+
+
+class NoticeRecord(_Model):
+    """A notice the workflow asked for, as shown in the status query (R8)."""
+
+    key: str
+    stage: Stage
+    category: ExceptionCategory | None
+    severity: Severity
+    channels: list[str]
+    delivered: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    at: datetime
+
+
+class TrackingPolicy(_Model):
+    """Timers and polling for one withdrawal, resolved from configuration (R23, R10)."""
+
+    version: str
+    delay_threshold_s: float = Field(gt=0, description="after this a payout not yet final counts as delayed")
+    grace_s: float = Field(ge=0, description="a delay must last this long before anyone is told (R23)")
+    manual_check_s: float = Field(gt=0, description="after this an unfinished payout goes to MANUAL_CHECK")
+    poll_schedule_s: list[float] = Field(min_length=1, description="waits between polls; the last one repeats")
+    unknown_poll_s: float = Field(gt=0, description="wait before re-querying an UNKNOWN answer")
+    return_watch_s: float = Field(ge=0, description="how long a success is watched for a return")
+    review_sla_s: float = Field(gt=0, description="a review case older than this is escalated")
+    eta_hours: float = Field(gt=0, description="expected arrival told to the user in a delay notice")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TrackingPolicy":
+        if self.manual_check_s <= self.delay_threshold_s:
+            raise ValueError("manual_check must be later than delay_threshold")
+        return self
+
+
+class WithdrawalView(_Model):
+    """The answer of the workflow's ``status`` query: everything a person asks about one
+    withdrawal (R16, R34)."""
+
+    withdrawal_id: str
+    user_id: str
+    amount: Decimal
+    currency: str
+    channel: str
+    bank_code: str
+    card_last4: str
+    status: WithdrawalStatus
+    category: ExceptionCategory | None = None
+    subtype: str | None = None
+    severity: Severity = Severity.INFO
+    reason_code: str | None = None
+    order_id: str
+    attempt: int = 1
+    needs_review: bool = False
+    next_step: str
+    eta: datetime | None = None
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    notices: list[NoticeRecord] = Field(default_factory=list)
+    decisions: list[ReviewDecision] = Field(default_factory=list)
+    policy_version: str | None = None
+
+
+class NoticeRequest(_Model):
+    """What the workflow asks a notice channel to deliver. Rendering happens in the
+    activity from templates (data); the workflow only decides *what* to say and where."""
+
+    key: str = Field(description="idempotency key: withdrawal + stage + channel + rung")
+    channel: str
+    stage: Stage
+    category: ExceptionCategory | None = None
+    subtype: str | None = None
+    severity: Severity
+    status: WithdrawalStatus
+    reason_code: str | None = None
+    withdrawal: WithdrawalRequest
+    eta: datetime | None = None
+    documents: list[str] = Field(default_factory=list)
+    rung: int = 0
+
+
+class DeliveryResult(_Model):
+    key: str
+    channel: str
+    status: Literal["sent", "skipped", "duplicate"]
+    provider_message_id: str | None = None
+    detail: str | None = None

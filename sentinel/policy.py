@@ -1,0 +1,125 @@
+"""Pure decision logic: tracking timers per channel/bank, severity and channel choice for
+notices. Inputs are plain data (parsed YAML); nothing here reads files or the clock, so the
+workflow can call it and tests can check it directly.
+
+R13, R23, R30, R31.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sentinel.models import TrackingPolicy
+from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+_TRACKING_KEYS = {
+    "delay_threshold": "delay_threshold_s",
+    "grace": "grace_s",
+    "manual_check": "manual_check_s",
+    "poll_schedule": "poll_schedule_s",
+    "unknown_poll": "unknown_poll_s",
+    "return_watch": "return_watch_s",
+    "review_sla": "review_sla_s",
+    "eta_hours": "eta_hours",
+}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``, ``"250ms"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 3d)")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def _convert(section: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (section or {}).items():
+        if key not in _TRACKING_KEYS:
+            raise ValueError(f"{where}: unknown setting {key!r}; known: {sorted(_TRACKING_KEYS)}")
+        if key == "eta_hours":
+            out["eta_hours"] = float(value)
+        elif key == "poll_schedule":
+            out["poll_schedule_s"] = [parse_duration(v) for v in value]
+        else:
+            out[_TRACKING_KEYS[key]] = parse_duration(value)
+    return out
+
+
+def resolve_tracking_policy(doc: Mapping[str, Any], channel: str, bank_code: str) -> TrackingPolicy:
+    """Defaults, then the channel's section, then the bank's section of ``delays.yaml``."""
+    merged = _convert(doc.get("defaults", {}), "defaults")
+    merged.update(_convert((doc.get("channels") or {}).get(channel, {}), f"channels.{channel}"))
+    merged.update(_convert((doc.get("banks") or {}).get(bank_code, {}), f"banks.{bank_code}"))
+    return TrackingPolicy(version=str(doc.get("version", "unversioned")), **merged)
+
+
+def validate_delays_document(doc: Mapping[str, Any]) -> None:
+    """Raise ValueError if any section of the document is invalid (used at load time)."""
+    resolve_tracking_policy(doc, "__none__", "__none__")
+    for channel in doc.get("channels") or {}:
+        resolve_tracking_policy(doc, channel, "__none__")
+    for bank in doc.get("banks") or {}:
+        resolve_tracking_policy(doc, "__none__", bank)
+
+
+class NoticePolicy(BaseModel):
+    """Severity of each category x stage, and the channels each severity uses (R13, R31).
+    Loaded from ``config/notice_policy.yaml``; the version goes into every notice record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    category_severity: dict[ExceptionCategory, Severity]
+    stage_severity: dict[Stage, Severity] = Field(default_factory=dict)
+    channels: dict[Severity, list[str]]
+    operator_alert_categories: list[ExceptionCategory] = Field(default_factory=list)
+
+    def severity(self, category: ExceptionCategory | None, stage: Stage) -> Severity:
+        """The stage's own severity wins (e.g. RESOLVED is INFO whatever the cause)."""
+        if stage in self.stage_severity:
+            return self.stage_severity[stage]
+        if category is None:
+            return Severity.LOW
+        return self.category_severity.get(category, Severity.MEDIUM)
+
+    def channels_for(self, severity: Severity, available: list[str]) -> list[str]:
+        """The severity's channels that this deployment can deliver, in policy order.
+        The in-app inbox is always included so nothing goes unrecorded (R21)."""
+        wanted = self.channels.get(severity) or ["inbox"]
+        chosen = [c for c in wanted if c in available]
+        if "inbox" in available and "inbox" not in chosen:
+            chosen.insert(0, "inbox")
+        return chosen
+
+    def alerts_operators(self, category: ExceptionCategory | None) -> bool:
+        return category in self.operator_alert_categories
+
+
+def next_step(status: WithdrawalStatus, category: ExceptionCategory | None) -> str:
+    """What happens next, in words for operators and support staff (status query)."""
+    if status == WithdrawalStatus.SUCCEEDED:
+        return "arrived; watching for a bank return until the return window ends"
+    if status == WithdrawalStatus.RETURNED:
+        return "returned by the bank; funds are back in the user's balance; user must fix the card details"
+    if status == WithdrawalStatus.FAILED:
+        if category in (ExceptionCategory.ACCOUNT_INFO_ERROR, ExceptionCategory.USER_ACCOUNT_RESTRICTED):
+            return "failed; funds returned; user must correct the card details and resubmit"
+        return "failed; funds returned to the user's balance"
+    if status == WithdrawalStatus.UNDER_REVIEW:
+        return "waiting for a reviewer's decision (approve / reject / request_documents)"
+    if status == WithdrawalStatus.MANUAL_CHECK:
+        return "waiting for an operator to check with the bank and decide (approve / reject)"
+    if status == WithdrawalStatus.DELAYED:
+        return "waiting for the bank; polling continues; manual check if it passes the second threshold"
+    return "waiting for the channel's callback or the next status poll"
