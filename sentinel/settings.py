@@ -53,7 +53,13 @@ class Settings(BaseSettings):
     support_phone: str = Field("95188", description="support phone printed in every notice (R19)")
     support_url: str = Field("https://pay.example/support", description="online support entry (R19)")
     app_base_url: str = Field("https://pay.example/app", description="base of the deep links in notices (R16)")
+    link_secret: SecretStr = Field(SecretStr("dev-link-secret"), description="HMAC key of the signed deep links")
+    link_ttl_s: int = Field(7 * 86400, description="how long a deep link in a notice stays valid, seconds")
+    notice_policy_file: Path = Field(ROOT / "config" / "notice_policy.yaml", description="severity and channels")
     operator_email: str | None = Field("ops@sentinel.example", description="where operator alerts go")
+
+    # Callbacks reach the gateway here (sent to the channel with each payout)
+    callback_base_url: str = Field("http://127.0.0.1:8700", description="public base URL of the gateway")
 
     # Gateway
     gateway_host: str = Field("127.0.0.1", description="bind address of the HTTP gateway")

@@ -1,0 +1,45 @@
+"""YAML configuration files, re-read when they change on disk (R30: rules change without a
+code change or a restart). Validation happens at load: a broken edit is refused and the
+last good version stays in force."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+
+class HotFile:
+    """A parsed YAML file, reloaded when its modification time or size changes."""
+
+    def __init__(self, path: Path, validate: Callable[[dict[str, Any]], Any] | None = None):
+        self.path = Path(path)
+        self.validate = validate
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._doc: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any]:
+        stat = self.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                try:
+                    doc = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+                    if not isinstance(doc, dict):
+                        raise ValueError("top level must be a mapping")
+                    if self.validate:
+                        self.validate(doc)
+                except Exception as exc:
+                    if self._doc is None:
+                        raise ValueError(f"{self.path}: {exc}") from exc
+                    log.error("keeping the previous %s: the new version is invalid: %s", self.path, exc)
+                    self._stamp = stamp
+                    return self._doc
+                self._doc, self._stamp = doc, stamp
+            return self._doc

@@ -1,0 +1,56 @@
+"""Builds every activity from the settings: the one place where configuration meets I/O."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from activities.channel import ChannelActivities
+from activities.config_files import HotFile
+from activities.notify import NotifyActivities
+from activities.tracking import TrackingActivities
+from channels.registry import build_channels
+from notifiers.base import Notifier
+from notifiers.email import EmailNotifier, OperatorEmailNotifier, SmtpConfig
+from notifiers.inbox import InboxNotifier
+from sentinel.catalogue import default_catalogue
+from sentinel.policy import NoticePolicy, validate_delays_document
+from sentinel.settings import Settings
+from store.db import engine_for
+
+
+def build_notifiers(settings: Settings, engine) -> dict[str, Notifier]:
+    smtp = SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.mail_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+    )
+    notifiers: dict[str, Notifier] = {"inbox": InboxNotifier(engine), "email": EmailNotifier(smtp)}
+    if settings.operator_email:
+        notifiers["ops_email"] = OperatorEmailNotifier(smtp, settings.operator_email)
+    return notifiers
+
+
+def build_activities(settings: Settings, channels: dict | None = None) -> list[Callable]:
+    """All activities; ``channels`` replaces the channel adapters (tests script them)."""
+    engine = engine_for(settings.database_url)
+    catalogue = default_catalogue()
+    notifiers = build_notifiers(settings, engine)
+    delays = HotFile(settings.delays_file, validate_delays_document)
+    notice_policy = HotFile(settings.notice_policy_file, NoticePolicy.model_validate)
+    channels = channels or build_channels(settings, catalogue)
+    tracking = TrackingActivities(engine, delays, notice_policy, sorted(notifiers))
+    channel = ChannelActivities(channels, settings.callback_base_url)
+    notify = NotifyActivities(
+        engine,
+        notifiers,
+        catalogue,
+        support_phone=settings.support_phone,
+        support_url=settings.support_url,
+        app_base_url=settings.app_base_url,
+        link_secret=settings.link_secret.get_secret_value(),
+        link_ttl_s=settings.link_ttl_s,
+    )
+    return [tracking.init_tracking, channel.submit_payout, channel.query_payout, notify.deliver_notice]

@@ -1,0 +1,93 @@
+"""The interface every payout channel adapter implements, and the canonical event it
+produces from a callback. Native payload <-> canonical model, one module per channel."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping
+
+from sentinel.catalogue import Catalogue
+from sentinel.classifier import classify
+from sentinel.models import Observation, WithdrawalRequest
+
+_RETRY_SUFFIX = re.compile(r"^(?P<wid>.+)_R(?P<n>\d+)$")
+
+
+def order_id_for(withdrawal_id: str, attempt: int) -> str:
+    """The channel order number of an attempt: the withdrawal id itself first, then
+    ``<id>_R<n>`` for a payout released again after review."""
+    return withdrawal_id if attempt <= 1 else f"{withdrawal_id}_R{attempt}"
+
+
+def withdrawal_id_for(order_id: str) -> str:
+    m = _RETRY_SUFFIX.match(order_id)
+    return m.group("wid") if m else order_id
+
+
+class CallbackRejected(Exception):
+    """A callback we must refuse. ``status`` is the HTTP status to answer (401 or 400)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ChannelUnavailable(Exception):
+    """The channel could not be reached or answered 5xx: the result is unknown."""
+
+
+class ChannelRejectedRequest(Exception):
+    """The channel refused our request as malformed (4xx other than a business answer):
+    an integration bug, not retryable."""
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    event_id: str
+    order_id: str
+    raw_status: str
+    raw_code: str | None
+    occurred_at: datetime
+
+
+class Channel(ABC):
+    """One payout channel. ``name`` is the catalogue's channel name."""
+
+    name: str
+
+    def __init__(self, catalogue: Catalogue):
+        self.catalogue = catalogue
+
+    def observe(
+        self, order_id: str, raw_status: str, raw_code: str | None, source: str, at: datetime, event_id: str | None = None
+    ) -> Observation:
+        return Observation(
+            order_id=order_id,
+            source=source,
+            channel=self.name,
+            raw_status=raw_status,
+            raw_code=raw_code,
+            classification=classify(self.catalogue, self.name, raw_status, raw_code),
+            event_id=event_id,
+            observed_at=at,
+        )
+
+    @abstractmethod
+    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+        """Send the payout. Raises ChannelUnavailable when the outcome is unknown."""
+
+    @abstractmethod
+    async def query(self, order_id: str) -> Observation:
+        """Ask for the payout's status. Raises ChannelUnavailable when it cannot be known."""
+
+    @abstractmethod
+    def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> CallbackEvent:
+        """Verify and parse a callback; raise CallbackRejected(401|400, reason)."""
+
+    @abstractmethod
+    def ack(self) -> tuple[int, str, bytes]:
+        """(HTTP status, content type, body) the channel expects once a callback is kept."""

@@ -1,0 +1,1 @@
+"""Notice channels: one module per channel behind one interface (``base.Notifier``)."""

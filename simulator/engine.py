@@ -1,0 +1,356 @@
+"""The simulated channel's state: an in-memory order book, the scheduled steps of each
+order's script (asyncio tasks) and the signed callbacks (httpx, with retries).
+
+Everything runs on the event loop of the app; nothing is persisted. :meth:`Engine.aclose`
+cancels every scheduled step and pending delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import httpx
+
+from sentinel.signing import SIGNATURE_HEADER, sign
+from simulator.protocol import PayoutRequest, callback_body, encode, payout_body, utc_iso
+from simulator.scripts import DEFAULT_SCENARIO, Script, Step, build_scenario, message_for
+
+log = logging.getLogger("simulator")
+
+DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)  # 6 attempts in all
+
+
+class DuplicateOrder(Exception):
+    """The order_id is known with different fields."""
+
+
+class AlreadySubmitted(Exception):
+    """A script was set for an order that has already been submitted."""
+
+
+class NoCallbackYet(Exception):
+    """A replay was asked for an order that has not sent any callback."""
+
+
+def new_event_id() -> str:
+    return "evt_" + secrets.token_hex(8)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Attempt:
+    at: datetime
+    http_status: int | None = None
+    error: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {"at": utc_iso(self.at), "http_status": self.http_status, "error": self.error}
+
+
+@dataclass
+class CallbackRecord:
+    """One callback event and its delivery attempts."""
+
+    body: dict[str, Any]
+    replay: bool = False
+    state: str = "pending"  # pending | delivered | gave_up | cancelled
+    attempts: list[Attempt] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def event_id(self) -> str:
+        return self.body["event_id"]
+
+    def view(self) -> dict[str, Any]:
+        last = self.attempts[-1] if self.attempts else None
+        return {
+            "event_id": self.event_id,
+            "status": self.body["status"],
+            "code": self.body["code"],
+            "occurred_at": self.body["occurred_at"],
+            "replay": self.replay,
+            "state": self.state,
+            "http_status": last.http_status if last else None,
+            "attempts": len(self.attempts),
+            "attempt_log": [a.view() for a in self.attempts],
+        }
+
+
+@dataclass
+class Transition:
+    at: datetime
+    status: str
+    code: str | None
+
+    def view(self) -> dict[str, Any]:
+        return {"at": utc_iso(self.at), "status": self.status, "code": self.code}
+
+
+@dataclass
+class Order:
+    request: PayoutRequest
+    script: Script
+    status: str
+    code: str | None
+    message: str
+    submitted_at: datetime
+    updated_at: datetime
+    history: list[Transition] = field(default_factory=list)
+    callbacks: list[CallbackRecord] = field(default_factory=list)
+    steps_done: int = 0
+
+    @property
+    def order_id(self) -> str:
+        return self.request.order_id
+
+    def body(self) -> dict[str, Any]:
+        """The answer of submit (200) and, with ``updated_at``, of query."""
+        return payout_body(self.order_id, self.status, self.code, self.message)
+
+    def query_body(self) -> dict[str, Any]:
+        return {**self.body(), "updated_at": utc_iso(self.updated_at)}
+
+    def view(self) -> dict[str, Any]:
+        return {
+            **self.query_body(),
+            "amount": self.request.amount,
+            "currency": self.request.currency,
+            "bank_code": self.request.bank_code,
+            "card_last4": self.request.card_last4,
+            "callback_url": self.request.callback_url,
+            "scenario": self.script.scenario,
+            "submit": self.script.submit,
+            "submitted_at": utc_iso(self.submitted_at),
+            "steps_total": len(self.script.steps),
+            "steps_done": self.steps_done,
+            "history": [t.view() for t in self.history],
+            "callbacks": [c.view() for c in self.callbacks],
+        }
+
+
+class Engine:
+    """In-memory order book of the simulated channel.
+
+    ``retry_delays``: waits between callback attempts (attempts = len + 1).
+    ``default_scenario``: played by orders without a script set beforehand.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        callback_timeout_s: float = 5.0,
+        default_scenario: str = DEFAULT_SCENARIO,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise ValueError("the channel secret must not be empty")
+        self._secret = secret
+        self.retry_delays = tuple(float(d) for d in retry_delays)
+        self.callback_timeout_s = callback_timeout_s
+        self.default_script = build_scenario(default_scenario)
+        self._clock = clock
+        self._orders: dict[str, Order] = {}
+        self._scripts: dict[str, Script] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._closed = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Cancel every scheduled step and delivery, close the HTTP client."""
+        self._closed = True
+        await self._cancel_tasks()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def reset(self) -> None:
+        """Forget every order and script (scheduled steps are cancelled)."""
+        await self._cancel_tasks()
+        self._orders.clear()
+        self._scripts.clear()
+        log.info("reset: all orders and scripts forgotten")
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _http(self) -> httpx.AsyncClient:
+        # Created lazily: under httpx.ASGITransport the lifespan does not run.
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.callback_timeout_s)
+        return self._client
+
+    # --- scripts -----------------------------------------------------------------------
+
+    def set_script(self, order_id: str, script: Script) -> None:
+        if order_id in self._orders:
+            raise AlreadySubmitted(order_id)
+        self._scripts[order_id] = script
+        log.info(
+            "script set order=%s scenario=%s submit=%s steps=%d",
+            order_id,
+            script.scenario or "custom",
+            script.submit,
+            len(script.steps),
+        )
+
+    def script_for(self, order_id: str) -> Script | None:
+        return self._scripts.get(order_id)
+
+    # --- protocol ----------------------------------------------------------------------
+
+    def submit(self, request: PayoutRequest) -> tuple[Order, bool]:
+        """Record the order (or find it again). Returns ``(order, created)``; raises
+        DuplicateOrder when the order_id is known with different fields."""
+        existing = self._orders.get(request.order_id)
+        if existing is not None:
+            if not existing.request.same_order(request):
+                log.info("submit order=%s rejected: DUPLICATE with different fields", request.order_id)
+                raise DuplicateOrder(request.order_id)
+            log.info("submit order=%s repeated: status=%s code=%s", request.order_id, existing.status, existing.code)
+            return existing, False
+        script = self._scripts.pop(request.order_id, None) or self.default_script
+        now = _now()
+        status = script.initial_status
+        order = Order(
+            request=request,
+            script=script,
+            status=status,
+            code=None,
+            message=message_for(status, None),
+            submitted_at=now,
+            updated_at=now,
+            history=[Transition(now, status, None)],
+        )
+        self._orders[request.order_id] = order
+        log.info(
+            "submit order=%s amount=%s %s bank=%s scenario=%s submit=%s status=%s",
+            order.order_id,
+            request.amount,
+            request.currency,
+            request.bank_code,
+            script.scenario or "custom",
+            script.submit,
+            status,
+        )
+        if script.steps and not self._closed:
+            self._spawn(self._play(order, asyncio.get_running_loop().time()), f"sim-steps-{order.order_id}")
+        return order, True
+
+    def get(self, order_id: str) -> Order | None:
+        return self._orders.get(order_id)
+
+    def orders(self) -> list[Order]:
+        return list(self._orders.values())
+
+    # --- steps -------------------------------------------------------------------------
+
+    async def _play(self, order: Order, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        for step in order.script.ordered_steps():
+            await asyncio.sleep(max(0.0, started + step.after_s - loop.time()))
+            self._apply(order, step)
+
+    def _apply(self, order: Order, step: Step) -> None:
+        now = _now()
+        order.status, order.code, order.message = step.status, step.code, step.text
+        order.updated_at = now
+        order.steps_done += 1
+        order.history.append(Transition(now, step.status, step.code))
+        log.info(
+            "step order=%s after_s=%g status=%s code=%s callback=%s",
+            order.order_id,
+            step.after_s,
+            step.status,
+            step.code,
+            step.callback,
+        )
+        if step.callback:
+            self.send_callback(order)
+
+    # --- callbacks ---------------------------------------------------------------------
+
+    def send_callback(self, order: Order, *, replay: bool = False) -> CallbackRecord:
+        """Send the order's current state as a callback with a new event_id, or with
+        ``replay`` the last callback again, byte for byte the same event (same event_id)."""
+        if replay:
+            if not order.callbacks:
+                raise NoCallbackYet(order.order_id)
+            body = dict(order.callbacks[-1].body)
+        else:
+            body = callback_body(new_event_id(), order.order_id, order.status, order.code, order.message, _now())
+        record = CallbackRecord(body=body, replay=replay)
+        order.callbacks.append(record)
+        self._spawn(self._deliver(order, record), f"sim-callback-{record.event_id}")
+        return record
+
+    async def _deliver(self, order: Order, record: CallbackRecord) -> None:
+        payload = encode(record.body)
+        delays = self.retry_delays
+        try:
+            for attempt_no in range(1, len(delays) + 2):
+                attempt = Attempt(at=_now())
+                record.attempts.append(attempt)
+                headers = {
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(self._secret, payload, int(self._clock())),
+                }
+                try:
+                    response = await self._http().post(order.request.callback_url, content=payload, headers=headers)
+                    attempt.http_status = response.status_code
+                    ok = 200 <= response.status_code < 300
+                except httpx.HTTPError as exc:
+                    attempt.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    ok = False
+                log.info(
+                    "callback order=%s event=%s status=%s code=%s attempt=%d/%d -> %s%s",
+                    order.order_id,
+                    record.event_id,
+                    record.body["status"],
+                    record.body["code"],
+                    attempt_no,
+                    len(delays) + 1,
+                    attempt.http_status if attempt.http_status is not None else attempt.error,
+                    " (replay)" if record.replay else "",
+                )
+                if ok:
+                    record.state = "delivered"
+                    return
+                if attempt_no <= len(delays):
+                    await asyncio.sleep(delays[attempt_no - 1])
+            record.state = "gave_up"
+            log.info(
+                "callback order=%s event=%s gave up after %d attempts",
+                order.order_id,
+                record.event_id,
+                len(record.attempts),
+            )
+        except asyncio.CancelledError:
+            if record.state == "pending":
+                record.state = "cancelled"
+            raise
+        finally:
+            record.done.set()

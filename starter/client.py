@@ -1,0 +1,102 @@
+"""The typed Python client the payment service, reviewers and tools use (R34): start a
+withdrawal, report a channel callback, send a review decision, read the status."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from sentinel.models import Observation, ReviewDecision, WithdrawalRequest, WithdrawalView, workflow_id_for
+from sentinel.settings import Settings, get_settings
+from sentinel.taxonomy import WithdrawalStatus
+from starter.telemetry import interceptors, setup_tracing
+from workflows import search_attributes as sa
+from workflows.withdrawal import WithdrawalWorkflow
+
+
+async def connect(settings: Settings | None = None, service_name: str = "withdrawal-sentinel") -> Client:
+    settings = settings or get_settings()
+    setup_tracing(service_name, settings.otlp_endpoint, settings.otel_console)
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        interceptors=interceptors(),
+    )
+
+
+class NotAwaitingReview(Exception):
+    """The withdrawal is not waiting for a review decision."""
+
+
+class SentinelClient:
+    def __init__(self, client: Client, task_queue: str):
+        self.client = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> "SentinelClient":
+        settings = settings or get_settings()
+        return cls(await connect(settings), settings.task_queue)
+
+    def handle(self, withdrawal_id: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle(workflow_id_for(withdrawal_id))
+
+    async def start_withdrawal(self, req: WithdrawalRequest) -> WorkflowHandle:
+        """Start tracking. Idempotent: a repeated start returns the existing workflow, even
+        after it has finished (the withdrawal id is never reused)."""
+        attrs = TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.WITHDRAWAL_STATUS, WithdrawalStatus.SUBMITTED.value),
+                SearchAttributePair(sa.CHANNEL, req.channel),
+                SearchAttributePair(sa.BANK_CODE, req.bank_code),
+                SearchAttributePair(sa.SEVERITY, "INFO"),
+                SearchAttributePair(sa.NEEDS_REVIEW, False),
+            ]
+        )
+        try:
+            return await self.client.start_workflow(
+                WithdrawalWorkflow.run,
+                req,
+                id=req.workflow_id,
+                task_queue=self.task_queue,
+                search_attributes=attrs,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"withdrawal {req.withdrawal_id} via {req.channel}/{req.bank_code}",
+            )
+        except WorkflowAlreadyStartedError:
+            return self.handle(req.withdrawal_id)
+
+    async def report_callback(self, withdrawal_id: str, obs: Observation) -> None:
+        """Signal a verified, classified callback to the running workflow. Raises
+        temporalio.service.RPCError (NOT_FOUND) when no running workflow has this id."""
+        await self.handle(withdrawal_id).signal(WithdrawalWorkflow.bank_callback, obs)
+
+    async def review(self, withdrawal_id: str, decision: ReviewDecision) -> str:
+        """Send a reviewer's decision; returns the status after it. Raises
+        NotAwaitingReview when the withdrawal is not waiting for one."""
+        try:
+            return await self.handle(withdrawal_id).execute_update(WithdrawalWorkflow.review, decision)
+        except WorkflowUpdateFailedError as err:
+            if getattr(err.cause, "type", None) == "NotAwaitingReview":
+                raise NotAwaitingReview(str(err.cause)) from None
+            raise
+        except RPCError as err:
+            # A finished workflow takes no updates: it exists, but awaits no review.
+            if err.status == RPCStatusCode.NOT_FOUND:
+                desc = await self.handle(withdrawal_id).describe()
+                raise NotAwaitingReview(
+                    f"withdrawal {withdrawal_id} is closed ({desc.status.name if desc.status else 'unknown'})"
+                ) from None
+            raise
+
+    async def status(self, withdrawal_id: str) -> WithdrawalView:
+        return await self.handle(withdrawal_id).query(WithdrawalWorkflow.status)
+
+    async def result(self, withdrawal_id: str) -> WithdrawalView:
+        handle = self.client.get_workflow_handle_for(WithdrawalWorkflow.run, workflow_id_for(withdrawal_id))
+        return await handle.result()

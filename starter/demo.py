@@ -1,0 +1,107 @@
+"""Plays one withdrawal per scenario through the running stack (simulator -> gateway ->
+workflow -> notices) and prints each timeline and notice. Scenarios are scripted on the
+channel simulator; everything else is the real path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+import httpx
+
+from sentinel.models import Contact, ReviewDecision, WithdrawalRequest, WithdrawalView
+from sentinel.taxonomy import WithdrawalStatus
+from starter.client import SentinelClient
+
+
+@dataclass
+class Scenario:
+    name: str
+    script: dict
+    shows: str
+    review: ReviewDecision | None = None
+    done: Callable[[WithdrawalView], bool] = lambda v: v.status.is_final
+    locale: str = "en-US"
+    extra: dict = field(default_factory=dict)
+
+
+def scenarios() -> list[Scenario]:
+    waiting = lambda v: v.status == WithdrawalStatus.DELAYED  # noqa: E731
+    return [
+        Scenario("success", {"scenario": "success"}, "happy path: callback decides, no notice"),
+        Scenario("bank_delay", {"scenario": "bank_delay", "params": {"delay_s": 20}},
+                 "R1: bank slow (AB08), delay notice after the grace period, then 'arrived'"),
+        Scenario("account_error", {"scenario": "account_error"},
+                 "R2: account closed (AC04): failed, funds back, fix-card link", locale="zh-CN"),
+        Scenario("risk_hold", {"scenario": "risk_hold"}, "R3: risk hold: 'under review', reviewer approves",
+                 review=ReviewDecision(decision="approve", reviewer="demo-reviewer", reason="identity confirmed")),
+        Scenario("limit", {"scenario": "limit"}, "R4: over the single limit (AM02): refused with the reason"),
+        Scenario("platform_error", {"steps": [{"after_s": 1, "status": "FAILED", "code": "FF01", "callback": True}]},
+                 "R5: channel integration fault (FF01): manual check, operators alerted, operator rejects",
+                 review=ReviewDecision(decision="reject", reviewer="demo-operator", reason="re-run after fix")),
+        Scenario("unknown_then_final", {"scenario": "system_error_then_final"},
+                 "R5: channel answered 500: never a failure, queried until the final answer"),
+        Scenario("returned", {"scenario": "success_then_return"}, "arrived, then returned by the bank (AC04)"),
+        Scenario("stuck", {"scenario": "bank_delay", "params": {"delay_s": 3600}},
+                 "stays DELAYED: find it in the UI with WithdrawalStatus=\"DELAYED\"", done=waiting),
+    ]
+
+
+async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag: str) -> WithdrawalView:
+    wid = f"DEMO-{run_tag}-{sc.name}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        (await http.put(f"{simulator_url}/_sim/scripts/{wid}", json=sc.script)).raise_for_status()
+    req = WithdrawalRequest(
+        withdrawal_id=wid, user_id=f"user-{sc.name}", amount="1250.00", currency="CNY", channel="generic",
+        bank_code="ICBC", card_last4="1234", payee_ref=f"vault:tok_{uuid.uuid4().hex[:8]}",
+        locale=sc.locale, contact=Contact(email=f"{sc.name}@example.com"),
+    )
+    await client.start_withdrawal(req)
+    deadline = time.monotonic() + 90
+    reviewed = False
+    while True:
+        view = await client.status(wid)
+        if sc.review and view.needs_review and not reviewed:
+            await asyncio.sleep(1)
+            await client.review(wid, sc.review)
+            reviewed = True
+            continue
+        if sc.done(view) and (not sc.review or reviewed):
+            return view
+        if time.monotonic() > deadline:
+            return view
+        await asyncio.sleep(0.5)
+
+
+def render(sc: Scenario, view: WithdrawalView, inbox: dict) -> str:
+    lines = [f"== {sc.name}: {sc.shows}",
+             f"   {view.withdrawal_id}  status={view.status.value}  category={view.category.value if view.category else '-'}"
+             f"  code={view.reason_code or '-'}  severity={view.severity.value}",
+             f"   next: {view.next_step}"]
+    t0 = view.timeline[0].at if view.timeline else None
+    for e in view.timeline:
+        offset = (e.at - t0).total_seconds() if t0 else 0
+        lines.append(f"   +{offset:5.1f}s  [{e.source:8}] {e.what}" + (f"  ({e.detail})" if e.detail else ""))
+    for n in view.notices:
+        lines.append(f"   notice {n.stage.value:<18} severity={n.severity.value:<6} via {','.join(n.channels) or '-'}"
+                     f"  delivered={','.join(n.delivered) or '-'}")
+    messages = inbox.get("messages", [])
+    if messages:
+        lines.append(f"   inbox (unread {inbox.get('unread')}), newest message:")
+        lines += ["     | " + line for line in messages[0]["body"].splitlines() if line.strip()]
+    return "\n".join(lines)
+
+
+async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str) -> list[WithdrawalView]:
+    run_tag = time.strftime("%H%M%S")
+    chosen = scenarios()
+    views = await asyncio.gather(*(play(sc, client, simulator_url, run_tag) for sc in chosen))
+    async with httpx.AsyncClient(timeout=10) as http:
+        for sc, view in zip(chosen, views):
+            inbox = (await http.get(f"{gateway_url}/v1/users/{view.user_id}/inbox")).json()
+            print(render(sc, view, inbox), flush=True)
+            print(flush=True)
+    return views

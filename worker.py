@@ -1,0 +1,50 @@
+"""Runs the Temporal worker: the withdrawal workflow and its activities.
+
+    python worker.py            # settings from SENTINEL_* environment variables / .env
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.registry import build_activities
+from sentinel.settings import Settings, get_settings
+from workflows.withdrawal import WithdrawalWorkflow
+
+
+def build_worker(client: Client, settings: Settings, **options) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[WithdrawalWorkflow],
+        activities=build_activities(settings),
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+        **options,
+    )
+
+
+async def main() -> None:
+    from starter.client import connect
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    settings = get_settings()
+    client = await connect(settings, service_name="withdrawal-sentinel-worker")
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logging.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+    async with worker:
+        await stop.wait()
+    logging.info("worker stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,615 @@
+"""WithdrawalWorkflow: one durable workflow per withdrawal (R33), id ``withdrawal-<id>``.
+
+It submits the payout, then listens to both sides (R10, R11): ``bank_callback`` signals and
+a polling activity on a backoff schedule; whichever answer comes first decides, later
+duplicates are recorded and ignored. Timers: the delay threshold plus a grace period
+(R23: a short blip raises no alarm), and a second threshold that moves the case to
+MANUAL_CHECK and alerts operators. An unknown answer is never a failure: query first (R5).
+Risk holds and manual checks wait for a reviewer's decision (R15, R29). Every change the
+user must know about becomes a notice on the channels the notice policy names (R31).
+
+Only decisions live here; all I/O is in activities (called by name, so the sandbox never
+imports httpx or SQLAlchemy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from channels.base import order_id_for
+    from sentinel.contracts import InitInput, InitResult, QueryInput, SubmitInput
+    from sentinel.models import (
+        Classification,
+        DeliveryResult,
+        NoticeRecord,
+        NoticeRequest,
+        Observation,
+        ReviewDecision,
+        TimelineEvent,
+        WithdrawalRequest,
+        WithdrawalView,
+    )
+    from sentinel.policy import next_step
+    from sentinel.taxonomy import (
+        ExceptionCategory,
+        Fixer,
+        PayoutState,
+        RetryDecision,
+        Severity,
+        Stage,
+        WithdrawalStatus,
+    )
+    from workflows import search_attributes as sa
+
+# Activity options: explicit timeouts, retry policies and non-retryable error types.
+INIT_TIMEOUT = timedelta(seconds=15)
+# Submit and query: a few quick tries; past them the answer counts as unknown (query later).
+CHANNEL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=["ChannelRejectedRequest", "UnknownChannel"],
+)
+NOTICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=12,
+    non_retryable_error_types=["UnknownChannel", "PermanentDeliveryError"],
+)
+MAX_SAME_ORDER_RESUBMITS = 3
+USER_STAGES_WITHOUT_EXCEPTION = {Stage.RESOLVED, Stage.APPROVED, Stage.OPERATOR_ALERT}
+
+
+def _unknown(subtype: str) -> Classification:
+    return Classification(
+        state=PayoutState.UNKNOWN,
+        category=ExceptionCategory.PLATFORM_ERROR,
+        subtype=subtype,
+        retry=RetryDecision.QUERY_FIRST,
+        fixer=Fixer.NOBODY,
+    )
+
+
+@workflow.defn
+class WithdrawalWorkflow:
+    @workflow.init
+    def __init__(self, req: WithdrawalRequest) -> None:
+        self._req = req
+        self._status = WithdrawalStatus.SUBMITTED
+        self._category: ExceptionCategory | None = None
+        self._subtype: str | None = None
+        self._reason_code: str | None = None
+        self._severity = Severity.INFO
+        self._attempt = 1
+        self._order_id = order_id_for(req.withdrawal_id, 1)
+        self._timeline: list[TimelineEvent] = []
+        self._notices: list[NoticeRecord] = []
+        self._decisions: list[ReviewDecision] = []
+        self._incoming: list[Observation] = []
+        self._pending_decisions: list[tuple[int, ReviewDecision]] = []
+        self._decided: set[int] = set()
+        self._decision_seq = 0
+        self._seen_events: set[str] = set()
+        self._last_answer: tuple[str, str, str | None] | None = None
+        self._stage_seq: dict[str, int] = {}
+        self._channels_used: list[str] = []
+        self._exception_notified = False
+        self._operators_alerted = False
+        self._tasks: list[asyncio.Task] = []
+        self._eta: datetime | None = None
+        self._policy_version: str | None = None
+        # per submission
+        self._submitted_at: datetime | None = None
+        self._delay_since: datetime | None = None
+        self._delay_notified = False
+        self._next_poll_at: datetime | None = None
+        self._poll_index = 0
+        self._same_order_resubmits = 0
+        self._sa_dirty = False
+
+    # --- entry point ------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, req: WithdrawalRequest) -> WithdrawalView:
+        init: InitResult = await workflow.execute_local_activity(
+            "init_tracking",
+            InitInput(withdrawal_id=req.withdrawal_id, channel=req.channel, bank_code=req.bank_code),
+            result_type=InitResult,
+            start_to_close_timeout=INIT_TIMEOUT,
+        )
+        self._policy = init.policy
+        self._notice_policy = init.notice_policy
+        self._available = init.available_channels
+        self._policy_version = f"delays {init.policy.version}; notices {init.notice_policy.version}"
+        self._event("tracking started", "workflow", self._policy_version)
+        for obs in init.parked:
+            self._event("callback received before tracking started", "callback", obs.event_id)
+            self._incoming.append(obs)
+
+        await self._submit()
+        await self._track()
+        await self._watch_for_return()
+        self._flush_search_attributes()
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._view()
+
+    # --- signals, updates, queries ----------------------------------------------------
+
+    @workflow.signal
+    def bank_callback(self, obs: Observation) -> None:
+        """A channel callback, already verified and classified by the gateway."""
+        self._incoming.append(obs)
+
+    @workflow.signal
+    def review_decision(self, decision: ReviewDecision) -> None:
+        """Fire-and-forget form of ``review``; a decision that does not apply is recorded."""
+        self._decision_seq += 1
+        self._pending_decisions.append((self._decision_seq, decision))
+
+    @workflow.update
+    async def review(self, decision: ReviewDecision) -> str:
+        """A reviewer's decision; rejected before it is written to history when the
+        withdrawal is not awaiting review. Returns the status after the decision."""
+        self._decision_seq += 1
+        seq = self._decision_seq
+        self._pending_decisions.append((seq, decision))
+        await workflow.wait_condition(lambda: seq in self._decided)
+        return self._status.value
+
+    @review.validator
+    def _validate_review(self, decision: ReviewDecision) -> None:
+        if not self._status.needs_human or self._pending_decisions:
+            raise ApplicationError(
+                f"withdrawal {self._req.withdrawal_id} is {self._status.value}, not awaiting review",
+                type="NotAwaitingReview",
+                non_retryable=True,
+            )
+
+    @workflow.query
+    def status(self) -> WithdrawalView:
+        return self._view()
+
+    # --- submission and tracking ----------------------------------------------------
+
+    async def _submit(self) -> None:
+        now = workflow.now()
+        self._submitted_at = now
+        self._delay_since = None
+        self._delay_notified = False
+        self._poll_index = 0
+        self._next_poll_at = now + timedelta(seconds=self._policy.poll_schedule_s[0])
+        self._last_answer = None
+        self._set_status(WithdrawalStatus.PROCESSING)
+        self._flush_search_attributes()
+        try:
+            obs = await workflow.execute_activity(
+                "submit_payout",
+                SubmitInput(request=self._req, order_id=self._order_id),
+                result_type=Observation,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=CHANNEL_RETRY,
+            )
+            self._event(f"payout {self._order_id} submitted", "submit")
+        except ActivityError as err:
+            cause = getattr(err.cause, "type", None) or type(err.cause).__name__
+            if cause == "ChannelRejectedRequest":
+                cls = Classification(
+                    state=PayoutState.FAILED,
+                    category=ExceptionCategory.PLATFORM_ERROR,
+                    subtype="integration",
+                    retry=RetryDecision.AFTER_OPS_FIX,
+                    fixer=Fixer.OPERATIONS,
+                )
+            else:
+                cls = _unknown("submit-unanswered")
+            self._event("submission not confirmed; querying before anything else", "submit", str(err.cause))
+            obs = Observation(
+                order_id=self._order_id,
+                source="submit",
+                channel=self._req.channel,
+                raw_status="NO_ANSWER" if cls.state == PayoutState.UNKNOWN else "REJECTED_REQUEST",
+                classification=cls,
+                observed_at=workflow.now(),
+            )
+        self._incoming.append(obs)
+
+    async def _track(self) -> None:
+        while not self._status.is_final:
+            await self._drain()
+            if self._status.is_final:
+                break
+            self._flush_search_attributes()
+            now = workflow.now()
+            wake = self._next_wake()
+            if wake is None or wake > now:
+                timeout = None if wake is None else wake - now
+                try:
+                    await workflow.wait_condition(
+                        lambda: bool(self._incoming) or bool(self._pending_decisions), timeout=timeout
+                    )
+                except asyncio.TimeoutError:
+                    pass
+            if self._incoming or self._pending_decisions:
+                continue
+            await self._on_timers()
+
+    def _next_wake(self) -> datetime | None:
+        deadlines = [d for d in (self._poll_due(), self._alarm_due(), self._manual_due()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def _poll_due(self) -> datetime | None:
+        if self._status in (WithdrawalStatus.PROCESSING, WithdrawalStatus.DELAYED, WithdrawalStatus.MANUAL_CHECK):
+            return self._next_poll_at
+        return None
+
+    def _alarm_due(self) -> datetime | None:
+        if self._status != WithdrawalStatus.PROCESSING or self._delay_notified or self._submitted_at is None:
+            return None
+        since = self._submitted_at + timedelta(seconds=self._policy.delay_threshold_s)
+        if self._delay_since is not None:
+            since = min(since, self._delay_since)
+        return since + timedelta(seconds=self._policy.grace_s)
+
+    def _manual_due(self) -> datetime | None:
+        if self._status not in (WithdrawalStatus.PROCESSING, WithdrawalStatus.DELAYED) or self._submitted_at is None:
+            return None
+        return self._submitted_at + timedelta(seconds=self._policy.manual_check_s)
+
+    async def _on_timers(self) -> None:
+        now = workflow.now()
+        manual, alarm, poll = self._manual_due(), self._alarm_due(), self._poll_due()
+        if manual is not None and now >= manual:
+            waited = int(self._policy.manual_check_s)
+            await self._to_manual_check(None, f"no final answer after {waited} s")
+        elif alarm is not None and now >= alarm:
+            self._delay_alarm()
+        if poll is not None and now >= poll and self._poll_due() is not None:
+            await self._poll()
+
+    async def _poll(self) -> None:
+        now = workflow.now()
+        schedule = self._policy.poll_schedule_s
+        if self._status == WithdrawalStatus.MANUAL_CHECK:
+            wait = schedule[-1]
+        else:
+            self._poll_index += 1
+            wait = schedule[min(self._poll_index, len(schedule) - 1)]
+        self._next_poll_at = now + timedelta(seconds=wait)
+        try:
+            obs = await workflow.execute_activity(
+                "query_payout",
+                QueryInput(channel=self._req.channel, order_id=self._order_id),
+                result_type=Observation,
+                start_to_close_timeout=timedelta(seconds=20),
+                retry_policy=CHANNEL_RETRY,
+            )
+        except ActivityError as err:
+            self._event("status query failed; will query again", "poll", str(err.cause))
+            return
+        self._incoming.append(obs)
+
+    async def _drain(self) -> None:
+        while self._incoming or self._pending_decisions:
+            if self._incoming:
+                await self._handle(self._incoming.pop(0))
+            else:
+                seq, decision = self._pending_decisions.pop(0)
+                await self._apply_decision(decision)
+                self._decided.add(seq)
+
+    # --- what an answer means ---------------------------------------------------------
+
+    async def _handle(self, obs: Observation) -> None:
+        if obs.event_id:
+            if obs.event_id in self._seen_events:
+                self._event("duplicate delivery ignored", obs.source, obs.event_id)
+                return
+            self._seen_events.add(obs.event_id)
+        if obs.order_id != self._order_id:
+            self._event(f"answer for earlier order {obs.order_id} recorded, ignored", obs.source, obs.raw_status)
+            return
+        cls = obs.classification
+        if self._status.is_final:
+            if self._status == WithdrawalStatus.SUCCEEDED and cls.state in (PayoutState.RETURNED, PayoutState.FAILED):
+                self._event(f"channel: {obs.raw_status} {obs.raw_code or ''}".strip(), obs.source)
+                self._returned(cls, obs)
+            else:
+                self._event(f"late answer {obs.raw_status} recorded, ignored", obs.source, obs.raw_code)
+            return
+        answer = (obs.raw_status, obs.raw_code or "", cls.state.value)
+        if answer == self._last_answer:
+            if obs.source == "callback":
+                self._event("same answer again, ignored", obs.source, obs.raw_status)
+            return
+        self._last_answer = answer
+        self._event(f"channel: {obs.raw_status} {obs.raw_code or ''}".strip(), obs.source)
+
+        state = cls.state
+        if state in (PayoutState.SUBMITTED, PayoutState.PROCESSING):
+            self._still_processing(cls)
+        elif state == PayoutState.AWAITING_USER:
+            self._category, self._subtype = ExceptionCategory.AWAITING_USER_ACTION, cls.subtype
+            self._notify(Stage.DETECTED, ExceptionCategory.AWAITING_USER_ACTION)
+        elif state == PayoutState.UNKNOWN:
+            await self._unknown(cls, obs)
+        elif state == PayoutState.SUCCEEDED:
+            self._succeeded()
+        elif state == PayoutState.HELD:
+            self._to_review(cls, obs)
+        elif state in (PayoutState.FAILED, PayoutState.CANCELLED):
+            payer_side = cls.category == ExceptionCategory.BALANCE_OR_LIMIT and (cls.subtype or "").startswith("payer")
+            if (
+                not cls.mapped
+                or cls.category in (ExceptionCategory.PLATFORM_ERROR, ExceptionCategory.DUPLICATE)
+                or payer_side
+            ):
+                await self._to_manual_check(cls, f"{obs.raw_status} {obs.raw_code or ''}".strip(), obs)
+            elif cls.category == ExceptionCategory.RISK_HOLD:
+                self._to_review(cls, obs)
+            else:
+                self._failed(cls, obs)
+        elif state == PayoutState.RETURNED:
+            self._returned(cls, obs)
+
+    def _still_processing(self, cls: Classification) -> None:
+        if cls.category == ExceptionCategory.BANK_DELAY and self._delay_since is None:
+            # The channel itself says the bank is slow: the grace period starts now (R1, R23).
+            self._delay_since = workflow.now()
+            self._subtype = cls.subtype
+        elif cls.category == ExceptionCategory.BALANCE_OR_LIMIT and (cls.subtype or "").startswith("payer"):
+            # Platform float is short: the user only sees a delay; operations must top up.
+            if self._delay_since is None:
+                self._delay_since = workflow.now()
+            self._alert_operators(cls.category)
+
+    async def _unknown(self, cls: Classification, obs: Observation) -> None:
+        if obs.raw_status == "NOT_FOUND" and obs.source == "poll":
+            # The channel never got the order: resend the identical request (same order number).
+            if self._same_order_resubmits < MAX_SAME_ORDER_RESUBMITS:
+                self._same_order_resubmits += 1
+                self._event("channel has no such order; resending the same order", "poll")
+                submitted_at = self._submitted_at
+                await self._submit()
+                self._submitted_at = submitted_at  # thresholds keep counting from the first try
+                return
+            await self._to_manual_check(cls, "channel still has no such order after resending", obs)
+            return
+        # Never a failure: query first, and soon (R5).
+        self._next_poll_at = workflow.now() + timedelta(seconds=self._policy.unknown_poll_s)
+
+    # --- transitions ------------------------------------------------------------------
+
+    def _delay_alarm(self) -> None:
+        self._delay_notified = True
+        self._category = ExceptionCategory.BANK_DELAY
+        self._eta = workflow.now() + timedelta(hours=self._policy.eta_hours)
+        self._set_status(WithdrawalStatus.DELAYED)
+        self._event("delay confirmed after the grace period", "timer")
+        self._notify(Stage.DELAYED, ExceptionCategory.BANK_DELAY)
+
+    def _succeeded(self) -> None:
+        self._eta = None
+        self._set_status(WithdrawalStatus.SUCCEEDED)
+        if self._exception_notified:
+            # Tell the user it is resolved, on the channels used before (send_resolved).
+            self._notify(Stage.RESOLVED, self._category, channels=list(self._channels_used))
+
+    def _failed(self, cls: Classification, obs: Observation) -> None:
+        self._category, self._subtype, self._reason_code = cls.category, cls.subtype, obs.raw_code
+        self._set_status(WithdrawalStatus.FAILED)
+        self._notify(Stage.DETECTED, cls.category)
+
+    def _returned(self, cls: Classification, obs: Observation) -> None:
+        self._category = cls.category if cls.category else ExceptionCategory.RETURNED_AFTER_SUCCESS
+        self._subtype, self._reason_code = cls.subtype, obs.raw_code
+        self._set_status(WithdrawalStatus.RETURNED)
+        self._notify(Stage.RETURNED, self._category)
+
+    def _to_review(self, cls: Classification, obs: Observation) -> None:
+        self._category = cls.category or ExceptionCategory.RISK_HOLD
+        self._subtype, self._reason_code = cls.subtype, obs.raw_code
+        self._set_status(WithdrawalStatus.UNDER_REVIEW)
+        self._notify(Stage.UNDER_REVIEW, self._category)  # R15: "under review" first
+
+    async def _to_manual_check(self, cls: Classification | None, why: str, obs: Observation | None = None) -> None:
+        if self._status == WithdrawalStatus.MANUAL_CHECK:
+            return
+        self._category = cls.category if cls and cls.category else ExceptionCategory.PLATFORM_ERROR
+        self._subtype = cls.subtype if cls else "stuck"
+        if obs is not None:
+            self._reason_code = obs.raw_code
+        self._set_status(WithdrawalStatus.MANUAL_CHECK)
+        self._event(f"manual check: {why}", "workflow")
+        self._next_poll_at = workflow.now() + timedelta(seconds=self._policy.poll_schedule_s[-1])
+        self._notify(Stage.MANUAL_CHECK, self._category)
+        self._alert_operators(self._category, force=True)
+
+    def _alert_operators(self, category: ExceptionCategory | None, force: bool = False) -> None:
+        if self._operators_alerted and not force:
+            return
+        self._operators_alerted = True
+        if "ops_email" in self._available:
+            self._notify(Stage.OPERATOR_ALERT, category, channels=["ops_email"])
+
+    async def _apply_decision(self, decision: ReviewDecision) -> None:
+        if not self._status.needs_human:
+            self._event(
+                f"review decision '{decision.decision}' by {decision.reviewer} ignored: {self._status.value}", "review"
+            )
+            return
+        self._decisions.append(decision)
+        self._event(f"review: {decision.decision} by {decision.reviewer}", "review", decision.reason)
+        if decision.decision == "request_documents":
+            self._notify(Stage.DOCUMENTS_REQUESTED, self._category, documents=decision.documents)
+            return
+        if decision.decision == "reject":
+            self._set_status(WithdrawalStatus.FAILED)
+            self._notify(Stage.REJECTED, self._category)
+            return
+        # approve: release the payout again. After a risk hold the held order is dead, so a
+        # new order number; after a manual check the same one (the channel deduplicates).
+        self._notify(Stage.APPROVED, self._category)
+        if self._status == WithdrawalStatus.UNDER_REVIEW:
+            self._attempt += 1
+            self._order_id = order_id_for(self._req.withdrawal_id, self._attempt)
+        self._category = self._subtype = self._reason_code = None
+        await self._submit()
+
+    async def _watch_for_return(self) -> None:
+        """After success, keep listening for a bank return for the channel's window."""
+        if self._status != WithdrawalStatus.SUCCEEDED or self._policy.return_watch_s <= 0:
+            await self._drain()
+            return
+        deadline = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
+        while self._status == WithdrawalStatus.SUCCEEDED:
+            self._flush_search_attributes()
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                break
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._incoming) or bool(self._pending_decisions), timeout=remaining
+                )
+            except asyncio.TimeoutError:
+                break
+            await self._drain()
+
+    # --- notices ------------------------------------------------------------------------
+
+    def _reachable(self, channel: str) -> bool:
+        contact = self._req.contact
+        if channel == "email":
+            return bool(contact.email)
+        if channel in ("sms", "voice"):
+            return bool(contact.phone)
+        return True
+
+    def _notify(
+        self,
+        stage: Stage,
+        category: ExceptionCategory | None,
+        *,
+        channels: list[str] | None = None,
+        documents: list[str] | None = None,
+    ) -> None:
+        severity = self._notice_policy.severity(category, stage)
+        if channels is None:
+            channels = [c for c in self._notice_policy.channels_for(severity, self._available) if c != "ops_email"]
+        channels = [c for c in channels if c in self._available and self._reachable(c)]
+        seq = self._stage_seq.get(stage.value, 0) + 1
+        self._stage_seq[stage.value] = seq
+        record = NoticeRecord(
+            key=f"{self._req.withdrawal_id}/{stage.value}/{seq}",
+            stage=stage,
+            category=category,
+            severity=severity,
+            channels=channels,
+            at=workflow.now(),
+        )
+        self._notices.append(record)
+        if stage != Stage.OPERATOR_ALERT:
+            self._severity = severity
+            self._sa_dirty = True
+        if stage not in USER_STAGES_WITHOUT_EXCEPTION:
+            self._exception_notified = True
+            for c in channels:
+                if c not in self._channels_used:
+                    self._channels_used.append(c)
+        for channel in channels:
+            notice = NoticeRequest(
+                key=f"{record.key}/{channel}",
+                channel=channel,
+                stage=stage,
+                category=category,
+                subtype=self._subtype,
+                severity=severity,
+                status=self._status,
+                reason_code=self._reason_code,
+                withdrawal=self._req,
+                eta=self._eta,
+                documents=documents or [],
+            )
+            self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
+
+    async def _deliver(self, record: NoticeRecord, notice: NoticeRequest) -> None:
+        try:
+            result = await workflow.execute_activity(
+                "deliver_notice",
+                notice,
+                result_type=DeliveryResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTICE_RETRY,
+            )
+        except ActivityError as err:
+            record.failed.append(notice.channel)
+            self._event(f"{notice.stage.value} notice via {notice.channel} failed", "notice", str(err.cause))
+            return
+        if result.status in ("sent", "duplicate"):
+            record.delivered.append(notice.channel)
+        else:
+            self._event(f"{notice.stage.value} notice via {notice.channel} skipped", "notice", result.detail)
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _event(self, what: str, source: str, detail: str | None = None) -> None:
+        self._timeline.append(TimelineEvent(at=workflow.now(), what=what, source=source, detail=detail))
+
+    def _set_status(self, status: WithdrawalStatus) -> None:
+        if status == self._status:
+            return
+        self._status = status
+        self._event(f"status {status.value}", "workflow")
+        self._sa_dirty = True
+
+    def _flush_search_attributes(self) -> None:
+        """One upsert for all changes since the last one: each upsert is a billed action."""
+        if not self._sa_dirty:
+            return
+        self._sa_dirty = False
+        updates = [
+            sa.WITHDRAWAL_STATUS.value_set(self._status.value),
+            sa.CHANNEL.value_set(self._req.channel),
+            sa.BANK_CODE.value_set(self._req.bank_code),
+            sa.SEVERITY.value_set(self._severity.value),
+            sa.NEEDS_REVIEW.value_set(self._status.needs_human),
+            sa.EXCEPTION_CATEGORY.value_set(self._category.value)
+            if self._category
+            else sa.EXCEPTION_CATEGORY.value_unset(),
+        ]
+        workflow.upsert_search_attributes(updates)
+
+    def _view(self) -> WithdrawalView:
+        r = self._req
+        return WithdrawalView(
+            withdrawal_id=r.withdrawal_id,
+            user_id=r.user_id,
+            amount=r.amount,
+            currency=r.currency,
+            channel=r.channel,
+            bank_code=r.bank_code,
+            card_last4=r.card_last4,
+            status=self._status,
+            category=self._category,
+            subtype=self._subtype,
+            severity=self._severity,
+            reason_code=self._reason_code,
+            order_id=self._order_id,
+            attempt=self._attempt,
+            needs_review=self._status.needs_human,
+            next_step=next_step(self._status, self._category),
+            eta=self._eta,
+            timeline=list(self._timeline),
+            notices=list(self._notices),
+            decisions=list(self._decisions),
+            policy_version=self._policy_version,
+        )
