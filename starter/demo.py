@@ -44,7 +44,8 @@ def scenarios() -> list[Scenario]:
                  review=ReviewDecision(decision="reject", reviewer="demo-operator", reason="re-run after fix")),
         Scenario("unknown_then_final", {"scenario": "system_error_then_final"},
                  "R5: channel answered 500: never a failure, queried until the final answer"),
-        Scenario("returned", {"scenario": "success_then_return"}, "arrived, then returned by the bank (AC04)"),
+        Scenario("returned", {"scenario": "success_then_return"}, "arrived, then returned by the bank (AC04)",
+                 done=lambda v: v.status == WithdrawalStatus.RETURNED),
         Scenario("stuck", {"scenario": "bank_delay", "params": {"delay_s": 3600}},
                  "stays DELAYED: find it in the UI with WithdrawalStatus=\"DELAYED\"", done=waiting),
     ]
@@ -69,7 +70,8 @@ async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag
             await client.review(wid, sc.review)
             reviewed = True
             continue
-        if sc.done(view) and (not sc.review or reviewed):
+        settled = all(len(n.delivered) + len(n.failed) >= len(n.channels) for n in view.notices)
+        if sc.done(view) and (not sc.review or reviewed) and settled:
             return view
         if time.monotonic() > deadline:
             return view
