@@ -14,6 +14,7 @@ from notifiers.email import EmailNotifier, OperatorEmailNotifier, SmtpConfig
 from notifiers.inbox import InboxNotifier
 from sentinel.catalogue import default_catalogue
 from sentinel.policy import NoticePolicy, validate_delays_document
+from sentinel.risk import load_ruleset
 from sentinel.settings import Settings
 from store.db import engine_for
 
@@ -41,7 +42,8 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
     delays = HotFile(settings.delays_file, validate_delays_document)
     notice_policy = HotFile(settings.notice_policy_file, NoticePolicy.model_validate)
     channels = channels or build_channels(settings, catalogue)
-    tracking = TrackingActivities(engine, delays, notice_policy, sorted(notifiers))
+    risk_rules = HotFile(settings.risk_rules_file, load_ruleset)
+    tracking = TrackingActivities(engine, delays, notice_policy, risk_rules, sorted(notifiers))
     channel = ChannelActivities(channels, settings.callback_base_url)
     notify = NotifyActivities(
         engine,
@@ -53,4 +55,4 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         link_secret=settings.link_secret.get_secret_value(),
         link_ttl_s=settings.link_ttl_s,
     )
-    return [tracking.init_tracking, channel.submit_payout, channel.query_payout, notify.deliver_notice]
+    return [tracking.init_tracking, tracking.record_progress, channel.submit_payout, channel.query_payout, notify.deliver_notice]

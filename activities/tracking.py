@@ -1,35 +1,70 @@
-"""Start-of-tracking activity: resolve the timers for this channel/bank from the delay
-configuration, the notice policy, the channels this deployment can deliver, and any
-callback that arrived before the workflow started (kept, never lost)."""
+"""Tracking activities (local, cheap): at the start, resolve the timers for this
+channel/bank, the notice policy, the deliverable channels, any callback that came before
+the start (kept, never lost), record the withdrawal and run the risk rules (R12); on each
+status change, update the withdrawal's projection (records list, review queue)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
 from activities.config_files import HotFile
-from sentinel.contracts import InitInput, InitResult
+from sentinel.contracts import InitInput, InitResult, ProgressUpdate
 from sentinel.models import Observation
 from sentinel.policy import NoticePolicy, resolve_tracking_policy
-from store.repo import mark_parked_delivered, parked_for
+from sentinel.risk import evaluate, history_windows, load_ruleset
+from sentinel.taxonomy import WithdrawalStatus
+from store.repo import (
+    mark_parked_delivered,
+    parked_for,
+    payee_fingerprint,
+    record_risk_hits,
+    record_withdrawal,
+    update_progress,
+    user_history,
+)
 
 
 class TrackingActivities:
-    def __init__(self, engine: Engine, delays: HotFile, notice_policy: HotFile, available_channels: list[str]):
+    def __init__(self, engine: Engine, delays: HotFile, notice_policy: HotFile, risk_rules: HotFile,
+                 available_channels: list[str]):
         self.engine = engine
         self.delays = delays
         self.notice_policy = notice_policy
+        self.risk_rules = risk_rules
         self.available_channels = available_channels
+
+    def _init(self, inp: InitInput) -> InitResult:
+        req = inp.request
+        policy = resolve_tracking_policy(self.delays.get(), req.channel, req.bank_code)
+        notice_policy = NoticePolicy.model_validate(self.notice_policy.get())
+        ruleset = load_ruleset(self.risk_rules.get())
+        now = datetime.now(timezone.utc)
+        record_withdrawal(self.engine, req, WithdrawalStatus.SUBMITTED.value)
+        history = user_history(
+            self.engine, req.user_id, payee_fingerprint(req.payee_ref), history_windows(ruleset), now, req.withdrawal_id
+        )
+        hits = evaluate(ruleset, req, history, now, req.card_added_at)
+        record_risk_hits(self.engine, req.withdrawal_id, hits)
+        rows = parked_for(self.engine, req.withdrawal_id)
+        parked = [Observation.model_validate_json(r.observation_json) for r in rows]
+        mark_parked_delivered(self.engine, [r.id for r in rows])
+        return InitResult(
+            policy=policy,
+            notice_policy=notice_policy,
+            available_channels=self.available_channels,
+            parked=parked,
+            risk_hits=hits,
+            four_eyes=ruleset.needs_four_eyes(req.amount, req.currency),
+        )
 
     @activity.defn(name="init_tracking")
     async def init_tracking(self, inp: InitInput) -> InitResult:
-        policy = resolve_tracking_policy(self.delays.get(), inp.channel, inp.bank_code)
-        notice_policy = NoticePolicy.model_validate(self.notice_policy.get())
-        rows = await asyncio.to_thread(parked_for, self.engine, inp.withdrawal_id)
-        parked = [Observation.model_validate_json(r.observation_json) for r in rows]
-        await asyncio.to_thread(mark_parked_delivered, self.engine, [r.id for r in rows])
-        return InitResult(
-            policy=policy, notice_policy=notice_policy, available_channels=self.available_channels, parked=parked
-        )
+        return await asyncio.to_thread(self._init, inp)
+
+    @activity.defn(name="record_progress")
+    async def record_progress(self, update: ProgressUpdate) -> None:
+        await asyncio.to_thread(update_progress, self.engine, update)

@@ -3,10 +3,13 @@ activity workers. Pure pydantic models, safe inside the workflow sandbox."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from sentinel.models import Observation, TrackingPolicy, WithdrawalRequest
+from sentinel.models import Observation, RiskHit, TrackingPolicy, WithdrawalRequest
 from sentinel.policy import NoticePolicy
+from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
 
 
 class _C(BaseModel):
@@ -14,9 +17,7 @@ class _C(BaseModel):
 
 
 class InitInput(_C):
-    withdrawal_id: str
-    channel: str
-    bank_code: str
+    request: WithdrawalRequest
 
 
 class InitResult(_C):
@@ -24,6 +25,27 @@ class InitResult(_C):
     notice_policy: NoticePolicy
     available_channels: list[str]
     parked: list[Observation] = Field(default_factory=list, description="callbacks that came before the start")
+    risk_hits: list[RiskHit] = Field(default_factory=list, description="risk rules the withdrawal hit (R12)")
+    four_eyes: bool = Field(False, description="two different reviewers must approve")
+
+
+class ProgressUpdate(_C):
+    """A status change, written to the withdrawal projection (records list, review queue)."""
+
+    withdrawal_id: str
+    status: WithdrawalStatus
+    category: ExceptionCategory | None = None
+    severity: Severity = Severity.INFO
+    reason_code: str | None = None
+    needs_review: bool = False
+    at: datetime
+
+
+class DocumentsUpload(_C):
+    """The user uploaded the documents a reviewer asked for (R18)."""
+
+    documents: list[str] = Field(min_length=1)
+    reference: str = Field(min_length=1, max_length=128, description="where the documents are stored")
 
 
 class SubmitInput(_C):

@@ -66,6 +66,7 @@ class WithdrawalRequest(_Model):
     locale: Locale = "zh-CN"
     contact: Contact = Field(default_factory=Contact)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    card_added_at: datetime | None = Field(default=None, description="when the user bound this card (risk rules)")
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -142,6 +143,16 @@ class ReviewDecision(_Model):
         return self
 
 
+class RiskHit(_Model):
+    """A risk rule the withdrawal hit, with the rule set's version (R12)."""
+
+    rule_id: str
+    rule_version: str
+    description: str
+    documents: list[str] = Field(default_factory=list)
+    detail: str
+
+
 class TimelineEvent(_Model):
     at: datetime
     what: str
@@ -173,6 +184,7 @@ class TrackingPolicy(_Model):
     unknown_poll_s: float = Field(gt=0, description="wait before re-querying an UNKNOWN answer")
     return_watch_s: float = Field(ge=0, description="how long a success is watched for a return")
     review_sla_s: float = Field(gt=0, description="a review case older than this is escalated")
+    documents_wait_s: float = Field(gt=0, description="how long requested documents are waited for")
     eta_hours: float = Field(gt=0, description="expected arrival told to the user in a delay notice")
 
     @model_validator(mode="after")
@@ -206,6 +218,11 @@ class WithdrawalView(_Model):
     timeline: list[TimelineEvent] = Field(default_factory=list)
     notices: list[NoticeRecord] = Field(default_factory=list)
     decisions: list[ReviewDecision] = Field(default_factory=list)
+    risk_hits: list[RiskHit] = Field(default_factory=list)
+    four_eyes: bool = False
+    approvals: list[str] = Field(default_factory=list, description="reviewers who approved so far")
+    awaiting_documents: list[str] = Field(default_factory=list)
+    review_since: datetime | None = None
     policy_version: str | None = None
 
 

@@ -26,6 +26,7 @@ _TRACKING_KEYS = {
     "unknown_poll": "unknown_poll_s",
     "return_watch": "return_watch_s",
     "review_sla": "review_sla_s",
+    "documents_wait": "documents_wait_s",
     "eta_hours": "eta_hours",
 }
 

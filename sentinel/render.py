@@ -483,6 +483,8 @@ _STAGE_STATUS: dict[Stage, WithdrawalStatus] = {
     Stage.DELAYED: WithdrawalStatus.DELAYED,
     Stage.UNDER_REVIEW: WithdrawalStatus.UNDER_REVIEW,
     Stage.DOCUMENTS_REQUESTED: WithdrawalStatus.UNDER_REVIEW,
+    Stage.REVIEW_DELAYED: WithdrawalStatus.UNDER_REVIEW,
+    Stage.DOCUMENTS_EXPIRED: WithdrawalStatus.FAILED,
     Stage.MANUAL_CHECK: WithdrawalStatus.MANUAL_CHECK,
     Stage.APPROVED: WithdrawalStatus.PROCESSING,
     Stage.REJECTED: WithdrawalStatus.FAILED,

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
 
     # Configuration as data
     delays_file: Path = Field(ROOT / "config" / "delays.yaml", description="delay thresholds per channel/bank")
+    risk_rules_file: Path = Field(ROOT / "config" / "risk_rules.yaml", description="risk rules (R12), re-read on change")
 
     # Channels: the generic bank protocol (also spoken by the simulator)
     channel_base_url: str = Field("http://127.0.0.1:8701", description="base URL of the generic payout channel")

@@ -116,6 +116,8 @@ class Stage(str, Enum):
     DELAYED = "DELAYED"  # past the delay threshold and the grace period
     UNDER_REVIEW = "UNDER_REVIEW"  # a human looks at it (R15)
     DOCUMENTS_REQUESTED = "DOCUMENTS_REQUESTED"  # R18
+    REVIEW_DELAYED = "REVIEW_DELAYED"  # review past its SLA: it takes longer, escalated
+    DOCUMENTS_EXPIRED = "DOCUMENTS_EXPIRED"  # documents not received in time: funds returned
     MANUAL_CHECK = "MANUAL_CHECK"  # we are checking with the bank
     APPROVED = "APPROVED"  # review passed, payout released again
     REJECTED = "REJECTED"  # review rejected, funds returned

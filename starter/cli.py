@@ -177,9 +177,48 @@ def stuck(query: str = typer.Option(
     asyncio.run(go())
 
 
+SETTINGS_DOC_HEAD = """# Configuration
+
+All settings live in one typed object, `sentinel/settings.py` (pydantic-settings). Each is read
+from an environment variable `SENTINEL_<NAME>` or from a `.env` file in the working directory;
+`python -m starter settings` prints the values in force (secrets hidden). This page is generated
+by `python -m starter settings --markdown > docs/configuration.md`; a test keeps it complete.
+
+Operators change behaviour that must move without a code change in data files instead:
+`config/delays.yaml` (delay thresholds, grace, polling per channel and bank), `config/risk_rules.yaml`
+(risk rules, R12), `config/notice_policy.yaml` (severity and channels), `sentinel/codes/*.yaml` (the
+error-code catalogue, docs/error-codes.md) and `sentinel/templates/*.yaml` (notice wording,
+docs/notices.md). The YAML files under `config/` are re-read when they change; an invalid edit is
+refused and the previous version stays in force.
+
+| variable | default | meaning |
+|---|---|---|
+"""
+
+SETTINGS_DOC_TAIL = """
+Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_SMTP_PASSWORD`) have
+development defaults so that `make run` works out of the box; production sets them from a
+secret store (see docs/deployment.md). They never appear in logs or workflow history.
+"""
+
+
+def settings_markdown() -> str:
+    rows = []
+    for name, f in Settings.model_fields.items():
+        d = f.default
+        if hasattr(d, "get_secret_value"):
+            d = "(secret) " + d.get_secret_value()
+        d = str(d).replace(str(ROOT) + "/", "")
+        rows.append(f"| `SENTINEL_{name.upper()}` | `{d}` | {f.description} |")
+    return SETTINGS_DOC_HEAD + "\n".join(rows) + "\n" + SETTINGS_DOC_TAIL
+
+
 @app.command()
-def settings() -> None:
+def settings(markdown: bool = typer.Option(False, help="print the documentation table instead")) -> None:
     """Print the settings in force (secrets hidden)."""
+    if markdown:
+        print(settings_markdown(), end="")
+        return
     print(json.dumps(get_settings().model_dump(mode="json"), indent=2, default=str))
 
 

@@ -9,6 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from sentinel.contracts import DocumentsUpload
 from sentinel.models import Observation, ReviewDecision, WithdrawalRequest, WithdrawalView, workflow_id_for
 from sentinel.settings import Settings, get_settings
 from sentinel.taxonomy import WithdrawalStatus
@@ -30,6 +31,10 @@ async def connect(settings: Settings | None = None, service_name: str = "withdra
 
 class NotAwaitingReview(Exception):
     """The withdrawal is not waiting for a review decision."""
+
+
+class FourEyesViolation(Exception):
+    """The same reviewer tried to give the second approval."""
 
 
 class SentinelClient:
@@ -82,8 +87,11 @@ class SentinelClient:
         try:
             return await self.handle(withdrawal_id).execute_update(WithdrawalWorkflow.review, decision)
         except WorkflowUpdateFailedError as err:
-            if getattr(err.cause, "type", None) == "NotAwaitingReview":
+            kind = getattr(err.cause, "type", None)
+            if kind == "NotAwaitingReview":
                 raise NotAwaitingReview(str(err.cause)) from None
+            if kind == "SameReviewer":
+                raise FourEyesViolation(str(err.cause)) from None
             raise
         except RPCError as err:
             # A finished workflow takes no updates: it exists, but awaits no review.
@@ -93,6 +101,10 @@ class SentinelClient:
                     f"withdrawal {withdrawal_id} is closed ({desc.status.name if desc.status else 'unknown'})"
                 ) from None
             raise
+
+    async def upload_documents(self, withdrawal_id: str, upload: DocumentsUpload) -> None:
+        """The user uploaded the documents a reviewer asked for (R18)."""
+        await self.handle(withdrawal_id).signal(WithdrawalWorkflow.documents_uploaded, upload)
 
     async def status(self, withdrawal_id: str) -> WithdrawalView:
         return await self.handle(withdrawal_id).query(WithdrawalWorkflow.status)

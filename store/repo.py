@@ -3,15 +3,28 @@ callers run them with ``asyncio.to_thread``. Each function is one short transact
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from store.tables import InboxMessage, NoticeDelivery, ParkedCallback, utcnow
+from sentinel.contracts import ProgressUpdate
+from sentinel.models import WithdrawalRequest
+from sentinel.risk import RiskHit, UserHistory
+from store.tables import (
+    AuditLog,
+    InboxMessage,
+    NoticeDelivery,
+    ParkedCallback,
+    RiskHitRow,
+    WithdrawalRecord,
+    utcnow,
+)
 
 
 # --- notice deliveries (exactly once per key) ------------------------------------------
@@ -162,3 +175,163 @@ def mark_parked_delivered(engine: Engine, ids: list[int]) -> None:
             row.delivered_at = utcnow()
             session.add(row)
         session.commit()
+
+
+# --- withdrawal records (projection), risk hits, audit ----------------------------------
+
+
+def payee_fingerprint(payee_ref: str) -> str:
+    """Identifies "the same card" for the risk rules without keeping any card data."""
+    return hashlib.sha256(payee_ref.encode()).hexdigest()
+
+
+def record_withdrawal(engine: Engine, req: WithdrawalRequest, status: str) -> bool:
+    """Insert the projection row once; False if it already exists (a repeated start)."""
+    with Session(engine) as session:
+        if session.get(WithdrawalRecord, req.withdrawal_id) is not None:
+            return False
+        session.add(
+            WithdrawalRecord(
+                withdrawal_id=req.withdrawal_id, user_id=req.user_id, amount=req.amount, currency=req.currency,
+                channel=req.channel, bank_code=req.bank_code, card_last4=req.card_last4,
+                payee_fingerprint=payee_fingerprint(req.payee_ref), locale=req.locale, status=status,
+                created_at=req.created_at,
+            )
+        )
+        try:
+            session.commit()
+            return True
+        except IntegrityError:
+            session.rollback()
+            return False
+
+
+def update_progress(engine: Engine, update: ProgressUpdate) -> None:
+    with Session(engine) as session:
+        row = session.get(WithdrawalRecord, update.withdrawal_id)
+        if row is None:
+            return
+        became_review = update.needs_review and not row.needs_review
+        row.status = update.status.value
+        row.category = update.category.value if update.category else None
+        row.severity = update.severity.value
+        row.reason_code = update.reason_code
+        row.needs_review = update.needs_review
+        if became_review:
+            row.review_since = update.at
+        if not update.needs_review:
+            row.review_since = None
+            row.assignee = None
+        row.updated_at = update.at
+        session.add(row)
+        session.commit()
+
+
+def user_history(
+    engine: Engine, user_id: str, fingerprint: str, windows: dict[str, float], now: datetime, exclude_id: str
+) -> UserHistory:
+    with Session(engine) as session:
+        counts: dict[str, int] = {}
+        failures: dict[str, int] = {}
+        for rule_id, seconds in windows.items():
+            since = now - timedelta(seconds=seconds)
+            base = select(func.count()).select_from(WithdrawalRecord).where(
+                WithdrawalRecord.user_id == user_id,
+                WithdrawalRecord.created_at >= since,
+                WithdrawalRecord.withdrawal_id != exclude_id,
+            )
+            counts[rule_id] = int(session.exec(base).one()) + 1  # this one too
+            failures[rule_id] = int(session.exec(base.where(WithdrawalRecord.status == "FAILED")).one())
+        to_card = session.exec(
+            select(func.count()).select_from(WithdrawalRecord).where(
+                WithdrawalRecord.user_id == user_id,
+                WithdrawalRecord.payee_fingerprint == fingerprint,
+                WithdrawalRecord.withdrawal_id != exclude_id,
+            )
+        ).one()
+    return UserHistory(withdrawals_in_window=counts, failures_in_window=failures, earlier_withdrawals_to_card=int(to_card))
+
+
+def record_risk_hits(engine: Engine, withdrawal_id: str, hits: list[RiskHit]) -> None:
+    if not hits:
+        return
+    with Session(engine) as session:
+        if session.exec(select(RiskHitRow).where(RiskHitRow.withdrawal_id == withdrawal_id)).first():
+            return  # a retried activity: already recorded
+        for h in hits:
+            session.add(RiskHitRow(withdrawal_id=withdrawal_id, rule_id=h.rule_id, rule_version=h.rule_version,
+                                   detail=h.detail))
+        session.commit()
+
+
+def user_withdrawals(engine: Engine, user_id: str, limit: int = 20, offset: int = 0) -> tuple[list[WithdrawalRecord], int]:
+    with Session(engine) as session:
+        total = session.exec(
+            select(func.count()).select_from(WithdrawalRecord).where(WithdrawalRecord.user_id == user_id)
+        ).one()
+        rows = session.exec(
+            select(WithdrawalRecord)
+            .where(WithdrawalRecord.user_id == user_id)
+            .order_by(WithdrawalRecord.created_at.desc(), WithdrawalRecord.withdrawal_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows), int(total)
+
+
+def get_record(engine: Engine, withdrawal_id: str) -> WithdrawalRecord | None:
+    with Session(engine) as session:
+        return session.get(WithdrawalRecord, withdrawal_id)
+
+
+def review_queue(
+    engine: Engine,
+    *,
+    category: str | None = None,
+    older_than_s: float | None = None,
+    min_amount: Decimal | None = None,
+    assignee: str | None = None,
+    now: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[WithdrawalRecord]:
+    """Withdrawals waiting for a person, oldest first (R29)."""
+    stmt = select(WithdrawalRecord).where(WithdrawalRecord.needs_review.is_(True))
+    if category:
+        stmt = stmt.where(WithdrawalRecord.category == category)
+    if older_than_s is not None:
+        stmt = stmt.where(WithdrawalRecord.review_since <= (now or utcnow()) - timedelta(seconds=older_than_s))
+    if min_amount is not None:
+        stmt = stmt.where(WithdrawalRecord.amount >= min_amount)
+    if assignee:
+        stmt = stmt.where(WithdrawalRecord.assignee == assignee)
+    stmt = stmt.order_by(WithdrawalRecord.review_since, WithdrawalRecord.withdrawal_id).offset(offset).limit(limit)
+    with Session(engine) as session:
+        return list(session.exec(stmt))
+
+
+def assign_review(engine: Engine, withdrawal_id: str, assignee: str | None) -> bool:
+    with Session(engine) as session:
+        row = session.get(WithdrawalRecord, withdrawal_id)
+        if row is None or not row.needs_review:
+            return False
+        row.assignee = assignee
+        session.add(row)
+        session.commit()
+        return True
+
+
+def risk_hits_for(engine: Engine, withdrawal_id: str) -> list[RiskHitRow]:
+    with Session(engine) as session:
+        return list(session.exec(select(RiskHitRow).where(RiskHitRow.withdrawal_id == withdrawal_id)))
+
+
+def add_audit(engine: Engine, actor: str, role: str, action: str, withdrawal_id: str | None, detail: str | None) -> None:
+    with Session(engine) as session:
+        session.add(AuditLog(actor=actor, role=role, action=action, withdrawal_id=withdrawal_id, detail=detail))
+        session.commit()
+
+
+def audit_for(engine: Engine, withdrawal_id: str) -> list[AuditLog]:
+    with Session(engine) as session:
+        return list(session.exec(select(AuditLog).where(AuditLog.withdrawal_id == withdrawal_id).order_by(AuditLog.id)))

@@ -5,13 +5,17 @@ production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digi
   unique key makes a retried activity send at most once per delivery (exactly-once).
 - ``InboxMessage``: the in-app inbox; unread rows are the app's red dot (R21).
 - ``ParkedCallback``: callbacks for withdrawals not tracked yet; delivered at start (never lost).
+- ``WithdrawalRecord``: projection of each withdrawal for lists, the review queue and risk rules.
+- ``RiskHitRow``: each risk rule hit, with the rule's version (R12).
+- ``AuditLog``: who did what, when and why (R29).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -72,3 +76,55 @@ class ParkedCallback(SQLModel, table=True):
     observation_json: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+
+
+class WithdrawalRecord(SQLModel, table=True):
+    """Projection of each withdrawal's state for queries: the user's withdrawal records
+    (R16), the review queue (R29), and the history the risk rules read (R12). The workflow
+    is the source of truth; this table follows it."""
+
+    __tablename__ = "withdrawal_record"
+
+    withdrawal_id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(index=True, max_length=64)
+    amount: Decimal = Field(sa_column=Column(Numeric(18, 4), nullable=False))
+    currency: str = Field(max_length=3)
+    channel: str = Field(max_length=32)
+    bank_code: str = Field(max_length=16)
+    card_last4: str = Field(max_length=4)
+    payee_fingerprint: str = Field(index=True, max_length=64, description="sha256 of payee_ref: same card, no card data")
+    locale: str = Field(max_length=8)
+    status: str = Field(index=True, max_length=16)
+    category: str | None = Field(default=None, max_length=40)
+    severity: str = Field(default="INFO", max_length=16)
+    reason_code: str | None = Field(default=None, max_length=64)
+    needs_review: bool = Field(default=False, index=True)
+    review_since: datetime | None = None
+    assignee: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RiskHitRow(SQLModel, table=True):
+    __tablename__ = "risk_hit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    withdrawal_id: str = Field(index=True, max_length=64)
+    rule_id: str = Field(max_length=48)
+    rule_version: str = Field(max_length=40)
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(default_factory=utcnow)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what, when and why: review decisions, assignments, re-deliveries (R29)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=64)
+    role: str = Field(max_length=32)
+    action: str = Field(max_length=48)
+    withdrawal_id: str | None = Field(default=None, index=True, max_length=64)
+    detail: str | None = Field(default=None, sa_column=Column(Text))

@@ -28,6 +28,7 @@ TEST_DELAYS = {
         "unknown_poll": "15s",
         "return_watch": "5m",
         "review_sla": "1h",
+        "documents_wait": "2d",
         "eta_hours": 24,
     },
 }

@@ -23,7 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from channels.base import order_id_for
-    from sentinel.contracts import InitInput, InitResult, QueryInput, SubmitInput
+    from sentinel.contracts import DocumentsUpload, InitInput, InitResult, ProgressUpdate, QueryInput, SubmitInput
     from sentinel.models import (
         Classification,
         DeliveryResult,
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         NoticeRequest,
         Observation,
         ReviewDecision,
+        RiskHit,
         TimelineEvent,
         WithdrawalRequest,
         WithdrawalView,
@@ -114,6 +115,17 @@ class WithdrawalWorkflow:
         self._poll_index = 0
         self._same_order_resubmits = 0
         self._sa_dirty = False
+        self._progress_dirty = False
+        self._poke = False
+        # review
+        self._submitted_once = False
+        self._risk_hits: list[RiskHit] = []
+        self._four_eyes = False
+        self._approvals: list[str] = []
+        self._review_since: datetime | None = None
+        self._review_escalated = False
+        self._awaiting_documents: list[str] = []
+        self._documents_due: datetime | None = None
 
     # --- entry point ------------------------------------------------------------------
 
@@ -121,7 +133,7 @@ class WithdrawalWorkflow:
     async def run(self, req: WithdrawalRequest) -> WithdrawalView:
         init: InitResult = await workflow.execute_local_activity(
             "init_tracking",
-            InitInput(withdrawal_id=req.withdrawal_id, channel=req.channel, bank_code=req.bank_code),
+            InitInput(request=req),
             result_type=InitResult,
             start_to_close_timeout=INIT_TIMEOUT,
         )
@@ -134,10 +146,14 @@ class WithdrawalWorkflow:
             self._event("callback received before tracking started", "callback", obs.event_id)
             self._incoming.append(obs)
 
-        await self._submit()
+        self._four_eyes = init.four_eyes
+        if init.risk_hits:
+            await self._hold_for_risk(init.risk_hits)
+        else:
+            await self._submit()
         await self._track()
         await self._watch_for_return()
-        self._flush_search_attributes()
+        await self._flush()
         if self._tasks:
             await asyncio.gather(*self._tasks)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -155,6 +171,20 @@ class WithdrawalWorkflow:
         """Fire-and-forget form of ``review``; a decision that does not apply is recorded."""
         self._decision_seq += 1
         self._pending_decisions.append((self._decision_seq, decision))
+
+    @workflow.signal
+    def documents_uploaded(self, upload: DocumentsUpload) -> None:
+        """The user uploaded what a reviewer asked for: the case goes back to the queue."""
+        if not self._awaiting_documents:
+            self._event("documents received while none were requested; kept for the reviewer", "user",
+                        ", ".join(upload.documents))
+            return
+        self._event(f"documents uploaded: {', '.join(upload.documents)}", "user", upload.reference)
+        self._awaiting_documents = []
+        self._documents_due = None
+        self._review_since = workflow.now()
+        self._review_escalated = False
+        self._poke = True
 
     @workflow.update
     async def review(self, decision: ReviewDecision) -> str:
@@ -174,6 +204,12 @@ class WithdrawalWorkflow:
                 type="NotAwaitingReview",
                 non_retryable=True,
             )
+        if decision.decision == "approve" and decision.reviewer in self._approvals:
+            raise ApplicationError(
+                f"{decision.reviewer} has approved already; four-eyes needs a different reviewer",
+                type="SameReviewer",
+                non_retryable=True,
+            )
 
     @workflow.query
     def status(self) -> WithdrawalView:
@@ -189,8 +225,9 @@ class WithdrawalWorkflow:
         self._poll_index = 0
         self._next_poll_at = now + timedelta(seconds=self._policy.poll_schedule_s[0])
         self._last_answer = None
+        self._submitted_once = True
         self._set_status(WithdrawalStatus.PROCESSING)
-        self._flush_search_attributes()
+        await self._flush()
         try:
             obs = await workflow.execute_activity(
                 "submit_payout",
@@ -228,23 +265,30 @@ class WithdrawalWorkflow:
             await self._drain()
             if self._status.is_final:
                 break
-            self._flush_search_attributes()
+            await self._flush()
             now = workflow.now()
             wake = self._next_wake()
             if wake is None or wake > now:
                 timeout = None if wake is None else wake - now
                 try:
                     await workflow.wait_condition(
-                        lambda: bool(self._incoming) or bool(self._pending_decisions), timeout=timeout
+                        lambda: bool(self._incoming) or bool(self._pending_decisions) or self._poke, timeout=timeout
                     )
                 except asyncio.TimeoutError:
                     pass
+            if self._poke:
+                self._poke = False
+                continue
             if self._incoming or self._pending_decisions:
                 continue
             await self._on_timers()
 
     def _next_wake(self) -> datetime | None:
-        deadlines = [d for d in (self._poll_due(), self._alarm_due(), self._manual_due()) if d is not None]
+        deadlines = [
+            d
+            for d in (self._poll_due(), self._alarm_due(), self._manual_due(), self._review_due(), self._documents_due)
+            if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     def _poll_due(self) -> datetime | None:
@@ -265,8 +309,21 @@ class WithdrawalWorkflow:
             return None
         return self._submitted_at + timedelta(seconds=self._policy.manual_check_s)
 
+    def _review_due(self) -> datetime | None:
+        if not self._status.needs_human or self._review_escalated or self._review_since is None:
+            return None
+        if self._awaiting_documents:
+            return None  # the clock is the user's, not the reviewer's
+        return self._review_since + timedelta(seconds=self._policy.review_sla_s)
+
     async def _on_timers(self) -> None:
         now = workflow.now()
+        if self._documents_due is not None and now >= self._documents_due and self._awaiting_documents:
+            self._documents_expired()
+            return
+        review = self._review_due()
+        if review is not None and now >= review:
+            self._escalate_review()
         manual, alarm, poll = self._manual_due(), self._alarm_due(), self._poll_due()
         if manual is not None and now >= manual:
             waited = int(self._policy.manual_check_s)
@@ -434,6 +491,32 @@ class WithdrawalWorkflow:
         self._notify(Stage.MANUAL_CHECK, self._category)
         self._alert_operators(self._category, force=True)
 
+    async def _hold_for_risk(self, hits: list[RiskHit]) -> None:
+        """Platform risk rules hit: hold before anything is paid, tell the user (R12, R15, R18)."""
+        self._risk_hits = hits
+        for hit in hits:
+            self._event(f"risk rule {hit.rule_id} hit (rules {hit.rule_version})", "risk", hit.detail)
+        self._category, self._subtype = ExceptionCategory.RISK_HOLD, "platform-rules"
+        self._set_status(WithdrawalStatus.UNDER_REVIEW)
+        documents = sorted({d for hit in hits for d in hit.documents})
+        self._notify(Stage.UNDER_REVIEW, ExceptionCategory.RISK_HOLD, documents=documents)
+
+    def _escalate_review(self) -> None:
+        """No decision within the review SLA: a supervisor is alerted, the user told (R29)."""
+        self._review_escalated = True
+        waited = int(self._policy.review_sla_s)
+        self._event(f"review not decided within {waited} s; escalated to a supervisor", "timer")
+        self._notify(Stage.REVIEW_DELAYED, self._category, documents=self._awaiting_documents)
+        self._alert_operators(self._category, force=True)
+
+    def _documents_expired(self) -> None:
+        self._event("requested documents not received in time; cancelled", "timer",
+                    ", ".join(self._awaiting_documents))
+        documents = self._awaiting_documents
+        self._awaiting_documents, self._documents_due = [], None
+        self._set_status(WithdrawalStatus.FAILED)
+        self._notify(Stage.DOCUMENTS_EXPIRED, self._category, documents=documents)
+
     def _alert_operators(self, category: ExceptionCategory | None, force: bool = False) -> None:
         if self._operators_alerted and not force:
             return
@@ -450,19 +533,32 @@ class WithdrawalWorkflow:
         self._decisions.append(decision)
         self._event(f"review: {decision.decision} by {decision.reviewer}", "review", decision.reason)
         if decision.decision == "request_documents":
+            self._awaiting_documents = list(decision.documents)
+            self._documents_due = workflow.now() + timedelta(seconds=self._policy.documents_wait_s)
             self._notify(Stage.DOCUMENTS_REQUESTED, self._category, documents=decision.documents)
             return
         if decision.decision == "reject":
+            self._awaiting_documents, self._documents_due = [], None
             self._set_status(WithdrawalStatus.FAILED)
             self._notify(Stage.REJECTED, self._category)
             return
-        # approve: release the payout again. After a risk hold the held order is dead, so a
-        # new order number; after a manual check the same one (the channel deduplicates).
+        if self._four_eyes and not self._approvals:
+            self._approvals.append(decision.reviewer)
+            self._event(f"first approval by {decision.reviewer}; a second reviewer must approve", "review")
+            return
+        if decision.reviewer in self._approvals:
+            self._event(f"second approval by the same reviewer {decision.reviewer} refused", "review")
+            return
+        self._approvals.append(decision.reviewer)
+        # approve: release the payout. Never sent (platform risk rules): the first order number.
+        # After a channel's risk hold the held order is dead, so a new order number; after a
+        # manual check the same one (the channel deduplicates).
         self._notify(Stage.APPROVED, self._category)
-        if self._status == WithdrawalStatus.UNDER_REVIEW:
+        if self._submitted_once and self._status == WithdrawalStatus.UNDER_REVIEW:
             self._attempt += 1
             self._order_id = order_id_for(self._req.withdrawal_id, self._attempt)
         self._category = self._subtype = self._reason_code = None
+        self._awaiting_documents, self._documents_due = [], None
         await self._submit()
 
     async def _watch_for_return(self) -> None:
@@ -472,7 +568,7 @@ class WithdrawalWorkflow:
             return
         deadline = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
         while self._status == WithdrawalStatus.SUCCEEDED:
-            self._flush_search_attributes()
+            await self._flush()
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 break
@@ -519,7 +615,7 @@ class WithdrawalWorkflow:
         self._notices.append(record)
         if stage != Stage.OPERATOR_ALERT:
             self._severity = severity
-            self._sa_dirty = True
+            self._sa_dirty = self._progress_dirty = True
         if stage not in USER_STAGES_WITHOUT_EXCEPTION:
             self._exception_notified = True
             for c in channels:
@@ -567,9 +663,35 @@ class WithdrawalWorkflow:
     def _set_status(self, status: WithdrawalStatus) -> None:
         if status == self._status:
             return
+        if status.needs_human and not self._status.needs_human:
+            self._review_since = workflow.now()
+            self._review_escalated = False
+            self._approvals = []
         self._status = status
         self._event(f"status {status.value}", "workflow")
         self._sa_dirty = True
+        self._progress_dirty = True
+
+    async def _flush(self) -> None:
+        """Write what changed since the last flush: one search-attribute upsert and one
+        projection update (a local activity), however many changes there were."""
+        self._flush_search_attributes()
+        if not self._progress_dirty:
+            return
+        self._progress_dirty = False
+        await workflow.execute_local_activity(
+            "record_progress",
+            ProgressUpdate(
+                withdrawal_id=self._req.withdrawal_id,
+                status=self._status,
+                category=self._category,
+                severity=self._severity,
+                reason_code=self._reason_code,
+                needs_review=self._status.needs_human,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=timedelta(seconds=15),
+        )
 
     def _flush_search_attributes(self) -> None:
         """One upsert for all changes since the last one: each upsert is a billed action."""
@@ -611,5 +733,10 @@ class WithdrawalWorkflow:
             timeline=list(self._timeline),
             notices=list(self._notices),
             decisions=list(self._decisions),
+            risk_hits=list(self._risk_hits),
+            four_eyes=self._four_eyes,
+            approvals=list(self._approvals),
+            awaiting_documents=list(self._awaiting_documents),
+            review_since=self._review_since if self._status.needs_human else None,
             policy_version=self._policy_version,
         )

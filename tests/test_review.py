@@ -1,0 +1,146 @@
+"""Risk rules and the review desk inside the workflow (issue #3): a rule hit holds the
+payout before it is sent (R12, R15, R18), four-eyes above the configured amount, the review
+SLA escalates (R29), requested documents are waited for with their own timer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sentinel.contracts import DocumentsUpload
+from sentinel.models import ReviewDecision
+from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
+from starter.client import FourEyesViolation
+from store.db import engine_for
+from store.repo import get_record, review_queue, risk_hits_for
+from tests.scripted_channel import ScriptedChannel
+from tests.workflow_harness import make_request, make_settings, running
+
+
+def stages(view) -> list[str]:
+    return [n.stage.value for n in view.notices]
+
+
+def approve(reviewer: str) -> ReviewDecision:
+    return ReviewDecision(decision="approve", reviewer=reviewer, reason="checked")
+
+
+async def test_large_amount_is_held_before_payout(ts_env, tmp_path, smtp_server, unique_id):
+    # R12, R15, R18: nothing is paid out; the user hears "under review" and what to send.
+    channel = ScriptedChannel()
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
+        await ts_env.sleep(5)
+        view = await client.status(unique_id)
+        assert view.status == WithdrawalStatus.UNDER_REVIEW
+        assert view.category == ExceptionCategory.RISK_HOLD
+        assert [h.rule_id for h in view.risk_hits] == ["large_amount"]
+        assert channel.submits == []
+        engine = engine_for(settings.database_url)
+        [hit] = risk_hits_for(engine, unique_id)
+        assert hit.rule_version == "2026-11-27.1"
+        [case] = review_queue(engine)
+        assert case.withdrawal_id == unique_id and case.needs_review
+        mail = smtp_server.messages[0].content.decode()
+        assert "ID photo" in mail or "ID" in mail
+        await client.review(unique_id, approve("rev-1"))
+        assert channel.submits == [unique_id]  # first order number: nothing had been sent
+        await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
+        view = await handle.result()
+    assert view.status == WithdrawalStatus.SUCCEEDED
+    assert stages(view)[:2] == ["UNDER_REVIEW", "APPROVED"]
+    record = get_record(engine, unique_id)
+    assert record.status == "SUCCEEDED" and not record.needs_review
+
+
+async def test_four_eyes_needs_two_different_reviewers(ts_env, tmp_path, smtp_server, unique_id):
+    # R29: above the four-eyes line one approval is not enough, and nobody approves twice.
+    channel = ScriptedChannel()
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id, amount="250000.00"))
+        await ts_env.sleep(5)
+        assert (await client.status(unique_id)).four_eyes
+        assert await client.review(unique_id, approve("rev-1")) == "UNDER_REVIEW"
+        with pytest.raises(FourEyesViolation):
+            await client.review(unique_id, approve("rev-1"))
+        assert channel.submits == []
+        assert await client.review(unique_id, approve("rev-2")) == "PROCESSING"
+        view = await client.status(unique_id)
+        assert view.approvals == ["rev-1", "rev-2"]
+        await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
+        await handle.result()
+    assert channel.submits == [unique_id]
+
+
+async def test_review_sla_escalates_once(ts_env, tmp_path, smtp_server, unique_id):
+    # R29: no decision within the SLA (1 h here): supervisor alerted, user told it takes longer.
+    channel = ScriptedChannel()
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
+        await ts_env.sleep(timedelta(minutes=30))
+        assert stages(await client.status(unique_id)) == ["UNDER_REVIEW"]
+        await ts_env.sleep(timedelta(hours=3))
+        view = await client.status(unique_id)
+        assert stages(view) == ["UNDER_REVIEW", "REVIEW_DELAYED", "OPERATOR_ALERT"]
+        assert any("escalated" in e.what for e in view.timeline)
+        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="sup-1", reason="declined"))
+        view = await handle.result()
+    assert view.status == WithdrawalStatus.FAILED
+
+
+async def test_documents_uploaded_return_the_case_to_review(ts_env, tmp_path, smtp_server, unique_id):
+    # R18: the reviewer asks, the user uploads, the case is back in the queue, then approved.
+    channel = ScriptedChannel()
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
+        await ts_env.sleep(5)
+        await client.review(unique_id, ReviewDecision(decision="request_documents", reviewer="rev-1",
+                                                      reason="source of funds", documents=["bank_statement"]))
+        view = await client.status(unique_id)
+        assert view.awaiting_documents == ["bank_statement"]
+        await ts_env.sleep(timedelta(hours=10))  # the review SLA does not run while the user's clock runs
+        assert "REVIEW_DELAYED" not in stages(await client.status(unique_id))
+        await client.upload_documents(unique_id, DocumentsUpload(documents=["bank_statement"], reference="doc-77"))
+        await ts_env.sleep(5)
+        view = await client.status(unique_id)
+        assert view.awaiting_documents == [] and view.status == WithdrawalStatus.UNDER_REVIEW
+        await client.review(unique_id, approve("rev-1"))
+        await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
+        view = await handle.result()
+    assert view.status == WithdrawalStatus.SUCCEEDED
+    assert any("documents uploaded" in e.what for e in view.timeline)
+
+
+async def test_documents_not_received_in_time_cancel(ts_env, tmp_path, smtp_server, unique_id):
+    # R18: the documents timer (2 days here) ends the wait: cancelled, funds back, user told.
+    channel = ScriptedChannel()
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
+        await ts_env.sleep(5)
+        await client.review(unique_id, ReviewDecision(decision="request_documents", reviewer="rev-1",
+                                                      reason="source of funds", documents=["id_photo"]))
+        view = await handle.result()
+    assert view.status == WithdrawalStatus.FAILED
+    assert stages(view) == ["UNDER_REVIEW", "DOCUMENTS_REQUESTED", "DOCUMENTS_EXPIRED"]
+    assert channel.submits == []
+
+
+async def test_velocity_rule_reads_the_users_history(ts_env, tmp_path, smtp_server, unique_id):
+    # R12: the sixth withdrawal within an hour is held; the first five are not.
+    channel = ScriptedChannel()
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        for i in range(6):
+            await client.start_withdrawal(make_request(f"{unique_id}-{i}", payee_ref="vault:tok_same"))
+            await ts_env.sleep(2)
+        statuses = [(await client.status(f"{unique_id}-{i}")).status for i in range(6)]
+        for i in range(6):
+            await client.handle(f"{unique_id}-{i}").terminate("test done")
+    assert statuses[:5] == [WithdrawalStatus.PROCESSING] * 5
+    assert statuses[5] == WithdrawalStatus.UNDER_REVIEW
