@@ -25,7 +25,14 @@ class HotFile:
         self._doc: dict[str, Any] | None = None
 
     def get(self) -> dict[str, Any]:
-        stat = self.path.stat()
+        try:
+            stat = self.path.stat()
+        except OSError as exc:
+            with self._lock:
+                if self._doc is None:
+                    raise ValueError(f"{self.path}: {exc}") from exc
+                log.error("keeping the previous %s: %s", self.path, exc)
+                return self._doc
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.engine import Engine
 from temporalio import activity
@@ -18,7 +18,9 @@ from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
 from sentinel.models import DeliveryResult, NoticeRequest
 from sentinel.render import link_kind_for, render_notice
-from store.repo import claim_delivery, finish_delivery
+from activities.config_files import HotFile
+from sentinel.notice_policy import load_notice_policy
+from store.repo import claim_delivery, finish_delivery, recent_notices, record_suppressed
 from store.tables import NoticeDelivery
 
 class NotifyActivities:
@@ -33,7 +35,7 @@ class NotifyActivities:
         app_base_url: str,
         link_secret: str,
         link_ttl_s: int,
-        policy_version: str | None = None,
+        notice_policy: HotFile | None = None,
     ):
         self.engine = engine
         self.notifiers = notifiers
@@ -43,7 +45,25 @@ class NotifyActivities:
         self.app_base_url = app_base_url
         self.link_secret = link_secret
         self.link_ttl_s = link_ttl_s
-        self.policy_version = policy_version
+        self.notice_policy = notice_policy
+
+    def _suppression(self, notice: NoticeRequest) -> tuple[str | None, str | None]:
+        """(reason not to interrupt the user, policy version), from the policy in force and
+        the user's recent notices in the delivery log (inhibition, per-user cap)."""
+        if self.notice_policy is None:
+            return None, None
+        policy = load_notice_policy(self.notice_policy.get())
+        windows = [r.window_s for r in policy.inhibit] + ([policy.cap.window_s] if policy.cap else [])
+        if not windows:
+            return None, policy.version
+        now = datetime.now(timezone.utc)
+        recent = recent_notices(self.engine, notice.withdrawal.user_id, now - timedelta(seconds=max(windows)))
+        recent = [r for r in recent if not (r.withdrawal_id == notice.withdrawal.withdrawal_id and r.stage == notice.stage)]
+        reason = policy.suppression(
+            channel=notice.channel, stage=notice.stage, category=notice.category, severity=notice.severity,
+            withdrawal_id=notice.withdrawal.withdrawal_id, recent=recent, now=now,
+        )
+        return reason, policy.version
 
     def _texts(self, notice: NoticeRequest) -> tuple[str | None, str | None]:
         if not notice.reason_code:
@@ -79,24 +99,28 @@ class NotifyActivities:
             now=datetime.now(timezone.utc),
         )
         digest = hashlib.sha256(rendered.text.encode()).hexdigest()
-        claim = await asyncio.to_thread(
-            claim_delivery,
-            self.engine,
-            NoticeDelivery(
-                key=notice.key,
-                withdrawal_id=w.withdrawal_id,
-                user_id=w.user_id,
-                channel=notice.channel,
-                provider=notifier.provider,
-                stage=notice.stage.value,
-                category=notice.category.value if notice.category else None,
-                severity=notice.severity.value,
-                template_id=rendered.template_id,
-                policy_version=self.policy_version,
-                text_sha256=digest,
-            ),
+        reason, policy_version = await asyncio.to_thread(self._suppression, notice)
+        row = NoticeDelivery(
+            key=notice.key,
+            withdrawal_id=w.withdrawal_id,
+            user_id=w.user_id,
+            channel=notice.channel,
+            provider=notifier.provider[:32],
+            stage=notice.stage.value,
+            category=notice.category.value if notice.category else None,
+            severity=notice.severity.value,
+            template_id=rendered.template_id,
+            policy_version=policy_version,
+            text_sha256=digest,
         )
+        if reason is not None:
+            await asyncio.to_thread(record_suppressed, self.engine, row, reason)
+            return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed", detail=reason)
+        claim = await asyncio.to_thread(claim_delivery, self.engine, row)
         if not claim.send:
+            if claim.status == "sending":
+                # another attempt is sending right now: let the retry policy come back later
+                raise ApplicationError(f"{notice.key} is being sent by another attempt", type="DeliveryInProgress")
             return DeliveryResult(
                 key=notice.key, channel=notice.channel, status="duplicate", provider_message_id=claim.provider_message_id
             )

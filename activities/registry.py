@@ -13,7 +13,8 @@ from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, OperatorEmailNotifier, SmtpConfig
 from notifiers.inbox import InboxNotifier
 from sentinel.catalogue import default_catalogue
-from sentinel.policy import NoticePolicy, validate_delays_document
+from sentinel.notice_policy import load_notice_policy
+from sentinel.policy import validate_delays_document
 from sentinel.risk import load_ruleset
 from sentinel.settings import Settings
 from store.db import engine_for
@@ -40,7 +41,7 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
     catalogue = default_catalogue()
     notifiers = build_notifiers(settings, engine)
     delays = HotFile(settings.delays_file, validate_delays_document)
-    notice_policy = HotFile(settings.notice_policy_file, NoticePolicy.model_validate)
+    notice_policy = HotFile(settings.notice_policy_file, load_notice_policy)
     channels = channels or build_channels(settings, catalogue)
     risk_rules = HotFile(settings.risk_rules_file, load_ruleset)
     tracking = TrackingActivities(engine, delays, notice_policy, risk_rules, sorted(notifiers))
@@ -54,5 +55,6 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         app_base_url=settings.app_base_url,
         link_secret=settings.link_secret.get_secret_value(),
         link_ttl_s=settings.link_ttl_s,
+        notice_policy=notice_policy,
     )
     return [tracking.init_tracking, tracking.record_progress, channel.submit_payout, channel.query_payout, notify.deliver_notice]

@@ -14,7 +14,8 @@ from temporalio import activity
 from activities.config_files import HotFile
 from sentinel.contracts import InitInput, InitResult, ProgressUpdate
 from sentinel.models import Observation
-from sentinel.policy import NoticePolicy, resolve_tracking_policy
+from sentinel.notice_policy import load_notice_policy
+from sentinel.policy import resolve_tracking_policy
 from sentinel.risk import evaluate, history_windows, load_ruleset
 from sentinel.taxonomy import WithdrawalStatus
 from store.repo import (
@@ -40,7 +41,7 @@ class TrackingActivities:
     def _init(self, inp: InitInput) -> InitResult:
         req = inp.request
         policy = resolve_tracking_policy(self.delays.get(), req.channel, req.bank_code)
-        notice_policy = NoticePolicy.model_validate(self.notice_policy.get())
+        notice_policy = load_notice_policy(self.notice_policy.get())
         ruleset = load_ruleset(self.risk_rules.get())
         now = datetime.now(timezone.utc)
         record_withdrawal(self.engine, req, WithdrawalStatus.SUBMITTED.value)

@@ -15,14 +15,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from channels.base import Channel, withdrawal_id_for
 from sentinel.models import Observation
 from starter.client import SentinelClient
-from store.repo import mark_parked_delivered, park_callback, parked_for
+from store.repo import add_audit, mark_parked_delivered, park_callback, parked_for
 
 log = logging.getLogger(__name__)
 
 
 async def deliver_observation(
     client: SentinelClient, engine: Engine, channel: Channel, obs: Observation
-) -> Literal["delivered", "parked"]:
+) -> Literal["delivered", "parked", "closed"]:
     withdrawal_id = withdrawal_id_for(obs.order_id)
     try:
         await client.report_callback(withdrawal_id, obs)
@@ -42,10 +42,18 @@ async def deliver_observation(
         if err.status == RPCStatusCode.NOT_FOUND:
             return "parked"
         raise
+    rows = await asyncio.to_thread(parked_for, engine, withdrawal_id)
     if desc.status == WorkflowExecutionStatus.RUNNING:
-        rows = await asyncio.to_thread(parked_for, engine, withdrawal_id)
         for row in rows:
             await client.report_callback(withdrawal_id, Observation.model_validate_json(row.observation_json))
         await asyncio.to_thread(mark_parked_delivered, engine, [r.id for r in rows])
         return "delivered"
-    return "parked"
+    # Tracking has ended: the callback is kept and put on the audit trail for operators
+    # (a return after the return window needs a person), not applied.
+    await asyncio.to_thread(mark_parked_delivered, engine, [r.id for r in rows])
+    await asyncio.to_thread(
+        add_audit, engine, "channel:" + channel.name, "channel", "late_callback", withdrawal_id,
+        f"{obs.raw_status} {obs.raw_code or ''} after tracking ended ({desc.status.name if desc.status else '?'})",
+    )
+    log.warning("callback %s for closed withdrawal %s recorded, not applied", obs.event_id, withdrawal_id)
+    return "closed"

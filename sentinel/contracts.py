@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from sentinel.models import Observation, RiskHit, TrackingPolicy, WithdrawalRequest
-from sentinel.policy import NoticePolicy
+from sentinel.notice_policy import NoticePolicy
 from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
 
 
@@ -46,6 +46,13 @@ class DocumentsUpload(_C):
 
     documents: list[str] = Field(min_length=1)
     reference: str = Field(min_length=1, max_length=128, description="where the documents are stored")
+
+
+class NoticeAck(_C):
+    """A user read or acknowledged a notice (inbox read mark, link opened, provider receipt)."""
+
+    key: str = Field(min_length=1, max_length=200, description="the notice key or a delivery key under it")
+    channel: str = Field(min_length=1, max_length=32)
 
 
 class SubmitInput(_C):

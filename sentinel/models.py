@@ -167,9 +167,17 @@ class NoticeRecord(_Model):
     stage: Stage
     category: ExceptionCategory | None
     severity: Severity
+    status: WithdrawalStatus | None = Field(default=None, description="the withdrawal's status when decided")
     channels: list[str]
     delivered: list[str] = Field(default_factory=list)
     failed: list[str] = Field(default_factory=list)
+    suppressed: list[str] = Field(default_factory=list, description="skipped, folded or inhibited")
+    dropped: list[str] = Field(default_factory=list, description="deferred, then no longer true")
+    deferred: list[str] = Field(default_factory=list, description="channel@time for sends held to quiet/legal hours")
+    documents: list[str] = Field(default_factory=list)
+    rung: int = 0
+    escalate_at: datetime | None = None
+    read_at: datetime | None = None
     at: datetime
 
 
@@ -247,6 +255,6 @@ class NoticeRequest(_Model):
 class DeliveryResult(_Model):
     key: str
     channel: str
-    status: Literal["sent", "skipped", "duplicate"]
+    status: Literal["sent", "skipped", "duplicate", "suppressed"]
     provider_message_id: str | None = None
     detail: str | None = None

@@ -1,5 +1,5 @@
-"""Pure decision logic: tracking timers per channel/bank, severity and channel choice for
-notices. Inputs are plain data (parsed YAML); nothing here reads files or the clock, so the
+"""Pure decision logic: tracking timers per channel/bank (the notice policy is in
+``sentinel.notice_policy``). Inputs are plain data (parsed YAML); nothing here reads files or the clock, so the
 workflow can call it and tests can check it directly.
 
 R13, R23, R30, R31.
@@ -10,10 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from sentinel.models import TrackingPolicy
-from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -72,39 +70,6 @@ def validate_delays_document(doc: Mapping[str, Any]) -> None:
         resolve_tracking_policy(doc, channel, "__none__")
     for bank in doc.get("banks") or {}:
         resolve_tracking_policy(doc, "__none__", bank)
-
-
-class NoticePolicy(BaseModel):
-    """Severity of each category x stage, and the channels each severity uses (R13, R31).
-    Loaded from ``config/notice_policy.yaml``; the version goes into every notice record."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str
-    category_severity: dict[ExceptionCategory, Severity]
-    stage_severity: dict[Stage, Severity] = Field(default_factory=dict)
-    channels: dict[Severity, list[str]]
-    operator_alert_categories: list[ExceptionCategory] = Field(default_factory=list)
-
-    def severity(self, category: ExceptionCategory | None, stage: Stage) -> Severity:
-        """The stage's own severity wins (e.g. RESOLVED is INFO whatever the cause)."""
-        if stage in self.stage_severity:
-            return self.stage_severity[stage]
-        if category is None:
-            return Severity.LOW
-        return self.category_severity.get(category, Severity.MEDIUM)
-
-    def channels_for(self, severity: Severity, available: list[str]) -> list[str]:
-        """The severity's channels that this deployment can deliver, in policy order.
-        The in-app inbox is always included so nothing goes unrecorded (R21)."""
-        wanted = self.channels.get(severity) or ["inbox"]
-        chosen = [c for c in wanted if c in available]
-        if "inbox" in available and "inbox" not in chosen:
-            chosen.insert(0, "inbox")
-        return chosen
-
-    def alerts_operators(self, category: ExceptionCategory | None) -> bool:
-        return category in self.operator_alert_categories
 
 
 def next_step(status: WithdrawalStatus, category: ExceptionCategory | None) -> str:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from sentinel.contracts import ProgressUpdate
 from sentinel.models import WithdrawalRequest
+from sentinel.notice_policy import RecentNotice
 from sentinel.risk import RiskHit, UserHistory
 from store.tables import (
     AuditLog,
@@ -41,27 +42,42 @@ class Claim:
     provider_message_id: str | None
 
 
+#: an attempt still "sending" after this long is taken as dead (longer than the activity's
+#: 30 s start-to-close timeout, so a live attempt is never doubled)
+STALE_SENDING_S = 60
+
+
 def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
-    """Insert the delivery row, or find the existing one with the same key. The unique
-    key means two concurrent attempts cannot both insert; an attempt that finds the row
-    already ``sent`` must not send again."""
+    """Claim the right to send one delivery. The first attempt inserts the row already
+    ``sending``; a later attempt takes the row over with one atomic conditional update, and
+    only if the earlier attempt failed or died. Two attempts can therefore never both send,
+    and a key already sent is never sent again."""
+    row.status, row.attempts, row.updated_at = "sending", 1, utcnow()
     with Session(engine) as session:
         session.add(row)
         try:
             session.commit()
             session.refresh(row)
-            existing = row
+            return Claim(True, row.id, 1, "sending", None)
         except IntegrityError:
             session.rollback()
-            existing = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == row.key)).one()
-        if existing.status in ("sent", "delivered", "read"):
-            return Claim(False, existing.id, existing.attempts, existing.status, existing.provider_message_id)
-        existing.attempts += 1
-        existing.status = "sending"
-        existing.updated_at = utcnow()
-        session.add(existing)
+        existing = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == row.key)).one()
+        stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
+        result = session.execute(
+            update(NoticeDelivery)
+            .where(
+                NoticeDelivery.id == existing.id,
+                or_(
+                    NoticeDelivery.status.in_(("queued", "failed")),
+                    and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
+                ),
+            )
+            .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
+        )
         session.commit()
-        return Claim(True, existing.id, existing.attempts, existing.status, existing.provider_message_id)
+        session.refresh(existing)
+        send = result.rowcount == 1
+        return Claim(send, existing.id, existing.attempts, existing.status, existing.provider_message_id)
 
 
 def finish_delivery(
@@ -335,3 +351,37 @@ def add_audit(engine: Engine, actor: str, role: str, action: str, withdrawal_id:
 def audit_for(engine: Engine, withdrawal_id: str) -> list[AuditLog]:
     with Session(engine) as session:
         return list(session.exec(select(AuditLog).where(AuditLog.withdrawal_id == withdrawal_id).order_by(AuditLog.id)))
+
+
+def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[RecentNotice]:
+    """Notices this user was actually sent since ``since`` (for inhibition and the cap)."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(NoticeDelivery).where(
+                NoticeDelivery.user_id == user_id,
+                NoticeDelivery.updated_at >= since,
+                NoticeDelivery.status.in_(("sent", "delivered", "read")),
+            )
+        )
+        return [
+            RecentNotice(
+                withdrawal_id=r.withdrawal_id,
+                stage=r.stage,
+                category=r.category,
+                channel=r.channel,
+                at=r.updated_at if r.updated_at.tzinfo else r.updated_at.replace(tzinfo=timezone.utc),
+            )
+            for r in rows
+        ]
+
+
+def record_suppressed(engine: Engine, row: NoticeDelivery, reason: str) -> None:
+    """Log a notice that policy kept from interrupting the user (idempotent on the key)."""
+    row.status = "suppressed"
+    row.error = reason
+    with Session(engine) as session:
+        session.add(row)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()

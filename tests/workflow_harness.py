@@ -3,11 +3,14 @@ the channel's HTTP edge is scripted (tests/scripted_channel.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import yaml
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
@@ -63,9 +66,47 @@ def make_request(wid: str, **overrides) -> WithdrawalRequest:
     return WithdrawalRequest(**fields)
 
 
+class _TrackingClient(SentinelClient):
+    """Remembers what it started, so the harness can end what a test left running."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.started: list[str] = []
+
+    async def start_withdrawal(self, req):
+        handle = await super().start_withdrawal(req)
+        self.started.append(req.withdrawal_id)
+        return handle
+
+
 @asynccontextmanager
 async def running(env, settings: Settings, channel):
+    """A worker on its own task queue. On exit, workflows the test left open are
+    terminated: one left waiting on a timer with no worker would stall time skipping for
+    every later test on the shared test server."""
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
     activities = build_activities(settings, channels={"generic": channel})
-    async with Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities):
-        yield SentinelClient(env.client, task_queue)
+    client = _TrackingClient(env.client, task_queue)
+    try:
+        async with Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities):
+            yield client
+    finally:
+        for wid in client.started:
+            try:
+                desc = await client.handle(wid).describe()
+                if desc.status == WorkflowExecutionStatus.RUNNING:
+                    await client.handle(wid).terminate("test finished")
+            except RPCError:
+                pass
+
+
+async def eventually(check, timeout_s: float = 10.0):
+    """Wait in real time for what activities do after a skipped timer (they run for real)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)

@@ -23,7 +23,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from channels.base import order_id_for
-    from sentinel.contracts import DocumentsUpload, InitInput, InitResult, ProgressUpdate, QueryInput, SubmitInput
+    from sentinel.contracts import (
+        DocumentsUpload,
+        InitInput,
+        InitResult,
+        NoticeAck,
+        ProgressUpdate,
+        QueryInput,
+        SubmitInput,
+    )
     from sentinel.models import (
         Classification,
         DeliveryResult,
@@ -126,6 +134,8 @@ class WithdrawalWorkflow:
         self._review_escalated = False
         self._awaiting_documents: list[str] = []
         self._documents_due: datetime | None = None
+        # notices deferred to quiet/legal hours: (send at, record key, request)
+        self._deferred: list[tuple[datetime, str, NoticeRequest]] = []
 
     # --- entry point ------------------------------------------------------------------
 
@@ -152,8 +162,7 @@ class WithdrawalWorkflow:
         else:
             await self._submit()
         await self._track()
-        await self._watch_for_return()
-        await self._flush()
+        await self._close()
         if self._tasks:
             await asyncio.gather(*self._tasks)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -288,7 +297,7 @@ class WithdrawalWorkflow:
             d
             for d in (self._poll_due(), self._alarm_due(), self._manual_due(), self._review_due(), self._documents_due)
             if d is not None
-        ]
+        ] + self._notice_deadlines()
         return min(deadlines) if deadlines else None
 
     def _poll_due(self) -> datetime | None:
@@ -317,6 +326,7 @@ class WithdrawalWorkflow:
         return self._review_since + timedelta(seconds=self._policy.review_sla_s)
 
     async def _on_timers(self) -> None:
+        self._notice_timers()
         now = workflow.now()
         if self._documents_due is not None and now >= self._documents_due and self._awaiting_documents:
             self._documents_expired()
@@ -561,24 +571,37 @@ class WithdrawalWorkflow:
         self._awaiting_documents, self._documents_due = [], None
         await self._submit()
 
-    async def _watch_for_return(self) -> None:
-        """After success, keep listening for a bank return for the channel's window."""
-        if self._status != WithdrawalStatus.SUCCEEDED or self._policy.return_watch_s <= 0:
+    async def _close(self) -> None:
+        """After the final state: keep listening for a bank return during the channel's
+        window (after a success), and finish the notice work that outlives the final state
+        (deferred sends, escalation ladders), then end."""
+        watch_until = None
+        if self._status == WithdrawalStatus.SUCCEEDED and self._policy.return_watch_s > 0:
+            watch_until = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
+        while True:
             await self._drain()
-            return
-        deadline = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
-        while self._status == WithdrawalStatus.SUCCEEDED:
             await self._flush()
-            remaining = deadline - workflow.now()
-            if remaining <= timedelta(0):
-                break
-            try:
-                await workflow.wait_condition(
-                    lambda: bool(self._incoming) or bool(self._pending_decisions), timeout=remaining
-                )
-            except asyncio.TimeoutError:
-                break
-            await self._drain()
+            deadlines = self._notice_deadlines()
+            if watch_until is not None and self._status == WithdrawalStatus.SUCCEEDED:
+                deadlines.append(watch_until)
+            if not deadlines:
+                return
+            now = workflow.now()
+            wake = min(deadlines)
+            if wake > now:
+                try:
+                    await workflow.wait_condition(
+                        lambda: bool(self._incoming) or bool(self._pending_decisions) or self._poke,
+                        timeout=wake - now,
+                    )
+                except asyncio.TimeoutError:
+                    pass
+            if self._poke or self._incoming or self._pending_decisions:
+                self._poke = False
+                continue
+            if watch_until is not None and workflow.now() >= watch_until:
+                watch_until = None
+            self._notice_timers()
 
     # --- notices ------------------------------------------------------------------------
 
@@ -598,19 +621,28 @@ class WithdrawalWorkflow:
         channels: list[str] | None = None,
         documents: list[str] | None = None,
     ) -> None:
-        severity = self._notice_policy.severity(category, stage)
+        """Decide a notice: severity, rung-0 channels, escalation deadline; then send or
+        defer each channel's delivery (R13, R21, R31)."""
+        policy = self._notice_policy
+        severity = policy.severity(category, stage)
+        escalate_after = None
         if channels is None:
-            channels = [c for c in self._notice_policy.channels_for(severity, self._available) if c != "ops_email"]
+            channels = [c for c in policy.rung(severity, 0, self._available) if c != "ops_email"]
+            escalate_after = policy.escalation_after(severity)
         channels = [c for c in channels if c in self._available and self._reachable(c)]
         seq = self._stage_seq.get(stage.value, 0) + 1
         self._stage_seq[stage.value] = seq
+        now = workflow.now()
         record = NoticeRecord(
             key=f"{self._req.withdrawal_id}/{stage.value}/{seq}",
             stage=stage,
             category=category,
             severity=severity,
+            status=self._status,
             channels=channels,
-            at=workflow.now(),
+            at=now,
+            escalate_at=now + timedelta(seconds=escalate_after) if escalate_after else None,
+            documents=documents or [],
         )
         self._notices.append(record)
         if stage != Stage.OPERATOR_ALERT:
@@ -622,20 +654,100 @@ class WithdrawalWorkflow:
                 if c not in self._channels_used:
                     self._channels_used.append(c)
         for channel in channels:
-            notice = NoticeRequest(
-                key=f"{record.key}/{channel}",
-                channel=channel,
-                stage=stage,
-                category=category,
-                subtype=self._subtype,
-                severity=severity,
-                status=self._status,
-                reason_code=self._reason_code,
-                withdrawal=self._req,
-                eta=self._eta,
-                documents=documents or [],
-            )
+            self._schedule(record, channel, 0)
+
+    def _schedule(self, record: NoticeRecord, channel: str, rung: int) -> None:
+        """Send now, or defer to the next opening of quiet / legal hours (never dropped)."""
+        contact = self._req.contact
+        now = workflow.now()
+        at = self._notice_policy.send_at(channel, record.severity, now, contact.timezone, contact.phone)
+        notice = NoticeRequest(
+            key=f"{record.key}/{channel}" + (f"/r{rung}" if rung else ""),
+            channel=channel,
+            stage=record.stage,
+            category=record.category,
+            subtype=self._subtype,
+            severity=record.severity,
+            status=record.status,
+            reason_code=self._reason_code,
+            withdrawal=self._req,
+            eta=self._eta,
+            documents=record.documents,
+            rung=rung,
+        )
+        if at <= now:
             self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
+            return
+        self._deferred.append((at, record.key, notice))
+        record.deferred.append(f"{channel}@{at.isoformat()}")
+        self._event(f"{record.stage.value} notice via {channel} deferred (quiet or legal hours)", "notice",
+                    at.isoformat())
+
+    def _record(self, key: str) -> NoticeRecord:
+        return next(r for r in self._notices if r.key == key)
+
+    def _still_true(self, record: NoticeRecord) -> bool:
+        """Re-check before a late send: the withdrawal is still where the notice says and
+        nobody has read it yet."""
+        return record.read_at is None and (record.status == self._status or record.stage == Stage.OPERATOR_ALERT)
+
+    def _notice_deadlines(self) -> list[datetime]:
+        return [at for at, _, _ in self._deferred] + [r.escalate_at for r in self._notices if r.escalate_at]
+
+    def _notice_timers(self) -> None:
+        now = workflow.now()
+        due = [d for d in self._deferred if d[0] <= now]
+        for entry in due:
+            self._deferred.remove(entry)
+            _, key, notice = entry
+            record = self._record(key)
+            if self._still_true(record):
+                self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
+            else:
+                record.dropped.append(notice.channel)
+                self._event(f"deferred {record.stage.value} notice via {notice.channel} dropped: no longer true",
+                            "notice", self._status.value)
+        for record in self._notices:
+            if record.escalate_at is not None and record.escalate_at <= now:
+                self._escalate(record)
+
+    def _escalate(self, record: NoticeRecord) -> None:
+        """Unread past the deadline: the next rung of the ladder (R21), if still true."""
+        record.escalate_at = None
+        if not self._still_true(record):
+            self._event(f"escalation of {record.stage.value} notice cancelled: no longer true", "notice")
+            return
+        record.rung += 1
+        channels = [
+            c for c in self._notice_policy.rung(record.severity, record.rung, self._available) if self._reachable(c)
+        ]
+        self._event(f"{record.stage.value} notice unread; escalating to rung {record.rung}", "notice",
+                    ", ".join(channels) or "no channel available")
+        for channel in channels:
+            if channel not in record.channels:
+                record.channels.append(channel)
+            self._schedule(record, channel, record.rung)
+        after = self._notice_policy.escalation_after(record.severity)
+        more = self._notice_policy.rung(record.severity, record.rung + 1, self._available)
+        if after and more:
+            record.escalate_at = workflow.now() + timedelta(seconds=after)
+
+    @workflow.signal
+    def notice_read(self, ack: NoticeAck) -> None:
+        """The user read or acknowledged a notice on any channel: every pending ladder of
+        this withdrawal stops, and deferred copies of what was read are not sent (R21)."""
+        record = next((r for r in self._notices if ack.key == r.key or ack.key.startswith(r.key + "/")), None)
+        if record is None:
+            self._event("read receipt for an unknown notice ignored", ack.channel, ack.key)
+            return
+        if record.read_at is None:
+            record.read_at = workflow.now()
+            self._event(f"{record.stage.value} notice read via {ack.channel}", ack.channel)
+        for r in self._notices:
+            if r.escalate_at is not None:
+                r.escalate_at = None
+                self._event(f"escalation of {r.stage.value} notice stopped: the user has read it", "notice")
+        self._poke = True
 
     async def _deliver(self, record: NoticeRecord, notice: NoticeRequest) -> None:
         try:
@@ -653,7 +765,8 @@ class WithdrawalWorkflow:
         if result.status in ("sent", "duplicate"):
             record.delivered.append(notice.channel)
         else:
-            self._event(f"{notice.stage.value} notice via {notice.channel} skipped", "notice", result.detail)
+            record.suppressed.append(notice.channel)
+            self._event(f"{notice.stage.value} notice via {notice.channel} {result.status}", "notice", result.detail)
 
     # --- bookkeeping --------------------------------------------------------------------
 
