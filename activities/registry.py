@@ -12,6 +12,7 @@ from channels.registry import build_channels
 from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, OperatorEmailNotifier, SmtpConfig
 from notifiers.inbox import InboxNotifier
+from notifiers.registry import build_provider_notifiers
 from sentinel.catalogue import default_catalogue
 from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import validate_delays_document
@@ -32,6 +33,7 @@ def build_notifiers(settings: Settings, engine) -> dict[str, Notifier]:
     notifiers: dict[str, Notifier] = {"inbox": InboxNotifier(engine), "email": EmailNotifier(smtp)}
     if settings.operator_email:
         notifiers["ops_email"] = OperatorEmailNotifier(smtp, settings.operator_email)
+    notifiers.update(build_provider_notifiers(settings))
     return notifiers
 
 

@@ -36,6 +36,15 @@ class CallbackRejected(Exception):
         self.reason = reason
 
 
+class CallbackIgnored(CallbackRejected):
+    """A verified callback that is not about one of our payouts (another event type, the
+    platform's own automatic payout): acknowledge it (the channel stops retrying) and
+    deliver nothing."""
+
+    def __init__(self, reason: str):
+        super().__init__(200, reason)
+
+
 class ChannelUnavailable(Exception):
     """The channel could not be reached or answered 5xx: the result is unknown."""
 
@@ -87,6 +96,11 @@ class Channel(ABC):
     @abstractmethod
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> CallbackEvent:
         """Verify and parse a callback; raise CallbackRejected(401|400, reason)."""
+
+    def parse_callback_all(self, headers: Mapping[str, str], body: bytes, now: float) -> list[CallbackEvent]:
+        """Every event of one delivery (an ISO 20022 status report may carry several
+        transactions). Most channels send exactly one."""
+        return [self.parse_callback(headers, body, now)]
 
     @abstractmethod
     def ack(self) -> tuple[int, str, bytes]:

@@ -42,6 +42,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from channels.base import (
+    CallbackIgnored,
     CallbackEvent,
     CallbackRejected,
     Channel,
@@ -95,16 +96,6 @@ _PAYOUT_ID = re.compile(r"^po_[A-Za-z0-9]{1,120}$")
 _STATUS = re.compile(r"^[a-z_]{2,32}$")
 _CODE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _INT64_MAX = 2**63 - 1
-
-
-class CallbackIgnored(CallbackRejected):
-    """A verified webhook that is not about one of our payouts' status (another event type,
-    an automatic payout of the platform's own balance). Answer **200** so Stripe stops
-    retrying, and deliver nothing. Subclasses ``CallbackRejected`` with ``status=200`` so
-    the current gateway already answers 2xx without change."""
-
-    def __init__(self, reason: str):
-        super().__init__(200, reason)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
-from channels.base import CallbackRejected
+from channels.base import CallbackIgnored, CallbackRejected
 from channels.registry import build_channels
 from gateway.callbacks import deliver_observation
 from sentinel.models import WithdrawalRequest, WithdrawalView
@@ -41,14 +41,18 @@ def create_app(settings: Settings | None = None, client: SentinelClient | None =
             return JSONResponse({"error": f"unknown channel {channel!r}"}, status_code=404)
         body = await request.body()
         try:
-            event = adapter.parse_callback(dict(request.headers), body, time.time())
+            events = adapter.parse_callback_all(dict(request.headers), body, time.time())
+        except CallbackIgnored:
+            events = []  # verified but not about our payouts: acknowledge, deliver nothing
         except CallbackRejected as rejected:
             return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
-        obs = adapter.observe(
-            event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event_id=event.event_id
-        )
         try:
-            await deliver_observation(app.state.client, app.state.engine, adapter, obs)
+            # A redelivery after a partial failure is safe: workflows act on an event_id once.
+            for event in events:
+                obs = adapter.observe(
+                    event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event_id=event.event_id
+                )
+                await deliver_observation(app.state.client, app.state.engine, adapter, obs)
         except RPCError as err:
             # Temporal unreachable: refuse, so the channel retries. Nothing is lost.
             return JSONResponse({"error": f"temporarily unavailable: {err.status.name}"}, status_code=503)

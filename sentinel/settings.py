@@ -42,6 +42,47 @@ class Settings(BaseSettings):
     callback_tolerance_s: int = Field(300, description="oldest callback timestamp accepted, seconds")
     channel_timeout_s: float = Field(10.0, description="HTTP timeout for channel calls, seconds")
 
+    # Alipay (docs/channels/alipay.md): the adapter is built when alipay_app_id is set
+    alipay_app_id: str | None = Field(None, description="Alipay AppID; unset: no Alipay adapter")
+    alipay_gateway_url: str = Field(
+        "https://openapi.alipay.com/gateway.do", description="Alipay open-platform gateway URL"
+    )
+    alipay_app_private_key: SecretStr | None = Field(
+        None, description="the app's RSA2 private key, PEM or bare base64"
+    )
+    alipay_public_key: str | None = Field(None, description="the app's Alipay public key (支付宝公钥), PEM or bare base64")
+    alipay_notify_tolerance_s: int = Field(172800, description="oldest signed Alipay notify accepted, seconds")
+    alipay_order_title: str = Field("提现", description="title of the transfer in the payee's Alipay bill")
+
+    # WeChat Pay 商家转账 (docs/channels/wechatpay.md): built when wechat_mch_id is set
+    wechat_mch_id: str | None = Field(None, description="WeChat Pay merchant id (商户号); unset: no WeChat adapter")
+    wechat_appid: str | None = Field(None, description="AppID the payees' OpenIDs belong to")
+    wechat_base_url: str = Field("https://api.mch.weixin.qq.com", description="WeChat Pay API v3 base URL")
+    wechat_merchant_private_key: SecretStr | None = Field(None, description="merchant API private key (apiclient_key.pem)")
+    wechat_merchant_serial_no: str | None = Field(None, description="serial number of the merchant API certificate")
+    wechat_platform_public_keys: dict[str, str] = Field(
+        default_factory=dict, description="JSON {serial or PUB_KEY_ID: PEM} of the WeChat Pay keys"
+    )
+    wechat_apiv3_key: SecretStr | None = Field(None, description="APIv3 key, 32 characters")
+    wechat_transfer_scene_id: str = Field("1000", description="转账场景ID granted to the merchant")
+    wechat_scene_report_infos: list[tuple[str, str]] = Field(
+        default_factory=list, description="JSON [[info_type, info_content], ...] the scene requires"
+    )
+    wechat_transfer_remark: str = Field("提现", description="transfer remark shown to the user, at most 32 characters")
+
+    # Stripe payouts (set the secret key to enable the adapter)
+    stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL")
+    stripe_secret_key: SecretStr | None = Field(None, description="Stripe secret key; set to enable Stripe payouts")
+    stripe_webhook_secret: SecretStr | None = Field(None, description="signing secret of the Stripe webhook endpoint")
+    stripe_account: str | None = Field(None, description="Stripe Connect account to act on (Stripe-Account header)")
+
+    # ISO 20022 bank connection (set the base URL to enable the adapter)
+    iso20022_base_url: str | None = Field(None, description="the bank's ISO 20022 endpoint; set to enable")
+    iso20022_secret: SecretStr | None = Field(None, description="HMAC secret shared with the bank (both directions)")
+    iso20022_debtor_name: str = Field("Withdrawal Platform Ltd", description="our name as the paying party")
+    iso20022_debtor_account: str | None = Field(None, description="our account (IBAN or other id) at the bank")
+    iso20022_debtor_agent_bic: str | None = Field(None, description="our bank's BIC")
+
     # Email (R6)
     smtp_host: str = Field("127.0.0.1", description="SMTP server host")
     smtp_port: int = Field(8025, description="SMTP server port")
@@ -65,6 +106,25 @@ class Settings(BaseSettings):
     # Gateway
     gateway_host: str = Field("127.0.0.1", description="bind address of the HTTP gateway")
     gateway_port: int = Field(8700, description="port of the HTTP gateway")
+
+    # Notice providers (issue #5): data in providers_file, credentials here
+    providers_file: Path = Field(ROOT / "config" / "providers.yaml", description="routes and provider data (no secrets)")
+    aliyun_access_key_id: str | None = Field(None, description="Aliyun RAM AccessKey id; enables Aliyun SMS and voice")
+    aliyun_access_key_secret: SecretStr | None = Field(None, description="Aliyun RAM AccessKey secret")
+    tencent_secret_id: str | None = Field(None, description="Tencent Cloud SecretId; enables Tencent SMS")
+    tencent_secret_key: SecretStr | None = Field(None, description="Tencent Cloud SecretKey")
+    twilio_account_sid: str | None = Field(None, description="Twilio account SID; enables Twilio SMS and voice")
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (also checks status callbacks)")
+
+    # Gateway authentication (issue #3)
+    api_keys_file: Path | None = Field(
+        ROOT / "config" / "api_keys.dev.yaml",
+        description="YAML of API keys (sha256 of each key, role, name); the dev file's keys are public: replace it",
+    )
+    user_token_secret: SecretStr = Field(
+        SecretStr("dev-user-token-secret"), description="HMAC key of the signed end-user tokens"
+    )
+    user_token_ttl_s: int = Field(3600, description="lifetime of an end-user token, seconds")
 
     # Observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: no export")

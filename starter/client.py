@@ -9,7 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from sentinel.contracts import DocumentsUpload
+from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import Observation, ReviewDecision, WithdrawalRequest, WithdrawalView, workflow_id_for
 from sentinel.settings import Settings, get_settings
 from sentinel.taxonomy import WithdrawalStatus
@@ -105,6 +105,10 @@ class SentinelClient:
     async def upload_documents(self, withdrawal_id: str, upload: DocumentsUpload) -> None:
         """The user uploaded the documents a reviewer asked for (R18)."""
         await self.handle(withdrawal_id).signal(WithdrawalWorkflow.documents_uploaded, upload)
+
+    async def notice_read(self, withdrawal_id: str, ack: NoticeAck) -> None:
+        """The user read or acknowledged a notice: pending escalation ladders stop (R21)."""
+        await self.handle(withdrawal_id).signal(WithdrawalWorkflow.notice_read, ack)
 
     async def status(self, withdrawal_id: str) -> WithdrawalView:
         return await self.handle(withdrawal_id).query(WithdrawalWorkflow.status)

@@ -1,0 +1,67 @@
+"""Builds the provider-backed notice channels (sms, voice) from the settings (credentials)
+and ``config/providers.yaml`` (routes, sign names, templates): one ``ProviderChain`` per
+channel, with region routing, failover and a circuit breaker per provider."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import yaml
+
+from notifiers.base import Notifier
+from notifiers.routing import ProviderChain
+from notifiers.sms_aliyun import AliyunSmsConfig, AliyunSmsNotifier
+from notifiers.sms_tencent import TencentSmsConfig, TencentSmsNotifier
+from notifiers.sms_twilio import TwilioConfig, TwilioSmsNotifier
+from notifiers.voice_aliyun import AliyunVoiceConfig, AliyunVoiceNotifier
+from notifiers.voice_twilio import TwilioVoiceNotifier
+from sentinel.policy import parse_duration
+from sentinel.settings import Settings
+
+
+def _secret(value) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def build_provider_notifiers(settings: Settings, data: Mapping[str, Any] | None = None) -> dict[str, Notifier]:
+    """``{"sms": chain, "voice": chain}`` for the providers that have credentials; a channel
+    with no configured provider is absent (the policy then skips it)."""
+    data = data if data is not None else (yaml.safe_load(settings.providers_file.read_text(encoding="utf-8")) or {})
+    sms: list[Notifier] = []
+    voice: list[Notifier] = []
+    aliyun = data.get("aliyun") or {}
+    if settings.aliyun_access_key_id and settings.aliyun_access_key_secret:
+        creds = dict(access_key_id=settings.aliyun_access_key_id,
+                     access_key_secret=_secret(settings.aliyun_access_key_secret))
+        if aliyun.get("sms"):
+            sms.append(AliyunSmsNotifier(AliyunSmsConfig(**creds, **aliyun["sms"])))
+        if aliyun.get("voice"):
+            voice.append(AliyunVoiceNotifier(AliyunVoiceConfig(**creds, **aliyun["voice"])))
+    tencent = data.get("tencent") or {}
+    if settings.tencent_secret_id and settings.tencent_secret_key and tencent:
+        sms.append(TencentSmsNotifier(TencentSmsConfig(
+            secret_id=settings.tencent_secret_id, secret_key=_secret(settings.tencent_secret_key), **tencent)))
+    twilio = data.get("twilio") or {}
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        cfg = TwilioConfig(account_sid=settings.twilio_account_sid, auth_token=_secret(settings.twilio_auth_token),
+                           **twilio)
+        sms.append(TwilioSmsNotifier(cfg))
+        if cfg.from_number:
+            voice.append(TwilioVoiceNotifier(cfg))
+    breaker = data.get("breaker") or {}
+    options = dict(
+        failure_threshold=int(breaker.get("failure_threshold", 5)),
+        cooldown_s=parse_duration(breaker.get("cooldown", 30)),
+        # A timeout after the request left may mean the first provider did send: failing over
+        # then could send twice. Exactly-once wins: retry later instead (the activity retries).
+        failover_on_ambiguous=False,
+    )
+    chains: dict[str, Notifier] = {}
+    for channel, providers, routes in (("sms", sms, data.get("sms_routes")), ("voice", voice, data.get("voice_routes"))):
+        if not providers:
+            continue
+        names = {p.provider for p in providers}
+        rules = [(prefix, [n for n in chain if n in names]) for prefix, chain in (routes or [("", sorted(names))])]
+        rules = [(prefix, chain) for prefix, chain in rules if chain]
+        chains[channel] = ProviderChain(channel, providers, rules, **options)
+    return chains
