@@ -51,6 +51,14 @@ def scenarios() -> list[Scenario]:
     ]
 
 
+def _settled(notice) -> bool:
+    """Every channel of the notice is delivered, failed, suppressed, dropped or deferred to
+    its send window (quiet hours / legal hours: it goes out later, by itself)."""
+    deferred = {d.split("@", 1)[0] for d in notice.deferred}
+    done = set(notice.delivered) | set(notice.failed) | set(notice.suppressed) | set(notice.dropped) | deferred
+    return set(notice.channels) <= done
+
+
 async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag: str) -> WithdrawalView:
     wid = f"DEMO-{run_tag}-{sc.name}"
     async with httpx.AsyncClient(timeout=10) as http:
@@ -70,7 +78,7 @@ async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag
             await client.review(wid, sc.review)
             reviewed = True
             continue
-        settled = all(len(n.delivered) + len(n.failed) >= len(n.channels) for n in view.notices)
+        settled = all(_settled(n) for n in view.notices)
         if sc.done(view) and (not sc.review or reviewed) and settled:
             return view
         if time.monotonic() > deadline:
@@ -88,8 +96,15 @@ def render(sc: Scenario, view: WithdrawalView, inbox: dict) -> str:
         offset = (e.at - t0).total_seconds() if t0 else 0
         lines.append(f"   +{offset:5.1f}s  [{e.source:8}] {e.what}" + (f"  ({e.detail})" if e.detail else ""))
     for n in view.notices:
+        extra = ""
+        if n.deferred:
+            extra += f"  deferred={','.join(n.deferred)}"
+        if n.suppressed:
+            extra += f"  suppressed={','.join(n.suppressed)}"
+        if n.escalate_at:
+            extra += f"  escalates if unread at {n.escalate_at:%H:%M:%S}"
         lines.append(f"   notice {n.stage.value:<18} severity={n.severity.value:<6} via {','.join(n.channels) or '-'}"
-                     f"  delivered={','.join(n.delivered) or '-'}")
+                     f"  delivered={','.join(n.delivered) or '-'}{extra}")
     messages = inbox.get("messages", [])
     if messages:
         lines.append(f"   inbox (unread {inbox.get('unread')}), newest message:")
