@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
@@ -249,13 +250,22 @@ class AliyunSmsConfig:
     version: str = field(default=SMS_VERSION)
 
 
-class AliyunSmsNotifier(Notifier):
-    channel = "sms"
+class AliyunTemplateNotifier(Notifier):
+    """One registered template per notice, sent through one signed Aliyun RPC action: the
+    config, the template lookup, the reach check and the call are shared by SMS
+    (:class:`AliyunSmsNotifier`) and voice (:class:`notifiers.voice_aliyun.AliyunVoiceNotifier`).
+    A subclass names the action and builds its parameters in :meth:`request_params`."""
+
     provider = PROVIDER
+    #: the RPC action, the answer field that holds the message id, and what a template is
+    #: called in the "no template" error
+    action: str
+    id_field: str
+    missing_template: str
 
     def __init__(
         self,
-        cfg: AliyunSmsConfig,
+        cfg: Any,
         *,
         client: httpx.AsyncClient | None = None,
         now: Callable[[], datetime] | None = None,
@@ -279,14 +289,37 @@ class AliyunSmsNotifier(Notifier):
         phone = notice.withdrawal.contact.phone
         return has_prefix(phone, self.cfg.country_prefixes) and self.registry.lookup(notice) is not None
 
-    def request_params(self, notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, str]:
+    def template_values(self, notice: NoticeRequest, rendered: RenderedNotice) -> tuple[str, TemplateSpec, dict[str, str]]:
+        """The phone number, the template and its variable values, or a non-retryable
+        DeliveryError when there is no number or no template for this notice."""
         phone = notice.withdrawal.contact.phone
         if not phone:
             raise DeliveryError("no phone number", retryable=False)
         spec = self.registry.lookup(notice)
         if spec is None:
-            raise DeliveryError(f"aliyun: no SMS template for {template_keys(notice)[0]}", retryable=False)
-        values = spec.values(notice_fields(notice, rendered))
+            raise DeliveryError(f"{self.missing_template} for {template_keys(notice)[0]}", retryable=False)
+        return phone, spec, spec.values(notice_fields(notice, rendered))
+
+    @abstractmethod
+    def request_params(self, notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, str]:
+        """The action's query parameters for this notice."""
+
+    async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
+        return await self.rpc.call(self.action, self.request_params(notice, rendered), self.id_field)
+
+    async def aclose(self) -> None:
+        await self.rpc.aclose()
+
+
+class AliyunSmsNotifier(AliyunTemplateNotifier):
+    channel = "sms"
+    action = "SendSms"
+    id_field = "BizId"
+    missing_template = "aliyun: no SMS template"
+    cfg: AliyunSmsConfig
+
+    def request_params(self, notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, str]:
+        phone, spec, values = self.template_values(notice, rendered)
         return {
             "PhoneNumbers": aliyun_phone(phone),
             "SignName": self.cfg.sign_name,
@@ -294,9 +327,3 @@ class AliyunSmsNotifier(Notifier):
             "TemplateParam": json.dumps(values, ensure_ascii=False, separators=(",", ":")),
             "OutId": notice.key,
         }
-
-    async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
-        return await self.rpc.call("SendSms", self.request_params(notice, rendered), "BizId")
-
-    async def aclose(self) -> None:
-        await self.rpc.aclose()

@@ -12,21 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import httpx
-
-from notifiers.base import DeliveryError, Notifier
-from notifiers.sms_aliyun import (
-    PROVIDER,
-    AliyunRpc,
-    TemplateRegistry,
-    aliyun_phone,
-    has_prefix,
-    notice_fields,
-    template_keys,
-)
+from notifiers.sms_aliyun import AliyunTemplateNotifier, aliyun_phone
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
 
@@ -45,44 +33,15 @@ class AliyunVoiceConfig:
     timeout_s: float = 10.0
 
 
-class AliyunVoiceNotifier(Notifier):
+class AliyunVoiceNotifier(AliyunTemplateNotifier):
     channel = "voice"
-    provider = PROVIDER
-
-    def __init__(
-        self,
-        cfg: AliyunVoiceConfig,
-        *,
-        client: httpx.AsyncClient | None = None,
-        now: Callable[[], datetime] | None = None,
-        nonce: Callable[[], str] | None = None,
-    ):
-        self.cfg = cfg
-        self.registry = TemplateRegistry(cfg.templates)
-        self.rpc = AliyunRpc(
-            endpoint=cfg.endpoint,
-            version=cfg.version,
-            access_key_id=cfg.access_key_id,
-            access_key_secret=cfg.access_key_secret,
-            security_token=cfg.security_token,
-            timeout_s=cfg.timeout_s,
-            client=client,
-            now=now,
-            nonce=nonce,
-        )
-
-    def can_reach(self, notice: NoticeRequest) -> bool:
-        phone = notice.withdrawal.contact.phone
-        return has_prefix(phone, self.cfg.country_prefixes) and self.registry.lookup(notice) is not None
+    action = "SingleCallByTts"
+    id_field = "CallId"
+    missing_template = "aliyun voice: no TTS template"
+    cfg: AliyunVoiceConfig
 
     def request_params(self, notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, str]:
-        phone = notice.withdrawal.contact.phone
-        if not phone:
-            raise DeliveryError("no phone number", retryable=False)
-        spec = self.registry.lookup(notice)
-        if spec is None:
-            raise DeliveryError(f"aliyun voice: no TTS template for {template_keys(notice)[0]}", retryable=False)
-        values = spec.values(notice_fields(notice, rendered))
+        phone, spec, values = self.template_values(notice, rendered)
         return {
             "CalledShowNumber": self.cfg.called_show_number,
             "CalledNumber": aliyun_phone(phone),
@@ -91,9 +50,3 @@ class AliyunVoiceNotifier(Notifier):
             "PlayTimes": str(self.cfg.play_times),
             "OutId": notice.key,
         }
-
-    async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
-        return await self.rpc.call("SingleCallByTts", self.request_params(notice, rendered), "CallId")
-
-    async def aclose(self) -> None:
-        await self.rpc.aclose()

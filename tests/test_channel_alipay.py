@@ -6,11 +6,9 @@ Keys are generated here; nothing leaves the machine."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI, Request
@@ -37,6 +34,8 @@ from channels.base import CallbackRejected, ChannelRejectedRequest, ChannelUnava
 from sentinel.catalogue import default_catalogue
 from sentinel.models import WithdrawalRequest
 from sentinel.taxonomy import ExceptionCategory, PayoutState
+from tests.conftest import free_port
+from tests.local_server import serve
 
 APP_ID = "2021000000000001"
 BEIJING = timezone(timedelta(hours=8))
@@ -215,37 +214,11 @@ class FakeAlipay:
         return app
 
 
-class Served:
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Served":
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        for _ in range(500):
-            if self.server.started:
-                return self
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 async def provider(keys: Keys):
     fake = FakeAlipay(app_public=keys.app.public_key(), alipay_key=keys.alipay)
-    async with Served(fake.build()) as served:
-        fake.url = served.url  # type: ignore[attr-defined]
+    async with serve(fake.build()) as url:
+        fake.url = url  # type: ignore[attr-defined]
         yield fake
 
 
@@ -452,9 +425,7 @@ async def test_requests_we_must_not_send(alipay: AlipayChannel, provider: FakeAl
 
 
 async def test_unreachable_gateway_is_unavailable(keys: Keys):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     channel = AlipayChannel(default_catalogue(), make_config(keys, f"http://127.0.0.1:{port}", timeout_s=2))
     try:
         with pytest.raises(ChannelUnavailable):

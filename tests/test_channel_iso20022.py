@@ -5,11 +5,9 @@ pacs.004 documents from a script. Callbacks are built here and signed with a tes
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import re
-import socket
 import ssl
 import time
 from decimal import Decimal
@@ -19,7 +17,6 @@ from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,6 +39,8 @@ from sentinel.catalogue import default_catalogue
 from sentinel.models import WithdrawalRequest
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, sign, verify
 from sentinel.taxonomy import ExceptionCategory, PayoutState
+from tests.conftest import free_port
+from tests.local_server import serve
 
 BANK_SECRET = "iso-test-secret"
 NS = "urn:iso:std:iso:20022:tech:xsd:"
@@ -234,33 +233,6 @@ class FakeBank:
             return Response(self.status[e2e], media_type="application/xml")
 
 
-class Served:
-    def __init__(self, app: FastAPI, **ssl_options: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        scheme = "https" if ssl_options else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **ssl_options))
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Served":
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        for _ in range(500):
-            if self.server.started:
-                return self
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
-        self.sock.close()
-
-
 def config(url: str, **overrides: Any) -> Iso20022Config:
     values: dict[str, Any] = dict(
         hmac_secret=BANK_SECRET,
@@ -275,8 +247,8 @@ def config(url: str, **overrides: Any) -> Iso20022Config:
 @pytest.fixture(scope="module")
 async def bank():
     fake = FakeBank()
-    async with Served(fake.app) as served:
-        fake.url = served.url  # type: ignore[attr-defined]
+    async with serve(fake.app) as url:
+        fake.url = url  # type: ignore[attr-defined]
         yield fake
 
 
@@ -383,9 +355,7 @@ async def test_a_wrong_secret_is_refused_by_the_bank(bank):
 
 
 async def test_unreachable_bank_is_unknown():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ch = Iso20022Channel(default_catalogue(), config(f"http://127.0.0.1:{port}"))
     try:
         with pytest.raises(ChannelUnavailable):
@@ -631,8 +601,8 @@ async def test_callbacks_over_http_and_the_ack(channel):
         status, content_type, body = channel.ack()
         return Response(body, status_code=status, media_type=content_type, headers={"X-Events": str(len(events))})
 
-    async with Served(app) as served, httpx.AsyncClient() as client:
-        url = served.url + "/v1/callbacks/iso20022"
+    async with serve(app) as base, httpx.AsyncClient() as client:
+        url = base + "/v1/callbacks/iso20022"
         body = pacs002([("W1", "ACCC", None), ("W2", "ACSP", None)])
         ok = await client.post(url, content=body, headers=signed(body))
         assert ok.status_code == 200 and ok.json() == {"received": True} and ok.headers["x-events"] == "2"
@@ -696,17 +666,17 @@ async def test_mutual_tls_to_the_bank(tmp_path):
         ssl_ca_certs=ca_file,
         ssl_cert_reqs=ssl.CERT_REQUIRED,
     )
-    async with Served(fake.app, **tls) as served:
+    async with serve(fake.app, **tls) as url:
         with_cert = Iso20022Channel(
             default_catalogue(),
             config(
-                served.url,
+                url,
                 client_cert=_write(tmp_path / "client.pem", client),
                 client_key=_write(tmp_path / "client.key", key=client_key),
                 ca_bundle=ca_file,
             ),
         )
-        without_cert = Iso20022Channel(default_catalogue(), config(served.url, ca_bundle=ca_file))
+        without_cert = Iso20022Channel(default_catalogue(), config(url, ca_bundle=ca_file))
         try:
             order_id = new_order_id()
             assert (await with_cert.submit(withdrawal(order_id), order_id, None)).raw_status == "ACTC"

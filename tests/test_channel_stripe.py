@@ -5,12 +5,10 @@ built here and signed with a test endpoint secret."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
 import json
-import socket
 import time
 from decimal import Decimal
 from typing import Any
@@ -18,7 +16,6 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -27,6 +24,8 @@ from channels.stripe import CallbackIgnored, StripeChannel, StripeConfig, to_min
 from sentinel.catalogue import default_catalogue
 from sentinel.models import WithdrawalRequest
 from sentinel.taxonomy import ExceptionCategory, PayoutState
+from tests.conftest import free_port
+from tests.local_server import serve
 
 SECRET_KEY = "sk_test_51sentinel"
 WEBHOOK_SECRET = "whsec_test_sentinel"
@@ -170,37 +169,11 @@ class FakeStripe:
         self.payouts[payout_id]["failure_code"] = code
 
 
-class Served:
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Served":
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        for _ in range(500):
-            if self.server.started:
-                return self
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 async def stripe_server():
     fake = FakeStripe()
-    async with Served(fake.app) as served:
-        fake.url = served.url  # type: ignore[attr-defined]
+    async with serve(fake.app) as url:
+        fake.url = url  # type: ignore[attr-defined]
         yield fake
 
 
@@ -335,9 +308,7 @@ async def test_wrong_secret_key_is_a_configuration_error(stripe_server):
 
 
 async def test_unreachable_stripe_is_unknown():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     ch = make_channel(f"http://127.0.0.1:{port}")
     try:
         with pytest.raises(ChannelUnavailable):
@@ -569,8 +540,8 @@ async def test_webhooks_over_http_keep_the_raw_body_and_ack(channel):
         status, content_type, body = channel.ack()
         return Response(content=body, status_code=status, media_type=content_type, headers={"X-Order": event.order_id})
 
-    async with Served(app) as served, httpx.AsyncClient() as client:
-        url = served.url + "/v1/callbacks/stripe"
+    async with serve(app) as base, httpx.AsyncClient() as client:
+        url = base + "/v1/callbacks/stripe"
         headers, body = webhook(payout_event("payout.paid", "paid", order_id="W77"))
         ok = await client.post(url, content=body, headers=headers)
         assert ok.status_code == 200 and ok.json() == {"received": True} and ok.headers["x-order"] == "W77"

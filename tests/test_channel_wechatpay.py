@@ -7,19 +7,16 @@ published wechatpay-go test vectors at the top."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -45,6 +42,8 @@ from channels.wechatpay import (
 from sentinel.catalogue import default_catalogue
 from sentinel.models import WithdrawalRequest
 from sentinel.taxonomy import ExceptionCategory, PayoutState
+from tests.conftest import free_port
+from tests.local_server import serve
 
 MCH_ID = "1900000109"
 APPID = "wx8888888888888888"
@@ -340,37 +339,11 @@ class FakeWeChatPay:
         return app
 
 
-class Served:
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Served":
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        for _ in range(500):
-            if self.server.started:
-                return self
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 async def provider(wechat_keys: WxKeys):
     fake = FakeWeChatPay(wechat_keys)
-    async with Served(fake.build()) as served:
-        fake.url = served.url
+    async with serve(fake.build()) as url:
+        fake.url = url
         yield fake
 
 
@@ -488,9 +461,7 @@ async def test_submit_unknown_outcome_is_channel_unavailable(wechat: WeChatPayCh
 
 
 async def test_no_answer_at_all_is_unavailable(wechat_keys: WxKeys):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     channel = WeChatPayChannel(default_catalogue(), make_config(wechat_keys, f"http://127.0.0.1:{port}", timeout_s=2))
     try:
         with pytest.raises(ChannelUnavailable):

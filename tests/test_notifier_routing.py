@@ -1,7 +1,7 @@
 """ProviderChain over real HTTP: region routing by phone prefix, failover on retryable
 errors (500, 429, timeout, throttling), no failover on a bad number, per-provider circuit
 breakers with an injected clock. The fake providers (which verify signatures and fields)
-come from test_notifiers_sms.py.
+come from tests/fake_providers.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from notifiers.routing import (
 )
 from notifiers.sms_twilio import TwilioSmsNotifier
 from sentinel.taxonomy import ExceptionCategory, Stage
-from tests.test_notifiers_sms import (  # noqa: F401  (fixtures are used by name)
+from tests.fake_providers import (  # noqa: F401  (fixtures are used by name)
     CN_PHONE,
     US_PHONE,
     aliyun,

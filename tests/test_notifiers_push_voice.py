@@ -32,7 +32,7 @@ from notifiers.routing import DEFAULT_PUSH_ROUTES, ProviderChain
 from notifiers.voice_aliyun import AliyunVoiceConfig, AliyunVoiceNotifier
 from notifiers.voice_twilio import TwilioVoiceNotifier, twiml_say
 from sentinel.taxonomy import ExceptionCategory, Stage
-from tests.test_notifiers_sms import (  # noqa: F401  (fixtures are used by name)
+from tests.fake_providers import (  # noqa: F401  (fixtures are used by name)
     CN_PHONE,
     US_PHONE,
     Fake,
@@ -41,7 +41,7 @@ from tests.test_notifiers_sms import (  # noqa: F401  (fixtures are used by name
     client,
     make_notice,
     render,
-    serve,
+    serve_fake,
     twilio,
     twilio_config,
     twilio_server,
@@ -215,13 +215,13 @@ class FakeJPush(Fake):
 
 @pytest.fixture(scope="module")
 async def fcm_server():
-    async with serve(FakeFcm()) as fake:
+    async with serve_fake(FakeFcm()) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
 async def jpush_server():
-    async with serve(FakeJPush()) as fake:
+    async with serve_fake(FakeJPush()) as fake:
         yield fake
 
 

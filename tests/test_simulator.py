@@ -13,7 +13,6 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -23,6 +22,7 @@ from simulator.app import create_app
 from simulator.engine import Engine
 from simulator.protocol import PayoutRequest
 from simulator.scripts import SCENARIOS, build_scenario, script_from_spec
+from tests.local_server import serve
 
 SECRET = "test-channel-secret"
 FAST_RETRIES = (0.05, 0.1, 0.1, 0.1, 0.1)  # 6 attempts, under half a second
@@ -34,34 +34,6 @@ def new_order_id() -> str:
 
 
 # --- servers ---------------------------------------------------------------------------
-
-
-class Served:
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Served":
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        for _ in range(500):
-            if self.server.started:
-                return self
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
-        self.sock.close()
 
 
 class Receiver:
@@ -97,15 +69,15 @@ class Receiver:
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     rec = Receiver()
-    async with Served(rec.app) as served:
-        yield rec, served.url + "/v1/callbacks/generic"
+    async with serve(rec.app, lifespan="on") as url:
+        yield rec, url + "/v1/callbacks/generic"
 
 
 @pytest.fixture(scope="module")
 async def sim() -> AsyncIterator[str]:
     app = create_app(SECRET, retry_delays=FAST_RETRIES, callback_timeout_s=2.0)
-    async with Served(app) as served:
-        yield served.url
+    async with serve(app, lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
