@@ -16,8 +16,9 @@ UNAVAILABLE = object()
 class ScriptedChannel(Channel):
     name = "generic"
 
-    def __init__(self, submit=("ACCEPTED", None), queries=(("PROCESSING", None),)):
+    def __init__(self, submit=("ACCEPTED", None), queries=(("PROCESSING", None),), name: str = "generic"):
         super().__init__(default_catalogue())
+        self.name = name
         self.submit_answers = [submit] if not isinstance(submit, list) else list(submit)
         self.query_answers = list(queries)
         self.submits: list[str] = []

@@ -85,7 +85,8 @@ async def running(env, settings: Settings, channel):
     terminated: one left waiting on a timer with no worker would stall time skipping for
     every later test on the shared test server."""
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
-    activities = build_activities(settings, channels={"generic": channel})
+    channels = channel if isinstance(channel, dict) else {"generic": channel}
+    activities = build_activities(settings, channels=channels)
     client = _TrackingClient(env.client, task_queue)
     try:
         async with Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities):
