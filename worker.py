@@ -25,6 +25,7 @@ def build_worker(client: Client, settings: Settings, **options) -> Worker:
         workflows=[WithdrawalWorkflow],
         activities=build_activities(settings),
         activity_executor=ThreadPoolExecutor(max_workers=8),
+        max_cached_workflows=settings.worker_max_cached_workflows,
         **options,
     )
 
@@ -34,7 +35,16 @@ async def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()
-    client = await connect(settings, service_name="withdrawal-sentinel-worker")
+    client = None
+    for attempt in range(60):  # Temporal may still be starting (or restarting): wait for it
+        try:
+            client = await connect(settings, service_name="withdrawal-sentinel-worker")
+            break
+        except RuntimeError as exc:
+            logging.warning("Temporal at %s not reachable (%s); retrying", settings.temporal_address, exc)
+            await asyncio.sleep(min(1 + attempt, 5))
+    if client is None:
+        raise SystemExit(f"Temporal at {settings.temporal_address} did not answer")
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

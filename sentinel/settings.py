@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     temporal_address: str = Field("127.0.0.1:7233", description="host:port of the Temporal frontend")
     temporal_namespace: str = Field("default", description="Temporal namespace")
     task_queue: str = Field("withdrawal-sentinel", description="task queue of the worker")
+    worker_max_cached_workflows: int = Field(
+        250, description="workflows kept in worker memory; others are rebuilt from history when they wake (RSS bound)"
+    )
 
     # Application database (notices, inbox, parked callbacks)
     database_url: str = Field(

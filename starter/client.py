@@ -55,7 +55,9 @@ class SentinelClient:
         after it has finished (the withdrawal id is never reused)."""
         attrs = TypedSearchAttributes(
             [
-                SearchAttributePair(sa.WITHDRAWAL_STATUS, WithdrawalStatus.SUBMITTED.value),
+                # The workflow submits the payout at once: it starts as PROCESSING, which saves
+                # an upsert (a billed action) on every withdrawal.
+                SearchAttributePair(sa.WITHDRAWAL_STATUS, WithdrawalStatus.PROCESSING.value),
                 SearchAttributePair(sa.CHANNEL, req.channel),
                 SearchAttributePair(sa.BANK_CODE, req.bank_code),
                 SearchAttributePair(sa.SEVERITY, "INFO"),

@@ -807,21 +807,28 @@ class WithdrawalWorkflow:
         )
 
     def _flush_search_attributes(self) -> None:
-        """One upsert for all changes since the last one: each upsert is a billed action."""
+        """One upsert for what changed since the workflow's current search attributes (set
+        at start by the client, or by the last upsert); nothing to change, no upsert: each
+        upsert is a billed action."""
         if not self._sa_dirty:
             return
         self._sa_dirty = False
-        updates = [
-            sa.WITHDRAWAL_STATUS.value_set(self._status.value),
-            sa.CHANNEL.value_set(self._req.channel),
-            sa.BANK_CODE.value_set(self._req.bank_code),
-            sa.SEVERITY.value_set(self._severity.value),
-            sa.NEEDS_REVIEW.value_set(self._status.needs_human),
-            sa.EXCEPTION_CATEGORY.value_set(self._category.value)
-            if self._category
-            else sa.EXCEPTION_CATEGORY.value_unset(),
+        wanted = [
+            (sa.WITHDRAWAL_STATUS, self._status.value),
+            (sa.CHANNEL, self._req.channel),
+            (sa.BANK_CODE, self._req.bank_code),
+            (sa.SEVERITY, self._severity.value),
+            (sa.NEEDS_REVIEW, self._status.needs_human),
+            (sa.EXCEPTION_CATEGORY, self._category.value if self._category else None),
         ]
-        workflow.upsert_search_attributes(updates)
+        current = workflow.info().typed_search_attributes
+        updates = []
+        for key, value in wanted:
+            if current.get(key) == value:
+                continue
+            updates.append(key.value_set(value) if value is not None else key.value_unset())
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     def _view(self) -> WithdrawalView:
         r = self._req

@@ -1,0 +1,111 @@
+"""Time to notify: from the channel callback's HTTP request (a signed FAILED/AC04 callback
+POSTed to the gateway by this script; the simulator is scripted to send none) to the SMTP
+sink (in-process aiosmtpd) accepting the first notice (the email of rung 0). p50/p95/p99
+at several concurrency levels (closed loop: each of C streams posts its next callback
+when the previous one's mail arrived).
+
+    python -m bench.notify_latency [--levels 1,5,10] [--samples 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+
+import httpx
+
+from bench.common import (BenchStack, loadavg, machine_block, md_table, script_all, start_all, summary_ms,
+                          write_section)
+from bench.mailsink import MailSink
+from sentinel.signing import SIGNATURE_HEADER, sign
+
+SECRET = "dev-channel-secret"
+NO_CALLBACK = {"steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 86400, "status": "SUCCEEDED"}]}
+
+
+async def level(stack, client, sink, http, c: int, samples: int) -> dict:
+    from sentinel.taxonomy import WithdrawalStatus
+
+    total = max(samples, c)
+    wids = [f"NL-{uuid.uuid4().hex[:10]}" for _ in range(total)]
+    await script_all(stack.sim, [(w, NO_CALLBACK) for w in wids])
+    await start_all(client, wids, 50)
+    for w in wids:  # each must have submitted before its callback
+        while (await client.status(w)).status != WithdrawalStatus.PROCESSING:
+            await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    queue = list(wids)
+    lat: list[float] = []
+    lost = 0
+    load0 = loadavg()
+
+    async def stream():
+        nonlocal lost
+        while queue:
+            w = queue.pop()
+            body = json.dumps({"event_id": f"evt-{w}", "order_id": w, "status": "FAILED", "code": "AC04",
+                               "occurred_at": "2026-11-27T00:00:00Z"}).encode()
+            t0 = time.time()
+            r = await http.post(f"{stack.gw}/v1/callbacks/generic", content=body,
+                                headers={SIGNATURE_HEADER: sign(SECRET, body, int(t0))})
+            r.raise_for_status()
+            deadline = time.monotonic() + 30
+            while w not in sink.first and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            if w in sink.first:
+                lat.append(sink.first[w] - t0)
+            else:
+                lost += 1
+    t_start = time.perf_counter()
+    await asyncio.gather(*(stream() for _ in range(c)))
+    wall = time.perf_counter() - t_start
+    for w in wids:
+        await client.handle(w).terminate("bench done")
+    s = summary_ms(lat)
+    return {"c": c, **s, "no_mail_30s": lost, "rate": len(lat) / wall, "load": f"{load0} → {loadavg()}"}
+
+
+async def main_async(levels: list[int], samples: int) -> list[dict]:
+    # the sink must listen before the worker sends: start the stack without mail, then the sink
+    stack = BenchStack(mail=False).start()
+    out = []
+    try:
+        with MailSink(stack.dev.ports.smtp, r"NL-[0-9a-f]{10}") as sink:
+            client = await stack.client()
+            await stack.wait_worker_ready(client)
+            async with httpx.AsyncClient(timeout=30) as http:
+                await level(stack, client, sink, http, 1, 3)  # warm-up
+                for c in levels:
+                    r = await level(stack, client, sink, http, c, max(samples, c * 4))
+                    print(f"concurrency {c}: {r}")
+                    out.append(r)
+    finally:
+        stack.stop()
+    rows = [[r["c"], r["n"], r["p50"], r["p95"], r["p99"], r["max"], r["rate"], r["no_mail_30s"], r["load"]]
+            for r in out]
+    settings = {"path": "POST signed callback → gateway → signal → workflow → deliver_notice(email) → SMTP accepted",
+                "sink": "aiosmtpd in the benchmark process (time of DATA accepted)",
+                "samples per level": f"max({samples}, 4×C)"}
+    body = ["## Time to notify (`bench/notify_latency.py`)", "",
+            machine_block(settings, f"python -m bench.notify_latency --levels {','.join(map(str, levels))} "
+                                    f"--samples {samples}"),
+            md_table(["concurrent callbacks", "n", "p50 ms", "p95 ms", "p99 ms", "max ms", "notices/s",
+                      "no mail in 30 s", "load avg before → after"], rows), "",
+            "Target: p99 ≤ 300 ms at half the measured maximum load.", ""]
+    write_section("notify_latency", "\n".join(body))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="time to notify")
+    p.add_argument("--levels", default="1,5,10")
+    p.add_argument("--samples", type=int, default=20)
+    a = p.parse_args()
+    asyncio.run(main_async([int(x) for x in a.levels.split(",")], a.samples))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Throughput: N withdrawals through the happy path and through a mix of exception paths,
+then, on the same dev server (SQLite file) in the same run, N bare workflows with the same
+number of activities and no logic (bench/bare.py, its worker in its own process).
+
+    python -m bench.throughput [-n 200] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+
+from bench.bare import BareWorkflow
+from bench.common import (BenchStack, count_actions, delays, history_events, loadavg, machine_block, md_table,
+                          run_withdrawals, script_all, write_section)
+
+HAPPY = {"scenario": "success", "params": {"after_s": 0.2}}
+# Exception paths that reach a final state and close (return_watch 0). account_error / limit /
+# risk_hold are left out of the closing-time measurement: a HIGH notice keeps the workflow
+# open for its escalation ladder (30 min) and a risk hold waits for a reviewer.
+MIX = [
+    {"scenario": "no_callback_success", "params": {"after_s": 0.2}},
+    {"scenario": "system_error_then_final", "params": {"final_after_s": 0.5}},
+    {"scenario": "bank_delay", "params": {"slow_after_s": 0.2, "delay_s": 1.0}},
+    {"scenario": "success_then_return", "params": {"success_after_s": 0.2, "return_after_s": 5.0}},
+]
+
+
+async def run_bare(client, n: int, activities: int, local: int, concurrency: int) -> dict:
+    sem = asyncio.Semaphore(concurrency)
+    handles = []
+    t0 = time.perf_counter()
+    load0 = loadavg()
+
+    async def start(i: int):
+        async with sem:
+            handles.append(await client.start_workflow(BareWorkflow.run, args=[activities, local],
+                                                       id=f"bare-{uuid.uuid4().hex}", task_queue="bench-bare"))
+    await asyncio.gather(*(start(i) for i in range(n)))
+    await asyncio.gather(*(h.result() for h in handles))
+    wall = time.perf_counter() - t0
+    return {"n": n, "wall_s": wall, "per_s": n / wall, "load_before": load0, "load_after": loadavg()}
+
+
+async def main_async(n: int, concurrency: int) -> dict:
+    doc = delays(version="bench-throughput", poll_schedule=["2s"], unknown_poll="1s", return_watch=0)
+    stack = BenchStack(delays_doc=doc).start()
+    try:
+        bare_proc = stack.spawn("bare-worker", [sys.executable, "-m", "bench.bare", "--address", stack.address])
+        client = await stack.client()
+        await stack.wait_worker_ready(client)
+        # warm-up and activity count of the happy path, from its history
+        wid = f"WARM-{uuid.uuid4().hex[:8]}"
+        await script_all(stack.sim, [(wid, HAPPY)])
+        await run_withdrawals(client, [wid])
+        c = count_actions(await history_events(client.client, f"withdrawal-{wid}"))
+        n_act = sum(c["activities"].values())
+        n_local = c["local_activity_markers"]
+        print(f"happy path: {n_act} activities {c['activities']}, {n_local} local activities")
+
+        happy = [f"TH-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+        await script_all(stack.sim, [(w, HAPPY) for w in happy])
+        r_happy = await run_withdrawals(client, happy, concurrency)
+        print(f"happy path: {r_happy}")
+
+        mix = [f"TM-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+        await script_all(stack.sim, [(w, MIX[i % len(MIX)]) for i, w in enumerate(mix)])
+        r_mix = await run_withdrawals(client, mix, concurrency)
+        print(f"mix: {r_mix}")
+
+        # bare: warm up its worker, then the same N
+        await run_bare(client.client, 2, n_act, n_local, concurrency)
+        r_bare = await run_bare(client.client, n, n_act, n_local, concurrency)
+        print(f"bare: {r_bare}")
+    finally:
+        stack.stop()
+    ratio = r_happy["per_s"] / r_bare["per_s"]
+    ratio_mix = r_mix["per_s"] / r_bare["per_s"]
+    print(f"withdrawals/s happy {r_happy['per_s']:.2f}, mix {r_mix['per_s']:.2f}; bare {r_bare['per_s']:.2f}/s; "
+          f"ratio {ratio:.2f} (mix {ratio_mix:.2f})")
+    rows = [
+        ["happy path (success, callback after 0.2 s)", n, r_happy["wall_s"], r_happy["per_s"], ratio,
+         r_happy["statuses"], f"{r_happy['load_before']} → {r_happy['load_after']}"],
+        ["exception mix (" + ", ".join(m["scenario"] for m in MIX) + ")", n, r_mix["wall_s"], r_mix["per_s"],
+         ratio_mix, r_mix["statuses"], f"{r_mix['load_before']} → {r_mix['load_after']}"],
+        [f"bare workflow ({n_act} no-op activities + {n_local} local)", n, r_bare["wall_s"], r_bare["per_s"], 1.0,
+         "-", f"{r_bare['load_before']} → {r_bare['load_after']}"],
+    ]
+    settings = {"N": n, "start concurrency": concurrency,
+                "server": "temporal server start-dev, SQLite file, headless; worker = worker.py (own process); "
+                          "bare worker = bench/bare.py (own process)",
+                "delays": "poll_schedule [2s], unknown_poll 1s, return_watch 0, thresholds 2h",
+                "timing": "first start → last workflow closed (client.result)"}
+    body = ["## Throughput (`bench/throughput.py`)", "", machine_block(settings, f"python -m bench.throughput -n {n}"),
+            md_table(["run", "N", "wall s", "per s", "ratio to bare", "final statuses", "load avg before → after"],
+                     rows), "",
+            f"**Ratio happy path / bare: {ratio:.2f}** (target ≥ 0.7: {'met' if ratio >= 0.7 else 'MISSED'}).", ""]
+    write_section("throughput", "\n".join(body))
+    return {"happy": r_happy, "mix": r_mix, "bare": r_bare, "ratio": ratio}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="throughput against a bare-workflow baseline")
+    p.add_argument("-n", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=50)
+    a = p.parse_args()
+    asyncio.run(main_async(a.n, a.concurrency))
+
+
+if __name__ == "__main__":
+    main()
