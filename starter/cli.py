@@ -3,8 +3,15 @@
     python -m starter up                      # the whole embedded stack + demo, until Ctrl-C
     python -m starter start W1001 --user u1 --amount 100.00 --bank ICBC --last4 1234 --payee-ref vault:tok
     python -m starter status W1001
-    python -m starter review W1001 approve --reviewer alice --reason "verified"
+    python -m starter review list             # the review queue (filters: --category, --min-age, ...)
+    python -m starter review approve W1001 --reviewer alice --reason "verified"
+    python -m starter review reject W1001 --reviewer alice --reason "fraud ring"
+    python -m starter review docs W1001 --reviewer alice --reason "source of funds" --documents bank_statement
     python -m starter stuck                   # DELAYED / MANUAL_CHECK / UNDER_REVIEW, via visibility
+    python -m starter parked list             # parked callbacks that need a person
+    python -m starter parked redeliver 17 --operator ops
+    python -m starter token user u1           # a signed user token (for testing the gateway)
+    python -m starter migrate                 # upgrade the application database (Alembic)
     python -m starter settings                # the settings in force
 """
 
@@ -12,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from decimal import Decimal
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from sentinel.models import Contact, ReviewDecision, WithdrawalRequest
 from sentinel.settings import ROOT, Settings, get_settings
@@ -136,28 +145,134 @@ def status(withdrawal_id: str) -> None:
     asyncio.run(go())
 
 
-@app.command()
-def review(
-    withdrawal_id: str,
-    decision: str = typer.Argument(..., help="approve | reject | request_documents"),
-    reviewer: str = typer.Option(...),
-    reason: str = typer.Option(...),
-    documents: list[str] = typer.Option([], help="with request_documents: id_photo, transaction_proof, ..."),
-) -> None:
-    """Send a reviewer's decision."""
-    from starter.client import NotAwaitingReview
+# --------------------------------------------------------------------------- review desk (R29)
+
+
+class _ReviewGroup(TyperGroup):
+    """``review`` subcommands; the original form ``review ID DECISION ...`` still works."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["decide", *args]
+        return super().resolve_command(ctx, args)
+
+
+review_app = typer.Typer(cls=_ReviewGroup, no_args_is_help=True, help="The review desk: the queue and decisions.")
+app.add_typer(review_app, name="review")
+
+
+def _engine():
+    from store.db import engine_for
+
+    return engine_for(get_settings().database_url)
+
+
+def _decide(withdrawal_id: str, decision: str, reviewer: str, reason: str, documents: list[str]) -> None:
+    """Send the decision (a workflow update) and write the audit row (who, when, what, why)."""
+    from starter.client import FourEyesViolation, NotAwaitingReview
+    from store.repo import add_audit
+
+    try:
+        req = ReviewDecision(decision=decision, reviewer=reviewer, reason=reason, documents=documents)
+    except ValueError as exc:
+        print(f"invalid decision: {exc}", file=sys.stderr)
+        raise typer.Exit(2)
 
     async def go():
-        try:
-            st = await (await _client()).review(
-                withdrawal_id, ReviewDecision(decision=decision, reviewer=reviewer, reason=reason, documents=documents)
-            )
-        except NotAwaitingReview as exc:
-            print(f"refused: {exc}", file=sys.stderr)
-            raise typer.Exit(2)
-        print(st)
+        st = await (await _client()).review(withdrawal_id, req)
+        docs = f" (documents: {', '.join(documents)})" if documents else ""
+        await asyncio.to_thread(add_audit, _engine(), reviewer, "cli", f"review:{decision}", withdrawal_id,
+                                f"{reason}{docs} -> {st}")
+        return st
 
-    asyncio.run(go())
+    try:
+        print(asyncio.run(go()))
+    except (NotAwaitingReview, FourEyesViolation) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        raise typer.Exit(2)
+
+
+@review_app.command("list")
+def review_list(
+    category: str | None = typer.Option(None, help="exception category, e.g. RISK_HOLD"),
+    status: str | None = typer.Option(None, help="UNDER_REVIEW or MANUAL_CHECK"),
+    min_age: float | None = typer.Option(None, help="waiting at least this many seconds"),
+    min_amount: str | None = typer.Option(None, help="amount at least, e.g. 50000"),
+    assignee: str | None = typer.Option(None),
+    unassigned: bool = typer.Option(False, help="only cases nobody has taken"),
+    limit: int = typer.Option(50, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
+) -> None:
+    """The review queue, oldest first (from the withdrawal records)."""
+    from datetime import datetime, timezone
+
+    from store.repo import review_queue_page
+
+    now = datetime.now(timezone.utc)
+    rows, total = review_queue_page(
+        _engine(), category=category, status=status, older_than_s=min_age,
+        min_amount=Decimal(min_amount) if min_amount else None, assignee=assignee, unassigned=unassigned, now=now,
+        limit=limit,
+    )
+    for r in rows:
+        since = r.review_since.replace(tzinfo=r.review_since.tzinfo or timezone.utc) if r.review_since else None
+        age = int((now - since).total_seconds()) if since else None
+        if as_json:
+            print(json.dumps({"withdrawal_id": r.withdrawal_id, "user_id": r.user_id, "status": r.status,
+                              "category": r.category, "amount": str(r.amount), "currency": r.currency,
+                              "age_s": age, "assignee": r.assignee}))
+        else:
+            print(f"{r.withdrawal_id:24} {r.status:13} {r.category or '-':22} {r.amount:>14} {r.currency}"
+                  f" {_age_text(age):>8} {r.assignee or '-'}")
+    if not as_json:
+        print(f"{total} case(s) waiting" + (f", {len(rows)} shown" if len(rows) < total else ""))
+
+
+def _age_text(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+_REVIEWER = typer.Option(..., help="who decides (kept in the audit log)")
+_REASON = typer.Option(..., help="why (kept in the audit log and the timeline)")
+
+
+@review_app.command("approve")
+def review_approve(withdrawal_id: str, reviewer: str = _REVIEWER, reason: str = _REASON) -> None:
+    """Approve: the payout is released (four-eyes: a second, different reviewer may be needed)."""
+    _decide(withdrawal_id, "approve", reviewer, reason, [])
+
+
+@review_app.command("reject")
+def review_reject(withdrawal_id: str, reviewer: str = _REVIEWER, reason: str = _REASON) -> None:
+    """Reject: the withdrawal fails and the funds go back to the user's balance."""
+    _decide(withdrawal_id, "reject", reviewer, reason, [])
+
+
+@review_app.command("docs")
+def review_docs(
+    withdrawal_id: str,
+    reviewer: str = _REVIEWER,
+    reason: str = _REASON,
+    documents: list[str] = typer.Option(..., help="id_photo, transaction_proof, bank_statement, address_proof"),
+) -> None:
+    """Ask the user for documents (R18); the case returns to the queue when they upload."""
+    _decide(withdrawal_id, "request_documents", reviewer, reason, documents)
+
+
+@review_app.command("decide", hidden=True)
+def review_decide(
+    withdrawal_id: str,
+    decision: str = typer.Argument(..., help="approve | reject | request_documents"),
+    reviewer: str = _REVIEWER,
+    reason: str = _REASON,
+    documents: list[str] = typer.Option([], help="with request_documents: id_photo, transaction_proof, ..."),
+) -> None:
+    """Send a reviewer's decision (the original form: review ID DECISION ...)."""
+    _decide(withdrawal_id, decision, reviewer, reason, documents)
 
 
 @app.command()
@@ -175,6 +290,86 @@ def stuck(query: str = typer.Option(
                   f" {attrs.get(sa.CHANNEL) or '-':8} {attrs.get(sa.BANK_CODE) or '-':8} started {wf.start_time:%Y-%m-%d %H:%M:%S}")
 
     asyncio.run(go())
+
+
+# --------------------------------------------------------------------------- operators
+
+parked_app = typer.Typer(no_args_is_help=True, help="Parked callbacks: never applied, need a person.")
+app.add_typer(parked_app, name="parked")
+
+
+@parked_app.command("list")
+def parked_list(
+    state: str = typer.Option("attention", help="attention (undelivered or late), undelivered, late, all"),
+    limit: int = typer.Option(50, min=1, max=500),
+) -> None:
+    """Parked callbacks: undelivered (the withdrawal is not tracked) or late (after tracking ended)."""
+    from store.repo import parked_callbacks
+
+    try:
+        rows, total = parked_callbacks(_engine(), state, limit, 0)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(2)
+    for r in rows:
+        obs = json.loads(r.observation_json)
+        print(f"{r.id:>6} {r.channel:10} {r.withdrawal_id:24} {r.event_id:28} "
+              f"{obs.get('raw_status', '?')} {obs.get('raw_code') or ''} "
+              f"received {r.received_at:%Y-%m-%d %H:%M:%S} {r.outcome or 'undelivered'}")
+    print(f"{total} parked callback(s)")
+
+
+@parked_app.command("redeliver")
+def parked_redeliver(
+    parked_id: int,
+    operator: str = typer.Option(os.environ.get("USER", "operator"), help="who re-sends it (audit log)"),
+) -> None:
+    """Send a parked callback to its workflow again (safe to repeat)."""
+    from gateway.callbacks import RedeliverRefused, redeliver_parked
+
+    async def go():
+        return await redeliver_parked(await _client(), _engine(), parked_id, operator, "cli")
+
+    try:
+        row = asyncio.run(go())
+    except RedeliverRefused as refused:
+        print(f"refused: {refused}", file=sys.stderr)
+        raise typer.Exit(2)
+    print(f"re-delivered parked callback {row.id} to withdrawal {row.withdrawal_id}")
+
+
+token_app = typer.Typer(no_args_is_help=True, help="Credentials for testing the gateway.")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("user")
+def token_user(
+    user_id: str,
+    ttl: int | None = typer.Option(None, help="seconds; default SENTINEL_USER_TOKEN_TTL_S"),
+) -> None:
+    """Print a signed user token (Authorization: Bearer <token>) for USER_ID."""
+    import time
+
+    from gateway.auth import make_user_token
+
+    s = get_settings()
+    try:
+        print(make_user_token(user_id, s.user_token_secret, time.time(), ttl or s.user_token_ttl_s))
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(2)
+
+
+@app.command()
+def migrate(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Upgrade the application database (SENTINEL_DATABASE_URL) with the Alembic migrations."""
+    from store.db import current_revision, make_engine, migrate as run
+
+    url = get_settings().database_url
+    run(url, revision)
+    engine = make_engine(url)
+    print(f"database at revision {current_revision(engine)}")
+    engine.dispose()
 
 
 SETTINGS_DOC_HEAD = """# Configuration

@@ -14,6 +14,8 @@ import httpx
 
 from sentinel.models import Contact, ReviewDecision, WithdrawalRequest, WithdrawalView
 from sentinel.taxonomy import WithdrawalStatus
+from gateway.auth import make_user_token
+from sentinel.settings import get_settings
 from starter.client import SentinelClient
 
 
@@ -116,9 +118,13 @@ async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str)
     run_tag = time.strftime("%H%M%S")
     chosen = scenarios()
     views = await asyncio.gather(*(play(sc, client, simulator_url, run_tag) for sc in chosen))
+    secret = get_settings().user_token_secret
     async with httpx.AsyncClient(timeout=10) as http:
         for sc, view in zip(chosen, views):
-            inbox = (await http.get(f"{gateway_url}/v1/users/{view.user_id}/inbox")).json()
+            # the app reads its user's inbox with a signed user token (docs/gateway.md)
+            token = make_user_token(view.user_id, secret, time.time(), 300)
+            inbox = (await http.get(f"{gateway_url}/v1/users/{view.user_id}/inbox",
+                                    headers={"Authorization": f"Bearer {token}"})).json()
             print(render(sc, view, inbox), flush=True)
             print(flush=True)
     return views

@@ -23,6 +23,7 @@ from store.tables import (
     NoticeDelivery,
     ParkedCallback,
     RiskHitRow,
+    UnmappedCode,
     WithdrawalRecord,
     utcnow,
 )
@@ -143,15 +144,22 @@ def inbox(engine: Engine, user_id: str, limit: int = 50, offset: int = 0) -> tup
 
 
 def mark_read(engine: Engine, user_id: str, message_id: int, at: datetime | None = None) -> bool:
+    return read_message(engine, user_id, message_id, at) is not None
+
+
+def read_message(engine: Engine, user_id: str, message_id: int, at: datetime | None = None) -> InboxMessage | None:
+    """Mark one of this user's messages read (idempotent: the first read time stays) and
+    return it; None when the user has no such message."""
     with Session(engine) as session:
         msg = session.get(InboxMessage, message_id)
         if msg is None or msg.user_id != user_id:
-            return False
+            return None
         if msg.read_at is None:
             msg.read_at = at or utcnow()
             session.add(msg)
             session.commit()
-        return True
+            session.refresh(msg)
+        return msg
 
 
 # --- parked callbacks -----------------------------------------------------------------
@@ -183,14 +191,109 @@ def parked_for(engine: Engine, withdrawal_id: str) -> list[ParkedCallback]:
         return list(session.exec(stmt))
 
 
-def mark_parked_delivered(engine: Engine, ids: list[int]) -> None:
+def mark_parked_delivered(engine: Engine, ids: list[int], outcome: str = "applied") -> None:
+    """Mark parked callbacks handled: ``applied`` (given to the workflow), ``late`` (tracking
+    had ended: recorded, not applied) or ``redelivered`` (an operator re-sent it)."""
     if not ids:
         return
     with Session(engine) as session:
         for row in session.exec(select(ParkedCallback).where(ParkedCallback.id.in_(ids))):
             row.delivered_at = utcnow()
+            row.outcome = outcome
             session.add(row)
         session.commit()
+
+
+def get_parked(engine: Engine, parked_id: int) -> ParkedCallback | None:
+    with Session(engine) as session:
+        return session.get(ParkedCallback, parked_id)
+
+
+def parked_callbacks(
+    engine: Engine, state: str = "attention", limit: int = 50, offset: int = 0
+) -> tuple[list[ParkedCallback], int]:
+    """Parked callbacks for operators, oldest first, and the total. ``state``:
+    ``undelivered`` (still waiting for tracking to start), ``late`` (came after tracking
+    ended), ``attention`` (both), ``all``."""
+    conditions = {
+        "undelivered": ParkedCallback.delivered_at.is_(None),
+        "late": ParkedCallback.outcome == "late",
+        "attention": or_(ParkedCallback.delivered_at.is_(None), ParkedCallback.outcome == "late"),
+        "all": None,
+    }
+    if state not in conditions:
+        raise ValueError(f"state must be one of {', '.join(conditions)}")
+    cond = conditions[state]
+    with Session(engine) as session:
+        count = select(func.count()).select_from(ParkedCallback)
+        stmt = select(ParkedCallback)
+        if cond is not None:
+            count, stmt = count.where(cond), stmt.where(cond)
+        total = int(session.exec(count).one())
+        rows = session.exec(stmt.order_by(ParkedCallback.id).offset(offset).limit(limit))
+        return list(rows), total
+
+
+# --- unmapped codes ---------------------------------------------------------------------
+
+
+def record_unmapped(
+    engine: Engine, channel: str, raw_status: str, raw_code: str | None, subtype: str | None,
+    withdrawal_id: str | None, at: datetime | None = None,
+) -> None:
+    """Count an answer the catalogue does not map (one row per channel/status/code)."""
+    at = at or utcnow()
+    key = (channel, raw_status, raw_code or "")
+    where = (UnmappedCode.channel == key[0], UnmappedCode.raw_status == key[1], UnmappedCode.raw_code == key[2])
+    with Session(engine) as session:
+        for _ in range(2):  # insert, or count up when another writer inserted it first
+            result = session.execute(
+                update(UnmappedCode).where(*where).values(
+                    count=UnmappedCode.count + 1, last_seen=at, last_withdrawal_id=withdrawal_id
+                )
+            )
+            if result.rowcount:
+                session.commit()
+                return
+            session.add(UnmappedCode(channel=key[0], raw_status=key[1], raw_code=key[2], subtype=subtype,
+                                     first_seen=at, last_seen=at, last_withdrawal_id=withdrawal_id))
+            try:
+                session.commit()
+                return
+            except IntegrityError:
+                session.rollback()
+
+
+def unmapped_codes(engine: Engine, limit: int = 100, offset: int = 0) -> tuple[list[UnmappedCode], int]:
+    with Session(engine) as session:
+        total = int(session.exec(select(func.count()).select_from(UnmappedCode)).one())
+        rows = session.exec(
+            select(UnmappedCode).order_by(UnmappedCode.last_seen.desc(), UnmappedCode.id).offset(offset).limit(limit)
+        )
+        return list(rows), total
+
+
+# --- provider receipts ------------------------------------------------------------------
+
+
+def delivery_receipt(engine: Engine, key: str, status: str, error: str | None = None) -> str | None:
+    """A provider's delivery receipt for the delivery ``key``: ``delivered`` or ``failed``.
+    Returns the status stored afterwards, None when no delivery has this key. A receipt
+    never moves a delivery backwards (read or delivered stays, whatever arrives later)."""
+    if status not in ("delivered", "failed"):
+        raise ValueError("status must be delivered or failed")
+    with Session(engine) as session:
+        row = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == key)).first()
+        if row is None:
+            return None
+        if row.status in ("sending", "sent"):
+            row.status = status
+            if error:
+                row.error = error
+            row.updated_at = utcnow()
+            session.add(row)
+            session.commit()
+        return row.status
 
 
 # --- withdrawal records (projection), risk hits, audit ----------------------------------
@@ -300,6 +403,33 @@ def get_record(engine: Engine, withdrawal_id: str) -> WithdrawalRecord | None:
         return session.get(WithdrawalRecord, withdrawal_id)
 
 
+def _review_filter(
+    stmt,
+    *,
+    category: str | None = None,
+    older_than_s: float | None = None,
+    min_amount: Decimal | None = None,
+    assignee: str | None = None,
+    unassigned: bool = False,
+    status: str | None = None,
+    now: datetime | None = None,
+):
+    stmt = stmt.where(WithdrawalRecord.needs_review.is_(True))
+    if category:
+        stmt = stmt.where(WithdrawalRecord.category == category)
+    if status:
+        stmt = stmt.where(WithdrawalRecord.status == status)
+    if older_than_s is not None:
+        stmt = stmt.where(WithdrawalRecord.review_since <= (now or utcnow()) - timedelta(seconds=older_than_s))
+    if min_amount is not None:
+        stmt = stmt.where(WithdrawalRecord.amount >= min_amount)
+    if assignee:
+        stmt = stmt.where(WithdrawalRecord.assignee == assignee)
+    if unassigned:
+        stmt = stmt.where(WithdrawalRecord.assignee.is_(None))
+    return stmt
+
+
 def review_queue(
     engine: Engine,
     *,
@@ -307,23 +437,26 @@ def review_queue(
     older_than_s: float | None = None,
     min_amount: Decimal | None = None,
     assignee: str | None = None,
+    unassigned: bool = False,
+    status: str | None = None,
     now: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[WithdrawalRecord]:
     """Withdrawals waiting for a person, oldest first (R29)."""
-    stmt = select(WithdrawalRecord).where(WithdrawalRecord.needs_review.is_(True))
-    if category:
-        stmt = stmt.where(WithdrawalRecord.category == category)
-    if older_than_s is not None:
-        stmt = stmt.where(WithdrawalRecord.review_since <= (now or utcnow()) - timedelta(seconds=older_than_s))
-    if min_amount is not None:
-        stmt = stmt.where(WithdrawalRecord.amount >= min_amount)
-    if assignee:
-        stmt = stmt.where(WithdrawalRecord.assignee == assignee)
-    stmt = stmt.order_by(WithdrawalRecord.review_since, WithdrawalRecord.withdrawal_id).offset(offset).limit(limit)
+    return review_queue_page(
+        engine, category=category, older_than_s=older_than_s, min_amount=min_amount, assignee=assignee,
+        unassigned=unassigned, status=status, now=now, limit=limit, offset=offset,
+    )[0]
+
+
+def review_queue_page(engine: Engine, *, limit: int = 50, offset: int = 0, **filters) -> tuple[list[WithdrawalRecord], int]:
+    """One page of the review queue (oldest first) and the number of cases matching the filters."""
     with Session(engine) as session:
-        return list(session.exec(stmt))
+        total = int(session.exec(_review_filter(select(func.count()).select_from(WithdrawalRecord), **filters)).one())
+        stmt = _review_filter(select(WithdrawalRecord), **filters)
+        stmt = stmt.order_by(WithdrawalRecord.review_since, WithdrawalRecord.withdrawal_id).offset(offset).limit(limit)
+        return list(session.exec(stmt)), total
 
 
 def assign_review(engine: Engine, withdrawal_id: str, assignee: str | None) -> bool:

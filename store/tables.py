@@ -8,6 +8,11 @@ production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digi
 - ``WithdrawalRecord``: projection of each withdrawal for lists, the review queue and risk rules.
 - ``RiskHitRow``: each risk rule hit, with the rule's version (R12).
 - ``AuditLog``: who did what, when and why (R29).
+- ``UnmappedCode``: channel answers the code catalogue does not know, counted, for operators.
+
+The schema is created and changed by the Alembic migrations in ``alembic/versions``
+(``store.db.migrate``); a change here needs a new migration (tests/test_migrations.py
+fails until the migrations produce exactly these tables).
 """
 
 from __future__ import annotations
@@ -76,6 +81,9 @@ class ParkedCallback(SQLModel, table=True):
     observation_json: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+    outcome: str | None = Field(
+        default=None, max_length=16, description="applied, late (tracking had ended), redelivered"
+    )
 
 
 class WithdrawalRecord(SQLModel, table=True):
@@ -128,3 +136,22 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(max_length=48)
     withdrawal_id: str | None = Field(default=None, index=True, max_length=64)
     detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class UnmappedCode(SQLModel, table=True):
+    """A (channel, raw status, raw code) the catalogue does not map: it sent a withdrawal to
+    a person instead of a guess (R26). One row per combination, counted; operators add it
+    to ``sentinel/codes/``."""
+
+    __tablename__ = "unmapped_code"
+    __table_args__ = (UniqueConstraint("channel", "raw_status", "raw_code", name="uq_unmapped_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    raw_status: str = Field(max_length=64)
+    raw_code: str = Field(default="", max_length=64, description="empty when the answer had no code")
+    subtype: str | None = Field(default=None, max_length=40, description="unmapped, unmapped-status, ...")
+    count: int = 1
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+    last_withdrawal_id: str | None = Field(default=None, max_length=64)

@@ -1,132 +1,30 @@
 """The HTTP gateway (gateway/app.py) over HTTP, in process (httpx ASGITransport), with a
 real worker on the time-skipping server: signed channel callbacks (docs/channels/
-generic.md), parking of early callbacks, starting a withdrawal, the status query and the
-in-app inbox. Requirement IDs in the comments."""
+generic.md), parking of early callbacks, starting a withdrawal (payment-service key), the
+status query (owner's token or staff), the in-app inbox and read receipts that stop the
+escalation ladder. Requirement IDs in the comments."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError
 
-from gateway.app import create_app
-from sentinel.models import WithdrawalRequest, WithdrawalView
-from sentinel.settings import Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
-from starter.client import SentinelClient
-from store.repo import add_inbox_message, parked_for
+from store.repo import add_inbox_message, get_record, parked_for
 from store.tables import InboxMessage
 from tests.dbs import database_url  # noqa: F401
-from tests.scripted_channel import ScriptedChannel
-from tests.workflow_harness import make_request, make_settings, running
-
-
-@dataclass
-class Gateway:
-    http: httpx.AsyncClient
-    app: FastAPI
-    sentinel: SentinelClient
-    settings: Settings
-    started: set[str] = field(default_factory=set)
-
-    @property
-    def engine(self):
-        return self.app.state.engine
-
-    @property
-    def secret(self) -> str:
-        return self.settings.channel_secret.get_secret_value()
-
-    async def callback(self, body: bytes | dict, *, secret: str | None = None, at: int | None = None,
-                       channel: str = "generic", signature: str | None = None) -> httpx.Response:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        header = signature or sign(secret or self.secret, raw, at if at is not None else int(time.time()))
-        return await self.http.post(
-            f"/v1/callbacks/{channel}", content=raw,
-            headers={SIGNATURE_HEADER: header, "Content-Type": "application/json"},
-        )
-
-    async def start(self, req: WithdrawalRequest) -> httpx.Response:
-        self.started.add(req.withdrawal_id)
-        return await self.http.post("/v1/withdrawals", json=json.loads(req.model_dump_json()))
-
-    async def view(self, wid: str) -> WithdrawalView:
-        resp = await self.http.get(f"/v1/withdrawals/{wid}")
-        assert resp.status_code == 200, resp.text
-        return WithdrawalView.model_validate(resp.json())
-
-    async def wait_for(self, wid: str, predicate, timeout: float = 15.0) -> WithdrawalView:
-        deadline = time.monotonic() + timeout
-        while True:
-            view = await self.view(wid)
-            if predicate(view) or time.monotonic() > deadline:
-                return view
-            await asyncio.sleep(0.05)
-
-    async def final(self, req: WithdrawalRequest) -> WithdrawalView:
-        """The final view. The handle comes from an (idempotent) start, so that waiting for
-        the result lets the time-skipping server jump over the workflow's timers."""
-        handle = await self.sentinel.start_withdrawal(req)
-        return await asyncio.wait_for(handle.result(), 60)
-
-
-@asynccontextmanager
-async def gateway(ts_env, settings: Settings, channel=None):
-    async with running(ts_env, settings, channel or ScriptedChannel()) as sentinel:
-        app = create_app(settings, client=sentinel)
-        app.state.client = sentinel  # ASGITransport does not run the lifespan
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            gw = Gateway(http, app, sentinel, settings)
-            try:
-                yield gw
-            finally:
-                await terminate_running(sentinel, gw.started)
-
-
-async def terminate_running(sentinel: SentinelClient, withdrawal_ids) -> None:
-    """End what a test left running. The time-skipping server is shared by the session: a
-    workflow whose worker is gone keeps a timer's task pending, and time no longer skips
-    for any later test."""
-    for wid in withdrawal_ids:
-        handle = sentinel.handle(wid)
-        try:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate("test finished")
-        except RPCError:
-            pass
+from tests.gateway_harness import event, gateway, ts_env, whats  # noqa: F401  (ts_env: one server per test)
+from tests.workflow_harness import eventually, make_request, make_settings
 
 
 @pytest.fixture()
 async def gw(ts_env, tmp_path, smtp_server):
     async with gateway(ts_env, make_settings(tmp_path, smtp_server.port)) as g:
         yield g
-
-
-def event(order_id: str, status: str = "FAILED", code: str | None = "AC04", event_id: str = "evt-1", **extra) -> dict:
-    body = {
-        "event_id": event_id,
-        "order_id": order_id,
-        "status": status,
-        "code": code,
-        "message": "account closed",
-        "occurred_at": "2026-11-27T02:10:00Z",
-    }
-    body.update(extra)
-    return body
-
-
-def whats(view: WithdrawalView) -> list[str]:
-    return [e.what for e in view.timeline]
 
 
 RECEIVED = {"received": True}
@@ -153,16 +51,17 @@ async def test_signed_callback_fails_the_withdrawal_and_tells_the_user(gw, uniqu
     assert [n.stage for n in view.notices if n.stage != Stage.OPERATOR_ALERT] == [Stage.DETECTED]
     assert (await gw.view(unique_id)).status == WithdrawalStatus.FAILED  # GET status (R16)
 
-    resp = await gw.http.get(f"/v1/users/u-{unique_id}/inbox")
+    me = gw.user(f"u-{unique_id}")
+    resp = await gw.http.get(f"/v1/users/u-{unique_id}/inbox", headers=me)
     assert resp.status_code == 200
     page = resp.json()
     assert page["unread"] == 1
     [msg] = page["messages"]
     assert msg["withdrawal_id"] == unique_id and unique_id in msg["body"] and "1234" in msg["body"]
-    resp = await gw.http.post(f"/v1/users/u-{unique_id}/inbox/{msg['id']}/read")
-    assert resp.status_code == 200 and resp.json() == {"ok": True}
-    assert (await gw.http.get(f"/v1/users/u-{unique_id}/inbox")).json()["unread"] == 0
-    resp = await gw.http.post(f"/v1/users/someone-else/inbox/{msg['id']}/read")
+    resp = await gw.http.post(f"/v1/users/u-{unique_id}/inbox/{msg['id']}/read", headers=me)
+    assert resp.status_code == 200 and resp.json()["ok"] is True and resp.json()["read_at"]
+    assert (await gw.http.get(f"/v1/users/u-{unique_id}/inbox", headers=me)).json()["unread"] == 0
+    resp = await gw.http.post(f"/v1/users/someone-else/inbox/{msg['id']}/read", headers=gw.user("someone-else"))
     assert resp.status_code == 404
 
 
@@ -260,7 +159,7 @@ async def test_callback_before_tracking_is_parked_then_applied(ts_env, tmp_path,
             assert resp.status_code == 200 and resp.json() == RECEIVED
         [row] = parked_for(gw.engine, unique_id)
         assert (row.channel, row.event_id) == ("generic", f"evt-{unique_id}")
-        assert (await gw.http.get(f"/v1/withdrawals/{unique_id}")).status_code == 404
+        assert (await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=gw.key("ops"))).status_code == 404
 
         req = make_request(unique_id)
         assert (await gw.start(req)).status_code == 202
@@ -305,16 +204,18 @@ async def test_start_is_idempotent(gw, unique_id):
 async def test_start_rejects_a_bad_body_naming_the_field(gw, unique_id, change, field):
     # R22, R34: money is never a float, card numbers never enter, ids are checked.
     body = {**json.loads(make_request(unique_id).model_dump_json()), **change}
-    resp = await gw.http.post("/v1/withdrawals", json=body)
+    resp = await gw.http.post("/v1/withdrawals", json=body, headers=gw.key("payment-service"))
     assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] == "invalid request"
     locs = [err["loc"] for err in resp.json()["detail"]]
     assert any(field in loc for loc in locs), locs
-    assert (await gw.http.get(f"/v1/withdrawals/{unique_id}")).status_code == 404
+    assert field in [err["field"] for err in resp.json()["detail"]]
+    assert (await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=gw.key("ops"))).status_code == 404
 
 
 async def test_status_of_an_unknown_withdrawal_is_404(gw, unique_id):
     # R16
-    resp = await gw.http.get(f"/v1/withdrawals/never-{unique_id}")
+    resp = await gw.http.get(f"/v1/withdrawals/never-{unique_id}", headers=gw.key("payment-service"))
     assert resp.status_code == 404
     assert "not tracked" in resp.json()["detail"]
 
@@ -336,24 +237,95 @@ async def test_inbox_lists_counts_and_marks_read_only_for_the_owner(gw, unique_i
         ).id
 
     ids = [add(owner, n) for n in range(3)]
+    mine = gw.user(owner)
     foreign = add(other, 9)
 
-    page = (await gw.http.get(f"/v1/users/{owner}/inbox")).json()
+    page = (await gw.http.get(f"/v1/users/{owner}/inbox", headers=mine)).json()
     assert page["unread"] == 3
     assert [m["id"] for m in page["messages"]] == ids[::-1]
     assert page["messages"][0]["title"] == "message 2" and page["messages"][0]["read_at"] is None
-    page = (await gw.http.get(f"/v1/users/{owner}/inbox", params={"limit": 1, "offset": 1})).json()
+    page = (await gw.http.get(f"/v1/users/{owner}/inbox", params={"limit": 1, "offset": 1}, headers=mine)).json()
     assert [m["id"] for m in page["messages"]] == [ids[1]] and page["unread"] == 3
 
-    resp = await gw.http.post(f"/v1/users/{owner}/inbox/{ids[0]}/read")
-    assert resp.status_code == 200 and resp.json() == {"ok": True}
-    page = (await gw.http.get(f"/v1/users/{owner}/inbox")).json()
+    resp = await gw.http.post(f"/v1/users/{owner}/inbox/{ids[0]}/read", headers=mine)
+    assert resp.status_code == 200 and resp.json()["ok"] is True
+    page = (await gw.http.get(f"/v1/users/{owner}/inbox", headers=mine)).json()
     assert page["unread"] == 2 and page["messages"][-1]["read_at"] is not None
 
-    resp = await gw.http.post(f"/v1/users/{owner}/inbox/{foreign}/read")  # someone else's message
+    resp = await gw.http.post(f"/v1/users/{owner}/inbox/{foreign}/read", headers=mine)  # someone else's message
     assert resp.status_code == 404
-    resp = await gw.http.post(f"/v1/users/{owner}/inbox/999999/read")
+    resp = await gw.http.post(f"/v1/users/{owner}/inbox/999999/read", headers=mine)
     assert resp.status_code == 404
-    other_page = (await gw.http.get(f"/v1/users/{other}/inbox")).json()
+    other_page = (await gw.http.get(f"/v1/users/{other}/inbox", headers=gw.user(other))).json()
     assert other_page["unread"] == 1 and [m["id"] for m in other_page["messages"]] == [foreign]
-    assert (await gw.http.get(f"/v1/users/nobody-{unique_id}/inbox")).json() == {"unread": 0, "messages": []}
+    nobody = f"nobody-{unique_id}"
+    assert (await gw.http.get(f"/v1/users/{nobody}/inbox", headers=gw.user(nobody))).json() == {"unread": 0, "messages": []}
+    # support staff read it; they do not mark it read (that would stop the user's ladders)
+    assert (await gw.http.get(f"/v1/users/{owner}/inbox", headers=gw.key("ops"))).json()["unread"] == 2
+    resp = await gw.http.post(f"/v1/users/{owner}/inbox/{ids[1]}/read", headers=gw.key("ops"))
+    assert resp.status_code == 403
+
+
+async def test_reading_the_inbox_message_stops_the_escalation_ladder(gw, unique_id):
+    # R21: the read mark reaches the workflow: the notice shows read_at and its ladder stops.
+    user = f"u-{unique_id}"
+    req = make_request(unique_id, user_id=user)
+    assert (await gw.start(req)).status_code == 202
+    assert (await gw.callback(event(unique_id, "FAILED", "AC04", "evt-1"))).status_code == 200
+    view = await gw.wait_for(unique_id, lambda v: bool(v.notices) and "inbox" in v.notices[0].delivered)
+    assert view.notices[0].escalate_at is not None  # HIGH: escalates when unread after 30 min
+    [msg] = (await gw.http.get(f"/v1/users/{user}/inbox", headers=gw.user(user))).json()["messages"]
+    resp = await gw.http.post(f"/v1/users/{user}/inbox/{msg['id']}/read", headers=gw.user(user))
+    assert resp.status_code == 200
+    view = await gw.wait_for(unique_id, lambda v: v.notices[0].read_at is not None)
+    assert view.notices[0].read_at is not None and view.notices[0].escalate_at is None
+    assert "DETECTED notice read via inbox" in whats(view)
+    assert "escalation of DETECTED notice stopped: the user has read it" in whats(view)
+    final = await gw.final(req)
+    assert final.notices[0].rung == 0
+
+
+async def test_a_repeat_with_other_details_is_409(gw, unique_id):
+    # R33, R34: idempotent on the withdrawal id, but the same id never means another payout.
+    req = make_request(unique_id, user_id=f"u-{unique_id}")
+    assert (await gw.start(req)).status_code == 202
+    await eventually(_recorded(gw, unique_id))
+    again = await gw.start(make_request(unique_id, user_id=f"u-{unique_id}"))
+    assert again.status_code == 202
+    other = await gw.start(make_request(unique_id, user_id=f"u-{unique_id}", amount="99.00", payee_ref="vault:tok_x"))
+    assert other.status_code == 409 and other.json()["error"] == "withdrawal exists with other details"
+    assert "amount" in other.json()["detail"] and "payee_ref" in other.json()["detail"]
+    assert (await gw.view(unique_id)).amount == req.amount
+
+
+def _recorded(gw, wid):
+    async def check():
+        assert get_record(gw.engine, wid) is not None
+    return check
+
+
+async def test_a_withdrawal_is_shown_to_its_owner_and_staff_only(gw, unique_id):
+    # R16, R22: the owner's token, the payment service and staff see it; another user does not.
+    owner = f"u-{unique_id}"
+    req = make_request(unique_id, user_id=owner)
+    assert (await gw.start(req)).status_code == 202
+    for headers in (gw.user(owner), gw.key("payment-service"), gw.key("alice"), gw.key("carol"), gw.key("ops")):
+        resp = await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=headers)
+        assert resp.status_code == 200 and resp.json()["withdrawal_id"] == unique_id
+    resp = await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=gw.user(f"v-{unique_id}"))
+    assert resp.status_code == 403 and resp.json()["error"] == "forbidden"
+
+    # R21: opening the notice's deep link is a read receipt: the ladder stops
+    assert (await gw.callback(event(unique_id, "FAILED", "AC04", "evt-1"))).status_code == 200
+    view = await gw.wait_for(unique_id, lambda v: bool(v.notices))
+    key = view.notices[0].key
+    ack = f"/v1/withdrawals/{unique_id}/notices/ack"
+    assert (await gw.http.post(ack, json={"key": key}, headers=gw.user(f"v-{unique_id}"))).status_code == 403
+    resp = await gw.http.post(ack, json={"key": f"{unique_id}/DELAYED/7"}, headers=gw.user(owner))
+    assert resp.status_code == 404 and resp.json()["error"] == "no such notice"
+    resp = await gw.http.post(ack, json={"key": ""}, headers=gw.user(owner))
+    assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "key"
+    resp = await gw.http.post(ack, json={"key": f"{key}/email"}, headers=gw.user(owner))
+    assert resp.status_code == 200 and resp.json() == {"ok": True}
+    view = await gw.wait_for(unique_id, lambda v: v.notices[0].read_at is not None)
+    assert view.notices[0].read_at is not None and "DETECTED notice read via link" in whats(view)

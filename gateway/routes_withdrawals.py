@@ -1,0 +1,163 @@
+"""Withdrawals: start tracking (payment service), the status and progress query and the
+user's records list (R16), the user's document upload (R18) and deep-link read receipts
+(R21)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.service import RPCError, RPCStatusCode
+
+from gateway import deps
+from gateway.auth import OPERATOR, PAYMENT_SERVICE, REVIEWER, SUPERVISOR, USER, Principal, ensure_user_access, require
+from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, status_url
+from gateway.errors import ApiError, responses
+from sentinel.contracts import DocumentsUpload, NoticeAck
+from sentinel.models import WithdrawalRequest, WithdrawalView
+from starter.client import SentinelClient
+from store.repo import add_audit, get_record, payee_fingerprint, user_withdrawals
+
+router = APIRouter(tags=["withdrawals"])
+
+
+class Started(BaseModel):
+    workflow_id: str
+    status_url: str
+
+
+class Accepted(BaseModel):
+    ok: bool = True
+    status_url: str
+
+
+class LinkAck(BaseModel):
+    """The user opened the deep link of a notice (its key is in the link)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1")
+
+
+async def view_of(client: SentinelClient, withdrawal_id: str) -> WithdrawalView:
+    try:
+        return await client.status(withdrawal_id)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not found", f"withdrawal {withdrawal_id} is not tracked") from None
+        raise
+
+
+async def owned_view(client: SentinelClient, withdrawal_id: str, who: Principal) -> WithdrawalView:
+    """The view, if this caller may see it: the owner's token, or a staff / service role."""
+    view = await view_of(client, withdrawal_id)
+    if who.is_user and view.user_id != who.user_id:
+        raise ApiError(403, "forbidden", "this withdrawal belongs to another user")
+    return view
+
+
+_SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_last4")
+
+
+@router.post(
+    "/v1/withdrawals",
+    status_code=202,
+    response_model=Started,
+    summary="Start tracking a withdrawal (idempotent on withdrawal_id)",
+    description="Role payment-service. A repeat returns the same workflow; the same id with different details is 409.",
+    responses=responses(401, 403, 409, 422, 503),
+)
+async def start(
+    req: WithdrawalRequest,
+    who: Principal = Depends(require(PAYMENT_SERVICE)),
+    client: SentinelClient = Depends(deps.client),
+    engine=Depends(deps.engine),
+) -> Started:
+    record = await db(get_record, engine, req.withdrawal_id)
+    if record is not None:
+        differs = [f for f in _SAME_FIELDS if getattr(record, f) != getattr(req, f)]
+        if record.payee_fingerprint != payee_fingerprint(req.payee_ref):
+            differs.append("payee_ref")
+        if differs:
+            raise ApiError(409, "withdrawal exists with other details",
+                           f"withdrawal {req.withdrawal_id} is tracked already; differing fields: {', '.join(differs)}")
+    handle = await client.start_withdrawal(req)
+    return Started(workflow_id=handle.id, status_url=status_url(req.withdrawal_id))
+
+
+@router.get(
+    "/v1/withdrawals/{withdrawal_id}",
+    response_model=WithdrawalView,
+    summary="Status, reason, timeline, notices, next step, ETA (R16)",
+    description="Roles payment-service, reviewer, supervisor, operator; or the owner's user token.",
+    responses=responses(401, 403, 404, 422),
+)
+async def status(
+    withdrawal_id: WithdrawalId,
+    who: Principal = Depends(require(PAYMENT_SERVICE, REVIEWER, SUPERVISOR, OPERATOR, USER)),
+    client: SentinelClient = Depends(deps.client),
+) -> WithdrawalView:
+    return await owned_view(client, withdrawal_id, who)
+
+
+@router.get(
+    "/v1/users/{user_id}/withdrawals",
+    response_model=RecordsPage,
+    summary="The user's withdrawal records, newest first, with paging (R16)",
+    description="The user's own token; roles payment-service, supervisor, operator.",
+    responses=responses(401, 403, 422),
+)
+async def records(
+    user_id: UserId,
+    limit: int = Query(20, ge=1, le=200),
+    offset: int = Query(0, ge=0),
+    who: Principal = Depends(require(USER, PAYMENT_SERVICE, SUPERVISOR, OPERATOR)),
+    engine=Depends(deps.engine),
+) -> RecordsPage:
+    ensure_user_access(who, user_id, others=(PAYMENT_SERVICE, SUPERVISOR, OPERATOR))
+    rows, total = await db(user_withdrawals, engine, user_id, limit, offset)
+    return RecordsPage(total=total, limit=limit, offset=offset, items=[RecordOut.model_validate(r) for r in rows])
+
+
+@router.post(
+    "/v1/withdrawals/{withdrawal_id}/documents",
+    status_code=202,
+    response_model=Accepted,
+    summary="The user uploaded the documents a reviewer asked for (R18)",
+    description="The owner's user token. 409 when the withdrawal is not waiting for documents. "
+    "The case goes back to the review queue.",
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def upload_documents(
+    withdrawal_id: WithdrawalId,
+    upload: DocumentsUpload,
+    who: Principal = Depends(require(USER)),
+    client: SentinelClient = Depends(deps.client),
+    engine=Depends(deps.engine),
+) -> Accepted:
+    view = await owned_view(client, withdrawal_id, who)
+    if not view.awaiting_documents:
+        raise ApiError(409, "not waiting for documents",
+                       f"withdrawal {withdrawal_id} is {view.status.value} and no documents are requested")
+    await client.upload_documents(withdrawal_id, upload)
+    await db(add_audit, engine, who.actor, who.role, "documents_uploaded", withdrawal_id,
+             f"{', '.join(upload.documents)} (reference {upload.reference}); requested: {', '.join(view.awaiting_documents)}")
+    return Accepted(status_url=status_url(withdrawal_id))
+
+
+@router.post(
+    "/v1/withdrawals/{withdrawal_id}/notices/ack",
+    response_model=deps.Ok,
+    summary="The user opened a notice's deep link: its escalation stops (R21)",
+    description="The owner's user token. 404 when the withdrawal has no notice with this key.",
+    responses=responses(401, 403, 404, 422),
+)
+async def ack_notice(
+    withdrawal_id: WithdrawalId,
+    body: LinkAck,
+    who: Principal = Depends(require(USER)),
+    client: SentinelClient = Depends(deps.client),
+) -> deps.Ok:
+    view = await owned_view(client, withdrawal_id, who)
+    if not any(body.key == n.key or body.key.startswith(n.key + "/") for n in view.notices):
+        raise ApiError(404, "no such notice", f"withdrawal {withdrawal_id} has no notice {body.key!r}")
+    await client.notice_read(withdrawal_id, NoticeAck(key=body.key, channel="link"))
+    return deps.Ok()

@@ -1,0 +1,183 @@
+"""The command line (starter/cli.py, typer) for reviewers and operators (issue #3 item 5):
+the review queue, decisions (the original ``review ID DECISION`` form still works), parked
+callbacks, user tokens and migrations; decisions and re-delivery against a real worker on
+the time-skipping server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.auth import verify_user_token
+from sentinel.contracts import ProgressUpdate
+from sentinel.settings import get_settings
+from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
+from starter.cli import app
+from store.db import current_revision, engine_for, head_revision, make_engine
+from store.repo import audit_for, get_parked, park_callback, parked_for, record_withdrawal, update_progress
+from tests.gateway_harness import HELD, settled, ts_env  # noqa: F401  (ts_env: one server per test)
+from tests.scripted_channel import ScriptedChannel
+from tests.workflow_harness import make_request, make_settings, running
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    """The CLI reads its settings from the environment (get_settings is cached: reset it)."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("SENTINEL_DATABASE_URL", url)
+    monkeypatch.setenv("SENTINEL_USER_TOKEN_SECRET", "cli-test-secret")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+def queued(engine, wid: str, user: str, amount: str, status: WithdrawalStatus, category: ExceptionCategory,
+           since: datetime) -> None:
+    record_withdrawal(engine, make_request(wid, user_id=user, amount=amount), "SUBMITTED")
+    update_progress(engine, ProgressUpdate(withdrawal_id=wid, status=status, category=category, needs_review=True,
+                                           at=since))
+
+
+def test_token_user_prints_a_token_for_the_gateway(env):
+    result = invoke("token", "user", "u-42", "--ttl", "120")
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    assert verify_user_token(token, "cli-test-secret", time.time()) == "u-42"
+    assert verify_user_token(token, "cli-test-secret", time.time() + 100) == "u-42"
+    result = invoke("token", "user", "not a user!")
+    assert result.exit_code == 2
+
+
+def test_review_list_shows_the_queue_with_filters(env):
+    engine = engine_for(env)
+    now = datetime.now(timezone.utc)
+    queued(engine, "W-old", "u-1", "60000.00", WithdrawalStatus.UNDER_REVIEW, ExceptionCategory.RISK_HOLD,
+           now - timedelta(hours=3))
+    queued(engine, "W-new", "u-2", "300.00", WithdrawalStatus.MANUAL_CHECK, ExceptionCategory.PLATFORM_ERROR,
+           now - timedelta(minutes=5))
+    record_withdrawal(engine, make_request("W-done", user_id="u-3"), "SUCCEEDED")
+
+    result = invoke("review", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [ln.split()[0] for ln in lines[:-1]] == ["W-old", "W-new"]  # oldest first
+    assert "3h00m" in lines[0] or "2h59m" in lines[0]
+    assert lines[-1] == "2 case(s) waiting"
+
+    result = invoke("review", "list", "--status", "MANUAL_CHECK", "--json")
+    assert [json.loads(ln)["withdrawal_id"] for ln in result.output.splitlines()] == ["W-new"]
+    result = invoke("review", "list", "--min-amount", "50000", "--json")
+    assert [json.loads(ln)["withdrawal_id"] for ln in result.output.splitlines()] == ["W-old"]
+    result = invoke("review", "list", "--min-age", "3600", "--category", "RISK_HOLD", "--json")
+    [row] = [json.loads(ln) for ln in result.output.splitlines()]
+    assert row["withdrawal_id"] == "W-old" and row["amount"] == "60000.0000" and row["age_s"] >= 3 * 3600 - 5
+
+
+def test_parked_list_and_migrate(env):
+    engine = engine_for(env)
+    obs = {"order_id": "W9", "raw_status": "SUCCEEDED", "raw_code": None}
+    park_callback(engine, "generic", "evt-9", "W9", json.dumps(obs))
+    result = invoke("parked", "list")
+    assert result.exit_code == 0, result.output
+    assert "W9" in result.output and "evt-9" in result.output and "undelivered" in result.output
+    assert result.output.strip().endswith("1 parked callback(s)")
+    assert invoke("parked", "list", "--state", "late").output.strip() == "0 parked callback(s)"
+    assert invoke("parked", "list", "--state", "weird").exit_code == 2
+
+    result = invoke("migrate")
+    assert result.exit_code == 0 and result.output.strip() == f"database at revision {head_revision()}"
+
+
+def test_migrate_a_fresh_database(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("SENTINEL_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert invoke("migrate").exit_code == 0
+    finally:
+        get_settings.cache_clear()
+    engine = make_engine(url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_bad_decisions_are_refused_before_temporal(env):
+    result = invoke("review", "docs", "W1", "--reviewer", "alice", "--reason", "x", "--documents", "")
+    assert result.exit_code != 0
+    result = invoke("review", "W1", "maybe", "--reviewer", "alice", "--reason", "x")
+    assert result.exit_code == 2 and "invalid decision" in result.output
+
+
+async def test_decisions_and_redelivery_against_a_worker(ts_env, tmp_path, smtp_server, unique_id, monkeypatch):
+    # R29: the CLI decides on the same client as the gateway, and writes the audit row.
+    settings = make_settings(tmp_path, smtp_server.port)
+    monkeypatch.setenv("SENTINEL_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SENTINEL_DELAYS_FILE", str(settings.delays_file))
+    monkeypatch.setenv("SENTINEL_TEMPORAL_ADDRESS", ts_env.client.service_client.config.target_host)
+    get_settings.cache_clear()
+    try:
+        async with running(ts_env, settings, ScriptedChannel()) as client:
+            held, other = f"{unique_id}-a", f"{unique_id}-b"
+            for wid in (held, other):
+                await client.start_withdrawal(make_request(wid, user_id=f"u-{wid}", amount=HELD))
+
+            async def wait_held(wid):
+                for _ in range(200):
+                    view = await client.status(wid)
+                    if view.status == WithdrawalStatus.UNDER_REVIEW and settled(view):
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError("not held")
+
+            await wait_held(held)
+            await wait_held(other)
+            # the CLI runs its own event loop: give it a thread
+            result = await asyncio.to_thread(invoke, "review", "list", "--json")
+            assert {held, other} <= {json.loads(ln)["withdrawal_id"] for ln in result.output.splitlines()}
+
+            result = await asyncio.to_thread(invoke, "review", "approve", held, "--reviewer", "alice",
+                                             "--reason", "verified")
+            assert result.exit_code == 0, result.output
+            assert result.output.strip() == "PROCESSING"
+            result = await asyncio.to_thread(invoke, "review", "reject", held, "--reviewer", "bob", "--reason", "late")
+            assert result.exit_code == 2 and "refused" in result.output
+            result = await asyncio.to_thread(invoke, "review", other, "request_documents", "--reviewer", "carol",
+                                             "--reason", "source of funds", "--documents", "bank_statement")
+            assert result.exit_code == 0 and result.output.strip() == "UNDER_REVIEW"  # the original form
+            assert (await client.status(other)).awaiting_documents == ["bank_statement"]
+            engine = engine_for(settings.database_url)
+            [audit] = audit_for(engine, held)
+            assert (audit.actor, audit.role, audit.action, audit.detail) == (
+                "alice", "cli", "review:approve", "verified -> PROCESSING")
+
+            # an operator re-sends a parked callback; an unknown one is refused
+            channel = ScriptedChannel()
+            obs = channel.callback(held, "SUCCEEDED", None, "evt-cli")
+            park_callback(engine, "generic", "evt-cli", held, obs.model_dump_json())
+            [row] = parked_for(engine, held)
+            row_id = row.id
+            result = await asyncio.to_thread(invoke, "parked", "redeliver", str(row_id), "--operator", "ops")
+            assert result.exit_code == 0, result.output
+            assert get_parked(engine, row_id).outcome == "redelivered"
+            assert audit_for(engine, held)[-1].action == "redeliver_callback"
+            result = await asyncio.to_thread(invoke, "parked", "redeliver", "99999")
+            assert result.exit_code == 2 and "not found" in result.output
+            for _ in range(100):
+                if (await client.status(held)).status == WithdrawalStatus.SUCCEEDED:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await client.status(held)).status == WithdrawalStatus.SUCCEEDED
+    finally:
+        get_settings.cache_clear()
