@@ -220,6 +220,8 @@ async def principal(
             user_id = verify_user_token(credential, state.settings.user_token_secret, state.clock())
         except TokenError as exc:
             raise _unauthorized("invalid user token", str(exc)) from None
+        except ValueError:  # no secret configured: user tokens are off
+            raise _unauthorized("invalid user token", "user tokens are not enabled") from None
         return Principal(name=f"user:{user_id}", role=USER, user_id=user_id)
     found = state.keys.lookup(credential)
     if found is None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Callable, TypeVar
 
-from fastapi import Path, Request
+from fastapi import Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
@@ -19,6 +19,10 @@ T = TypeVar("T")
 
 WithdrawalId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's withdrawal order number")]
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's user id")]
+#: row ids are 32-bit integers in PostgreSQL
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip")]
 
 
 def client(request: Request) -> SentinelClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -55,7 +55,7 @@ class ReadOk(BaseModel):
 async def user_inbox(
     user_id: UserId,
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: deps.Offset = 0,
     who: Principal = Depends(require(USER, SUPERVISOR, OPERATOR)),
     engine=Depends(deps.engine),
 ) -> InboxPage:
@@ -73,7 +73,7 @@ async def user_inbox(
 )
 async def read(
     user_id: UserId,
-    message_id: int = Path(ge=1),
+    message_id: deps.RowId,
     who: Principal = Depends(require(USER)),
     engine=Depends(deps.engine),
     client: SentinelClient = Depends(deps.client),

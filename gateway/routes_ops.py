@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from gateway import deps
@@ -88,7 +88,7 @@ def _parked_out(row) -> ParkedOut:
 async def parked(
     state: Literal["attention", "undelivered", "late", "all"] = "attention",
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: deps.Offset = 0,
     who: Principal = Depends(require(*OPS)),
     engine=Depends(deps.engine),
 ) -> ParkedPage:
@@ -105,7 +105,7 @@ async def parked(
     responses=responses(401, 403, 404, 409, 422, 503),
 )
 async def redeliver(
-    parked_id: int = Path(ge=1),
+    parked_id: deps.RowId,
     who: Principal = Depends(require(*OPS)),
     engine=Depends(deps.engine),
     client: SentinelClient = Depends(deps.client),
@@ -126,7 +126,7 @@ async def redeliver(
 )
 async def unmapped(
     limit: int = Query(100, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: deps.Offset = 0,
     who: Principal = Depends(require(*OPS)),
     engine=Depends(deps.engine),
 ) -> UnmappedPage:

@@ -108,7 +108,7 @@ async def status(
 async def records(
     user_id: UserId,
     limit: int = Query(20, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: deps.Offset = 0,
     who: Principal = Depends(require(USER, PAYMENT_SERVICE, SUPERVISOR, OPERATOR)),
     engine=Depends(deps.engine),
 ) -> RecordsPage:

@@ -52,10 +52,12 @@ async def start_test_server() -> WorkflowEnvironment:
     return env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 async def ts_env():
-    """One time-skipping server per test module: the server's clock only moves forward
-    (each awaited result may skip far ahead), so modules must not share it."""
+    """A time-skipping server of its own for each test (about 0.1 s to start): the server's
+    clock only moves forward (each awaited result may skip far ahead), and it can keep a
+    time-skipping lock after a workflow is terminated with work in flight
+    (temporalio/sdk-java#1138), so tests must not share it."""
     env = await start_test_server()
     yield env
     await env.shutdown()

@@ -241,9 +241,18 @@ async def test_bad_paths_and_queries_are_422_naming_the_field(gw):
         ("GET", "/v1/reviews?status=FAILED", "alice", "status"),
         ("GET", "/v1/ops/parked-callbacks?state=weird", "ops", "state"),
         ("POST", "/v1/ops/parked-callbacks/abc/redeliver", "ops", "parked_id"),
+        # out of range for the database or the clock: refused, never a 500
+        ("POST", "/v1/ops/parked-callbacks/99999999999999999999/redeliver", "ops", "parked_id"),
+        ("POST", "/v1/users/u-1/inbox/99999999999/read", "user", "message_id"),
+        ("GET", "/v1/users/u-1/inbox?offset=99999999999999999999", "user", "offset"),
+        ("GET", "/v1/reviews?offset=99999999999999999999", "alice", "offset"),
+        ("GET", "/v1/reviews?min_age_s=1e30", "alice", "min_age_s"),
+        ("GET", "/v1/reviews?min_age_s=inf", "alice", "min_age_s"),
+        ("GET", "/v1/reviews?min_amount=NaN", "alice", "min_amount"),
+        ("GET", "/v1/ops/unmapped-codes?limit=100000", "ops", "limit"),
     ]
     for method, path, who, field in cases:
-        resp = await gw.http.request(method, path, headers=gw.key(who))
+        resp = await gw.http.request(method, path, headers=gw.user("u-1") if who == "user" else gw.key(who))
         assert resp.status_code == 422, (path, resp.text)
         body = resp.json()
         assert body["error"] == "invalid request"
@@ -286,3 +295,11 @@ async def test_records_list_pages_with_the_total(tmp_path, database_url, unique_
             assert resp.status_code == 200 and resp.json()["total"] == 5
         empty = (await gw.http.get(f"/v1/users/nobody-{unique_id}/withdrawals", headers=gw.key("ops"))).json()
         assert empty == {"total": 0, "limit": 20, "offset": 0, "items": []}
+
+
+async def test_without_a_user_token_secret_user_tokens_are_refused(tmp_path):
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'app.db'}", user_token_secret="")
+    async with offline_gateway(settings) as gw:
+        token = bearer(make_user_token("u-1", "anything", time.time(), 600))
+        resp = await gw.http.get("/v1/users/u-1/inbox", headers=token)
+        assert resp.status_code == 401 and resp.json()["detail"] == "user tokens are not enabled"
