@@ -20,6 +20,15 @@ class SaveToFolder:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # Fault tests hold the sink before any message data can arrive: while the file
+        # ``.hold`` exists in the folder, RCPT is not answered, so a client killed meanwhile
+        # leaves nothing behind (a frozen process could still read a finished DATA later).
+        while (self.folder / ".hold").exists():
+            await asyncio.sleep(0.02)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         name = f"{time.time_ns()}.eml"
         (self.folder / name).write_bytes(envelope.content)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import shutil
 import sys
 import socket
@@ -22,6 +24,40 @@ from temporalio.testing import WorkflowEnvironment
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: every async test gets this long (a marker ``deadline(seconds)`` changes it); a test that
+#: runs past it is cancelled and fails with the line it was stuck on, so one stuck test
+#: cannot hang the whole run
+DEFAULT_DEADLINE_S = 120.0
+
+
+def _with_deadline(fn, seconds: float):
+    @functools.wraps(fn)
+    async def guarded(*args, **kwargs):
+        limit = asyncio.timeout(seconds)
+        try:
+            async with limit:
+                return await fn(*args, **kwargs)
+        except TimeoutError as exc:
+            if limit.expired():
+                raise pytest.fail.Exception(
+                    f"did not finish within its deadline of {seconds:.0f} s: the traceback above shows "
+                    "where it was waiting"
+                ) from exc
+            raise
+
+    return guarded
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fn = getattr(item, "obj", None)
+        if not inspect.iscoroutinefunction(fn) or getattr(fn, "is_hypothesis_test", False):
+            continue
+        marker = item.get_closest_marker("deadline")
+        seconds = float(marker.args[0]) if marker else DEFAULT_DEADLINE_S
+        item.obj = _with_deadline(fn, seconds)
 
 
 def free_port() -> int:
