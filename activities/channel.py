@@ -1,21 +1,41 @@
 """Activities that talk to payout channels: submit a payout, query its status (R10).
 Errors are typed for the workflow's retry policies: ``ChannelUnavailable`` is retried,
-``ChannelRejectedRequest`` and ``UnknownChannel`` are not."""
+``ChannelRejectedRequest`` and ``UnknownChannel`` are not. An answer the code catalogue
+does not map is counted for operators (R26), as the gateway does for callbacks."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from channels.base import Channel, ChannelRejectedRequest, ChannelUnavailable
+from channels.base import Channel, ChannelRejectedRequest, ChannelUnavailable, withdrawal_id_for
 from sentinel.contracts import QueryInput, SubmitInput
 from sentinel.models import Observation
+from store.repo import record_unmapped
+
+log = logging.getLogger(__name__)
 
 
 class ChannelActivities:
-    def __init__(self, channels: dict[str, Channel], callback_base_url: str):
+    def __init__(self, channels: dict[str, Channel], callback_base_url: str, engine: Engine | None = None):
         self.channels = channels
         self.callback_base_url = callback_base_url.rstrip("/")
+        self.engine = engine
+
+    async def _count_if_unmapped(self, channel: Channel, obs: Observation, withdrawal_id: str) -> Observation:
+        if self.engine is not None and not obs.classification.mapped:
+            try:  # bookkeeping for operators: never in the way of the answer
+                await asyncio.to_thread(
+                    record_unmapped, self.engine, channel.name, obs.raw_status, obs.raw_code,
+                    obs.classification.subtype, withdrawal_id,
+                )
+            except Exception:  # noqa: BLE001
+                log.exception("could not count unmapped code %s/%s", obs.raw_status, obs.raw_code)
+        return obs
 
     def _channel(self, name: str) -> Channel:
         try:
@@ -30,18 +50,20 @@ class ChannelActivities:
         channel = self._channel(inp.request.channel)
         callback_url = f"{self.callback_base_url}/v1/callbacks/{channel.name}"
         try:
-            return await channel.submit(inp.request, inp.order_id, callback_url)
+            obs = await channel.submit(inp.request, inp.order_id, callback_url)
         except ChannelUnavailable as exc:
             raise ApplicationError(str(exc), type="ChannelUnavailable") from None
         except ChannelRejectedRequest as exc:
             raise ApplicationError(str(exc), type="ChannelRejectedRequest", non_retryable=True) from None
+        return await self._count_if_unmapped(channel, obs, inp.request.withdrawal_id)
 
     @activity.defn(name="query_payout")
     async def query_payout(self, inp: QueryInput) -> Observation:
         channel = self._channel(inp.channel)
         try:
-            return await channel.query(inp.order_id)
+            obs = await channel.query(inp.order_id)
         except ChannelUnavailable as exc:
             raise ApplicationError(str(exc), type="ChannelUnavailable") from None
         except ChannelRejectedRequest as exc:
             raise ApplicationError(str(exc), type="ChannelRejectedRequest", non_retryable=True) from None
+        return await self._count_if_unmapped(channel, obs, withdrawal_id_for(inp.order_id))

@@ -47,7 +47,7 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
     channels = channels or build_channels(settings, catalogue)
     risk_rules = HotFile(settings.risk_rules_file, load_ruleset)
     tracking = TrackingActivities(engine, delays, notice_policy, risk_rules, sorted(notifiers))
-    channel = ChannelActivities(channels, settings.callback_base_url)
+    channel = ChannelActivities(channels, settings.callback_base_url, engine)
     notify = NotifyActivities(
         engine,
         notifiers,

@@ -338,6 +338,21 @@ def parked_redeliver(
     print(f"re-delivered parked callback {row.id} to withdrawal {row.withdrawal_id}")
 
 
+@app.command()
+def unmapped(limit: int = typer.Option(50, min=1, max=500)) -> None:
+    """Answers the code catalogue does not map (R26), most recent first: add each one to
+    sentinel/codes/<source>.yaml (docs/error-codes.md) so the next one is classified."""
+    from store.repo import unmapped_codes
+
+    rows, total = unmapped_codes(_engine(), limit, 0)
+    if rows:
+        print(f"{'channel':10} {'status':16} {'code':14} {'count':>6}  {'first seen':19}  {'last seen':19}  last withdrawal")
+    for r in rows:
+        print(f"{r.channel:10} {r.raw_status:16} {r.raw_code or '-':14} {r.count:>6}  "
+              f"{r.first_seen:%Y-%m-%d %H:%M:%S}  {r.last_seen:%Y-%m-%d %H:%M:%S}  {r.last_withdrawal_id or ''}")
+    print(f"{total} unmapped code(s)")
+
+
 token_app = typer.Typer(no_args_is_help=True, help="Credentials for testing the gateway.")
 app.add_typer(token_app, name="token")
 

@@ -19,7 +19,15 @@ from sentinel.settings import get_settings
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from starter.cli import app
 from store.db import current_revision, engine_for, head_revision, make_engine
-from store.repo import audit_for, get_parked, park_callback, parked_for, record_withdrawal, update_progress
+from store.repo import (
+    audit_for,
+    get_parked,
+    park_callback,
+    parked_for,
+    record_unmapped,
+    record_withdrawal,
+    update_progress,
+)
 from tests.gateway_harness import HELD, settled, ts_env  # noqa: F401  (ts_env: one server per test)
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
@@ -83,6 +91,24 @@ def test_review_list_shows_the_queue_with_filters(env):
     result = invoke("review", "list", "--min-age", "3600", "--category", "RISK_HOLD", "--json")
     [row] = [json.loads(ln) for ln in result.output.splitlines()]
     assert row["withdrawal_id"] == "W-old" and row["amount"] == "60000.0000" and row["age_s"] >= 3 * 3600 - 5
+
+
+def test_unmapped_lists_codes_to_add_to_the_catalogue(env):
+    # R26: operators list what the catalogue did not map, then add it
+    engine = engine_for(env)
+    assert invoke("unmapped").output.strip() == "0 unmapped code(s)"
+    t0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+    record_unmapped(engine, "alipay", "FAIL", "NEW_SUB_CODE", "unmapped", "W1", at=t0)
+    record_unmapped(engine, "alipay", "FAIL", "NEW_SUB_CODE", "unmapped", "W2", at=t0 + timedelta(hours=2))
+    record_unmapped(engine, "stripe", "weird", None, "unmapped-status", "W3", at=t0 + timedelta(hours=1))
+    result = invoke("unmapped")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:4] == ["channel", "status", "code", "count"]
+    assert lines[1].split()[:4] == ["alipay", "FAIL", "NEW_SUB_CODE", "2"]  # most recent first
+    assert "2026-11-01 08:00:00" in lines[1] and "2026-11-01 10:00:00" in lines[1] and lines[1].endswith("W2")
+    assert lines[2].split()[:4] == ["stripe", "weird", "-", "1"]
+    assert lines[-1] == "2 unmapped code(s)"
 
 
 def test_parked_list_and_migrate(env):

@@ -12,7 +12,7 @@ from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from starter.client import NotAwaitingReview
 from store.db import engine_for
-from store.repo import deliveries_for, inbox, park_callback
+from store.repo import deliveries_for, inbox, park_callback, unmapped_codes
 from tests.scripted_channel import UNAVAILABLE, ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 from workflows import search_attributes as sa
@@ -284,6 +284,25 @@ async def test_unmapped_code_goes_to_manual_check(ts_env, tmp_path, smtp_server,
         await client.review(unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused"))
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
+
+
+async def test_unmapped_answers_of_submit_and_poll_are_counted(ts_env, tmp_path, smtp_server, unique_id):
+    # R26: an unmapped code is counted for operators wherever it comes from, not only from
+    # callbacks: here the submit answers an unknown status and a poll an unknown code.
+    channel = ScriptedChannel(submit=("WEIRD_STATE", None), queries=[("FAILED", "ZZ42")])
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id))
+        await ts_env.sleep(timedelta(minutes=2))
+        view = await client.status(unique_id)
+        assert view.status == WithdrawalStatus.MANUAL_CHECK, view.timeline
+        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused"))
+        await handle.result()
+    rows, total = unmapped_codes(engine_for(settings.database_url))
+    seen = {(r.channel, r.raw_status, r.raw_code): r for r in rows}
+    assert total == 2, seen
+    assert seen[("generic", "WEIRD_STATE", "")].last_withdrawal_id == unique_id
+    assert seen[("generic", "FAILED", "ZZ42")].count >= 1
 
 
 async def test_success_then_return(ts_env, tmp_path, smtp_server, unique_id):
