@@ -33,7 +33,7 @@ def build_notifiers(settings: Settings, engine) -> dict[str, Notifier]:
     notifiers: dict[str, Notifier] = {"inbox": InboxNotifier(engine), "email": EmailNotifier(smtp)}
     if settings.operator_email:
         notifiers["ops_email"] = OperatorEmailNotifier(smtp, settings.operator_email)
-    notifiers.update(build_provider_notifiers(settings))
+    notifiers.update(build_provider_notifiers(settings, engine=engine))
     return notifiers
 
 

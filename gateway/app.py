@@ -16,7 +16,16 @@ from typing import Callable
 from fastapi import FastAPI
 
 from channels.registry import build_channels
-from gateway import errors, routes_callbacks, routes_inbox, routes_ops, routes_receipts, routes_reviews, routes_withdrawals
+from gateway import (
+    errors,
+    routes_callbacks,
+    routes_devices,
+    routes_inbox,
+    routes_ops,
+    routes_receipts,
+    routes_reviews,
+    routes_withdrawals,
+)
 from gateway.auth import KeyStore
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
@@ -51,7 +60,8 @@ def create_app(
     app.state.channels = build_channels(settings)
     app.state.keys = KeyStore(settings.api_keys_file)
     errors.install(app)
-    for module in (routes_withdrawals, routes_inbox, routes_reviews, routes_ops, routes_callbacks, routes_receipts):
+    for module in (routes_withdrawals, routes_inbox, routes_devices, routes_reviews, routes_ops, routes_callbacks,
+                   routes_receipts):
         app.include_router(module.router)
     return app
 

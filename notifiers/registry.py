@@ -1,6 +1,8 @@
-"""Builds the provider-backed notice channels (sms, voice) from the settings (credentials)
-and ``config/providers.yaml`` (routes, sign names, templates): one ``ProviderChain`` per
-channel, with region routing, failover and a circuit breaker per provider."""
+"""Builds the provider-backed notice channels (sms, voice, push) from the settings
+(credentials) and ``config/providers.yaml`` (routes, sign names, templates): one
+``ProviderChain`` per channel, with region routing, failover and a circuit breaker per
+provider. Push reaches the device tokens the app registered (``store.repo.register_device``);
+a token the provider reports dead is marked invalid."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from typing import Any, Mapping
 import yaml
 
 from notifiers.base import Notifier
-from notifiers.routing import ProviderChain
+from notifiers.push_fcm import FcmConfig, FcmPushNotifier, ServiceAccount
+from notifiers.push_jpush import JPushConfig, JPushNotifier
+from notifiers.routing import DEFAULT_PUSH_ROUTES, ProviderChain
 from notifiers.sms_aliyun import AliyunSmsConfig, AliyunSmsNotifier
 from notifiers.sms_tencent import TencentSmsConfig, TencentSmsNotifier
 from notifiers.sms_twilio import TwilioConfig, TwilioSmsNotifier
@@ -23,9 +27,30 @@ def _secret(value) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def build_provider_notifiers(settings: Settings, data: Mapping[str, Any] | None = None) -> dict[str, Notifier]:
-    """``{"sms": chain, "voice": chain}`` for the providers that have credentials; a channel
-    with no configured provider is absent (the policy then skips it)."""
+def _push_providers(settings: Settings, engine) -> list[Notifier]:
+    from store.repo import device_tokens, forget_device
+
+    push: list[Notifier] = []
+    if settings.fcm_service_account_file:
+        push.append(FcmPushNotifier(
+            FcmConfig(ServiceAccount.from_file(settings.fcm_service_account_file), api_base=settings.fcm_api_base),
+            lambda user_id: device_tokens(engine, user_id, "fcm"),
+            on_invalid_token=lambda user_id, token: forget_device(engine, "fcm", token, "FCM: token unregistered", user_id),
+        ))
+    if settings.jpush_app_key and settings.jpush_master_secret:
+        push.append(JPushNotifier(
+            JPushConfig(settings.jpush_app_key, _secret(settings.jpush_master_secret), api_base=settings.jpush_api_base),
+            lambda user_id: device_tokens(engine, user_id, "jpush"),
+        ))
+    return push
+
+
+def build_provider_notifiers(
+    settings: Settings, data: Mapping[str, Any] | None = None, engine=None
+) -> dict[str, Notifier]:
+    """``{"sms": chain, "voice": chain, "push": chain}`` for the providers that have
+    credentials; a channel with no configured provider is absent (the policy then skips
+    it). Push needs ``engine`` (the device tokens)."""
     data = data if data is not None else (yaml.safe_load(settings.providers_file.read_text(encoding="utf-8")) or {})
     sms: list[Notifier] = []
     voice: list[Notifier] = []
@@ -48,6 +73,7 @@ def build_provider_notifiers(settings: Settings, data: Mapping[str, Any] | None 
         sms.append(TwilioSmsNotifier(cfg))
         if cfg.from_number:
             voice.append(TwilioVoiceNotifier(cfg))
+    push = _push_providers(settings, engine) if engine is not None else []
     breaker = data.get("breaker") or {}
     options = dict(
         failure_threshold=int(breaker.get("failure_threshold", 5)),
@@ -57,7 +83,8 @@ def build_provider_notifiers(settings: Settings, data: Mapping[str, Any] | None 
         failover_on_ambiguous=False,
     )
     chains: dict[str, Notifier] = {}
-    for channel, providers, routes in (("sms", sms, data.get("sms_routes")), ("voice", voice, data.get("voice_routes"))):
+    for channel, providers, routes in (("sms", sms, data.get("sms_routes")), ("voice", voice, data.get("voice_routes")),
+                                       ("push", push, data.get("push_routes") or [(r.prefix, r.providers) for r in DEFAULT_PUSH_ROUTES])):
         if not providers:
             continue
         names = {p.provider for p in providers}

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     tencent_secret_key: SecretStr | None = Field(None, description="Tencent Cloud SecretKey")
     twilio_account_sid: str | None = Field(None, description="Twilio account SID; enables Twilio SMS and voice")
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (also checks status callbacks)")
+    fcm_service_account_file: Path | None = Field(
+        None, description="Firebase service-account key file (JSON); enables push through FCM HTTP v1"
+    )
+    fcm_api_base: str = Field("https://fcm.googleapis.com", description="FCM API base URL")
+    jpush_app_key: str | None = Field(None, description="JPush AppKey; enables push through JPush v3")
+    jpush_master_secret: SecretStr | None = Field(None, description="JPush Master Secret")
+    jpush_api_base: str = Field("https://api.jpush.cn", description="JPush API base (https://bjapi.push.jiguang.cn for Beijing)")
 
     # Gateway authentication (issue #3)
     api_keys_file: Path | None = Field(

@@ -18,6 +18,7 @@ from sentinel.models import WithdrawalRequest
 from sentinel.notice_policy import RecentNotice
 from sentinel.risk import RiskHit, UserHistory
 from store.tables import (
+    DeviceToken,
     AuditLog,
     InboxMessage,
     NoticeDelivery,
@@ -518,3 +519,61 @@ def record_suppressed(engine: Engine, row: NoticeDelivery, reason: str) -> None:
             session.commit()
         except IntegrityError:
             session.rollback()
+
+
+# --- device tokens (push) ---------------------------------------------------------------
+
+
+def register_device(engine: Engine, user_id: str, provider: str, token: str, platform: str | None = None) -> DeviceToken:
+    """Add (or revive, or move to this user) a device's push token. Idempotent."""
+    with Session(engine) as session:
+        for _ in range(2):  # insert, or update when the token is known (maybe from another writer)
+            row = session.exec(
+                select(DeviceToken).where(DeviceToken.provider == provider, DeviceToken.token == token)
+            ).first()
+            if row is None:
+                row = DeviceToken(user_id=user_id, provider=provider, token=token, platform=platform)
+            else:  # a phone handed to someone else keeps its token: it now reaches the new user
+                row.user_id, row.platform, row.invalid_at, row.invalid_reason = user_id, platform, None, None
+                row.registered_at = utcnow()
+            session.add(row)
+            try:
+                session.commit()
+                session.refresh(row)
+                return row
+            except IntegrityError:
+                session.rollback()
+        raise RuntimeError(f"could not register device token for {user_id}")
+
+
+def device_tokens(engine: Engine, user_id: str, provider: str) -> list[str]:
+    """The user's live tokens for ``provider``, newest first."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(DeviceToken.token).where(
+                DeviceToken.user_id == user_id, DeviceToken.provider == provider, DeviceToken.invalid_at.is_(None)
+            ).order_by(DeviceToken.registered_at.desc(), DeviceToken.id.desc())
+        )
+        return list(rows)
+
+
+def devices_of(engine: Engine, user_id: str) -> list[DeviceToken]:
+    with Session(engine) as session:
+        return list(session.exec(
+            select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id)
+        ))
+
+
+def forget_device(engine: Engine, provider: str, token: str, reason: str, user_id: str | None = None) -> bool:
+    """Mark a token invalid (dead at the provider, or the user logged out). True if found."""
+    with Session(engine) as session:
+        stmt = select(DeviceToken).where(DeviceToken.provider == provider, DeviceToken.token == token)
+        if user_id is not None:
+            stmt = stmt.where(DeviceToken.user_id == user_id)
+        row = session.exec(stmt).first()
+        if row is None:
+            return False
+        row.invalid_at, row.invalid_reason = utcnow(), reason[:200]
+        session.add(row)
+        session.commit()
+        return True

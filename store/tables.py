@@ -9,6 +9,7 @@ production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digi
 - ``RiskHitRow``: each risk rule hit, with the rule's version (R12).
 - ``AuditLog``: who did what, when and why (R29).
 - ``UnmappedCode``: channel answers the code catalogue does not know, counted, for operators.
+- ``DeviceToken``: the push addresses (FCM tokens, JPush registration ids) of each user's app.
 
 The schema is created and changed by the Alembic migrations in ``alembic/versions``
 (``store.db.migrate``); a change here needs a new migration (tests/test_migrations.py
@@ -155,3 +156,21 @@ class UnmappedCode(SQLModel, table=True):
     first_seen: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     last_withdrawal_id: str | None = Field(default=None, max_length=64)
+
+
+class DeviceToken(SQLModel, table=True):
+    """A push address of one of the user's devices, registered by the app (R20). A token
+    the provider reports dead (FCM UNREGISTERED, JPush 1011) is marked invalid and no
+    longer used; registering it again revives it."""
+
+    __tablename__ = "device_token"
+    __table_args__ = (UniqueConstraint("provider", "token", name="uq_device_token"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(index=True, max_length=64)
+    provider: str = Field(max_length=16, description="fcm or jpush")
+    token: str = Field(max_length=512)
+    platform: str | None = Field(default=None, max_length=16, description="android, ios, web")
+    registered_at: datetime = Field(default_factory=utcnow)
+    invalid_at: datetime | None = None
+    invalid_reason: str | None = Field(default=None, max_length=200)

@@ -1,0 +1,87 @@
+"""Push addresses: the app registers the device's FCM token or JPush registration id for
+its user (R20), and removes it at logout. Push notices reach the live tokens; a token the
+provider reports dead is marked invalid by the notifier."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import deps
+from gateway.auth import USER, Principal, ensure_user_access, require
+from gateway.deps import Out, UserId, db
+from gateway.errors import ApiError, responses
+from store.repo import devices_of, forget_device, register_device
+
+router = APIRouter(tags=["devices"])
+
+Token = Field(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9_:.\-]+$")
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider: Literal["fcm", "jpush"]
+    token: str = Token
+    platform: Literal["android", "ios", "web"] | None = None
+
+
+class DeviceOut(Out):
+    provider: str
+    token: str
+    platform: str | None = None
+    registered_at: datetime
+    invalid_at: datetime | None = None
+    invalid_reason: str | None = None
+
+
+class DeviceList(BaseModel):
+    devices: list[DeviceOut]
+
+
+@router.post(
+    "/v1/users/{user_id}/devices",
+    response_model=DeviceOut,
+    summary="Register this device for push notices (idempotent)",
+    description="The user's own token only. Registering a token again revives it.",
+    responses=responses(400, 401, 403, 422),
+)
+async def register(
+    user_id: UserId, body: DeviceIn, who: Principal = Depends(require(USER)), engine=Depends(deps.engine)
+) -> DeviceOut:
+    ensure_user_access(who, user_id)
+    row = await db(register_device, engine, user_id, body.provider, body.token, body.platform)
+    return DeviceOut.model_validate(row)
+
+
+@router.get(
+    "/v1/users/{user_id}/devices",
+    response_model=DeviceList,
+    summary="The user's registered devices, with the ones the provider reported dead",
+    responses=responses(401, 403, 422),
+)
+async def list_devices(
+    user_id: UserId, who: Principal = Depends(require(USER)), engine=Depends(deps.engine)
+) -> DeviceList:
+    ensure_user_access(who, user_id)
+    return DeviceList(devices=[DeviceOut.model_validate(d) for d in await db(devices_of, engine, user_id)])
+
+
+@router.delete(
+    "/v1/users/{user_id}/devices/{provider}/{token}",
+    status_code=204,
+    summary="Stop push to this device (logout)",
+    responses=responses(401, 403, 404, 422),
+)
+async def unregister(
+    user_id: UserId,
+    provider: Literal["fcm", "jpush"],
+    token: str = Path(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9_:.\-]+$"),
+    who: Principal = Depends(require(USER)),
+    engine=Depends(deps.engine),
+) -> None:
+    ensure_user_access(who, user_id)
+    if not await db(forget_device, engine, provider, token, "unregistered by the app", user_id):
+        raise ApiError(404, "not_found", "no such device for this user")
