@@ -51,6 +51,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--admin-any-host", action="store_true", help="serve /_sim to any client, not only loopback ones"
     )
+    parser.add_argument(
+        "--keys",
+        default=None,
+        help="JSON file of test keys (simulator.keys; made when missing): also speak the native protocols of "
+        "Alipay, WeChat Pay, Stripe and ISO 20022 under /alipay, /wechat, /stripe, /iso20022",
+    )
+    parser.add_argument(
+        "--platform-url",
+        default="http://127.0.0.1:8000",
+        help="the platform gateway's base URL, for webhooks configured at the provider (Stripe)",
+    )
     parser.add_argument("--access-log", action="store_true", help="also log every HTTP request (uvicorn)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
@@ -68,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         secret = DEV_SECRET
         log.warning("no --secret and no %s: using the development secret", SECRET_ENV)
+    dialects = []
+    if args.keys:
+        from pathlib import Path
+
+        from simulator.dialects.base import build_dialects
+        from simulator.keys import load_or_generate
+
+        dialects = build_dialects(load_or_generate(Path(args.keys)), args.platform_url)
+        log.info("native protocols: %s", ", ".join(d.name for d in dialects))
     app = create_app(
         secret,
         default_scenario=args.default_scenario,
@@ -75,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         callback_timeout_s=args.callback_timeout,
         admin=not args.no_admin,
         admin_any_host=args.admin_any_host,
+        dialects=dialects,
     )
     log.info("listening on http://%s:%d", args.host, args.port)
     uvicorn.run(

@@ -5,6 +5,10 @@ Protocol routes (docs/channels/generic.md), signed with ``X-Channel-Signature``:
 * ``POST /v1/payouts`` – submit (idempotent on order_id)
 * ``GET /v1/payouts/{order_id}`` – query
 
+Native protocols (docs/simulator.md), when dialects are given: each channel's own API under
+``/<channel>`` (``/alipay/gateway.do``, ``/wechat/v3/...``, ``/stripe/v1/payouts``,
+``/iso20022/payments``), with its own signatures, answers and callbacks.
+
 Admin routes (test tool, no signature, loopback clients only unless ``admin_any_host``):
 
 * ``PUT /_sim/scripts/{order_id}`` – script an order before it is submitted
@@ -29,6 +33,7 @@ from fastapi.responses import JSONResponse
 
 from sentinel.models import ID_PATTERN
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, verify
+from simulator.dialects.base import Dialect
 from simulator.engine import DEFAULT_RETRY_DELAYS, AlreadySubmitted, DuplicateOrder, Engine, NoCallbackYet
 from simulator.protocol import RequestError, parse_json_object, parse_payout_request
 from simulator.scripts import DEFAULT_SCENARIO, SCENARIO_DESCRIPTIONS, SCENARIOS, scenario_params, script_from_spec
@@ -63,6 +68,7 @@ def create_app(
     admin: bool = True,
     admin_any_host: bool = False,
     clock: Callable[[], float] = time.time,
+    dialects: Sequence[Dialect] = (),
 ) -> FastAPI:
     """Build the simulator app. The engine is ``app.state.engine``.
 
@@ -72,6 +78,7 @@ def create_app(
     ``admin``: mount the ``/_sim`` routes; ``admin_any_host``: accept them from any client,
     not only loopback ones.
     ``clock``: unix time, for signature checks and signing.
+    ``dialects``: native protocols to serve besides the generic one (simulator.dialects).
     """
     engine = Engine(
         secret,
@@ -79,6 +86,7 @@ def create_app(
         callback_timeout_s=callback_timeout_s,
         default_scenario=default_scenario,
         clock=clock,
+        dialects=dialects,
     )
 
     @asynccontextmanager
@@ -147,6 +155,9 @@ def create_app(
             return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
         log.info("query order=%s -> %s %s", order_id, order.status, order.code)
         return JSONResponse(order.query_body())
+
+    for dialect in dialects:
+        app.include_router(dialect.router(engine), prefix=f"/{dialect.name}")
 
     # --- admin -------------------------------------------------------------------------
 

@@ -13,13 +13,16 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import httpx
 
 from sentinel.signing import SIGNATURE_HEADER, sign
 from simulator.protocol import PayoutRequest, callback_body, encode, payout_body, utc_iso
 from simulator.scripts import DEFAULT_SCENARIO, Script, Step, build_scenario, message_for
+
+if TYPE_CHECKING:
+    from simulator.dialects.base import Dialect
 
 log = logging.getLogger("simulator")
 
@@ -62,7 +65,7 @@ class CallbackRecord:
 
     body: dict[str, Any]
     replay: bool = False
-    state: str = "pending"  # pending | delivered | gave_up | cancelled
+    state: str = "pending"  # pending | delivered | gave_up | cancelled | not_sent
     attempts: list[Attempt] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -107,6 +110,8 @@ class Order:
     history: list[Transition] = field(default_factory=list)
     callbacks: list[CallbackRecord] = field(default_factory=list)
     steps_done: int = 0
+    dialect: str = "generic"  # the protocol the order came in: its callbacks speak it too
+    native: dict[str, Any] = field(default_factory=dict)  # a dialect's own bookkeeping (ids, fields)
 
     @property
     def order_id(self) -> str:
@@ -127,6 +132,7 @@ class Order:
             "bank_code": self.request.bank_code,
             "card_last4": self.request.card_last4,
             "callback_url": self.request.callback_url,
+            "dialect": self.dialect,
             "scenario": self.script.scenario,
             "submit": self.script.submit,
             "submitted_at": utc_iso(self.submitted_at),
@@ -152,6 +158,7 @@ class Engine:
         callback_timeout_s: float = 5.0,
         default_scenario: str = DEFAULT_SCENARIO,
         clock: Callable[[], float] = time.time,
+        dialects: Sequence["Dialect"] = (),
     ) -> None:
         if not secret:
             raise ValueError("the channel secret must not be empty")
@@ -165,6 +172,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client: httpx.AsyncClient | None = None
         self._closed = False
+        self.dialects: dict[str, "Dialect"] = {d.name: d for d in dialects}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -222,12 +230,13 @@ class Engine:
 
     # --- protocol ----------------------------------------------------------------------
 
-    def submit(self, request: PayoutRequest) -> tuple[Order, bool]:
+    def submit(self, request: PayoutRequest, dialect: str = "generic") -> tuple[Order, bool]:
         """Record the order (or find it again). Returns ``(order, created)``; raises
-        DuplicateOrder when the order_id is known with different fields."""
+        DuplicateOrder when the order_id is known with different fields (or came in
+        another protocol)."""
         existing = self._orders.get(request.order_id)
         if existing is not None:
-            if not existing.request.same_order(request):
+            if not existing.request.same_order(request) or existing.dialect != dialect:
                 log.info("submit order=%s rejected: DUPLICATE with different fields", request.order_id)
                 raise DuplicateOrder(request.order_id)
             log.info("submit order=%s repeated: status=%s code=%s", request.order_id, existing.status, existing.code)
@@ -244,10 +253,12 @@ class Engine:
             submitted_at=now,
             updated_at=now,
             history=[Transition(now, status, None)],
+            dialect=dialect,
         )
         self._orders[request.order_id] = order
         log.info(
-            "submit order=%s amount=%s %s bank=%s scenario=%s submit=%s status=%s",
+            "submit %s order=%s amount=%s %s bank=%s scenario=%s submit=%s status=%s",
+            dialect,
             order.order_id,
             request.amount,
             request.currency,
@@ -307,19 +318,41 @@ class Engine:
         self._spawn(self._deliver(order, record), f"sim-callback-{record.event_id}")
         return record
 
+    def _request_for(self, order: Order, record: CallbackRecord) -> tuple[str, dict[str, str], bytes] | None:
+        """The HTTP request of one attempt: the generic JSON protocol, or the order's
+        dialect (signed afresh for each attempt)."""
+        if order.dialect == "generic":
+            payload = encode(record.body)
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(self._secret, payload, int(self._clock())),
+            }
+            return order.request.callback_url, headers, payload
+        from simulator.dialects.base import CallbackEvent
+
+        body = record.body
+        event = CallbackEvent(
+            event_id=body["event_id"], order_id=body["order_id"], status=body["status"], code=body["code"],
+            message=body["message"], occurred_at=datetime.fromisoformat(body["occurred_at"].replace("Z", "+00:00")),
+        )
+        native = self.dialects[order.dialect].callback(order, event, self._clock())
+        return None if native is None else (native.url, native.headers, native.body)
+
     async def _deliver(self, order: Order, record: CallbackRecord) -> None:
-        payload = encode(record.body)
         delays = self.retry_delays
         try:
             for attempt_no in range(1, len(delays) + 2):
+                request = self._request_for(order, record)
+                if request is None:
+                    record.state = "not_sent"
+                    log.info("callback order=%s event=%s: %s sends no notification for %s",
+                             order.order_id, record.event_id, order.dialect, record.body["status"])
+                    return
+                url, headers, payload = request
                 attempt = Attempt(at=_now())
                 record.attempts.append(attempt)
-                headers = {
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(self._secret, payload, int(self._clock())),
-                }
                 try:
-                    response = await self._http().post(order.request.callback_url, content=payload, headers=headers)
+                    response = await self._http().post(url, content=payload, headers=headers)
                     attempt.http_status = response.status_code
                     ok = 200 <= response.status_code < 300
                 except httpx.HTTPError as exc:

@@ -31,7 +31,7 @@ class PayoutRequest(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     bank_code: str = Field(pattern=r"^[A-Z0-9_]{2,16}$")
     payee_ref: str = Field(min_length=1, max_length=128)
-    card_last4: str = Field(pattern=r"^\d{4}$")
+    card_last4: str | None = Field(None, pattern=r"^\d{4}$", description="absent when the channel never sees a card")
     callback_url: str = Field(max_length=2048)
 
     @field_validator("amount", mode="before")

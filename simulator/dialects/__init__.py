@@ -1,0 +1,2 @@
+"""Native protocols the simulator speaks besides the generic bank protocol: one module per
+channel (alipay, wechatpay, stripe, iso20022) behind :class:`simulator.dialects.base.Dialect`."""
