@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     tencent_secret_key: SecretStr | None = Field(None, description="Tencent Cloud SecretKey")
     twilio_account_sid: str | None = Field(None, description="Twilio account SID; enables Twilio SMS and voice")
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (also checks status callbacks)")
+    receipts_token: SecretStr | None = Field(
+        None, description="secret path segment of the receipt URLs given to Aliyun and Tencent (they do not sign "
+        "receipts): /v1/receipts/aliyun/<token>, /v1/receipts/tencent/<token>; unset: those endpoints answer 404"
+    )
     fcm_service_account_file: Path | None = Field(
         None, description="Firebase service-account key file (JSON); enables push through FCM HTTP v1"
     )

@@ -277,14 +277,21 @@ def unmapped_codes(engine: Engine, limit: int = 100, offset: int = 0) -> tuple[l
 # --- provider receipts ------------------------------------------------------------------
 
 
-def delivery_receipt(engine: Engine, key: str, status: str, error: str | None = None) -> str | None:
-    """A provider's delivery receipt for the delivery ``key``: ``delivered`` or ``failed``.
-    Returns the status stored afterwards, None when no delivery has this key. A receipt
-    never moves a delivery backwards (read or delivered stays, whatever arrives later)."""
+def delivery_receipt(
+    engine: Engine, key: str | None, status: str, error: str | None = None, *, provider_message_id: str | None = None
+) -> str | None:
+    """A provider's delivery receipt for the delivery ``key`` (or, for providers whose
+    receipts carry only their own message id, ``provider_message_id``): ``delivered`` or
+    ``failed``. Returns the status stored afterwards, None when no delivery matches. A
+    receipt never moves a delivery backwards (read or delivered stays, whatever arrives
+    later)."""
     if status not in ("delivered", "failed"):
         raise ValueError("status must be delivered or failed")
+    if (key is None) == (provider_message_id is None):
+        raise ValueError("give key or provider_message_id")
+    where = NoticeDelivery.key == key if key is not None else NoticeDelivery.provider_message_id == provider_message_id
     with Session(engine) as session:
-        row = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == key)).first()
+        row = session.exec(select(NoticeDelivery).where(where)).first()
         if row is None:
             return None
         if row.status in ("sending", "sent"):

@@ -177,6 +177,55 @@ async def test_twilio_receipts_update_the_delivery_log(tmp_path, database_url, u
         assert resp.status_code == 404 and resp.json()["error"] == "not configured"
 
 
+# --------------------------------------------------------------------------- Aliyun / Tencent receipts
+
+
+async def test_aliyun_and_tencent_reports_update_the_delivery_log(tmp_path, database_url, unique_id):  # noqa: F811
+    # R8: Aliyun names our notice key (OutId), Tencent its SerialNo; neither signs, so the
+    # URL carries a secret token.
+    settings = Settings(_env_file=None, database_url=database_url, receipts_token="rcpt-secret")
+    async with offline_gateway(settings) as gw:
+        k1, k2, k3 = (f"{unique_id}/{stage}/1/sms" for stage in ("DETECTED", "DELAYED", "UNDER_REVIEW"))
+        for key in (k1, k2):
+            sent_delivery(gw.engine, key)
+        claim = claim_delivery(gw.engine, NoticeDelivery(key=k3, withdrawal_id=unique_id, user_id="u-1", channel="sms",
+                                                         provider="tencent", stage="UNDER_REVIEW", severity="HIGH"))
+        finish_delivery(gw.engine, claim.row_id, status="sent", provider_message_id="tencent:2433:3212150530")
+
+        def status(key):
+            return {d.key: d for d in deliveries_for(gw.engine, unique_id)}[key]
+
+        report = {"phone_number": "13800138000", "send_time": "2026-11-27 08:00:00", "report_time": "2026-11-27 08:00:03",
+                  "sms_size": "1", "biz_id": "900619867^0"}
+        resp = await gw.http.post("/v1/receipts/aliyun/rcpt-secret", json=[
+            {**report, "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功", "out_id": k1},
+            {**report, "success": False, "err_code": "MK:0001", "err_msg": "号码停机", "out_id": k2},
+            {**report, "success": True, "err_code": "DELIVERED", "err_msg": "ok", "out_id": f"{unique_id}/NOPE/1/sms"},
+        ])
+        assert resp.status_code == 200 and resp.json() == {"code": 0, "msg": "接收成功"}
+        assert status(k1).status == "delivered"
+        assert status(k2).status == "failed" and "MK:0001" in status(k2).error
+
+        resp = await gw.http.post("/v1/receipts/tencent/rcpt-secret", json=[
+            {"user_receive_time": "2026-11-27 08:00:04", "nationcode": "86", "mobile": "13800138000",
+             "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "用户短信送达成功", "sid": "2433:3212150530"}])
+        assert resp.status_code == 200 and resp.json() == {"result": 0, "errmsg": "OK"}
+        assert status(k3).status == "delivered"
+
+        # a wrong token changes nothing; malformed bodies say why
+        resp = await gw.http.post("/v1/receipts/aliyun/guess", json=[{"success": False, "out_id": k1}])
+        assert resp.status_code == 401 and status(k1).status == "delivered"
+        for body in (b"not json", b'{"out_id": "x"}', b'[{"success": true}]'):
+            resp = await gw.http.post("/v1/receipts/aliyun/rcpt-secret", content=body)
+            assert resp.status_code == 400 and resp.json()["detail"], resp.text
+        resp = await gw.http.post("/v1/receipts/tencent/rcpt-secret", json=[{"sid": "1"}])
+        assert resp.status_code == 400 and "report_status" in resp.json()["detail"]
+
+    async with offline_gateway(Settings(_env_file=None, database_url=database_url)) as gw:
+        resp = await gw.http.post("/v1/receipts/tencent/rcpt-secret", json=[])
+        assert resp.status_code == 404 and resp.json()["error"] == "not configured"
+
+
 @pytest.mark.parametrize("state", ["all", "late", "undelivered", "attention"])
 async def test_parked_list_states_page_with_the_total(tmp_path, state, unique_id):
     async with offline_gateway(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'a.db'}")) as gw:
