@@ -1,6 +1,13 @@
 """The notice activity: render the notice from templates, claim its delivery row (unique
 key: a retried activity never sends twice), hand it to the channel's notifier, and log
-the outcome (R8). Channels plug in through ``notifiers.base.Notifier``."""
+the outcome (R8). Channels plug in through ``notifiers.base.Notifier``.
+
+Folding (``fold`` in config/notice_policy.yaml): an interruptive notice that comes within
+the fold window of the user's last one about another withdrawal is *batched*: its row waits
+and the workflow calls again when the window ends. The first batched notice called then
+leads the digest: it takes every batched row of the user on that channel, leaves out those
+no longer true (the withdrawal moved on), and sends ONE message listing the orders; the
+others find themselves ``folded`` into it when their own call comes."""
 
 from __future__ import annotations
 
@@ -17,10 +24,20 @@ from notifiers.base import DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
 from sentinel.models import DeliveryResult, NoticeRequest
-from sentinel.render import link_kind_for, render_notice
+from sentinel.render import DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
 from activities.config_files import HotFile
 from sentinel.notice_policy import load_notice_policy
-from store.repo import claim_delivery, finish_delivery, recent_notices, record_suppressed
+from store.repo import (
+    claim_delivery,
+    delivery_status,
+    finish_batch,
+    finish_delivery,
+    lead_batch,
+    recent_notices,
+    record_batched,
+    record_suppressed,
+    withdrawal_statuses,
+)
 from store.tables import NoticeDelivery
 
 class NotifyActivities:
@@ -47,15 +64,17 @@ class NotifyActivities:
         self.link_ttl_s = link_ttl_s
         self.notice_policy = notice_policy
 
-    def _suppression(self, notice: NoticeRequest) -> tuple[str | None, str | None]:
-        """(reason not to interrupt the user, policy version), from the policy in force and
-        the user's recent notices in the delivery log (inhibition, per-user cap)."""
+    def _policy_check(self, notice: NoticeRequest) -> tuple[str | None, str | None, datetime | None]:
+        """(reason not to interrupt the user, policy version, end of the fold window to
+        wait for), from the policy in force and the user's recent notices in the delivery
+        log (inhibition, per-user cap, folding)."""
         if self.notice_policy is None:
-            return None, None
+            return None, None, None
         policy = load_notice_policy(self.notice_policy.get())
         windows = [r.window_s for r in policy.inhibit] + ([policy.cap.window_s] if policy.cap else [])
+        windows += [policy.fold.window_s] if policy.fold else []
         if not windows:
-            return None, policy.version
+            return None, policy.version, None
         now = datetime.now(timezone.utc)
         recent = recent_notices(self.engine, notice.withdrawal.user_id, now - timedelta(seconds=max(windows)))
         recent = [r for r in recent if not (r.withdrawal_id == notice.withdrawal.withdrawal_id and r.stage == notice.stage)]
@@ -63,7 +82,11 @@ class NotifyActivities:
             channel=notice.channel, stage=notice.stage, category=notice.category, severity=notice.severity,
             withdrawal_id=notice.withdrawal.withdrawal_id, recent=recent, now=now,
         )
-        return reason, policy.version
+        until = None if reason else policy.fold_until(
+            channel=notice.channel, severity=notice.severity, withdrawal_id=notice.withdrawal.withdrawal_id,
+            recent=recent, now=now,
+        )
+        return reason, policy.version, until
 
     def _texts(self, notice: NoticeRequest) -> tuple[str | None, str | None]:
         if not notice.reason_code:
@@ -74,6 +97,25 @@ class NotifyActivities:
         locale = notice.withdrawal.locale
         return entry.reason_text(locale), entry.action_text(locale)
 
+    def _link(self, notice: NoticeRequest) -> str:
+        w = notice.withdrawal
+        return make_link(
+            self.app_base_url, link_kind_for(notice), w.withdrawal_id, w.user_id, self.link_secret,
+            int(time.time()), self.link_ttl_s,
+        )
+
+    def _render(self, notice: NoticeRequest) -> RenderedNotice:
+        reason_text, action_text = self._texts(notice)
+        return render_notice(
+            notice,
+            reason_text=reason_text,
+            action_text=action_text,
+            support_phone=self.support_phone,
+            support_url=self.support_url,
+            link=self._link(notice),
+            now=datetime.now(timezone.utc),
+        )
+
     @activity.defn(name="deliver_notice")
     async def deliver_notice(self, notice: NoticeRequest) -> DeliveryResult:
         notifier = self.notifiers.get(notice.channel)
@@ -83,23 +125,13 @@ class NotifyActivities:
             )
         if not notifier.can_reach(notice):
             return DeliveryResult(key=notice.key, channel=notice.channel, status="skipped", detail="no address")
+        known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
+        if known is not None and known[2] is not None:  # batched earlier: the fold window is over
+            return await self._digest(notice, notifier, known)
         w = notice.withdrawal
-        link = make_link(
-            self.app_base_url, link_kind_for(notice), w.withdrawal_id, w.user_id, self.link_secret,
-            int(time.time()), self.link_ttl_s,
-        )
-        reason_text, action_text = self._texts(notice)
-        rendered = render_notice(
-            notice,
-            reason_text=reason_text,
-            action_text=action_text,
-            support_phone=self.support_phone,
-            support_url=self.support_url,
-            link=link,
-            now=datetime.now(timezone.utc),
-        )
+        rendered = self._render(notice)
         digest = hashlib.sha256(rendered.text.encode()).hexdigest()
-        reason, policy_version = await asyncio.to_thread(self._suppression, notice)
+        reason, policy_version, fold_until = await asyncio.to_thread(self._policy_check, notice)
         row = NoticeDelivery(
             key=notice.key,
             withdrawal_id=w.withdrawal_id,
@@ -116,26 +148,70 @@ class NotifyActivities:
         if reason is not None:
             await asyncio.to_thread(record_suppressed, self.engine, row, reason)
             return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed", detail=reason)
+        if fold_until is not None:
+            await asyncio.to_thread(record_batched, self.engine, row, fold_until, notice.status.value)
+            return DeliveryResult(key=notice.key, channel=notice.channel, status="batched", send_at=fold_until,
+                                  detail=f"folded with the user's other notices at {fold_until.isoformat()}")
         claim = await asyncio.to_thread(claim_delivery, self.engine, row)
         if not claim.send:
-            if claim.status == "sending":
-                # another attempt is sending right now: let the retry policy come back later
-                raise ApplicationError(f"{notice.key} is being sent by another attempt", type="DeliveryInProgress")
-            return DeliveryResult(
-                key=notice.key, channel=notice.channel, status="duplicate", provider_message_id=claim.provider_message_id
-            )
+            return self._not_ours(notice, claim.status, claim.provider_message_id)
+        return await self._send(notice, notifier, rendered, claim.row_id, digest)
+
+    def _not_ours(self, notice: NoticeRequest, status: str, provider_message_id: str | None) -> DeliveryResult:
+        if status == "sending":
+            # another attempt is sending right now: let the retry policy come back later
+            raise ApplicationError(f"{notice.key} is being sent by another attempt", type="DeliveryInProgress")
+        if status == "suppressed":
+            return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed",
+                                  detail="left out of a digest: no longer true")
+        if status in ("folding", "folded"):
+            return DeliveryResult(key=notice.key, channel=notice.channel, status="folded",
+                                  provider_message_id=provider_message_id, detail=f"in digest {provider_message_id}")
+        return DeliveryResult(key=notice.key, channel=notice.channel, status="duplicate",
+                              provider_message_id=provider_message_id)
+
+    async def _send(
+        self, notice: NoticeRequest, notifier: Notifier, rendered: RenderedNotice, row_id: int, digest: str
+    ) -> DeliveryResult:
         try:
             message_id = await notifier.send(notice, rendered)
         except DeliveryError as exc:
-            await asyncio.to_thread(finish_delivery, self.engine, claim.row_id, status="failed", error=str(exc))
+            await asyncio.to_thread(finish_delivery, self.engine, row_id, status="failed", error=str(exc))
             raise ApplicationError(
                 str(exc),
                 type="TransientDeliveryError" if exc.retryable else "PermanentDeliveryError",
                 non_retryable=not exc.retryable,
             ) from None
         await asyncio.to_thread(
-            finish_delivery, self.engine, claim.row_id, status="sent", provider_message_id=message_id,
+            finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id,
             template_id=rendered.template_id, text_sha256=digest,
         )
         activity.logger.info("notice %s sent via %s (%s)", notice.key, notice.channel, message_id)
         return DeliveryResult(key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id)
+
+    async def _digest(self, notice: NoticeRequest, notifier: Notifier, known: tuple) -> DeliveryResult:
+        """The fold window of a batched notice is over: lead the user's digest on this
+        channel, or find this notice already folded into another one."""
+        w = notice.withdrawal
+        others = await asyncio.to_thread(lead_batch, self.engine, notice.key, w.user_id, notice.channel)
+        if others is None:
+            status, provider_message_id, _, _ = await asyncio.to_thread(delivery_status, self.engine, notice.key)
+            return self._not_ours(notice, status, provider_message_id)
+        current = await asyncio.to_thread(withdrawal_statuses, self.engine, [r.withdrawal_id for r in others])
+        keep = [r for r in others
+                if r.withdrawal_id != w.withdrawal_id and current.get(r.withdrawal_id, ("",))[0] == r.notice_status]
+        dropped = [r.key for r in others if r not in keep]
+        row_id = known[3]
+        orders = list(dict.fromkeys(r.withdrawal_id for r in reversed(keep)))  # newest first
+        if not orders:  # nothing else still true: this notice goes out on its own
+            rendered = self._render(notice)
+            result = await self._send(notice, notifier, rendered, row_id, hashlib.sha256(rendered.text.encode()).hexdigest())
+        else:
+            items = [DigestItem(w.withdrawal_id, w.card_last4)] + [DigestItem(o, current[o][1] or "----") for o in orders]
+            rendered = render_digest(w.locale, items, link=self._link(notice), support_phone=self.support_phone,
+                                     support_url=self.support_url)
+            folded = notice.model_copy(update={"folded": orders})
+            result = await self._send(folded, notifier, rendered, row_id, hashlib.sha256(rendered.text.encode()).hexdigest())
+            result = result.model_copy(update={"detail": f"digest of {1 + len(orders)} withdrawals: {', '.join(orders)}"})
+        await asyncio.to_thread(finish_batch, self.engine, notice.key, [r.key for r in keep], dropped)
+        return result

@@ -43,7 +43,8 @@ SMS_VERSION = "2017-05-25"
 # --------------------------------------------------------------------------- templates
 
 #: notice fields a template variable may take its value from
-FIELD_NAMES = ("order_no", "card_last4", "bank_code", "title", "short", "link", "stage", "category", "status")
+FIELD_NAMES = ("order_no", "card_last4", "bank_code", "title", "short", "link", "stage", "category", "status",
+               "count", "orders")
 DEFAULT_PARAMS: tuple[tuple[str, str], ...] = (("order_no", "order_no"), ("card_last4", "card_last4"))
 
 
@@ -61,6 +62,9 @@ def notice_fields(notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, 
         "stage": notice.stage.value,
         "category": notice.category.value if notice.category else "",
         "status": notice.status.value,
+        # a digest (folding): how many withdrawals, and their order numbers
+        "count": str(1 + len(notice.folded)),
+        "orders": ",".join([w.withdrawal_id, *notice.folded]),
     }
 
 
@@ -115,6 +119,8 @@ def template_keys(notice: NoticeRequest) -> list[str]:
         keys.append(template_id_for(notice))
     except Exception:  # no renderer template: the explicit keys below still apply
         pass
+    if notice.folded:  # a digest of several withdrawals has its own registered template
+        keys = [f"{locale}/DIGEST", "DIGEST"]
     keys += [f"{locale}/{stage}/{category}", f"{locale}/{stage}", f"{stage}/{category}", stage, "default"]
     return list(dict.fromkeys(keys))
 

@@ -250,11 +250,15 @@ class NoticeRequest(_Model):
     eta: datetime | None = None
     documents: list[str] = Field(default_factory=list)
     rung: int = 0
+    folded: list[str] = Field(
+        default_factory=list, description="set by the notice activity for a digest: the other orders it folds in"
+    )
 
 
 class DeliveryResult(_Model):
     key: str
     channel: str
-    status: Literal["sent", "skipped", "duplicate", "suppressed"]
+    status: Literal["sent", "skipped", "duplicate", "suppressed", "batched", "folded"]
+    send_at: datetime | None = Field(None, description="batched: when the fold window ends (call again then)")
     provider_message_id: str | None = None
     detail: str | None = None

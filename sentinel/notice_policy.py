@@ -6,7 +6,7 @@ to suppress."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -66,6 +66,17 @@ class Cap(_P):
     exempt_severities: list[Severity] = Field(default_factory=list)
 
 
+class Fold(_P):
+    """Several exceptions of one user within ``window_s`` become one message: the first
+    interruptive notice goes out at once; later ones of the user's other withdrawals on the
+    same channel wait until the window after it ends, and then go out together as one
+    digest (Knock-style batching)."""
+
+    window_s: float = Field(gt=0)
+    channels: list[str]
+    exempt_severities: list[Severity] = Field(default_factory=list)
+
+
 class RecentNotice(_P):
     """A notice the user got recently (from the delivery log)."""
 
@@ -85,6 +96,7 @@ class NoticePolicy(_P):
     legal_hours: dict[str, LegalHours] = Field(default_factory=dict, description="calling code or 'default'")
     inhibit: list[InhibitRule] = Field(default_factory=list)
     cap: Cap | None = None
+    fold: Fold | None = None
     operator_alert_categories: list[ExceptionCategory] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -189,6 +201,22 @@ class NoticePolicy(_P):
         return None
 
 
+    def fold_until(
+        self, *, channel: str, severity: Severity, withdrawal_id: str, recent: list[RecentNotice], now: datetime
+    ) -> datetime | None:
+        """When this notice should go out folded with the user's other notices on this
+        channel (None: send it now). The window runs from the user's latest interruptive
+        notice about another withdrawal on this channel."""
+        fold = self.fold
+        if fold is None or channel not in fold.channels or severity in fold.exempt_severities:
+            return None
+        others = [r.at for r in recent
+                  if r.channel == channel and r.withdrawal_id != withdrawal_id and (now - r.at).total_seconds() < fold.window_s]
+        if not others:
+            return None
+        return max(others) + timedelta(seconds=fold.window_s)
+
+
 def load_notice_policy(doc: Mapping[str, Any]) -> NoticePolicy:
     """Validate a parsed ``notice_policy.yaml``; durations become seconds."""
     doc = dict(doc)
@@ -207,4 +235,8 @@ def load_notice_policy(doc: Mapping[str, Any]) -> NoticePolicy:
         cap = dict(doc["cap"])
         cap["window_s"] = parse_duration(cap.pop("window"))
         doc["cap"] = cap
+    if doc.get("fold"):
+        fold = dict(doc["fold"])
+        fold["window_s"] = parse_duration(fold.pop("window"))
+        doc["fold"] = fold
     return NoticePolicy.model_validate(doc)

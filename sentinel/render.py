@@ -18,6 +18,8 @@ Public API:
 
 from __future__ import annotations
 
+from html import escape as _html_escape
+
 import math
 import re
 from dataclasses import dataclass
@@ -148,6 +150,16 @@ class EtaPhrases(BaseModel):
     none: str
 
 
+class DigestTemplate(BaseModel):
+    """One message for several withdrawals of a user (folding, config/notice_policy.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    short: str
+    text: str
+
+
 class TemplateFile(BaseModel):
     """The schema of one ``templates/<locale>.yaml`` file."""
 
@@ -166,6 +178,7 @@ class TemplateFile(BaseModel):
     money: dict[WithdrawalStatus, str]
     layout: Layout
     operator_layout: Layout
+    digest: DigestTemplate
     stages: dict[Stage, dict[str, NoticeTemplate]]
 
     @model_validator(mode="after")
@@ -207,6 +220,7 @@ class _Compiled:
     money: dict[WithdrawalStatus, Template]
     layout: dict[str, Template]
     operator_layout: dict[str, Template]
+    digest: dict[str, Template]
 
 
 def _compile(source: str, where: str, env: SandboxedEnvironment = _TEXT_ENV) -> Template:
@@ -246,6 +260,7 @@ def load_templates(locale: str) -> _Compiled:
         money={s: _compile(v, f"money.{s.value}") for s, v in doc.money.items()},
         layout=_layout(doc.layout, "layout"),
         operator_layout=_layout(doc.operator_layout, "operator_layout"),
+        digest={f: _compile(getattr(doc.digest, f), f"digest.{f}") for f in ("subject", "short", "text")},
     )
 
 
@@ -459,6 +474,39 @@ def render_notice(
         reason=ctx["reason"],
         progress=ctx["progress"],
         action=ctx["action"],
+    )
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    order_no: str
+    card_last4: str
+
+
+def render_digest(
+    locale: str, items: list[DigestItem], *, link: str, support_phone: str, support_url: str
+) -> RenderedNotice:
+    """One message for several withdrawals of the user (newest first): order numbers and
+    card endings only; the app has each one's reason and next step."""
+    if len(items) < 2:
+        raise ValueError("a digest folds at least two withdrawals")
+    compiled = load_templates(locale)
+    doc = compiled.doc
+    _check_url(link, "link")
+    ctx: dict[str, Any] = {
+        "count": len(items), "items": items, "link": link, "support_phone": support_phone,
+        "sms_tag": doc.sms_tag, "labels": doc.labels.model_dump(),
+    }
+    subject = _tidy(compiled.digest["subject"].render(ctx))
+    short = _tidy(compiled.digest["short"].render(ctx))
+    text = compiled.digest["text"].render(ctx).strip() + "\n"
+    html = "<!DOCTYPE html>\n<html><body><pre>" + _html_escape(text) + "</pre></body></html>\n"
+    allow = tuple(i.order_no for i in items) + (support_phone, support_url)
+    for output in (subject, short, text):
+        assert_no_card_number(output, allow)
+    return RenderedNotice(
+        subject=subject, text=text, html=html, short=short, link=link, link_kind="track",
+        template_id=f"{locale}/DIGEST", locale=locale, title=subject, reason="", progress="", action="",
     )
 
 

@@ -104,6 +104,87 @@ def finish_delivery(
         session.commit()
 
 
+# --- folding (several notices of one user become one message) ---------------------------
+
+
+def delivery_status(engine: Engine, key: str) -> tuple[str, str | None, datetime | None, int] | None:
+    """(status, provider_message_id, send_after, row id) of the delivery ``key``, None when
+    there is none. ``send_after`` is set for a notice that was batched for folding."""
+    with Session(engine) as session:
+        row = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == key)).first()
+        return None if row is None else (row.status, row.provider_message_id, row.send_after, row.id)
+
+
+def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, notice_status: str) -> str:
+    """Hold a notice for the user's next digest. Idempotent: returns the row's status (a
+    retried activity finds its row already batched, or already folded into a digest)."""
+    row.status, row.send_after, row.notice_status, row.updated_at = "batched", send_after, notice_status, utcnow()
+    with Session(engine) as session:
+        session.add(row)
+        try:
+            session.commit()
+            return "batched"
+        except IntegrityError:
+            session.rollback()
+        return session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == row.key)).one()
+
+
+def lead_batch(engine: Engine, key: str, user_id: str, channel: str) -> list[NoticeDelivery] | None:
+    """Take the lead of a digest: claim this batched delivery (one atomic update, as
+    ``claim_delivery`` does), then every other batched delivery of the user on the channel
+    (marked ``folding`` under this key). Returns the other rows of the digest, or None when
+    this delivery is no longer ours to send (another digest took it, or it was sent). A
+    leader that died is taken over like any stale send, with the rows it had gathered."""
+    stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
+    with Session(engine) as session:
+        mine = session.execute(
+            update(NoticeDelivery)
+            .where(
+                NoticeDelivery.key == key,
+                or_(
+                    NoticeDelivery.status.in_(("batched", "failed")),
+                    and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
+                ),
+            )
+            .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
+        )
+        if mine.rowcount != 1:
+            session.commit()
+            return None
+        session.execute(
+            update(NoticeDelivery)
+            .where(NoticeDelivery.user_id == user_id, NoticeDelivery.channel == channel,
+                   NoticeDelivery.status == "batched", NoticeDelivery.key != key)
+            .values(status="folding", provider_message_id=key, updated_at=utcnow())
+        )
+        session.commit()
+        return list(session.exec(
+            select(NoticeDelivery).where(NoticeDelivery.status == "folding", NoticeDelivery.provider_message_id == key)
+            .order_by(NoticeDelivery.id)
+        ))
+
+
+def finish_batch(engine: Engine, key: str, folded: list[str], dropped: list[str]) -> None:
+    """After the digest went out: its rows are ``folded`` (named by the digest's key in
+    provider_message_id), the ones no longer true are ``suppressed``."""
+    with Session(engine) as session:
+        if folded:
+            session.execute(update(NoticeDelivery).where(NoticeDelivery.key.in_(folded))
+                            .values(status="folded", provider_message_id=key, updated_at=utcnow()))
+        if dropped:
+            session.execute(update(NoticeDelivery).where(NoticeDelivery.key.in_(dropped))
+                            .values(status="suppressed", error=f"no longer true when digest {key} went out",
+                                    updated_at=utcnow()))
+        session.commit()
+
+
+def withdrawal_statuses(engine: Engine, withdrawal_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """{withdrawal id: (status, card_last4)} from the projection."""
+    with Session(engine) as session:
+        rows = session.exec(select(WithdrawalRecord).where(WithdrawalRecord.withdrawal_id.in_(withdrawal_ids)))
+        return {r.withdrawal_id: (r.status, r.card_last4) for r in rows}
+
+
 def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
     with Session(engine) as session:
         stmt = select(NoticeDelivery).where(NoticeDelivery.withdrawal_id == withdrawal_id).order_by(NoticeDelivery.id)

@@ -45,10 +45,16 @@ class NoticeDelivery(SQLModel, table=True):
     template_id: str | None = Field(default=None, max_length=120)
     policy_version: str | None = Field(default=None, max_length=40)
     text_sha256: str | None = Field(default=None, max_length=64)
-    status: str = Field(default="queued", max_length=16, description="queued, sending, sent, failed, read")
+    status: str = Field(
+        default="queued", max_length=16,
+        description="queued, sending, sent, delivered, failed, read, suppressed; batched -> folding -> folded "
+        "(sent inside another delivery's digest, named by provider_message_id)",
+    )
     attempts: int = 0
     provider_message_id: str | None = Field(default=None, max_length=200)
     error: str | None = Field(default=None, sa_column=Column(Text))
+    send_after: datetime | None = Field(default=None, description="a batched notice: when its fold window ends")
+    notice_status: str | None = Field(default=None, max_length=16, description="withdrawal status the notice speaks of")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

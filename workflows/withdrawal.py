@@ -585,7 +585,11 @@ class WithdrawalWorkflow:
             if watch_until is not None and self._status == WithdrawalStatus.SUCCEEDED:
                 deadlines.append(watch_until)
             if not deadlines:
-                return
+                pending = [t for t in self._tasks if not t.done()]
+                if not pending:
+                    return
+                await asyncio.gather(*pending)  # a delivery may come back batched (folding): a new deadline
+                continue
             now = workflow.now()
             wake = min(deadlines)
             if wake > now:
@@ -764,6 +768,18 @@ class WithdrawalWorkflow:
             return
         if result.status in ("sent", "duplicate"):
             record.delivered.append(notice.channel)
+        elif result.status == "batched" and result.send_at is not None:
+            # folding: the user just got a notice about another withdrawal on this channel;
+            # this one goes out with the others when the window ends (one message)
+            self._deferred.append((result.send_at, record.key, notice))
+            record.deferred.append(f"{notice.channel}@{result.send_at.isoformat()}")
+            self._event(f"{notice.stage.value} notice via {notice.channel} batched to fold with the user's others",
+                        "notice", result.send_at.isoformat())
+            self._poke = True
+        elif result.status == "folded":
+            record.delivered.append(notice.channel)
+            self._event(f"{notice.stage.value} notice via {notice.channel} folded into one message", "notice",
+                        result.detail)
         else:
             record.suppressed.append(notice.channel)
             self._event(f"{notice.stage.value} notice via {notice.channel} {result.status}", "notice", result.detail)

@@ -1,0 +1,140 @@
+"""Folding (issue #5 item 3, R6, R13): several withdrawals of one user that go wrong within
+the fold window become ONE interruptive message. The first notice goes out at once; the
+later ones are batched and, when the window ends, go out together as one digest listing
+the orders (Aliyun's registered DIGEST template, checked by the fake provider over real
+HTTP). The inbox still gets every notice at once; a batched notice whose withdrawal moved
+on meanwhile is left out of the digest."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml
+
+from sentinel.models import Contact
+from sentinel.notice_policy import load_notice_policy
+from sentinel.render import DigestItem, fits_one_sms, render_digest
+from sentinel.taxonomy import Severity, Stage
+from store.db import engine_for
+from store.repo import deliveries_for
+from tests.fake_providers import aliyun, aliyun_server, tencent, tencent_server, twilio, twilio_server  # noqa: F401
+from tests.scripted_channel import ScriptedChannel
+from tests.test_notice_providers_e2e import provider_settings
+from tests.workflow_harness import make_request, running
+
+POLICY = load_notice_policy(yaml.safe_load((Path(__file__).parent.parent / "config" / "notice_policy.yaml").read_text()))
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+
+
+def recent(wid: str, channel: str, at: datetime):
+    from sentinel.notice_policy import RecentNotice
+
+    return RecentNotice(withdrawal_id=wid, stage=Stage.DETECTED, category=None, channel=channel, at=at)
+
+
+def test_fold_window_starts_at_the_users_last_interruptive_notice_about_another_withdrawal():
+    window = POLICY.fold.window_s
+    args = dict(channel="sms", severity=Severity.HIGH, withdrawal_id="W2", now=T0)
+    assert POLICY.fold_until(recent=[], **args) is None
+    assert POLICY.fold_until(recent=[recent("W2", "sms", T0)], **args) is None  # its own earlier notice
+    assert POLICY.fold_until(recent=[recent("W1", "email", T0)], **args) is None  # not an interruptive channel
+    old = T0 - timedelta(seconds=window + 1)
+    assert POLICY.fold_until(recent=[recent("W1", "sms", old)], **args) is None  # window over
+    late = [recent("W1", "sms", T0 - timedelta(minutes=3)), recent("W0", "sms", T0 - timedelta(minutes=8))]
+    assert POLICY.fold_until(recent=late, **args) == T0 - timedelta(minutes=3) + timedelta(seconds=window)
+    assert POLICY.fold_until(recent=late, **{**args, "severity": Severity.CRITICAL}) is None  # exempt
+    assert POLICY.fold_until(recent=late, **{**args, "channel": "inbox"}) is None
+
+
+def test_digest_fits_one_sms_in_both_locales_and_names_the_orders():
+    for locale in ("zh-CN", "en-US"):
+        for n in (2, 3, 7):
+            items = [DigestItem(f"W2026112700{i:04d}", "1234") for i in range(n)]
+            r = render_digest(locale, items, link="https://app.example/t/x", support_phone="95188",
+                              support_url="https://help.example")
+            assert fits_one_sms(r.short), (locale, n, r.short)
+            assert str(n) in r.short and items[0].order_no in r.short and items[1].order_no in r.short
+            assert all(i.order_no in r.text for i in items) and "1234" in r.text
+            assert r.template_id == f"{locale}/DIGEST"
+
+
+async def test_three_failures_of_one_user_make_two_sms_not_three(
+    ts_env, tmp_path, smtp_server, aliyun, tencent, twilio  # noqa: F811
+):
+    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
+    data = yaml.safe_load(settings.providers_file.read_text())
+    data["aliyun"]["sms"]["templates"]["DIGEST"] = {"code": "SMS_460099", "params": {"count": "count", "orders": "orders"}}
+    settings.providers_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+    channel = ScriptedChannel()
+    contact = Contact(email="u@example.com", phone="+8613800138000")
+    wids = ["FOLD-A-1", "FOLD-A-2", "FOLD-A-3"]
+    async with running(ts_env, settings, channel) as client:
+        handles = []
+        for i, wid in enumerate(wids):
+            handle = await client.start_withdrawal(make_request(wid, user_id="u-fold", locale="zh-CN", contact=contact))
+            handles.append(handle)
+            # each fails while the previous one's SMS is the user's latest
+            await handle.signal("bank_callback", channel.callback(wid, "FAILED", "AC04", f"evt-{i}"))
+            if i == 0:
+                await ts_env.sleep(2)
+        views = [await h.result() for h in handles]
+
+    engine = engine_for(settings.database_url)
+    rows = {wid: {d.channel: d for d in deliveries_for(engine, wid)} for wid in wids}
+    assert all(rows[w]["inbox"].status == "sent" for w in wids)  # the inbox is never folded
+    sms = [rows[w]["sms"] for w in wids]
+    assert sms[0].status in ("sent", "delivered")
+    leader = next(r for r in sms[1:] if r.status in ("sent", "delivered"))
+    other = next(r for r in sms[1:] if r is not leader)
+    assert other.status == "folded" and other.provider_message_id == leader.key
+    sent = [json.loads(r["params"]["TemplateParam"]) | {"code": r["params"]["TemplateCode"]}
+            for r in aliyun.received if r["action"] == "SendSms"]
+    assert len(sent) == 2, sent  # three failures, two messages
+    assert sent[1]["code"] == "SMS_460099" and sent[1]["count"] == "2"
+    assert set(sent[1]["orders"].split(",")) == {"FOLD-A-2", "FOLD-A-3"}
+    for view in views[1:]:
+        detected = next(n for n in view.notices if n.stage == Stage.DETECTED)
+        assert "sms" in detected.delivered and detected.deferred, detected
+    assert any("folded into one message" in e.what for e in views[1].timeline + views[2].timeline)
+
+
+async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.registry import build_activities
+    from sentinel.contracts import ProgressUpdate
+    from sentinel.models import NoticeRequest
+    from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
+    from store.repo import record_withdrawal, update_progress
+
+    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
+    deliver = next(a for a in build_activities(settings) if getattr(a, "__name__", "") == "deliver_notice")
+    engine = engine_for(settings.database_url)
+    contact = Contact(email="u@example.com", phone="+8613800138000")
+    reqs = [make_request(f"FOLD-B-{i}", user_id="u-fold-b", locale="zh-CN", contact=contact) for i in range(3)]
+    for req in reqs:
+        record_withdrawal(engine, req, "FAILED")
+
+    def notice(req) -> NoticeRequest:
+        return NoticeRequest(key=f"{req.withdrawal_id}/DETECTED/1/sms", channel="sms", stage=Stage.DETECTED,
+                             category=ExceptionCategory.ACCOUNT_INFO_ERROR, severity=Severity.HIGH,
+                             status=WithdrawalStatus.FAILED, reason_code="AC04", withdrawal=req)
+
+    env = ActivityEnvironment()
+    first, second, third = (notice(r) for r in reqs)
+    assert (await env.run(deliver, first)).status == "sent"
+    batched = [await env.run(deliver, n) for n in (second, third)]
+    assert [b.status for b in batched] == ["batched", "batched"] and batched[0].send_at == batched[1].send_at
+    # the third withdrawal moved on (it was paid after all) before the window ended
+    update_progress(engine, ProgressUpdate(withdrawal_id=reqs[2].withdrawal_id, status=WithdrawalStatus.SUCCEEDED,
+                                           at=datetime.now(timezone.utc)))
+    result = await env.run(deliver, second)
+    assert result.status == "sent" and "digest" not in (result.detail or "")  # alone: nothing else still true
+    assert (await env.run(deliver, third)).status == "suppressed"
+    assert (await env.run(deliver, second)).status == "duplicate"  # a retried call never sends twice
+    sends = [r for r in aliyun.received if r["action"] == "SendSms"]
+    assert len(sends) == 2 and "FOLD-B-1" in sends[1]["params"]["TemplateParam"]
+    third_row = {d.channel: d for d in deliveries_for(engine, reqs[2].withdrawal_id)}["sms"]
+    assert third_row.status == "suppressed" and "no longer true" in third_row.error
