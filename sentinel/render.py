@@ -537,6 +537,7 @@ _STAGE_STATUS: dict[Stage, WithdrawalStatus] = {
     Stage.APPROVED: WithdrawalStatus.PROCESSING,
     Stage.REJECTED: WithdrawalStatus.FAILED,
     Stage.RESOLVED: WithdrawalStatus.SUCCEEDED,
+    Stage.CORRECTION: WithdrawalStatus.MANUAL_CHECK,
     Stage.RETURNED: WithdrawalStatus.RETURNED,
 }
 

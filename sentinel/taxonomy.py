@@ -122,5 +122,6 @@ class Stage(str, Enum):
     APPROVED = "APPROVED"  # review passed, payout released again
     REJECTED = "REJECTED"  # review rejected, funds returned
     RESOLVED = "RESOLVED"  # arrived after an earlier exception notice
+    CORRECTION = "CORRECTION"  # an earlier notice turned out wrong: the bank contradicted it
     RETURNED = "RETURNED"  # bank returned the money after success
     OPERATOR_ALERT = "OPERATOR_ALERT"  # for operations, not for the user

@@ -235,7 +235,7 @@ def test_lint_every_user_stage_category_and_locale():  # R7 R8 R9 R15 R16 R17 R1
             names = load_templates(loc).doc.documents
             assert names["id_photo"] in r.action and names["transaction_proof"] in r.action
             assert r.link_kind == "upload_documents"
-    assert count == len(USER_STAGES) * len(CATEGORIES) * len(LOCALES) == 286
+    assert count == len(USER_STAGES) * len(CATEGORIES) * len(LOCALES) == 312
 
 
 @pytest.mark.parametrize(

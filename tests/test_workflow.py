@@ -305,6 +305,32 @@ async def test_unmapped_answers_of_submit_and_poll_are_counted(ts_env, tmp_path,
     assert seen[("generic", "FAILED", "ZZ42")].count >= 1
 
 
+async def test_paid_after_a_failure_notice_sends_a_correction(ts_env, tmp_path, smtp_server, unique_id):
+    # issue #5 item 4: an earlier notice became wrong (we said failed, the bank says paid):
+    # a correction goes to the channels it used, operations check, the reviewer confirms.
+    channel = ScriptedChannel(submit=[("PROCESSING", None), ("SUCCEEDED", None)])
+    settings = make_settings(tmp_path, smtp_server.port)
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id))
+        await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
+        await ts_env.sleep(5)
+        assert (await client.status(unique_id)).status == WithdrawalStatus.FAILED
+        await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-2"))
+        await ts_env.sleep(5)
+        view = await client.status(unique_id)
+        assert view.status == WithdrawalStatus.MANUAL_CHECK
+        assert stages(view) == ["DETECTED", "CORRECTION", "OPERATOR_ALERT"]
+        detected, correction = view.notices[0], view.notices[1]
+        assert correction.channels == detected.channels and set(correction.delivered) == set(detected.channels)
+        mails = [m for m in smtp_server.messages if m.rcpt_tos == ["user42@example.com"]]
+        assert len(mails) == 2 and b"Correction" in mails[1].content
+        await client.review(unique_id, ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirms paid"))
+        view = await handle.result()
+    assert view.status == WithdrawalStatus.SUCCEEDED
+    assert channel.submits == [unique_id, unique_id]  # confirmed under the same order number
+    assert stages(view)[-1] == "RESOLVED"
+
+
 async def test_success_then_return(ts_env, tmp_path, smtp_server, unique_id):
     # R2 (returned after success): the return window after success catches the bank return.
     channel = ScriptedChannel()

@@ -161,8 +161,12 @@ class WithdrawalWorkflow:
             await self._hold_for_risk(init.risk_hits)
         else:
             await self._submit()
-        await self._track()
-        await self._close()
+        while True:
+            await self._track()
+            await self._close()
+            if self._status.is_final:
+                break
+            # a late answer reopened it (a correction): track again
         if self._tasks:
             await asyncio.gather(*self._tasks)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -390,6 +394,9 @@ class WithdrawalWorkflow:
             if self._status == WithdrawalStatus.SUCCEEDED and cls.state in (PayoutState.RETURNED, PayoutState.FAILED):
                 self._event(f"channel: {obs.raw_status} {obs.raw_code or ''}".strip(), obs.source)
                 self._returned(cls, obs)
+            elif self._status == WithdrawalStatus.FAILED and cls.state == PayoutState.SUCCEEDED:
+                self._event(f"channel: {obs.raw_status} {obs.raw_code or ''}".strip(), obs.source)
+                self._contradicted(obs)
             else:
                 self._event(f"late answer {obs.raw_status} recorded, ignored", obs.source, obs.raw_code)
             return
@@ -470,6 +477,19 @@ class WithdrawalWorkflow:
         if self._exception_notified:
             # Tell the user it is resolved, on the channels used before (send_resolved).
             self._notify(Stage.RESOLVED, self._category, channels=list(self._channels_used))
+
+    def _contradicted(self, obs: Observation) -> None:
+        """The bank reports paid after we told the user it failed (funds back to the
+        balance): the earlier notice was wrong. Tell the user so, on the channels it went
+        to, and hand the case to operations (the money may now be in two places). A
+        reviewer's approve confirms the payout with the bank (same order number), reject
+        keeps the failure."""
+        self._set_status(WithdrawalStatus.MANUAL_CHECK)
+        self._event("the bank reports paid after the failure notice: correction sent, manual check", "workflow",
+                    obs.event_id)
+        self._next_poll_at = workflow.now() + timedelta(seconds=self._policy.poll_schedule_s[-1])
+        self._notify(Stage.CORRECTION, self._category, channels=list(self._channels_used))
+        self._alert_operators(self._category, force=True)
 
     def _failed(self, cls: Classification, obs: Observation) -> None:
         self._category, self._subtype, self._reason_code = cls.category, cls.subtype, obs.raw_code
@@ -580,6 +600,8 @@ class WithdrawalWorkflow:
             watch_until = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
         while True:
             await self._drain()
+            if not self._status.is_final:
+                return
             await self._flush()
             deadlines = self._notice_deadlines()
             if watch_until is not None and self._status == WithdrawalStatus.SUCCEEDED:
