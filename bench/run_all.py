@@ -16,10 +16,10 @@ def main() -> None:
         return_watch = 0
     asyncio.run(actions.main_async(A()))
     asyncio.run(throughput.main_async(n, 50))
-    asyncio.run(notify_latency.main_async([1, 5, 10], 20))
+    asyncio.run(notify_latency.main_async([1, 5, 10, 20], 20, 60))
     asyncio.run(timer_precision.main_async(20, 5, 3))
     asyncio.run(scaling.main_async(n, [1, 2, 4]))
-    asyncio.run(memory.main_async([1000, 2000] if small else [1000, 3000]))
+    asyncio.run(memory.main_async([1000, 10000]))
 
 
 if __name__ == "__main__":
