@@ -1,6 +1,10 @@
 """Plays one withdrawal per scenario through the running stack (simulator -> gateway ->
 workflow -> notices) and prints each timeline and notice. Scenarios are scripted on the
-channel simulator; everything else is the real path."""
+channel simulator; everything else is the real path.
+
+Most scenarios use the generic bank protocol; four go through the native protocols the
+simulator speaks (Alipay, WeChat Pay v3, Stripe, ISO 20022: docs/simulator.md) with the real
+adapters, and print how the simulator saw the order (its dialect and callback delivery)."""
 
 from __future__ import annotations
 
@@ -27,7 +31,28 @@ class Scenario:
     review: ReviewDecision | None = None
     done: Callable[[WithdrawalView], bool] = lambda v: v.status.is_final
     locale: str = "en-US"
-    extra: dict = field(default_factory=dict)
+    #: request fields other than the defaults of ``play`` (channel, currency, payee_ref, ...)
+    request: dict = field(default_factory=dict)
+
+    @property
+    def channel(self) -> str:
+        return self.request.get("channel", "generic")
+
+
+#: what each native channel's order looks like on the wire (printed with the scenario)
+NATIVE_PROTOCOLS = {
+    "alipay": "Alipay open platform: alipay.fund.trans.uni.transfer on /alipay/gateway.do, RSA2-signed notify",
+    "wechat": "WeChat Pay v3: POST /wechat/v3/fund-app/mch-transfer/transfer-bills, encrypted MCHTRANSFER.BILL.FINISHED",
+    "stripe": "Stripe: POST /stripe/v1/payouts, payout.failed webhook signed with Stripe-Signature",
+    "iso20022": "ISO 20022: pacs.008 to /iso20022/payments, pacs.002 RJCT back, HMAC-signed",
+}
+
+
+def _native(channel: str, code: str, name: str, shows: str, locale: str, **request) -> Scenario:
+    """A withdrawal over ``channel``'s native protocol, scripted to fail with ISO ``code``
+    (the simulator's dialect sends the channel's own code for it)."""
+    return Scenario(name, {"scenario": "account_error", "params": {"after_s": 1, "code": code}}, shows,
+                    locale=locale, request={"channel": channel, **request})
 
 
 def scenarios() -> list[Scenario]:
@@ -50,6 +75,15 @@ def scenarios() -> list[Scenario]:
                  done=lambda v: v.status == WithdrawalStatus.RETURNED),
         Scenario("stuck", {"scenario": "bank_delay", "params": {"delay_s": 3600}},
                  "stays DELAYED: find it in the UI with WithdrawalStatus=\"DELAYED\"", done=waiting),
+        # R2 over each native protocol: the channel's own code, classified ACCOUNT_INFO_ERROR
+        _native("alipay", "BE01", "alipay_native", "Alipay: payee name mismatch (BE01 -> FAIL/PAYEE_USER_INFO_ERROR)",
+                "zh-CN", bank_code="ALIPAY", payee_ref="074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"),
+        _native("wechat", "BE01", "wechat_native", "WeChat Pay: real name does not match (BE01 -> FAIL/NAME_NOT_CORRECT)",
+                "zh-CN", bank_code="WECHAT", payee_ref="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        _native("stripe", "AC04", "stripe_native", "Stripe: bank account closed (AC04 -> failed/account_closed)",
+                "en-US", bank_code="STRIPE", currency="USD", amount="125.00", payee_ref="ba_1DemoSimExternalAcct"),
+        _native("iso20022", "AC04", "iso20022_native", "ISO 20022 bank: account closed (pacs.002 RJCT AC04)",
+                "en-US", bank_code="COBADEFFXXX", currency="EUR", amount="980.00", payee_ref="vault:tok_iso_demo"),
     ]
 
 
@@ -65,11 +99,12 @@ async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag
     wid = f"DEMO-{run_tag}-{sc.name}"
     async with httpx.AsyncClient(timeout=10) as http:
         (await http.put(f"{simulator_url}/_sim/scripts/{wid}", json=sc.script)).raise_for_status()
-    req = WithdrawalRequest(
+    fields = dict(
         withdrawal_id=wid, user_id=f"user-{sc.name}", amount="1250.00", currency="CNY", channel="generic",
         bank_code="ICBC", card_last4="1234", payee_ref=f"vault:tok_{uuid.uuid4().hex[:8]}",
         locale=sc.locale, contact=Contact(email=f"{sc.name}@example.com"),
     )
+    req = WithdrawalRequest(**{**fields, **sc.request})
     await client.start_withdrawal(req)
     deadline = time.monotonic() + 90
     reviewed = False
@@ -88,11 +123,26 @@ async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag
         await asyncio.sleep(0.5)
 
 
-def render(sc: Scenario, view: WithdrawalView, inbox: dict) -> str:
+def render_channel(sc: Scenario, order: dict | None) -> list[str]:
+    """How the simulator saw a native order: its dialect, and each callback's delivery."""
+    lines = [f"   via {sc.channel}: {NATIVE_PROTOCOLS.get(sc.channel, sc.channel)}"]
+    if not order or order.get("status") == "NOT_FOUND":
+        return lines + ["   simulator: no such order"]
+    lines.append(f"   simulator: dialect={order['dialect']}  order {order['status']}/{order.get('code') or '-'}"
+                 f"  amount={order['amount']} {order['currency']}")
+    for cb in order.get("callbacks", []):
+        lines.append(f"   simulator: callback {cb['status']}/{cb['code'] or '-'} -> {order['callback_url']}"
+                     f"  {cb['state']} (HTTP {cb['http_status']}, {cb['attempts']} attempt(s))")
+    return lines
+
+
+def render(sc: Scenario, view: WithdrawalView, inbox: dict, sim_order: dict | None = None) -> str:
     lines = [f"== {sc.name}: {sc.shows}",
              f"   {view.withdrawal_id}  status={view.status.value}  category={view.category.value if view.category else '-'}"
              f"  code={view.reason_code or '-'}  severity={view.severity.value}",
              f"   next: {view.next_step}"]
+    if sc.channel != "generic":
+        lines += render_channel(sc, sim_order)
     t0 = view.timeline[0].at if view.timeline else None
     for e in view.timeline:
         offset = (e.at - t0).total_seconds() if t0 else 0
@@ -125,6 +175,9 @@ async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str)
             token = make_user_token(view.user_id, secret, time.time(), 300)
             inbox = (await http.get(f"{gateway_url}/v1/users/{view.user_id}/inbox",
                                     headers={"Authorization": f"Bearer {token}"})).json()
-            print(render(sc, view, inbox), flush=True)
+            sim_order = None
+            if sc.channel != "generic":  # what the simulator's native side saw
+                sim_order = (await http.get(f"{simulator_url}/_sim/orders/{view.order_id}")).json()
+            print(render(sc, view, inbox, sim_order), flush=True)
             print(flush=True)
     return views

@@ -1,6 +1,12 @@
 """Starts and stops the embedded stack as child processes: Temporal dev server (SQLite
 file, search attributes registered, UI on :8233), local SMTP, the channel simulator, the
-gateway and the worker. Used by ``python -m starter up`` and by the end-to-end tests."""
+gateway and the worker. Used by ``python -m starter up`` and by the end-to-end tests.
+
+The simulator speaks the native protocols too (Alipay, WeChat Pay, Stripe, ISO 20022:
+docs/simulator.md) with the test keys in ``<data_dir>/sim-keys.json`` (made on first use);
+the gateway and the worker get the matching ``SENTINEL_*`` settings
+(``simulator.keys.platform_env``), so every native adapter is built and points at the
+simulator. ``generic`` stays the default channel."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from simulator.keys import SimKeys, load_or_generate, platform_env
 from workflows.search_attributes import cli_flags
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,16 +60,39 @@ class DevStack:
     env_overrides: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    _keys: SimKeys | None = field(default=None, init=False, repr=False)
+
+    @property
+    def keys_path(self) -> Path:
+        """The simulator's test keys; the platform's half goes into :meth:`env`."""
+        return self.data_dir / "sim-keys.json"
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.simulator}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    def sim_keys(self) -> SimKeys:
+        """The keys in :attr:`keys_path`, made and saved there the first time: the simulator
+        (``--keys``) and the platform (:meth:`env`) read the same file."""
+        if self._keys is None:
+            self._keys = load_or_generate(self.keys_path)
+        return self._keys
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        # every native adapter (alipay, wechat, stripe, iso20022) pointed at the simulator
+        env.update(platform_env(self.sim_keys(), self.simulator_url))
         env.update(
             {
                 "SENTINEL_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
                 "SENTINEL_DATABASE_URL": f"sqlite:///{self.data_dir / 'sentinel.db'}",
                 "SENTINEL_SMTP_PORT": str(self.ports.smtp),
-                "SENTINEL_CHANNEL_BASE_URL": f"http://127.0.0.1:{self.ports.simulator}",
-                "SENTINEL_CALLBACK_BASE_URL": f"http://127.0.0.1:{self.ports.gateway}",
+                "SENTINEL_CHANNEL_BASE_URL": self.simulator_url,
+                "SENTINEL_CALLBACK_BASE_URL": self.gateway_url,
                 "SENTINEL_GATEWAY_PORT": str(self.ports.gateway),
                 "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
                 "PYTHONUNBUFFERED": "1",
@@ -111,7 +141,9 @@ class DevStack:
         wait_port("127.0.0.1", self.ports.smtp, 20, proc, "mail sink")
 
     def start_simulator(self) -> None:
-        proc = self._spawn("simulator", [sys.executable, "-m", "simulator", "--port", str(self.ports.simulator)])
+        self.sim_keys()  # the file exists before the simulator reads it
+        proc = self._spawn("simulator", [sys.executable, "-m", "simulator", "--port", str(self.ports.simulator),
+                                         "--keys", str(self.keys_path), "--platform-url", self.gateway_url])
         wait_port("127.0.0.1", self.ports.simulator, 20, proc, "channel simulator")
 
     def start_gateway(self) -> None:
@@ -125,6 +157,7 @@ class DevStack:
 
     def start_all(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.sim_keys()  # before anything is spawned: the simulator and the platform share the file
         self.start_temporal()
         self.start_mail()
         self.start_simulator()

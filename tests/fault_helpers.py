@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import asyncio
 import json
 import os
@@ -152,3 +154,17 @@ def os_alive(p: subprocess.Popen | None) -> bool:
 
 def signal_group(p: subprocess.Popen, sig: int) -> None:
     os.killpg(p.pid, sig)
+
+
+@contextmanager
+def started(stack: DevStack):
+    """Start every process of the stack; stop them all afterwards (also when a start fails)."""
+    try:
+        stack.start_all()
+    except Exception:
+        stack.stop()
+        raise
+    try:
+        yield stack
+    finally:
+        stack.stop()

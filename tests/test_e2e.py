@@ -22,6 +22,7 @@ from starter.devstack import DevStack, Ports
 from store.db import engine_for
 from store.repo import deliveries_for
 from tests.conftest import free_port
+from tests.fault_helpers import started
 
 pytestmark = pytest.mark.e2e
 
@@ -32,13 +33,8 @@ def stack(tmp_path_factory):
     ports = Ports(temporal=free_port(), ui=free_port(), smtp=free_port(), simulator=free_port(), gateway=free_port())
     s = DevStack(data_dir=data, ports=ports, headless=True,
                  env_overrides={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")})
-    try:
-        s.start_all()
-    except Exception:
-        s.stop()
-        raise
-    yield s
-    s.stop()
+    with started(s):
+        yield s
 
 
 @pytest.fixture(scope="module")
