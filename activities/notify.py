@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import CannotTell, DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
 from sentinel.models import DeliveryResult, NoticeRequest
@@ -155,7 +155,33 @@ class NotifyActivities:
         claim = await asyncio.to_thread(claim_delivery, self.engine, row)
         if not claim.send:
             return self._not_ours(notice, claim.status, claim.provider_message_id)
+        if claim.previous in ("sending", "unknown"):
+            found = await self._find_sent(notice, notifier, claim.row_id)
+            if found is not None:
+                return found
         return await self._send(notice, notifier, rendered, claim.row_id, digest)
+
+    async def _find_sent(self, notice: NoticeRequest, notifier: Notifier, row_id: int) -> DeliveryResult | None:
+        """An earlier attempt died after handing the notice over, before the log said so:
+        ask the provider before sending again (by the notice key). None: send it."""
+        try:
+            message_id = await notifier.find_sent(notice)
+        except CannotTell:
+            activity.logger.warning("notice %s: earlier attempt died mid-send and %s cannot tell; sending again "
+                                    "(at least once)", notice.key, notifier.provider)
+            return None
+        except DeliveryError as exc:
+            await asyncio.to_thread(finish_delivery, self.engine, row_id, status="unknown",
+                                    error=f"could not check whether it was sent: {exc}")
+            raise ApplicationError(f"{notice.key}: could not check with the provider: {exc}",
+                                   type="TransientDeliveryError") from None
+        if message_id is None:
+            return None
+        await asyncio.to_thread(finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id,
+                                error=None)
+        activity.logger.info("notice %s was already sent (%s): not sent again", notice.key, message_id)
+        return DeliveryResult(key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id,
+                              detail="found at the provider after an interrupted attempt")
 
     def _not_ours(self, notice: NoticeRequest, status: str, provider_message_id: str | None) -> DeliveryResult:
         if status == "sending":

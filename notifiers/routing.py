@@ -288,3 +288,12 @@ class ProviderChain(Notifier):
             self._report(notice, name, "sent", message_id)
             return f"{name}:{message_id}"
         raise DeliveryError(f"{self.channel}: every provider failed: " + "; ".join(errors), retryable=True)
+
+    async def find_sent(self, notice: NoticeRequest) -> str | None:
+        """Ask every provider of the route that could have sent it; any that cannot tell
+        makes the answer unknown."""
+        for notifier in [p for p in self.candidates(notice) if p.can_reach(notice)]:
+            found = await notifier.find_sent(notice)
+            if found is not None:
+                return f"{notifier.provider}:{found}"
+        return None

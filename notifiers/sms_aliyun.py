@@ -10,7 +10,9 @@ it maps the notice to a ``TemplateCode`` (by template id, stage, category, local
 Exactly-once: ``OutId`` = the notice key. Aliyun echoes it on the delivery receipt
 (``SmsReport``), so every receipt maps back to one notice and a second send of the same
 notice is visible; the at-most-once guard is the delivery row the notice activity claims
-before calling us.
+before calling us. After a crash between Aliyun accepting and the row saying so,
+``find_sent`` looks the notice up by its OutId (``QuerySendDetails``), so it is not sent a
+second time.
 
 Errors: ``Code == "OK"`` -> ``BizId`` is the message id. Throttling
 (``isv.BUSINESS_LIMIT_CONTROL``), ``isp.*``, 5xx, 429 and timeouts are retryable, and so is
@@ -25,7 +27,7 @@ import json
 import uuid
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 import httpx
@@ -39,6 +41,10 @@ from sentinel.render import RenderedNotice, template_id_for
 PROVIDER = "aliyun"
 SMS_ENDPOINT = "https://dysmsapi.aliyuncs.com"
 SMS_VERSION = "2017-05-25"
+
+#: QuerySendDetails: at most 50 per page; mainland China time decides the SendDate
+QUERY_PAGE_SIZE = 50
+CHINA_TZ = timezone(timedelta(hours=8))
 
 # --------------------------------------------------------------------------- templates
 
@@ -214,7 +220,8 @@ class AliyunRpc:
         if self._client is not None:
             await self._client.aclose()
 
-    async def call(self, action: str, params: Mapping[str, str], id_field: str) -> str:
+    async def call_json(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """The answer of a successful call (``Code`` OK); DeliveryError otherwise."""
         signed = sign_request(
             method="POST",
             endpoint=self.endpoint,
@@ -231,13 +238,19 @@ class AliyunRpc:
         response = await http_request(self.client, self.provider, "POST", signed.url, headers=headers, content=b"")
         data = json_body(response, self.provider)
         code = str(data.get("Code", ""))
-        if response.status_code == 200 and code == "OK" and data.get(id_field):
-            return str(data[id_field])
+        if response.status_code == 200 and code == "OK":
+            return data
         message = f"{self.provider} {action}: HTTP {response.status_code} {code or '-'} {data.get('Message', '')}"
         message = message.strip()
         if status_is_retryable(response.status_code):
             raise DeliveryError(message, retryable=True)
         raise DeliveryError(message, retryable=aliyun_code_is_retryable(code) if code else True)
+
+    async def call(self, action: str, params: Mapping[str, str], id_field: str) -> str:
+        data = await self.call_json(action, params)
+        if not data.get(id_field):
+            raise DeliveryError(f"{self.provider} {action}: answer OK without {id_field}", retryable=True)
+        return str(data[id_field])
 
 
 # --------------------------------------------------------------------------- the notifier
@@ -333,3 +346,26 @@ class AliyunSmsNotifier(AliyunTemplateNotifier):
             "TemplateParam": json.dumps(values, ensure_ascii=False, separators=(",", ":")),
             "OutId": notice.key,
         }
+
+    async def find_sent(self, notice: NoticeRequest) -> str | None:
+        """QuerySendDetails for the number on the days the notice may have gone out (China
+        time, today and yesterday): the detail whose OutId is the notice key."""
+        phone = notice.withdrawal.contact.phone
+        if not phone:
+            return None
+        today = self.rpc.now().astimezone(CHINA_TZ).date()
+        for day in (today, today - timedelta(days=1)):
+            page = 1
+            while True:
+                data = await self.rpc.call_json("QuerySendDetails", {
+                    "PhoneNumber": aliyun_phone(phone), "SendDate": day.strftime("%Y%m%d"),
+                    "PageSize": str(QUERY_PAGE_SIZE), "CurrentPage": str(page),
+                })
+                details = (data.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+                for d in details:
+                    if d.get("OutId") == notice.key:
+                        return f"OutId={notice.key} ({d.get('SendStatus', '?')})"
+                if len(details) < QUERY_PAGE_SIZE:
+                    break
+                page += 1
+        return None

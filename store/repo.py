@@ -42,6 +42,7 @@ class Claim:
     attempts: int
     status: str
     provider_message_id: str | None
+    previous: str | None = None  # the row's status before this claim took it over
 
 
 #: an attempt still "sending" after this long is taken as dead (longer than the activity's
@@ -64,13 +65,15 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
         except IntegrityError:
             session.rollback()
         existing = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == row.key)).one()
+        previous = existing.status
         stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
         result = session.execute(
             update(NoticeDelivery)
             .where(
                 NoticeDelivery.id == existing.id,
+                NoticeDelivery.status == previous,
                 or_(
-                    NoticeDelivery.status.in_(("queued", "failed")),
+                    NoticeDelivery.status.in_(("queued", "failed", "unknown")),
                     and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
                 ),
             )
@@ -79,7 +82,8 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
         session.commit()
         session.refresh(existing)
         send = result.rowcount == 1
-        return Claim(send, existing.id, existing.attempts, existing.status, existing.provider_message_id)
+        return Claim(send, existing.id, existing.attempts, existing.status, existing.provider_message_id,
+                     previous if send else None)
 
 
 def finish_delivery(

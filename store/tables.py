@@ -47,7 +47,8 @@ class NoticeDelivery(SQLModel, table=True):
     text_sha256: str | None = Field(default=None, max_length=64)
     status: str = Field(
         default="queued", max_length=16,
-        description="queued, sending, sent, delivered, failed, read, suppressed; batched -> folding -> folded "
+        description="queued, sending, sent, delivered, failed, read, suppressed, unknown (a crash mid-send the "
+        "provider could not be asked about yet); batched -> folding -> folded "
         "(sent inside another delivery's digest, named by provider_message_id)",
     )
     attempts: int = 0

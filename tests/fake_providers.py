@@ -20,7 +20,7 @@ import hmac
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -140,6 +140,7 @@ class FakeAliyun(Fake):
     REQUIRED = {
         "SendSms": ("PhoneNumbers", "SignName", "TemplateCode", "TemplateParam", "OutId"),
         "SingleCallByTts": ("CalledShowNumber", "CalledNumber", "TtsCode", "TtsParam", "OutId"),
+        "QuerySendDetails": ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"),
     }
     AUTH = re.compile(r"^ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([a-z0-9;-]+),Signature=([0-9a-f]{64})$")
 
@@ -147,6 +148,19 @@ class FakeAliyun(Fake):
         super().__init__()
         self.nonces: set[str] = set()
         self.app.add_api_route("/", self.handle, methods=["POST"])
+
+    def details(self, query: dict[str, str]) -> dict[str, Any]:
+        """QuerySendDetails: the SMS sent to one number on one day (China time), paged."""
+        china = timezone(timedelta(hours=8))
+        sent = [r for r in self.received if r["action"] == "SendSms"
+                and r["params"]["PhoneNumbers"] == query["PhoneNumber"]
+                and datetime.now(china).strftime("%Y%m%d") == query["SendDate"]]
+        size, page = int(query["PageSize"]), int(query["CurrentPage"])
+        dtos = [{"PhoneNum": r["params"]["PhoneNumbers"], "SendStatus": 3, "ErrCode": "DELIVERED",
+                 "TemplateCode": r["params"]["TemplateCode"], "OutId": r["params"]["OutId"],
+                 "SendDate": datetime.now(china).strftime("%Y-%m-%d %H:%M:%S"), "Content": "..."}
+                for r in sent][(page - 1) * size: page * size]
+        return {"TotalCount": len(sent), "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos}}
 
     def check_signature(self, request: Request, headers: dict[str, str], body: bytes) -> str | None:
         m = self.AUTH.match(headers.get("authorization", ""))
@@ -214,6 +228,8 @@ class FakeAliyun(Fake):
         if action == "SendSms":
             return JSONResponse({"Code": "OK", "Message": "OK", "BizId": f"{len(self.received)}900619746936498^0",
                                  "RequestId": request_id})
+        if action == "QuerySendDetails":
+            return JSONResponse({"Code": "OK", "Message": "OK", "RequestId": request_id, **self.details(params)})
         return JSONResponse({"Code": "OK", "Message": "OK", "CallId": f"116012354148^{len(self.received)}",
                              "RequestId": request_id})
 

@@ -1,0 +1,165 @@
+"""Exactly once across a crash between the provider accepting a notice and the delivery log
+saying so (issue #5 items 6 and 8, R8). The attempt dies right after Aliyun accepted the
+SMS; the row is left ``sending``. When the next attempt takes the row over, it first asks
+Aliyun (QuerySendDetails, by the OutId = the notice key) and finds the SMS: it records it as
+sent and does not send it again. If Aliyun cannot be asked right now, the row becomes
+``unknown`` and the activity retries: it never sends blind. The fake Aliyun checks the
+signature and fields of every call over real HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session
+from temporalio.testing import ActivityEnvironment
+
+import activities.notify as notify_module
+import store.repo as repo
+from activities.registry import build_activities
+from sentinel.models import Contact, NoticeRequest
+from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from store.db import engine_for
+from store.repo import deliveries_for
+from store.tables import NoticeDelivery, utcnow
+from tests.fake_providers import aliyun, aliyun_server, tencent, tencent_server, twilio, twilio_server  # noqa: F401
+from tests.scripted_channel import ScriptedChannel
+from tests.test_notice_providers_e2e import provider_settings
+from tests.workflow_harness import make_request, running
+
+CN = Contact(email="u@example.com", phone="+8613800138000")
+
+
+class Crash(Exception):
+    """The worker process dying right after the provider accepted the notice."""
+
+
+def crash_after_send(monkeypatch, times: int = 1, channel: str = "sms") -> list[int]:
+    """``finish_delivery(..., status="sent")`` of an SMS raises ``times`` times: the send
+    happened, the log never heard of it."""
+    real = notify_module.finish_delivery
+    crashes: list[int] = []
+
+    def finish(engine, row_id, *, status, **kw):
+        with Session(engine) as session:
+            row_channel = session.get(NoticeDelivery, row_id).channel
+        if status == "sent" and row_channel == channel and len(crashes) < times:
+            crashes.append(row_id)
+            raise Crash("worker killed between the provider's accept and the delivery log")
+        return real(engine, row_id, status=status, **kw)
+
+    monkeypatch.setattr(notify_module, "finish_delivery", finish)
+    return crashes
+
+
+async def sent_then_crashed(fn, wid: str, monkeypatch) -> tuple[ActivityEnvironment, NoticeRequest]:
+    """Run the SMS notice of ``wid`` once: Aliyun accepts it, then the attempt dies."""
+    notice = sms_notice(wid)
+    crash_after_send(monkeypatch)
+    env = ActivityEnvironment()
+    with pytest.raises(Crash):
+        await env.run(fn, notice)
+    return env, notice
+
+
+def age(engine, key: str, seconds: float) -> None:
+    """Let time pass for a row left ``sending`` (a dead attempt is taken over once stale)."""
+    with Session(engine) as session:
+        session.execute(update(NoticeDelivery).where(NoticeDelivery.key == key)
+                        .values(updated_at=utcnow() - timedelta(seconds=seconds)))
+        session.commit()
+
+
+def sms_sent(aliyun) -> list[str]:  # noqa: F811
+    return [r["params"]["OutId"] for r in aliyun.received if r["action"] == "SendSms"]
+
+
+def sms_notice(wid: str) -> NoticeRequest:
+    return NoticeRequest(key=f"{wid}/DETECTED/1/sms", channel="sms", stage=Stage.DETECTED,
+                         category=ExceptionCategory.ACCOUNT_INFO_ERROR, severity=Severity.HIGH,
+                         status=WithdrawalStatus.FAILED, reason_code="AC04",
+                         withdrawal=make_request(wid, locale="zh-CN", contact=CN))
+
+
+@pytest.fixture()
+def deliver(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
+    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
+    fn = next(a for a in build_activities(settings) if getattr(a, "__name__", "") == "deliver_notice")
+    return fn, engine_for(settings.database_url)
+
+
+async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(deliver, aliyun, monkeypatch):  # noqa: F811
+    fn, engine = deliver
+    env, notice = await sent_then_crashed(fn, "EX1-0001", monkeypatch)
+    assert sms_sent(aliyun) == [notice.key]
+    [row] = deliveries_for(engine, "EX1-0001")
+    assert row.status == "sending"
+    # a retry while the dead attempt might still be alive does not send either
+    with pytest.raises(Exception, match="being sent by another attempt"):
+        await env.run(fn, notice)
+    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    result = await env.run(fn, notice)
+    assert result.status == "sent" and result.detail == "found at the provider after an interrupted attempt"
+    assert sms_sent(aliyun) == [notice.key]  # one SMS, not two
+    queries = [r["params"] for r in aliyun.received if r["action"] == "QuerySendDetails"]
+    assert queries and queries[0]["PhoneNumber"] == "13800138000" and queries[0]["SendDate"].isdigit()
+    [row] = deliveries_for(engine, "EX1-0001")
+    assert row.status == "sent" and notice.key in row.provider_message_id
+    assert (await env.run(fn, notice)).status == "duplicate"
+
+
+async def test_when_the_provider_cannot_be_asked_it_waits_and_never_sends_blind(deliver, aliyun, monkeypatch):  # noqa: F811
+    fn, engine = deliver
+    env, notice = await sent_then_crashed(fn, "EX2-0001", monkeypatch)
+    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    aliyun.plan.append(("http", 503, {"Code": "ServiceUnavailable", "Message": "busy"}))  # the lookup fails
+    with pytest.raises(Exception, match="could not check with the provider"):
+        await env.run(fn, notice)
+    [row] = deliveries_for(engine, "EX2-0001")
+    assert row.status == "unknown" and sms_sent(aliyun) == [notice.key]
+    result = await env.run(fn, notice)  # the retry asks again, finds it
+    assert result.status == "sent" and sms_sent(aliyun) == [notice.key]
+
+
+async def test_a_notice_that_never_reached_the_provider_is_sent_after_the_crash(deliver, aliyun, monkeypatch):  # noqa: F811
+    fn, engine = deliver
+    notice = sms_notice("EX3-0001")
+    real_send = notify_module.NotifyActivities._send
+    died: list[str] = []
+
+    async def die_before_the_request(self, n, *args):
+        if not died:
+            died.append(n.key)
+            raise Crash("worker killed after claiming the row, before calling Aliyun")
+        return await real_send(self, n, *args)
+
+    monkeypatch.setattr(notify_module.NotifyActivities, "_send", die_before_the_request)
+    env = ActivityEnvironment()
+    with pytest.raises(Crash):
+        await env.run(fn, notice)
+    assert sms_sent(aliyun) == [] and deliveries_for(engine, "EX3-0001")[0].status == "sending"
+    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    result = await env.run(fn, notice)  # Aliyun has no such OutId: safe to send now
+    assert result.status == "sent" and "interrupted" not in (result.detail or "")
+    assert sms_sent(aliyun) == [notice.key]
+    assert [r["action"] for r in aliyun.received] == ["QuerySendDetails", "QuerySendDetails", "SendSms"]
+
+
+async def test_workflow_sms_survives_a_crash_between_send_and_log(ts_env, tmp_path, smtp_server, unique_id,
+                                                                   aliyun, tencent, twilio, monkeypatch):  # noqa: F811
+    # the same on the time-skipping server: the activity attempt dies after the send, Temporal
+    # retries it, the retry takes the stale row over, finds the SMS at Aliyun: one SMS
+    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
+    crash_after_send(monkeypatch, times=1)
+    monkeypatch.setattr(repo, "STALE_SENDING_S", 0)  # the dead attempt is stale at once
+    channel = ScriptedChannel()
+    async with running(ts_env, settings, channel) as client:
+        handle = await client.start_withdrawal(make_request(unique_id, locale="zh-CN", contact=CN))
+        await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
+        view = await handle.result()
+    detected = next(n for n in view.notices if n.stage == Stage.DETECTED)
+    assert "sms" in detected.delivered
+    assert sms_sent(aliyun).count(f"{unique_id}/DETECTED/1/sms") == 1
+    rows = {d.channel: d for d in deliveries_for(engine_for(settings.database_url), unique_id)}
+    assert rows["sms"].status == "sent" and rows["sms"].attempts == 2
