@@ -167,9 +167,16 @@ class NotifyActivities:
         try:
             message_id = await notifier.find_sent(notice)
         except CannotTell:
-            activity.logger.warning("notice %s: earlier attempt died mid-send and %s cannot tell; sending again "
-                                    "(at least once)", notice.key, notifier.provider)
-            return None
+            policy = load_notice_policy(self.notice_policy.get()) if self.notice_policy is not None else None
+            if policy is not None and policy.resend_unconfirmed(notice.channel):
+                activity.logger.warning("notice %s: earlier attempt died mid-send and %s cannot tell; sending again "
+                                        "(at least once)", notice.key, notifier.provider)
+                return None
+            why = (f"an earlier attempt died mid-send and {notifier.provider} cannot tell whether it went out: "
+                   "not sent again (at most once; the inbox has the notice)")
+            await asyncio.to_thread(finish_delivery, self.engine, row_id, status="unconfirmed", error=why)
+            activity.logger.warning("notice %s: %s", notice.key, why)
+            return DeliveryResult(key=notice.key, channel=notice.channel, status="unconfirmed", detail=why)
         except DeliveryError as exc:
             await asyncio.to_thread(finish_delivery, self.engine, row_id, status="unknown",
                                     error=f"could not check whether it was sent: {exc}")
@@ -190,6 +197,9 @@ class NotifyActivities:
         if status == "suppressed":
             return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed",
                                   detail="left out of a digest: no longer true")
+        if status == "unconfirmed":
+            return DeliveryResult(key=notice.key, channel=notice.channel, status="unconfirmed",
+                                  detail="an earlier attempt died mid-send; not sent again")
         if status in ("folding", "folded"):
             return DeliveryResult(key=notice.key, channel=notice.channel, status="folded",
                                   provider_message_id=provider_message_id, detail=f"in digest {provider_message_id}")

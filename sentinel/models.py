@@ -258,7 +258,7 @@ class NoticeRequest(_Model):
 class DeliveryResult(_Model):
     key: str
     channel: str
-    status: Literal["sent", "skipped", "duplicate", "suppressed", "batched", "folded"]
+    status: Literal["sent", "skipped", "duplicate", "suppressed", "batched", "folded", "unconfirmed"]
     send_at: datetime | None = Field(None, description="batched: when the fold window ends (call again then)")
     provider_message_id: str | None = None
     detail: str | None = None

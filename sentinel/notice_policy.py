@@ -7,7 +7,7 @@ to suppress."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -97,6 +97,11 @@ class NoticePolicy(_P):
     inhibit: list[InhibitRule] = Field(default_factory=list)
     cap: Cap | None = None
     fold: Fold | None = None
+    unconfirmed_send: dict[str, Literal["hold", "resend"]] = Field(
+        default_factory=dict,
+        description="per channel, after a crash mid-send that the provider cannot confirm: hold (never twice; "
+        "the inbox has the notice) or resend (at least once); unlisted channels hold",
+    )
     operator_alert_categories: list[ExceptionCategory] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -200,6 +205,11 @@ class NoticePolicy(_P):
                 return f"folded: {len(sent)} interruptive notices within {int(cap.window_s)} s (cap {cap.max})"
         return None
 
+
+    def resend_unconfirmed(self, channel: str) -> bool:
+        """After a crash between the provider's accept and the log, with a provider that
+        cannot be asked (SMTP): send again (at least once) or hold (at most once)?"""
+        return self.unconfirmed_send.get(channel, "hold") == "resend"
 
     def fold_until(
         self, *, channel: str, severity: Severity, withdrawal_id: str, recent: list[RecentNotice], now: datetime

@@ -48,7 +48,8 @@ class NoticeDelivery(SQLModel, table=True):
     status: str = Field(
         default="queued", max_length=16,
         description="queued, sending, sent, delivered, failed, read, suppressed, unknown (a crash mid-send the "
-        "provider could not be asked about yet); batched -> folding -> folded "
+        "provider could not be asked about yet), unconfirmed (the same with a provider that cannot be asked: "
+        "held, never sent twice); batched -> folding -> folded "
         "(sent inside another delivery's digest, named by provider_message_id)",
     )
     attempts: int = 0

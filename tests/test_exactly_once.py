@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import yaml
 from sqlalchemy import update
 from sqlmodel import Session
 from temporalio.testing import ActivityEnvironment
@@ -82,11 +83,25 @@ def sms_notice(wid: str) -> NoticeRequest:
                          withdrawal=make_request(wid, locale="zh-CN", contact=CN))
 
 
-@pytest.fixture()
-def deliver(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
-    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
+def deliver_activity(settings):
     fn = next(a for a in build_activities(settings) if getattr(a, "__name__", "") == "deliver_notice")
     return fn, engine_for(settings.database_url)
+
+
+@pytest.fixture()
+def deliver(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
+    return deliver_activity(provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio))
+
+
+@pytest.fixture()
+def deliver_aliyun_only(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
+    """Mainland SMS routed to Aliyun alone: its answer settles whether a notice went out
+    (with Tencent as a failover, Tencent could have sent it and cannot be asked)."""
+    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
+    data = yaml.safe_load(settings.providers_file.read_text())
+    data["sms_routes"] = [["+86", ["aliyun"]], ["", ["twilio"]]]
+    settings.providers_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return deliver_activity(settings)
 
 
 async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(deliver, aliyun, monkeypatch):  # noqa: F811
@@ -122,8 +137,9 @@ async def test_when_the_provider_cannot_be_asked_it_waits_and_never_sends_blind(
     assert result.status == "sent" and sms_sent(aliyun) == [notice.key]
 
 
-async def test_a_notice_that_never_reached_the_provider_is_sent_after_the_crash(deliver, aliyun, monkeypatch):  # noqa: F811
-    fn, engine = deliver
+async def test_a_notice_that_never_reached_the_provider_is_sent_after_the_crash(deliver_aliyun_only, aliyun,  # noqa: F811
+                                                                                monkeypatch):
+    fn, engine = deliver_aliyun_only
     notice = sms_notice("EX3-0001")
     real_send = notify_module.NotifyActivities._send
     died: list[str] = []
@@ -144,6 +160,24 @@ async def test_a_notice_that_never_reached_the_provider_is_sent_after_the_crash(
     assert result.status == "sent" and "interrupted" not in (result.detail or "")
     assert sms_sent(aliyun) == [notice.key]
     assert [r["action"] for r in aliyun.received] == ["QuerySendDetails", "QuerySendDetails", "SendSms"]
+
+
+async def test_an_email_that_smtp_cannot_confirm_is_held_not_sent_twice(deliver, smtp_server, monkeypatch):
+    # SMTP cannot be asked: the policy holds email (at most once); the inbox has the notice
+    fn, engine = deliver
+    notice = sms_notice("EX4-0001").model_copy(update={"key": "EX4-0001/DETECTED/1/email", "channel": "email"})
+    crash_after_send(monkeypatch, channel="email")
+    env = ActivityEnvironment()
+    with pytest.raises(Crash):
+        await env.run(fn, notice)
+    assert len(smtp_server.messages) == 1
+    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    result = await env.run(fn, notice)
+    assert result.status == "unconfirmed" and "not sent again" in result.detail
+    assert len(smtp_server.messages) == 1
+    [row] = deliveries_for(engine, "EX4-0001")
+    assert row.status == "unconfirmed"
+    assert (await env.run(fn, notice)).status == "unconfirmed"  # and it stays held
 
 
 async def test_workflow_sms_survives_a_crash_between_send_and_log(ts_env, tmp_path, smtp_server, unique_id,
