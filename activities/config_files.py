@@ -23,6 +23,20 @@ class HotFile:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._doc: dict[str, Any] | None = None
+        self._derived: dict[Callable, tuple[dict[str, Any], Any]] = {}
+
+    def derived(self, build: Callable[[dict[str, Any]], Any]) -> Any:
+        """``build(doc)`` for the version in force, built once per version (validating a
+        policy on every withdrawal was a measurable share of the worker's CPU)."""
+        doc = self.get()
+        with self._lock:
+            cached = self._derived.get(build)
+            if cached is not None and cached[0] is doc:
+                return cached[1]
+        value = build(doc)
+        with self._lock:
+            self._derived[build] = (doc, value)
+        return value
 
     def get(self) -> dict[str, Any]:
         try:

@@ -70,7 +70,7 @@ class NotifyActivities:
         log (inhibition, per-user cap, folding)."""
         if self.notice_policy is None:
             return None, None, None
-        policy = load_notice_policy(self.notice_policy.get())
+        policy = self.notice_policy.derived(load_notice_policy)
         windows = [r.window_s for r in policy.inhibit] + ([policy.cap.window_s] if policy.cap else [])
         windows += [policy.fold.window_s] if policy.fold else []
         if not windows:
@@ -167,7 +167,7 @@ class NotifyActivities:
         try:
             message_id = await notifier.find_sent(notice)
         except CannotTell:
-            policy = load_notice_policy(self.notice_policy.get()) if self.notice_policy is not None else None
+            policy = self.notice_policy.derived(load_notice_policy) if self.notice_policy is not None else None
             if policy is not None and policy.resend_unconfirmed(notice.channel):
                 activity.logger.warning("notice %s: earlier attempt died mid-send and %s cannot tell; sending again "
                                         "(at least once)", notice.key, notifier.provider)

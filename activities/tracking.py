@@ -41,8 +41,8 @@ class TrackingActivities:
     def _init(self, inp: InitInput) -> InitResult:
         req = inp.request
         policy = resolve_tracking_policy(self.delays.get(), req.channel, req.bank_code)
-        notice_policy = load_notice_policy(self.notice_policy.get())
-        ruleset = load_ruleset(self.risk_rules.get())
+        notice_policy = self.notice_policy.derived(load_notice_policy)
+        ruleset = self.risk_rules.derived(load_ruleset)
         now = datetime.now(timezone.utc)
         record_withdrawal(self.engine, req, WithdrawalStatus.SUBMITTED.value)
         history = user_history(

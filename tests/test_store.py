@@ -361,6 +361,22 @@ def test_hot_file_reloads_when_the_file_changes(tmp_path):
     assert resolve_tracking_policy(doc, "generic", "ICBC").grace_s == 300
 
 
+def test_hot_file_builds_derived_values_once_per_version(tmp_path):
+    path = tmp_path / "delays.yaml"
+    write(path, delays("v1"))
+    hot = HotFile(path, validate_delays_document)
+    builds: list[str] = []
+
+    def build(doc):
+        builds.append(doc["version"])
+        return resolve_tracking_policy(doc, "generic", "ICBC")
+
+    first = hot.derived(build)
+    assert hot.derived(build) is first and builds == ["v1"]  # cached while the file is unchanged
+    write(path, delays("v2", grace="5m"))
+    assert hot.derived(build).grace_s == 300 and builds == ["v1", "v2"]  # rebuilt after an edit
+
+
 def test_hot_file_keeps_last_good_version_on_a_broken_edit(tmp_path, caplog):
     # R30: a broken edit is refused and the last good version stays in force.
     path = tmp_path / "delays.yaml"
