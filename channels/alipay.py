@@ -36,18 +36,18 @@ from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from channels.base import (
     CallbackEvent,
     CallbackRejected,
-    Channel,
     ChannelRejectedRequest,
     ChannelUnavailable,
+    HttpChannel,
 )
+from channels.rsa_keys import load_private_key, load_public_key  # noqa: F401  (re-exported)
 from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 
@@ -73,34 +73,6 @@ _WS = re.compile(r"[ \t\n\r]*")
 
 
 # --- keys and signatures ------------------------------------------------------------------
-
-
-def load_private_key(text: str) -> rsa.RSAPrivateKey:
-    """An RSA private key as PEM (PKCS#1 or PKCS#8) or as the bare base64 the Alipay key
-    tool prints."""
-    data = text.strip()
-    if data.startswith("-----BEGIN"):
-        key = serialization.load_pem_private_key(data.encode("ascii"), password=None)
-    else:
-        key = serialization.load_der_private_key(base64.b64decode("".join(data.split())), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("not an RSA private key")
-    return key
-
-
-def load_public_key(text: str) -> rsa.RSAPublicKey:
-    """An RSA public key as PEM (``PUBLIC KEY`` or ``RSA PUBLIC KEY``), an X.509
-    certificate, or bare base64 (SubjectPublicKeyInfo, as Alipay shows it)."""
-    data = text.strip()
-    if "BEGIN CERTIFICATE" in data:
-        key = x509.load_pem_x509_certificate(data.encode("ascii")).public_key()
-    elif data.startswith("-----BEGIN"):
-        key = serialization.load_pem_public_key(data.encode("ascii"))
-    else:
-        key = serialization.load_der_public_key(base64.b64decode("".join(data.split())))
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("not an RSA public key")
-    return key
 
 
 def sign_content(params: Mapping[str, Any], exclude: tuple[str, ...] = ("sign",)) -> str:
@@ -214,7 +186,7 @@ def yuan(amount: Decimal) -> str:
 # --- the adapter --------------------------------------------------------------------------
 
 
-class AlipayChannel(Channel):
+class AlipayChannel(HttpChannel):
     name = "alipay"
 
     def __init__(
@@ -225,15 +197,10 @@ class AlipayChannel(Channel):
         client: httpx.AsyncClient | None = None,
         resolve_payee: PayeeResolver | None = None,
     ):
-        super().__init__(catalogue)
-        self.config = config
+        super().__init__(catalogue, config, client)
         self._app_key = load_private_key(config.app_private_key_pem)
         self._alipay_key = load_public_key(config.alipay_public_key_pem)
-        self._client = client or httpx.AsyncClient(timeout=config.timeout_s)
         self._resolve_payee = resolve_payee or self._payee_from_ref
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def _payee_from_ref(self, request: WithdrawalRequest) -> AlipayPayee:
         return AlipayPayee(identity=request.payee_ref, identity_type=self.config.payee_identity_type)

@@ -7,11 +7,14 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sentinel.catalogue import Catalogue
 from sentinel.classifier import classify
 from sentinel.models import Observation, WithdrawalRequest
+
+if TYPE_CHECKING:
+    import httpx
 
 _RETRY_SUFFIX = re.compile(r"^(?P<wid>.+)_R(?P<n>\d+)$")
 
@@ -105,3 +108,18 @@ class Channel(ABC):
     @abstractmethod
     def ack(self) -> tuple[int, str, bytes]:
         """(HTTP status, content type, body) the channel expects once a callback is kept."""
+
+
+class HttpChannel(Channel):
+    """A channel spoken over HTTP: its config and one httpx client (``client`` in tests),
+    closed with the adapter."""
+
+    def __init__(self, catalogue: Catalogue, config: Any, client: "httpx.AsyncClient | None", **client_options: Any):
+        import httpx
+
+        super().__init__(catalogue)
+        self.config = config
+        self._client = client or httpx.AsyncClient(timeout=config.timeout_s, **client_options)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -44,9 +44,9 @@ import httpx
 from channels.base import (
     CallbackEvent,
     CallbackRejected,
-    Channel,
     ChannelRejectedRequest,
     ChannelUnavailable,
+    HttpChannel,
 )
 from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
@@ -464,20 +464,13 @@ def build_pacs008(config: Iso20022Config, request: WithdrawalRequest, order_id: 
 # --- the adapter ------------------------------------------------------------------------
 
 
-class Iso20022Channel(Channel):
+class Iso20022Channel(HttpChannel):
     name = "iso20022"
 
     def __init__(self, catalogue: Catalogue, config: Iso20022Config, *, client: httpx.AsyncClient | None = None):
-        super().__init__(catalogue)
-        self.config = config
+        ctx = config.ssl_context() if client is None else None
+        super().__init__(catalogue, config, client, verify=ctx if ctx is not None else True)
         self.base_url = config.base_url.rstrip("/")
-        if client is None:
-            ctx = config.ssl_context()
-            client = httpx.AsyncClient(timeout=config.timeout_s, verify=ctx if ctx is not None else True)
-        self._client = client
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def _call(self, method: str, path: str, body: bytes = b"", extra: Mapping[str, str] | None = None) -> httpx.Response:
         headers = {

@@ -45,9 +45,9 @@ from channels.base import (
     CallbackIgnored,
     CallbackEvent,
     CallbackRejected,
-    Channel,
     ChannelRejectedRequest,
     ChannelUnavailable,
+    HttpChannel,
 )
 from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
@@ -195,18 +195,13 @@ def verify_stripe_signature(secret: str, body: bytes, header: str | None, now: f
     return timestamp
 
 
-class StripeChannel(Channel):
+class StripeChannel(HttpChannel):
     name = "stripe"
 
     def __init__(self, catalogue: Catalogue, config: StripeConfig, *, client: httpx.AsyncClient | None = None):
-        super().__init__(catalogue)
-        self.config = config
+        super().__init__(catalogue, config, client)
         self.api_base = config.api_base.rstrip("/")
-        self._client = client or httpx.AsyncClient(timeout=config.timeout_s)
         self._payout_ids: OrderedDict[str, str] = OrderedDict()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # --- order id <-> payout id ---------------------------------------------------------
 

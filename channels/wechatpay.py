@@ -39,19 +39,19 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping
 
 import httpx
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from channels.base import (
     CallbackEvent,
     CallbackRejected,
-    Channel,
     ChannelRejectedRequest,
     ChannelUnavailable,
+    HttpChannel,
 )
+from channels.rsa_keys import load_private_key, load_public_key  # noqa: F401  (re-exported)
 from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 
@@ -80,26 +80,6 @@ UNKNOWN_CODES = frozenset({"SYSTEM_ERROR", "FREQUENCY_LIMITED"})
 
 
 # --- keys, signatures, encryption ---------------------------------------------------------
-
-
-def load_private_key(pem: str) -> rsa.RSAPrivateKey:
-    """The merchant API private key (apiclient_key.pem, PKCS#8 or PKCS#1 PEM)."""
-    key = serialization.load_pem_private_key(pem.strip().encode("ascii"), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("not an RSA private key")
-    return key
-
-
-def load_public_key(pem: str) -> rsa.RSAPublicKey:
-    """A WeChat Pay public key (pub_key.pem) or a platform certificate (PEM)."""
-    data = pem.strip().encode("ascii")
-    if b"BEGIN CERTIFICATE" in data:
-        key = x509.load_pem_x509_certificate(data).public_key()
-    else:
-        key = serialization.load_pem_public_key(data)
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("not an RSA public key")
-    return key
 
 
 def sign_message(key: rsa.RSAPrivateKey, message: bytes) -> str:
@@ -239,7 +219,7 @@ class _Answer:
 # --- the adapter --------------------------------------------------------------------------
 
 
-class WeChatPayChannel(Channel):
+class WeChatPayChannel(HttpChannel):
     name = "wechat"
 
     def __init__(
@@ -250,18 +230,13 @@ class WeChatPayChannel(Channel):
         client: httpx.AsyncClient | None = None,
         resolve_payee: PayeeResolver | None = None,
     ):
-        super().__init__(catalogue)
-        self.config = config
+        super().__init__(catalogue, config, client)
         self._merchant_key = load_private_key(config.merchant_private_key_pem)
         self._platform_keys = {serial: load_public_key(pem) for serial, pem in config.platform_public_keys.items()}
         self._encrypt_serial = config.encrypt_serial or next(iter(self._platform_keys))
         if self._encrypt_serial not in self._platform_keys:
             raise ValueError(f"encrypt_serial {self._encrypt_serial!r} is not in platform_public_keys")
-        self._client = client or httpx.AsyncClient(timeout=config.timeout_s)
         self._resolve_payee = resolve_payee or self._payee_from_ref
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def _payee_from_ref(self, request: WithdrawalRequest) -> WeChatPayee:
         return WeChatPayee(openid=request.payee_ref)
