@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from notifiers.base import CannotTell, DeliveryError, Notifier
+from notifiers.base import POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
 from sentinel.models import DeliveryResult, NoticeRequest
@@ -28,11 +28,13 @@ from sentinel.render import DigestItem, RenderedNotice, link_kind_for, render_di
 from activities.config_files import HotFile
 from sentinel.notice_policy import load_notice_policy
 from store.repo import (
+    COMMITTING,
     claim_delivery,
     delivery_status,
     finish_batch,
     finish_delivery,
     lead_batch,
+    mark_committing,
     recent_notices,
     record_batched,
     record_suppressed,
@@ -156,17 +158,24 @@ class NotifyActivities:
         if not claim.send:
             return self._not_ours(notice, claim.status, claim.provider_message_id)
         if claim.previous in ("sending", "unknown"):
-            found = await self._find_sent(notice, notifier, claim.row_id)
+            found = await self._find_sent(notice, notifier, claim.row_id, claim.provider_message_id)
             if found is not None:
                 return found
         return await self._send(notice, notifier, rendered, claim.row_id, digest)
 
-    async def _find_sent(self, notice: NoticeRequest, notifier: Notifier, row_id: int) -> DeliveryResult | None:
+    async def _find_sent(
+        self, notice: NoticeRequest, notifier: Notifier, row_id: int, marker: str | None
+    ) -> DeliveryResult | None:
         """An earlier attempt died after handing the notice over, before the log said so:
         ask the provider before sending again (by the notice key). None: send it."""
         try:
             message_id = await notifier.find_sent(notice)
         except CannotTell:
+            if notifier.marks_point_of_no_return and marker != COMMITTING:
+                # it died before the provider could have the notice (SMTP: before DATA)
+                activity.logger.info("notice %s: earlier attempt died before %s could accept it; sending",
+                                     notice.key, notifier.provider)
+                return None
             policy = self.notice_policy.derived(load_notice_policy) if self.notice_policy is not None else None
             if policy is not None and policy.resend_unconfirmed(notice.channel):
                 activity.logger.warning("notice %s: earlier attempt died mid-send and %s cannot tell; sending again "
@@ -209,15 +218,27 @@ class NotifyActivities:
     async def _send(
         self, notice: NoticeRequest, notifier: Notifier, rendered: RenderedNotice, row_id: int, digest: str
     ) -> DeliveryResult:
+        passed: list[bool] = []
+
+        async def committing() -> None:
+            await asyncio.to_thread(mark_committing, self.engine, row_id)
+            passed.append(True)
+
+        token = POINT_OF_NO_RETURN.set(committing)
         try:
             message_id = await notifier.send(notice, rendered)
         except DeliveryError as exc:
-            await asyncio.to_thread(finish_delivery, self.engine, row_id, status="failed", error=str(exc))
+            # failed after the provider could have accepted it (SMTP: during DATA): unknown,
+            # so the retry settles it like a crash (find_sent, then the policy), never blind
+            status = "unknown" if passed else "failed"
+            await asyncio.to_thread(finish_delivery, self.engine, row_id, status=status, error=str(exc))
             raise ApplicationError(
                 str(exc),
                 type="TransientDeliveryError" if exc.retryable else "PermanentDeliveryError",
                 non_retryable=not exc.retryable,
             ) from None
+        finally:
+            POINT_OF_NO_RETURN.reset(token)
         await asyncio.to_thread(
             finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id,
             template_id=rendered.template_id, text_sha256=digest,

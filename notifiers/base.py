@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextvars import ContextVar
+from typing import Awaitable, Callable
 
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
@@ -16,6 +18,18 @@ class DeliveryError(Exception):
         self.retryable = retryable
 
 
+#: Set by the notice activity around ``send``: a notifier that can tell when the provider
+#: can no longer refuse the notice (SMTP: right before DATA) calls it then, so that after a
+#: crash the activity knows whether the notice could have gone out at all.
+POINT_OF_NO_RETURN: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("point_of_no_return", default=None)
+
+
+async def passing_point_of_no_return() -> None:
+    hook = POINT_OF_NO_RETURN.get()
+    if hook is not None:
+        await hook()
+
+
 class CannotTell(Exception):
     """The provider offers no way to find out whether a notice was already accepted."""
 
@@ -25,6 +39,9 @@ class Notifier(ABC):
     channel: str
     #: provider behind the channel, recorded in the delivery log
     provider: str
+    #: True when ``send`` calls :func:`passing_point_of_no_return` before the provider can
+    #: accept the notice (a crash before that point left nothing at the provider)
+    marks_point_of_no_return: bool = False
 
     @abstractmethod
     def can_reach(self, notice: NoticeRequest) -> bool:

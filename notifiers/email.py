@@ -8,8 +8,9 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 import aiosmtplib
+from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import DeliveryError, Notifier, passing_point_of_no_return
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
 
@@ -43,6 +44,7 @@ def build_message(cfg: SmtpConfig, to: str, rendered: RenderedNotice, key: str, 
 class EmailNotifier(Notifier):
     channel = "email"
     provider = "smtp"
+    marks_point_of_no_return = True
 
     def __init__(self, cfg: SmtpConfig):
         self.cfg = cfg
@@ -59,16 +61,18 @@ class EmailNotifier(Notifier):
             raise DeliveryError("no email address", retryable=False)
         msg = build_message(self.cfg, to, rendered, notice.key, notice.withdrawal.withdrawal_id)
         try:
-            await aiosmtplib.send(
-                msg,
-                hostname=self.cfg.host,
-                port=self.cfg.port,
-                username=self.cfg.username,
-                password=self.cfg.password,
-                start_tls=self.cfg.starttls,
-                timeout=self.cfg.timeout_s,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
+            async with aiosmtplib.SMTP(
+                hostname=self.cfg.host, port=self.cfg.port, username=self.cfg.username, password=self.cfg.password,
+                start_tls=self.cfg.starttls, timeout=self.cfg.timeout_s,
+            ) as smtp:
+                await smtp.mail(extract_sender(msg) or self.cfg.sender)
+                for rcpt in extract_recipients(msg):
+                    await smtp.rcpt(rcpt)
+                # From here on the server may accept the message: a crash past this point
+                # leaves it unknown whether the email went out (notice activity).
+                await passing_point_of_no_return()
+                await smtp.data(flatten_message(msg, cte_type="7bit"))
+        except aiosmtplib.SMTPRecipientRefused as exc:
             raise DeliveryError(f"recipient refused: {exc}", retryable=False) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP {type(exc).__name__}: {exc}") from exc

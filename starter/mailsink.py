@@ -32,6 +32,10 @@ class SaveToFolder:
     async def handle_DATA(self, server, session, envelope):
         name = f"{time.time_ns()}.eml"
         (self.folder / name).write_bytes(envelope.content)
+        # Fault tests: while ``.slow-reply`` exists the message is kept but the "250" waits,
+        # so a client killed meanwhile never learns that its email was accepted.
+        while (self.folder / ".slow-reply").exists():
+            await asyncio.sleep(0.02)
         msg = message_from_bytes(envelope.content, policy=policy.default)
         log.info("mail to %s: %s (%s)", ",".join(envelope.rcpt_tos), msg["Subject"], name)
         return "250 Message accepted"

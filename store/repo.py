@@ -189,6 +189,18 @@ def withdrawal_statuses(engine: Engine, withdrawal_ids: list[str]) -> dict[str, 
         return {r.withdrawal_id: (r.status, r.card_last4) for r in rows}
 
 
+#: provider_message_id of a row whose send passed the point of no return (SMTP: DATA begun)
+COMMITTING = "committing"
+
+
+def mark_committing(engine: Engine, row_id: int) -> None:
+    """The send is past the point where the provider could still not have it."""
+    with Session(engine) as session:
+        session.execute(update(NoticeDelivery).where(NoticeDelivery.id == row_id)
+                        .values(provider_message_id=COMMITTING, updated_at=utcnow()))
+        session.commit()
+
+
 def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
     with Session(engine) as session:
         stmt = select(NoticeDelivery).where(NoticeDelivery.withdrawal_id == withdrawal_id).order_by(NoticeDelivery.id)

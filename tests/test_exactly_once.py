@@ -180,6 +180,31 @@ async def test_an_email_that_smtp_cannot_confirm_is_held_not_sent_twice(deliver,
     assert (await env.run(fn, notice)).status == "unconfirmed"  # and it stays held
 
 
+async def test_an_email_whose_attempt_died_before_data_is_sent_once(deliver, smtp_server, monkeypatch):
+    # the attempt died before DATA (the SMTP server cannot have the email): sent after all
+    import aiosmtplib
+
+    fn, engine = deliver
+    notice = sms_notice("EX5-0001").model_copy(update={"key": "EX5-0001/DETECTED/1/email", "channel": "email"})
+    real_rcpt = aiosmtplib.SMTP.rcpt
+    died: list[str] = []
+
+    async def rcpt(self, recipient, **kw):
+        if not died:
+            died.append(recipient)
+            raise Crash("worker killed while the SMTP server was answering RCPT")
+        return await real_rcpt(self, recipient, **kw)
+
+    monkeypatch.setattr(aiosmtplib.SMTP, "rcpt", rcpt)
+    env = ActivityEnvironment()
+    with pytest.raises(Crash):
+        await env.run(fn, notice)
+    assert smtp_server.messages == [] and deliveries_for(engine, "EX5-0001")[0].provider_message_id is None
+    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    result = await env.run(fn, notice)
+    assert result.status == "sent" and len(smtp_server.messages) == 1
+
+
 async def test_workflow_sms_survives_a_crash_between_send_and_log(ts_env, tmp_path, smtp_server, unique_id,
                                                                    aliyun, tencent, twilio, monkeypatch):  # noqa: F811
     # the same on the time-skipping server: the activity attempt dies after the send, Temporal

@@ -12,7 +12,6 @@ import asyncio
 import json
 import random
 import signal
-import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -40,7 +39,6 @@ from tests.fault_helpers import (
     proc,
     request_for,
     script,
-    signal_group,
     started,
     wait_until,
 )
@@ -132,33 +130,28 @@ async def test_worker_killed_at_step_boundaries_loses_and_doubles_nothing(stack,
 
 
 async def test_kill_between_smtp_accept_and_log_never_doubles_the_email(stack, urls):
-    """The email notifier's send and the delivery log's "sent" are two steps. kill -9
-    between them (the SMTP server accepted, the row still says "sending"): after
-    STALE_SENDING_S (60 s) the retried activity takes the row over. SMTP cannot be asked
-    whether it got the email, so the policy's ``unconfirmed_send: email: hold`` applies:
-    the row becomes ``unconfirmed`` and the email is not sent again (the inbox has the
-    notice). About 70 s."""
+    """The email notifier's send and the delivery log's "sent" are two steps. The SMTP sink
+    keeps the message but holds back its "250" (``.slow-reply``); the worker is killed
+    while it waits: the server has the email, the row still says "sending" (past the point
+    of no return). After STALE_SENDING_S (60 s) the retried activity takes the row over;
+    SMTP cannot be asked whether it got the email, so the policy's ``unconfirmed_send:
+    email: hold`` applies: the row becomes ``unconfirmed`` and the email is not sent again
+    (the inbox has the notice). About 70 s."""
     client = await connect(stack)
     w = wid("R")
     await script(urls["sim"], w, {"scenario": "account_error", "params": {"after_s": 0.5}})
-    mailsink = proc(stack, "mailsink")
-    signal_group(mailsink, signal.SIGSTOP)  # the email send waits inside SMTP
-    db = sqlite3.connect(stack.data_dir / "sentinel.db", timeout=30, isolation_level=None)
+    slow = stack.data_dir / "mail" / ".slow-reply"
+    slow.parent.mkdir(parents=True, exist_ok=True)
+    slow.touch()
+    key = f"{w}/DETECTED/1/email"
     try:
         await client.start_withdrawal(request_for(w))
-        await wait_until(lambda: delivery_summary(stack, w).get(f"{w}/DETECTED/1/email", (0, ""))[1] == "sending",
-                         30, "the email row claimed")
-        db.execute("BEGIN EXCLUSIVE")  # the log update after the send will wait for this lock
-        signal_group(mailsink, signal.SIGCONT)
-        await wait_until(lambda: mails_for(stack, w) >= 1, 30, "the SMTP server to accept the email")
+        await wait_until(lambda: mails_for(stack, w) >= 1, 30, "the SMTP server to keep the email")
         kill9(stack, "worker")  # accepted, but the delivery row still says "sending"
     finally:
-        signal_group(mailsink, signal.SIGCONT)
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        db.close()
+        slow.unlink()
+    assert delivery_summary(stack, w)[key][1] == "sending"
     stack.start_worker()
-    key = f"{w}/DETECTED/1/email"
     await wait_until(lambda: delivery_summary(stack, w).get(key, (0, ""))[1] == "unconfirmed", RECOVERY_S,
                      "the email row held as unconfirmed")
     assert delivery_summary(stack, w)[f"{w}/DETECTED/1/inbox"][1] == "sent"  # the user still has the notice
