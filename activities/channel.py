@@ -5,9 +5,6 @@ does not map is counted for operators (R26), as the gateway does for callbacks."
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -15,9 +12,7 @@ from temporalio.exceptions import ApplicationError
 from channels.base import Channel, ChannelRejectedRequest, ChannelUnavailable, withdrawal_id_for
 from sentinel.contracts import QueryInput, SubmitInput
 from sentinel.models import Observation
-from store.repo import record_unmapped
-
-log = logging.getLogger(__name__)
+from store.repo import count_unmapped
 
 
 class ChannelActivities:
@@ -27,14 +22,8 @@ class ChannelActivities:
         self.engine = engine
 
     async def _count_if_unmapped(self, channel: Channel, obs: Observation, withdrawal_id: str) -> Observation:
-        if self.engine is not None and not obs.classification.mapped:
-            try:  # bookkeeping for operators: never in the way of the answer
-                await asyncio.to_thread(
-                    record_unmapped, self.engine, channel.name, obs.raw_status, obs.raw_code,
-                    obs.classification.subtype, withdrawal_id,
-                )
-            except Exception:  # noqa: BLE001
-                log.exception("could not count unmapped code %s/%s", obs.raw_status, obs.raw_code)
+        if self.engine is not None:
+            await count_unmapped(self.engine, channel.name, obs, withdrawal_id)
         return obs
 
     def _channel(self, name: str) -> Channel:

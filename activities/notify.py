@@ -90,6 +90,14 @@ class NotifyActivities:
         )
         return reason, policy.version, until
 
+    def _may_be_batched(self, notice: NoticeRequest) -> bool:
+        """Only a channel the policy folds can have a batched row to come back to (the
+        lookup is skipped for every other delivery)."""
+        if self.notice_policy is None:
+            return False
+        fold = self.notice_policy.derived(load_notice_policy).fold
+        return fold is not None and notice.channel in fold.channels
+
     def _texts(self, notice: NoticeRequest) -> tuple[str | None, str | None]:
         if not notice.reason_code:
             return None, None
@@ -127,9 +135,10 @@ class NotifyActivities:
             )
         if not notifier.can_reach(notice):
             return DeliveryResult(key=notice.key, channel=notice.channel, status="skipped", detail="no address")
-        known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
-        if known is not None and known[2] is not None:  # batched earlier: the fold window is over
-            return await self._digest(notice, notifier, known)
+        if self._may_be_batched(notice):
+            known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
+            if known is not None and known[2] is not None:  # batched earlier: the fold window is over
+                return await self._digest(notice, notifier, known)
         w = notice.withdrawal
         rendered = self._render(notice)
         digest = hashlib.sha256(rendered.text.encode()).hexdigest()

@@ -29,88 +29,71 @@ SECRET = "dev-channel-secret"
 NO_CALLBACK = {"steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 86400, "status": "SUCCEEDED"}]}
 
 
-async def level(stack, client, sink, http, c: int, samples: int) -> dict:
+async def prepared(stack, client, n: int) -> list[str]:
+    """``n`` withdrawals with the bank, the simulator scripted to send no callback."""
     from sentinel.taxonomy import WithdrawalStatus
 
-    total = max(samples, c)
-    wids = [f"NL-{uuid.uuid4().hex[:10]}" for _ in range(total)]
+    wids = [f"NL-{uuid.uuid4().hex[:10]}" for _ in range(n)]
     await script_all(stack.sim, [(w, NO_CALLBACK) for w in wids])
     await start_all(client, wids, 50)
     for w in wids:  # each must have submitted before its callback
         while (await client.status(w)).status != WithdrawalStatus.PROCESSING:
             await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)
+    return wids
+
+
+async def notify_once(stack, sink, http, w: str) -> float | None:
+    """POST a signed FAILED/AC04 callback for ``w``; seconds until its first mail arrived
+    (None: no mail within 30 s)."""
+    body = json.dumps({"event_id": f"evt-{w}", "order_id": w, "status": "FAILED", "code": "AC04",
+                       "occurred_at": "2026-11-27T00:00:00Z"}).encode()
+    t0 = time.time()
+    r = await http.post(f"{stack.gw}/v1/callbacks/generic", content=body,
+                        headers={SIGNATURE_HEADER: sign(SECRET, body, int(t0))})
+    r.raise_for_status()
+    deadline = time.monotonic() + 30
+    while w not in sink.first and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    return sink.first[w] - t0 if w in sink.first else None
+
+
+async def level(stack, client, sink, http, c: int, samples: int) -> dict:
+    """Closed loop: ``c`` streams, each posts its next callback when the last mail arrived."""
+    wids = await prepared(stack, client, max(samples, c))
     queue = list(wids)
-    lat: list[float] = []
-    lost = 0
+    results: list[float | None] = []
     load0 = loadavg()
 
     async def stream():
-        nonlocal lost
         while queue:
-            w = queue.pop()
-            body = json.dumps({"event_id": f"evt-{w}", "order_id": w, "status": "FAILED", "code": "AC04",
-                               "occurred_at": "2026-11-27T00:00:00Z"}).encode()
-            t0 = time.time()
-            r = await http.post(f"{stack.gw}/v1/callbacks/generic", content=body,
-                                headers={SIGNATURE_HEADER: sign(SECRET, body, int(t0))})
-            r.raise_for_status()
-            deadline = time.monotonic() + 30
-            while w not in sink.first and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
-            if w in sink.first:
-                lat.append(sink.first[w] - t0)
-            else:
-                lost += 1
+            results.append(await notify_once(stack, sink, http, queue.pop()))
+
     t_start = time.perf_counter()
     await asyncio.gather(*(stream() for _ in range(c)))
     wall = time.perf_counter() - t_start
     for w in wids:
         await client.handle(w).terminate("bench done")
-    s = summary_ms(lat)
-    return {"c": c, **s, "no_mail_30s": lost, "rate": len(lat) / wall, "load": f"{load0} → {loadavg()}"}
+    lat = [r for r in results if r is not None]
+    return {"c": c, **summary_ms(lat), "no_mail_30s": len(results) - len(lat), "rate": len(lat) / wall,
+            "load": f"{load0} → {loadavg()}"}
 
 
 async def open_level(stack, client, sink, http, rate: float, samples: int) -> dict:
     """Post ``samples`` callbacks at ``rate`` per second (open loop); latency of each."""
-    from sentinel.taxonomy import WithdrawalStatus
-
-    wids = [f"NL-{uuid.uuid4().hex[:10]}" for _ in range(samples)]
-    await script_all(stack.sim, [(w, NO_CALLBACK) for w in wids])
-    await start_all(client, wids, 50)
-    for w in wids:
-        while (await client.status(w)).status != WithdrawalStatus.PROCESSING:
-            await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)
-    lat: list[float] = []
-    lost = 0
+    wids = await prepared(stack, client, samples)
     load0 = loadavg()
-
-    async def one(w: str):
-        nonlocal lost
-        body = json.dumps({"event_id": f"evt-{w}", "order_id": w, "status": "FAILED", "code": "AC04",
-                           "occurred_at": "2026-11-27T00:00:00Z"}).encode()
-        t0 = time.time()
-        r = await http.post(f"{stack.gw}/v1/callbacks/generic", content=body,
-                            headers={SIGNATURE_HEADER: sign(SECRET, body, int(t0))})
-        r.raise_for_status()
-        deadline = time.monotonic() + 30
-        while w not in sink.first and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        if w in sink.first:
-            lat.append(sink.first[w] - t0)
-        else:
-            lost += 1
-
     tasks = []
     t_start = time.perf_counter()
     for i, w in enumerate(wids):
         await asyncio.sleep(max(0.0, t_start + i / rate - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(w)))
-    await asyncio.gather(*tasks)
+        tasks.append(asyncio.create_task(notify_once(stack, sink, http, w)))
+    results = await asyncio.gather(*tasks)
     for w in wids:
         await client.handle(w).terminate("bench done")
-    return {"rate_in": rate, **summary_ms(lat), "no_mail_30s": lost, "load": f"{load0} → {loadavg()}"}
+    lat = [r for r in results if r is not None]
+    return {"rate_in": rate, **summary_ms(lat), "no_mail_30s": len(results) - len(lat),
+            "load": f"{load0} → {loadavg()}"}
 
 
 async def main_async(levels: list[int], samples: int, open_samples: int = 60) -> list[dict]:

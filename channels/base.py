@@ -7,14 +7,14 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
+
+import httpx
 
 from sentinel.catalogue import Catalogue
 from sentinel.classifier import classify
 from sentinel.models import Observation, WithdrawalRequest
 
-if TYPE_CHECKING:
-    import httpx
 
 _RETRY_SUFFIX = re.compile(r"^(?P<wid>.+)_R(?P<n>\d+)$")
 
@@ -114,9 +114,7 @@ class HttpChannel(Channel):
     """A channel spoken over HTTP: its config and one httpx client (``client`` in tests),
     closed with the adapter."""
 
-    def __init__(self, catalogue: Catalogue, config: Any, client: "httpx.AsyncClient | None", **client_options: Any):
-        import httpx
-
+    def __init__(self, catalogue: Catalogue, config: Any, client: httpx.AsyncClient | None, **client_options: Any):
         super().__init__(catalogue)
         self.config = config
         self._client = client or httpx.AsyncClient(timeout=config.timeout_s, **client_options)

@@ -18,11 +18,11 @@ from sentinel.models import Observation
 from starter.client import SentinelClient
 from store.repo import (
     add_audit,
+    count_unmapped,
     get_parked,
     mark_parked_delivered,
     park_callback,
     parked_for,
-    record_unmapped,
 )
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,7 @@ async def deliver_observation(
     client: SentinelClient, engine: Engine, channel: Channel, obs: Observation
 ) -> Literal["delivered", "parked", "closed"]:
     withdrawal_id = withdrawal_id_for(obs.order_id)
-    if not obs.classification.mapped:
-        try:  # bookkeeping for operators: never in the way of the delivery
-            await asyncio.to_thread(
-                record_unmapped, engine, channel.name, obs.raw_status, obs.raw_code, obs.classification.subtype,
-                withdrawal_id,
-            )
-        except Exception:  # noqa: BLE001
-            log.exception("could not count unmapped code %s/%s", obs.raw_status, obs.raw_code)
+    await count_unmapped(engine, channel.name, obs, withdrawal_id)
     try:
         await client.report_callback(withdrawal_id, obs)
         return "delivered"

@@ -19,6 +19,7 @@ import httpx
 
 from sentinel.signing import SIGNATURE_HEADER, sign
 from simulator.protocol import PayoutRequest, callback_body, encode, payout_body, utc_iso
+from simulator.dialects.base import CallbackEvent
 from simulator.scripts import DEFAULT_SCENARIO, Script, Step, build_scenario, message_for
 
 if TYPE_CHECKING:
@@ -328,8 +329,6 @@ class Engine:
                 SIGNATURE_HEADER: sign(self._secret, payload, int(self._clock())),
             }
             return order.request.callback_url, headers, payload
-        from simulator.dialects.base import CallbackEvent
-
         body = record.body
         event = CallbackEvent(
             event_id=body["event_id"], order_id=body["order_id"], status=body["status"], code=body["code"],

@@ -3,7 +3,9 @@ callers run them with ``asyncio.to_thread``. Each function is one short transact
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from sentinel.contracts import ProgressUpdate
-from sentinel.models import WithdrawalRequest
+from sentinel.models import Observation, WithdrawalRequest
 from sentinel.notice_policy import RecentNotice
 from sentinel.risk import RiskHit, UserHistory
 from store.tables import (
@@ -28,6 +30,8 @@ from store.tables import (
     WithdrawalRecord,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 
 # --- notice deliveries (exactly once per key) ------------------------------------------
@@ -50,6 +54,14 @@ class Claim:
 STALE_SENDING_S = 60
 
 
+def _may_take_over(*statuses: str):
+    """A delivery row another attempt may claim: in one of ``statuses``, or ``sending``
+    by an attempt dead for STALE_SENDING_S (a live attempt is never doubled)."""
+    stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
+    return or_(NoticeDelivery.status.in_(statuses),
+               and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale))
+
+
 def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
     """Claim the right to send one delivery. The first attempt inserts the row already
     ``sending``; a later attempt takes the row over with one atomic conditional update, and
@@ -66,17 +78,10 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
             session.rollback()
         existing = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == row.key)).one()
         previous = existing.status
-        stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
         result = session.execute(
             update(NoticeDelivery)
-            .where(
-                NoticeDelivery.id == existing.id,
-                NoticeDelivery.status == previous,
-                or_(
-                    NoticeDelivery.status.in_(("queued", "failed", "unknown")),
-                    and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
-                ),
-            )
+            .where(NoticeDelivery.id == existing.id, NoticeDelivery.status == previous,
+                   _may_take_over("queued", "failed", "unknown"))
             .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         session.commit()
@@ -139,17 +144,10 @@ def lead_batch(engine: Engine, key: str, user_id: str, channel: str) -> list[Not
     (marked ``folding`` under this key). Returns the other rows of the digest, or None when
     this delivery is no longer ours to send (another digest took it, or it was sent). A
     leader that died is taken over like any stale send, with the rows it had gathered."""
-    stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
     with Session(engine) as session:
         mine = session.execute(
             update(NoticeDelivery)
-            .where(
-                NoticeDelivery.key == key,
-                or_(
-                    NoticeDelivery.status.in_(("batched", "failed")),
-                    and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
-                ),
-            )
+            .where(NoticeDelivery.key == key, _may_take_over("batched", "failed"))
             .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         if mine.rowcount != 1:
@@ -360,6 +358,18 @@ def record_unmapped(
                 return
             except IntegrityError:
                 session.rollback()
+
+
+async def count_unmapped(engine: Engine, channel: str, obs: Observation, withdrawal_id: str) -> None:
+    """Count ``obs`` if the catalogue did not map it. Bookkeeping for operators: a failure
+    is logged, never in the way of the caller (the gateway's callback, the worker's poll)."""
+    if obs.classification.mapped:
+        return
+    try:
+        await asyncio.to_thread(record_unmapped, engine, channel, obs.raw_status, obs.raw_code,
+                                obs.classification.subtype, withdrawal_id)
+    except Exception:  # noqa: BLE001
+        log.exception("could not count unmapped code %s/%s", obs.raw_status, obs.raw_code)
 
 
 def unmapped_codes(engine: Engine, limit: int = 100, offset: int = 0) -> tuple[list[UnmappedCode], int]:
