@@ -90,6 +90,9 @@ class NotifyActivities:
         )
         return reason, policy.version, until
 
+    def _policy_version(self) -> str | None:
+        return self.notice_policy.derived(load_notice_policy).version if self.notice_policy is not None else None
+
     def _may_be_batched(self, notice: NoticeRequest) -> bool:
         """Only a channel the policy folds can have a batched row to come back to (the
         lookup is skipped for every other delivery)."""
@@ -135,14 +138,19 @@ class NotifyActivities:
             )
         if not notifier.can_reach(notice):
             return DeliveryResult(key=notice.key, channel=notice.channel, status="skipped", detail="no address")
-        if self._may_be_batched(notice):
+        if self._may_be_batched(notice) and notice.hold_until is None:
             known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
             if known is not None and known[2] is not None:  # batched earlier: the fold window is over
                 return await self._digest(notice, notifier, known)
         w = notice.withdrawal
         rendered = self._render(notice)
         digest = hashlib.sha256(rendered.text.encode()).hexdigest()
-        reason, policy_version, fold_until = await asyncio.to_thread(self._policy_check, notice)
+        if notice.hold_until is not None and self._may_be_batched(notice):
+            # deferred to the end of quiet or legal hours: held as batched, so the user's
+            # notices released at that same moment fold into one message (the inbox is never held)
+            reason, policy_version, fold_until = None, self._policy_version(), notice.hold_until
+        else:
+            reason, policy_version, fold_until = await asyncio.to_thread(self._policy_check, notice)
         row = NoticeDelivery(
             key=notice.key,
             withdrawal_id=w.withdrawal_id,
@@ -160,7 +168,10 @@ class NotifyActivities:
             await asyncio.to_thread(record_suppressed, self.engine, row, reason)
             return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed", detail=reason)
         if fold_until is not None:
-            await asyncio.to_thread(record_batched, self.engine, row, fold_until, notice.status.value)
+            status = await asyncio.to_thread(record_batched, self.engine, row, fold_until, notice.status.value)
+            if status != "batched":  # a retried call: the row went on meanwhile (folded into a digest)
+                known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
+                return self._not_ours(notice, status, known[1] if known else None)
             return DeliveryResult(key=notice.key, channel=notice.channel, status="batched", send_at=fold_until,
                                   detail=f"folded with the user's other notices at {fold_until.isoformat()}")
         claim = await asyncio.to_thread(claim_delivery, self.engine, row)
@@ -259,7 +270,7 @@ class NotifyActivities:
         """The fold window of a batched notice is over: lead the user's digest on this
         channel, or find this notice already folded into another one."""
         w = notice.withdrawal
-        others = await asyncio.to_thread(lead_batch, self.engine, notice.key, w.user_id, notice.channel)
+        others = await asyncio.to_thread(lead_batch, self.engine, notice.key, w.user_id, notice.channel, known[2])
         if others is None:
             status, provider_message_id, _, _ = await asyncio.to_thread(delivery_status, self.engine, notice.key)
             return self._not_ours(notice, status, provider_message_id)

@@ -253,6 +253,11 @@ class NoticeRequest(_Model):
     folded: list[str] = Field(
         default_factory=list, description="set by the notice activity for a digest: the other orders it folds in"
     )
+    hold_until: datetime | None = Field(
+        None,
+        description="deferred to this moment (quiet or legal hours): the activity records it as batched, so the "
+        "user's notices released at the same moment fold into one message",
+    )
 
 
 class DeliveryResult(_Model):

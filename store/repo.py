@@ -126,8 +126,11 @@ def delivery_status(engine: Engine, key: str) -> tuple[str, str | None, datetime
 
 def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, notice_status: str) -> str:
     """Hold a notice for the user's next digest. Idempotent: returns the row's status (a
-    retried activity finds its row already batched, or already folded into a digest)."""
+    retried activity finds its row already batched, or already folded into a digest). A row
+    still batched for an earlier moment is moved to ``send_after`` (a fold window that
+    ended at night waits for the morning with the user's other notices)."""
     row.status, row.send_after, row.notice_status, row.updated_at = "batched", send_after, notice_status, utcnow()
+    key = row.key
     with Session(engine) as session:
         session.add(row)
         try:
@@ -135,15 +138,24 @@ def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, no
             return "batched"
         except IntegrityError:
             session.rollback()
-        return session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == row.key)).one()
+        session.execute(update(NoticeDelivery)
+                        .where(NoticeDelivery.key == key, NoticeDelivery.status == "batched",
+                               NoticeDelivery.send_after < send_after)
+                        .values(send_after=send_after, updated_at=utcnow()))
+        session.commit()
+        return session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == key)).one()
 
 
-def lead_batch(engine: Engine, key: str, user_id: str, channel: str) -> list[NoticeDelivery] | None:
+def lead_batch(
+    engine: Engine, key: str, user_id: str, channel: str, due: datetime | None = None
+) -> list[NoticeDelivery] | None:
     """Take the lead of a digest: claim this batched delivery (one atomic update, as
     ``claim_delivery`` does), then every other batched delivery of the user on the channel
-    (marked ``folding`` under this key). Returns the other rows of the digest, or None when
-    this delivery is no longer ours to send (another digest took it, or it was sent). A
-    leader that died is taken over like any stale send, with the rows it had gathered."""
+    that is due by ``due`` (this delivery's own release time; rows held for a later moment
+    wait for theirs), marked ``folding`` under this key. Returns the other rows of the
+    digest, or None when this delivery is no longer ours to send (another digest took it,
+    or it was sent). A leader that died is taken over like any stale send, with the rows it
+    had gathered."""
     with Session(engine) as session:
         mine = session.execute(
             update(NoticeDelivery)
@@ -156,7 +168,8 @@ def lead_batch(engine: Engine, key: str, user_id: str, channel: str) -> list[Not
         session.execute(
             update(NoticeDelivery)
             .where(NoticeDelivery.user_id == user_id, NoticeDelivery.channel == channel,
-                   NoticeDelivery.status == "batched", NoticeDelivery.key != key)
+                   NoticeDelivery.status == "batched", NoticeDelivery.key != key,
+                   *([NoticeDelivery.send_after <= due] if due is not None else []))
             .values(status="folding", provider_message_id=key, updated_at=utcnow())
         )
         session.commit()

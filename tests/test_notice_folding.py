@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -22,7 +23,7 @@ from store.repo import deliveries_for
 from tests.fake_providers import aliyun, aliyun_server, tencent, tencent_server, twilio, twilio_server  # noqa: F401
 from tests.scripted_channel import ScriptedChannel
 from tests.test_notice_providers_e2e import provider_settings
-from tests.workflow_harness import make_request, running
+from tests.workflow_harness import make_request, pin_local_time, running, zone_at
 
 POLICY = load_notice_policy(yaml.safe_load((Path(__file__).parent.parent / "config" / "notice_policy.yaml").read_text()))
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
@@ -68,7 +69,9 @@ async def test_three_failures_of_one_user_make_two_sms_not_three(
     data["aliyun"]["sms"]["templates"]["DIGEST"] = {"code": "SMS_460099", "params": {"count": "count", "orders": "orders"}}
     settings.providers_file.write_text(yaml.safe_dump(data, allow_unicode=True))
     channel = ScriptedChannel()
-    contact = Contact(email="u@example.com", phone="+8613800138000")
+    # midday in the user's zone, whatever the hour the suite runs (legal SMS hours)
+    noon = zone_at(12, await ts_env.get_current_time())
+    contact = Contact(email="u@example.com", phone="+8613800138000", timezone=noon)
     wids = ["FOLD-A-1", "FOLD-A-2", "FOLD-A-3"]
     async with running(ts_env, settings, channel) as client:
         handles = []
@@ -98,6 +101,55 @@ async def test_three_failures_of_one_user_make_two_sms_not_three(
         detected = next(n for n in view.notices if n.stage == Stage.DETECTED)
         assert "sms" in detected.delivered and detected.deferred, detected
     assert any("folded into one message" in e.what for e in views[1].timeline + views[2].timeline)
+
+
+def _with_digest_template(settings) -> None:
+    data = yaml.safe_load(settings.providers_file.read_text())
+    data["aliyun"]["sms"]["templates"]["DIGEST"] = {"code": "SMS_460099", "params": {"count": "count", "orders": "orders"}}
+    settings.providers_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+
+
+async def test_three_failures_at_night_make_one_sms_at_eight_naming_all_three(
+    ts_env, tmp_path, smtp_server, aliyun, tencent, twilio  # noqa: F811
+):
+    """Issue #9 (R6, R13, R21): three withdrawals of one user fail at 02:30 local. Legal SMS
+    hours (+86: 08:00-21:00) defer the SMS; at 08:00 local exactly ONE SMS goes out, naming
+    the three orders (not three SMS at once). The inbox has all three at 02:30."""
+    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
+    _with_digest_template(settings)
+    channel = ScriptedChannel()
+    zone = await pin_local_time(ts_env, "02:30")
+    night = (await ts_env.get_current_time()).astimezone(ZoneInfo(zone))
+    assert (night.hour, night.minute) == (2, 30)
+    eight = night.replace(hour=8, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+    contact = Contact(email="u@example.com", phone="+8613800138000", timezone=zone)
+    wids = ["NIGHT-1", "NIGHT-2", "NIGHT-3"]
+    async with running(ts_env, settings, channel) as client:
+        handles = []
+        for i, wid in enumerate(wids):
+            handle = await client.start_withdrawal(make_request(wid, user_id="u-night", locale="zh-CN", contact=contact))
+            handles.append(handle)
+            await handle.signal("bank_callback", channel.callback(wid, "FAILED", "AC04", f"evt-n{i}"))
+        views = [await h.result() for h in handles]
+
+    engine = engine_for(settings.database_url)
+    sent = [json.loads(r["params"]["TemplateParam"]) | {"code": r["params"]["TemplateCode"]}
+            for r in aliyun.received if r["action"] == "SendSms"]
+    assert len(sent) == 1, sent  # three failures at night: one SMS in the morning
+    assert sent[0]["code"] == "SMS_460099" and sent[0]["count"] == "3"
+    assert set(sent[0]["orders"].split(",")) == set(wids)
+    rows = {wid: {d.channel: d for d in deliveries_for(engine, wid)} for wid in wids}
+    sms = [rows[w]["sms"] for w in wids]
+    leader = next(r for r in sms if r.status in ("sent", "delivered"))
+    assert all(r.status == "folded" and r.provider_message_id == leader.key for r in sms if r is not leader)
+    for view in views:
+        detected = next(n for n in view.notices if n.stage == Stage.DETECTED)
+        # the inbox got it at 02:30, at once; the SMS waited for 08:00 local
+        assert "inbox" in detected.delivered and not any(d.startswith("inbox@") for d in detected.deferred)
+        assert f"sms@{eight.isoformat()}" in detected.deferred, detected.deferred
+        assert "sms" in detected.delivered
+        assert detected.at.astimezone(ZoneInfo(zone)).hour == 2
+    assert all(rows[w]["inbox"].status == "sent" for w in wids)
 
 
 async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811

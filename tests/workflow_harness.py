@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -48,6 +48,31 @@ def make_settings(tmp_path: Path, smtp_port: int, **overrides) -> Settings:
         operator_email="ops@sentinel.example",
         **overrides,
     )
+
+
+def zone_at(local_hour: int, now: datetime | None = None) -> str:
+    """A time zone (``Etc/GMT±N``) in which ``now`` (default: the wall clock) falls in the
+    hour ``local_hour``: tests pin the user's local time with it, so no outcome depends on
+    the hour the suite runs (quiet and legal hours are in the user's zone)."""
+    now = now or datetime.now(timezone.utc)
+    offset = (local_hour - now.astimezone(timezone.utc).hour) % 24
+    if offset > 14:
+        offset -= 24
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # the Etc names' sign is inverted
+
+
+async def pin_local_time(env, local: str) -> str:
+    """Move the time-skipping server's clock forward (less than a day) to the next moment
+    when it is ``local`` ("HH:MM") in some whole-hour zone, and return that zone. The
+    server starts at the wall-clock time, so this is how a test says "at 02:30 local"."""
+    hour, minute = (int(x) for x in local.split(":"))
+    now = (await env.get_current_time()).astimezone(timezone.utc)
+    wait = (minute - now.minute) % 60 * 60 - now.second - now.microsecond / 1e6
+    if wait < 0:
+        wait += 3600
+    if wait > 0:
+        await env.sleep(timedelta(seconds=wait))
+    return zone_at(hour, now + timedelta(seconds=wait))
 
 
 def make_request(wid: str, **overrides) -> WithdrawalRequest:

@@ -74,6 +74,9 @@ NOTICE_RETRY = RetryPolicy(
     non_retryable_error_types=["UnknownChannel", "PermanentDeliveryError"],
 )
 MAX_SAME_ORDER_RESUBMITS = 3
+#: patch id: deferred notices on folded channels are held as batched (one message at the
+#: end of quiet or legal hours), fold windows ending at night wait for morning
+FOLD_DEFERRED = "fold-deferred-notices"
 USER_STAGES_WITHOUT_EXCEPTION = {Stage.RESOLVED, Stage.APPROVED, Stage.OPERATOR_ALERT}
 
 
@@ -704,10 +707,23 @@ class WithdrawalWorkflow:
         if at <= now:
             self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
             return
-        self._deferred.append((at, record.key, notice))
         record.deferred.append(f"{channel}@{at.isoformat()}")
         self._event(f"{record.stage.value} notice via {channel} deferred (quiet or legal hours)", "notice",
                     at.isoformat())
+        if not workflow.patched(FOLD_DEFERRED):
+            self._deferred.append((at, record.key, notice))
+            return
+        after = self._notice_policy.escalation_after(record.severity)
+        if record.escalate_at is not None and after:
+            # the ladder counts from when the user can first get the notice, not from the night
+            record.escalate_at = max(record.escalate_at, at + timedelta(seconds=after))
+        fold = self._notice_policy.fold
+        if fold is not None and channel in fold.channels:
+            # held as batched in the delivery log: every notice of this user released at the
+            # same moment (the end of quiet or legal hours) goes out as one message
+            self._tasks.append(asyncio.create_task(self._deliver(record, notice.model_copy(update={"hold_until": at}))))
+        else:
+            self._deferred.append((at, record.key, notice))
 
     def _record(self, key: str) -> NoticeRecord:
         return next(r for r in self._notices if r.key == key)
@@ -728,6 +744,20 @@ class WithdrawalWorkflow:
             _, key, notice = entry
             record = self._record(key)
             if self._still_true(record):
+                contact = self._req.contact
+                at = self._notice_policy.send_at(notice.channel, record.severity, now, contact.timezone, contact.phone)
+                if at > now and workflow.patched(FOLD_DEFERRED):
+                    # a fold window that ended outside quiet or legal hours: wait for the
+                    # opening, held with the user's other notices released then
+                    self._event(f"{record.stage.value} notice via {notice.channel} deferred (quiet or legal hours)",
+                                "notice", at.isoformat())
+                    fold = self._notice_policy.fold
+                    if fold is not None and notice.channel in fold.channels:
+                        held = notice.model_copy(update={"hold_until": at})
+                        self._tasks.append(asyncio.create_task(self._deliver(record, held)))
+                    else:
+                        self._deferred.append((at, key, notice))
+                    continue
                 self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
             else:
                 record.dropped.append(notice.channel)
@@ -791,12 +821,14 @@ class WithdrawalWorkflow:
         if result.status in ("sent", "duplicate"):
             record.delivered.append(notice.channel)
         elif result.status == "batched" and result.send_at is not None:
-            # folding: the user just got a notice about another withdrawal on this channel;
-            # this one goes out with the others when the window ends (one message)
-            self._deferred.append((result.send_at, record.key, notice))
-            record.deferred.append(f"{notice.channel}@{result.send_at.isoformat()}")
-            self._event(f"{notice.stage.value} notice via {notice.channel} batched to fold with the user's others",
-                        "notice", result.send_at.isoformat())
+            # folding: the user just got a notice about another withdrawal on this channel, or
+            # this one waits for the end of quiet or legal hours; it goes out with the user's
+            # others released at the same moment (one message)
+            self._deferred.append((result.send_at, record.key, notice.model_copy(update={"hold_until": None})))
+            if notice.hold_until is None:
+                record.deferred.append(f"{notice.channel}@{result.send_at.isoformat()}")
+                self._event(f"{notice.stage.value} notice via {notice.channel} batched to fold with the user's others",
+                            "notice", result.send_at.isoformat())
             self._poke = True
         elif result.status == "folded":
             record.delivered.append(notice.channel)
