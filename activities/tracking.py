@@ -50,14 +50,18 @@ class TrackingActivities:
         )
         hits = evaluate(ruleset, req, history, now, req.card_added_at)
         record_risk_hits(self.engine, req.withdrawal_id, hits)
+        # Read, not marked: the rows are marked applied by the workflow's first progress
+        # write, which runs only once this result is in its history. A worker that dies
+        # before that runs init again and reads them again (the workflow ignores an event id
+        # it has seen), so a crash at any point neither loses nor doubles a callback.
         rows = parked_for(self.engine, req.withdrawal_id)
         parked = [Observation.model_validate_json(r.observation_json) for r in rows]
-        mark_parked_delivered(self.engine, [r.id for r in rows])
         return InitResult(
             policy=policy,
             notice_policy=notice_policy,
             available_channels=self.available_channels,
             parked=parked,
+            parked_ids=[r.id for r in rows if r.id is not None],
             risk_hits=hits,
             four_eyes=ruleset.needs_four_eyes(req.amount, req.currency),
         )
@@ -69,3 +73,5 @@ class TrackingActivities:
     @activity.defn(name="record_progress")
     async def record_progress(self, update: ProgressUpdate) -> None:
         await asyncio.to_thread(update_progress, self.engine, update)
+        if update.parked_applied:
+            await asyncio.to_thread(mark_parked_delivered, self.engine, update.parked_applied)

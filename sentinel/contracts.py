@@ -25,6 +25,10 @@ class InitResult(_C):
     notice_policy: NoticePolicy
     available_channels: list[str]
     parked: list[Observation] = Field(default_factory=list, description="callbacks that came before the start")
+    parked_ids: list[int] = Field(
+        default_factory=list,
+        description="their rows: marked applied by the next progress write, once they are in the workflow's history",
+    )
     risk_hits: list[RiskHit] = Field(default_factory=list, description="risk rules the withdrawal hit (R12)")
     four_eyes: bool = Field(False, description="two different reviewers must approve")
 
@@ -39,6 +43,10 @@ class ProgressUpdate(_C):
     reason_code: str | None = None
     needs_review: bool = False
     at: datetime
+    parked_applied: list[int] = Field(
+        default_factory=list,
+        description="parked callbacks the workflow has in its history (from init_tracking): marked applied now",
+    )
 
 
 class DocumentsUpload(_C):

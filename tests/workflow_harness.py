@@ -137,11 +137,11 @@ class _TrackingClient(SentinelClient):
 
 
 @asynccontextmanager
-async def running(env, settings: Settings, channel):
-    """A worker on its own task queue. On exit, workflows the test left open are
-    terminated: one left waiting on a timer with no worker would stall time skipping for
-    every later test on the shared test server."""
-    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+async def running(env, settings: Settings, channel, task_queue: str | None = None):
+    """A worker on its own task queue (or ``task_queue``). On exit, workflows the test left
+    open are terminated: one left waiting on a timer with no worker would stall time
+    skipping for every later test on the shared test server."""
+    task_queue = task_queue or f"tq-{uuid.uuid4().hex[:8]}"
     channels = channel if isinstance(channel, dict) else {"generic": channel}
     activities = build_activities(settings, channels=channels)
     client = _TrackingClient(env.client, task_queue, env if env.supports_time_skipping else None)

@@ -139,6 +139,8 @@ class WithdrawalWorkflow:
         self._documents_due: datetime | None = None
         # notices deferred to quiet/legal hours: (send at, record key, request)
         self._deferred: list[tuple[datetime, str, NoticeRequest]] = []
+        # parked callbacks from init_tracking, marked applied by the next progress write
+        self._parked_to_mark: list[int] = []
 
     # --- entry point ------------------------------------------------------------------
 
@@ -158,6 +160,7 @@ class WithdrawalWorkflow:
         for obs in init.parked:
             self._event("callback received before tracking started", "callback", obs.event_id)
             self._incoming.append(obs)
+        self._parked_to_mark = list(init.parked_ids)
 
         self._four_eyes = init.four_eyes
         if init.risk_hits:
@@ -859,9 +862,10 @@ class WithdrawalWorkflow:
         """Write what changed since the last flush: one search-attribute upsert and one
         projection update (a local activity), however many changes there were."""
         self._flush_search_attributes()
-        if not self._progress_dirty:
+        if not self._progress_dirty and not self._parked_to_mark:
             return
         self._progress_dirty = False
+        parked, self._parked_to_mark = self._parked_to_mark, []
         await workflow.execute_local_activity(
             "record_progress",
             ProgressUpdate(
@@ -872,6 +876,7 @@ class WithdrawalWorkflow:
                 reason_code=self._reason_code,
                 needs_review=self._status.needs_human,
                 at=workflow.now(),
+                parked_applied=parked,
             ),
             start_to_close_timeout=timedelta(seconds=15),
         )
