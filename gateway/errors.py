@@ -6,7 +6,9 @@ Validation errors (422) list each problem with the field it concerns::
                                              "msg": "...", "type": "..."}]}
 
 Bad input never becomes a 500; an unexpected failure is a 500 without internals, and
-Temporal being unreachable is a 503 (retry later: nothing was lost).
+Temporal being unreachable is a 503 (retry later: nothing was lost). A request Temporal
+refuses as invalid (gRPC INVALID_ARGUMENT, e.g. an id longer than the server allows) is
+400 ``{"error": "rejected by Temporal", "detail": <Temporal's reason>}``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def rejected_by_temporal(reason: str) -> ApiError:
+    """Temporal refused the request as invalid (INVALID_ARGUMENT): the request is at fault."""
+    return ApiError(400, "rejected by Temporal", reason)
+
+
 #: error answers worth listing in the OpenAPI document of a route
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": HTTPStatus(code).phrase} for code in codes}
@@ -77,9 +84,11 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid request", field_errors(list(exc.errors())))
 
     @app.exception_handler(RPCError)
-    async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
+    async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return error_response(404, "not found", str(exc))
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            return await _api_error(request, rejected_by_temporal(exc.message))
         log.warning("Temporal call failed: %s %s", exc.status.name if exc.status else "?", exc)
         return error_response(503, "temporarily unavailable", f"Temporal: {exc.status.name if exc.status else exc}")
 

@@ -24,8 +24,8 @@ from gateway import deps
 from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR, Principal, require
 from gateway.deps import Out, RecordOut, WithdrawalId, db
 from gateway.errors import ApiError, responses
-from gateway.routes_withdrawals import view_of
-from sentinel.models import ReviewDecision, WithdrawalView
+from gateway.views import StatusOut, Unanswered, Views, projected, views
+from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from starter.client import FourEyesViolation, NotAwaitingReview, SentinelClient
 from store.repo import add_audit, assign_review, audit_for, get_record, review_queue_page, risk_hits_for
@@ -124,13 +124,19 @@ class AuditOut(Out):
 
 class Sla(BaseModel):
     review_since: datetime | None = None
-    escalated: bool = Field(description="the review SLA passed: a supervisor was alerted, the user told (R29)")
+    escalated: bool | None = Field(
+        description="the review SLA passed: a supervisor was alerted, the user told (R29); null when the view "
+        "is the projection (its notices are not known)"
+    )
     escalated_at: datetime | None = None
 
 
 class CaseOut(BaseModel):
     record: RecordOut
-    view: WithdrawalView | None = Field(None, description="the workflow's status query; null if it is gone")
+    view: StatusOut | None = Field(
+        None, description="the workflow's status query (source: live); the projection (source: projection) when "
+        "the workflow does not answer in time; null if the workflow is gone"
+    )
     risk_hits: list[RiskHitOut]
     audit: list[AuditOut]
     sla: Sla
@@ -144,9 +150,11 @@ def _age(since: datetime | None, now: datetime) -> int | None:
     return max(0, int((now - since).total_seconds()))
 
 
-def _sla(view: WithdrawalView | None) -> Sla:
+def _sla(view: StatusOut | None) -> Sla:
     if view is None:
         return Sla(escalated=False)
+    if view.source == "projection":
+        return Sla(review_since=view.review_since, escalated=None)
     since = view.review_since
     escalations = [
         n.at for n in view.notices if n.stage == Stage.REVIEW_DELAYED and (since is None or n.at >= since)
@@ -189,24 +197,25 @@ async def queue(
     "/v1/reviews/{withdrawal_id}",
     response_model=CaseOut,
     summary="One case: the record, the workflow's view, risk hits, the audit trail, the SLA",
-    description="Roles reviewer, supervisor, operator. Decided cases stay readable.",
-    responses=responses(401, 403, 404, 422),
+    description="Roles reviewer, supervisor, operator. Decided cases stay readable. When the workflow does not "
+    "answer in time, the view is the projection (source: projection).",
+    responses=responses(400, 401, 403, 404, 422),
 )
 async def case(
     withdrawal_id: WithdrawalId,
     who: Principal = Depends(require(*DESK)),
     engine=Depends(deps.engine),
-    client: SentinelClient = Depends(deps.client),
+    v: Views = Depends(views),
 ) -> CaseOut:
     record = await db(get_record, engine, withdrawal_id)
     if record is None:
         raise ApiError(404, "not found", f"withdrawal {withdrawal_id} has no record")
     try:
-        view = await client.status(withdrawal_id)
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
+        view = await v.live(withdrawal_id)
+    except RPCError:  # NOT_FOUND: live() raises no other
         view = None  # past the namespace's retention: the record and the audit trail remain
+    except Unanswered:
+        view = projected(record)
     hits = await db(risk_hits_for, engine, withdrawal_id)
     audit = await db(audit_for, engine, withdrawal_id)
     return CaseOut(
@@ -262,7 +271,7 @@ async def assign(
     summary="Decide a case: approve, reject or request_documents, with the reason",
     description="Roles reviewer and supervisor; operators for MANUAL_CHECK cases. The reviewer is the caller. "
     "409 when the withdrawal is not awaiting review, or when four-eyes needs a different approver.",
-    responses=responses(401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
 async def decide(
     withdrawal_id: WithdrawalId,
@@ -270,9 +279,10 @@ async def decide(
     who: Principal = Depends(require(*DESK)),
     engine=Depends(deps.engine),
     client: SentinelClient = Depends(deps.client),
+    v: Views = Depends(views),
 ) -> DecisionOut:
     if who.role == OPERATOR:
-        view = await view_of(client, withdrawal_id)
+        view = await v.live_or_503(withdrawal_id, who)
         if view.status != WithdrawalStatus.MANUAL_CHECK:
             raise ApiError(403, "forbidden", f"operators decide manual checks only; this one is {view.status.value}")
     decision = ReviewDecision(decision=body.decision, reviewer=who.name, reason=body.reason, documents=body.documents)

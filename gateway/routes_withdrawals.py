@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.service import RPCError, RPCStatusCode
-
 from gateway import deps
 from gateway.auth import OPERATOR, PAYMENT_SERVICE, REVIEWER, SUPERVISOR, USER, Principal, ensure_user_access, require
 from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, status_url
 from gateway.errors import ApiError, responses
+from gateway.views import StatusOut, Views, views
 from sentinel.contracts import DocumentsUpload, NoticeAck
-from sentinel.models import WithdrawalRequest, WithdrawalView
+from sentinel.models import WithdrawalRequest
 from starter.client import SentinelClient
 from store.repo import add_audit, get_record, payee_fingerprint, user_withdrawals
 
@@ -37,23 +36,6 @@ class LinkAck(BaseModel):
     key: str = Field(min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1")
 
 
-async def view_of(client: SentinelClient, withdrawal_id: str) -> WithdrawalView:
-    try:
-        return await client.status(withdrawal_id)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(404, "not found", f"withdrawal {withdrawal_id} is not tracked") from None
-        raise
-
-
-async def owned_view(client: SentinelClient, withdrawal_id: str, who: Principal) -> WithdrawalView:
-    """The view, if this caller may see it: the owner's token, or a staff / service role."""
-    view = await view_of(client, withdrawal_id)
-    if who.is_user and view.user_id != who.user_id:
-        raise ApiError(403, "forbidden", "this withdrawal belongs to another user")
-    return view
-
-
 _SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_last4")
 
 
@@ -62,8 +44,9 @@ _SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_l
     status_code=202,
     response_model=Started,
     summary="Start tracking a withdrawal (idempotent on withdrawal_id)",
-    description="Role payment-service. A repeat returns the same workflow; the same id with different details is 409.",
-    responses=responses(401, 403, 409, 422, 503),
+    description="Role payment-service. A repeat returns the same workflow; the same id with different details is 409. "
+    "400 when Temporal refuses the start as invalid (e.g. an id longer than the server allows).",
+    responses=responses(400, 401, 403, 409, 422, 503),
 )
 async def start(
     req: WithdrawalRequest,
@@ -85,17 +68,20 @@ async def start(
 
 @router.get(
     "/v1/withdrawals/{withdrawal_id}",
-    response_model=WithdrawalView,
+    response_model=StatusOut,
     summary="Status, reason, timeline, notices, next step, ETA (R16)",
-    description="Roles payment-service, reviewer, supervisor, operator; or the owner's user token.",
-    responses=responses(401, 403, 404, 422),
+    description="Roles payment-service, reviewer, supervisor, operator; or the owner's user token. "
+    "Live from the workflow (source: live); when it does not answer within the configured deadline, from the "
+    "app database's projection (source: projection, as_of: its last update; timeline and notices empty). "
+    "503 only when neither can answer.",
+    responses=responses(400, 401, 403, 404, 422, 503),
 )
 async def status(
     withdrawal_id: WithdrawalId,
     who: Principal = Depends(require(PAYMENT_SERVICE, REVIEWER, SUPERVISOR, OPERATOR, USER)),
-    client: SentinelClient = Depends(deps.client),
-) -> WithdrawalView:
-    return await owned_view(client, withdrawal_id, who)
+    v: Views = Depends(views),
+) -> StatusOut:
+    return await v.status(withdrawal_id, who)
 
 
 @router.get(
@@ -123,8 +109,8 @@ async def records(
     response_model=Accepted,
     summary="The user uploaded the documents a reviewer asked for (R18)",
     description="The owner's user token. 409 when the withdrawal is not waiting for documents. "
-    "The case goes back to the review queue.",
-    responses=responses(401, 403, 404, 409, 422),
+    "The case goes back to the review queue. 503 when the workflow does not answer in time (retry).",
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
 async def upload_documents(
     withdrawal_id: WithdrawalId,
@@ -132,8 +118,9 @@ async def upload_documents(
     who: Principal = Depends(require(USER)),
     client: SentinelClient = Depends(deps.client),
     engine=Depends(deps.engine),
+    v: Views = Depends(views),
 ) -> Accepted:
-    view = await owned_view(client, withdrawal_id, who)
+    view = await v.live_or_503(withdrawal_id, who)
     if not view.awaiting_documents:
         raise ApiError(409, "not waiting for documents",
                        f"withdrawal {withdrawal_id} is {view.status.value} and no documents are requested")
@@ -147,16 +134,18 @@ async def upload_documents(
     "/v1/withdrawals/{withdrawal_id}/notices/ack",
     response_model=deps.Ok,
     summary="The user opened a notice's deep link: its escalation stops (R21)",
-    description="The owner's user token. 404 when the withdrawal has no notice with this key.",
-    responses=responses(401, 403, 404, 422),
+    description="The owner's user token. 404 when the withdrawal has no notice with this key. "
+    "503 when the workflow does not answer in time (retry).",
+    responses=responses(400, 401, 403, 404, 422, 503),
 )
 async def ack_notice(
     withdrawal_id: WithdrawalId,
     body: LinkAck,
     who: Principal = Depends(require(USER)),
     client: SentinelClient = Depends(deps.client),
+    v: Views = Depends(views),
 ) -> deps.Ok:
-    view = await owned_view(client, withdrawal_id, who)
+    view = await v.live_or_503(withdrawal_id, who)
     if not any(body.key == n.key or body.key.startswith(n.key + "/") for n in view.notices):
         raise ApiError(404, "no such notice", f"withdrawal {withdrawal_id} has no notice {body.key!r}")
     await client.notice_read(withdrawal_id, NoticeAck(key=body.key, channel="link"))

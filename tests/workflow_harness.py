@@ -138,17 +138,23 @@ class _TrackingClient(SentinelClient):
         return _SkippingHandle(handle, self.env) if self.env is not None else handle
 
 
+def worker(env, settings: Settings, channel, task_queue: str) -> Worker:
+    """The real workflow and activities on ``task_queue`` (``async with`` runs it; leaving
+    the block stops it, the workflows stay as they are)."""
+    channels = channel if isinstance(channel, dict) else {"generic": channel}
+    activities = build_activities(settings, channels=channels)
+    return Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities)
+
+
 @asynccontextmanager
 async def running(env, settings: Settings, channel, task_queue: str | None = None):
     """A worker on its own task queue (or ``task_queue``). On exit, workflows the test left
     open are terminated: one left waiting on a timer with no worker would stall time
     skipping for every later test on the shared test server."""
     task_queue = task_queue or f"tq-{uuid.uuid4().hex[:8]}"
-    channels = channel if isinstance(channel, dict) else {"generic": channel}
-    activities = build_activities(settings, channels=channels)
     client = _TrackingClient(env.client, task_queue, env if env.supports_time_skipping else None)
     try:
-        async with Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities):
+        async with worker(env, settings, channel, task_queue):
             yield client
     finally:
         for wid in client.started:
