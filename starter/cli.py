@@ -406,18 +406,21 @@ refused and the previous version stays in force.
 """
 
 SETTINGS_DOC_TAIL = """
-Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_SMTP_PASSWORD`) have
-development defaults so that `make run` works out of the box; production sets them from a
-secret store (see docs/deployment.md). They never appear in logs or workflow history.
+Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_PAYLOAD_KEYS`,
+`SENTINEL_SMTP_PASSWORD`) have development defaults so that `make run` works out of the box;
+production sets them from a secret store (see docs/deployment.md). They never appear in logs
+or workflow history.
 """
 
 
 def settings_markdown() -> str:
     rows = []
     for name, f in Settings.model_fields.items():
-        d = f.default
+        d = f.get_default(call_default_factory=True)
         if hasattr(d, "get_secret_value"):
             d = "(secret) " + d.get_secret_value()
+        elif isinstance(d, (list, dict)):
+            d = json.dumps(d)  # as the environment variable takes it
         d = str(d).replace(str(ROOT) + "/", "")
         rows.append(f"| `SENTINEL_{name.upper()}` | `{d}` | {f.description} |")
     return SETTINGS_DOC_HEAD + "\n".join(rows) + "\n" + SETTINGS_DOC_TAIL
