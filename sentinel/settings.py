@@ -146,6 +146,10 @@ class Settings(BaseSettings):
         SecretStr("dev-user-token-secret"), description="HMAC key of the signed end-user tokens"
     )
     user_token_ttl_s: int = Field(3600, description="lifetime of an end-user token, seconds")
+    codec_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="JSON list of browser origins (the Temporal UI) allowed to call /codec/encode and /codec/decode",
+    )
 
     # Observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: no export")
