@@ -90,6 +90,9 @@ Filters for stuck payouts (paste into the UI's query box):
   NeedsReview=true
   WithdrawalStatus="MANUAL_CHECK" OR WithdrawalStatus="UNDER_REVIEW"
   ExceptionCategory="ACCOUNT_INFO_ERROR" AND BankCode="ICBC"
+Payloads are encrypted; read one history in clear through the gateway's codec server:
+  temporal workflow show --address 127.0.0.1:{stack.ports.temporal} -w withdrawal-<id> \\
+    --codec-endpoint http://127.0.0.1:{stack.ports.gateway}/codec --codec-auth "Bearer dev-operator-key"
 """,
         flush=True,
     )
