@@ -4,7 +4,8 @@ docs/gateway.md.
 
 One router per area: channel callbacks (signed by the channel), withdrawals (start, status,
 records, documents, link receipts), the inbox, the review desk, operations, provider
-receipts. Authentication: API keys with roles and signed user tokens (gateway/auth.py).
+receipts, the codec server of the Temporal UI (decrypts workflow history for operators).
+Authentication: API keys with roles and signed user tokens (gateway/auth.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from channels.registry import build_channels
 from gateway import (
     errors,
     routes_callbacks,
+    routes_codec,
     routes_devices,
     routes_inbox,
     routes_ops,
@@ -29,6 +31,7 @@ from gateway import (
 from gateway.auth import KeyStore
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
+from starter.codec import codec_for
 from store.db import engine_for
 
 DESCRIPTION = """Withdrawal tracking for the payment service, reviewers, operators and the app.
@@ -59,10 +62,12 @@ def create_app(
     app.state.engine = engine_for(settings.database_url)
     app.state.channels = build_channels(settings)
     app.state.keys = KeyStore(settings.api_keys_file)
+    app.state.codec = codec_for(settings)  # the workers' payload keys, for the codec server
     errors.install(app)
     for module in (routes_withdrawals, routes_inbox, routes_devices, routes_reviews, routes_ops, routes_callbacks,
-                   routes_receipts):
+                   routes_receipts, routes_codec):
         app.include_router(module.router)
+    app.add_middleware(routes_codec.CodecCors, origins=settings.codec_cors_origins)
     return app
 
 

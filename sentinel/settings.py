@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the development payload key (its bytes spell "dev-payload-key-NOT-for-prod-use"): public
+DEV_PAYLOAD_KEYS = "dev:ZGV2LXBheWxvYWQta2V5LU5PVC1mb3ItcHJvZC11c2U="
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,11 @@ class Settings(BaseSettings):
     task_queue: str = Field("withdrawal-sentinel", description="task queue of the worker")
     worker_max_cached_workflows: int = Field(
         250, description="workflows kept in worker memory; others are rebuilt from history when they wake (RSS bound)"
+    )
+    payload_keys: SecretStr = Field(
+        SecretStr(DEV_PAYLOAD_KEYS),
+        description="AES-256 keys that encrypt workflow history payloads, id:base64key,... newest first "
+        "(the newest encrypts, all decrypt); the default is a public development key: set your own",
     )
 
     # Application database (notices, inbox, parked callbacks)
@@ -143,6 +150,10 @@ class Settings(BaseSettings):
         SecretStr("dev-user-token-secret"), description="HMAC key of the signed end-user tokens"
     )
     user_token_ttl_s: int = Field(3600, description="lifetime of an end-user token, seconds")
+    codec_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="JSON list of browser origins (the Temporal UI) allowed to call /codec/encode and /codec/decode",
+    )
 
     # Observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: no export")

@@ -90,6 +90,9 @@ Filters for stuck payouts (paste into the UI's query box):
   NeedsReview=true
   WithdrawalStatus="MANUAL_CHECK" OR WithdrawalStatus="UNDER_REVIEW"
   ExceptionCategory="ACCOUNT_INFO_ERROR" AND BankCode="ICBC"
+Payloads are encrypted; read one history in clear through the gateway's codec server:
+  temporal workflow show --address 127.0.0.1:{stack.ports.temporal} -w withdrawal-<id> \\
+    --codec-endpoint http://127.0.0.1:{stack.ports.gateway}/codec --codec-auth "Bearer dev-operator-key"
 """,
         flush=True,
     )
@@ -406,18 +409,21 @@ refused and the previous version stays in force.
 """
 
 SETTINGS_DOC_TAIL = """
-Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_SMTP_PASSWORD`) have
-development defaults so that `make run` works out of the box; production sets them from a
-secret store (see docs/deployment.md). They never appear in logs or workflow history.
+Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_PAYLOAD_KEYS`,
+`SENTINEL_SMTP_PASSWORD`) have development defaults so that `make run` works out of the box;
+production sets them from a secret store (see docs/deployment.md). They never appear in logs
+or workflow history.
 """
 
 
 def settings_markdown() -> str:
     rows = []
     for name, f in Settings.model_fields.items():
-        d = f.default
+        d = f.get_default(call_default_factory=True)
         if hasattr(d, "get_secret_value"):
             d = "(secret) " + d.get_secret_value()
+        elif isinstance(d, (list, dict)):
+            d = json.dumps(d)  # as the environment variable takes it
         d = str(d).replace(str(ROOT) + "/", "")
         rows.append(f"| `SENTINEL_{name.upper()}` | `{d}` | {f.description} |")
     return SETTINGS_DOC_HEAD + "\n".join(rows) + "\n" + SETTINGS_DOC_TAIL

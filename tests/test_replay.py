@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.conftest import DEV_CONVERTER
+from tests.history_payloads import opened_texts
 from workflows.withdrawal import WithdrawalWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
@@ -25,30 +26,14 @@ def test_histories_are_recorded():
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path):
     history = WorkflowHistory.from_json(f"withdrawal-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[WithdrawalWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[WithdrawalWorkflow], data_converter=DEV_CONVERTER)
     await replayer.replay_workflow(history)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 def test_history_holds_no_card_number(path: Path):
-    # R22: workflow history never carries a card number (payloads are base64 JSON).
-    import base64
-    import json
-
-    def payload_texts(node):
-        if isinstance(node, dict):
-            if "data" in node and isinstance(node["data"], str):
-                try:
-                    yield base64.b64decode(node["data"]).decode("utf-8", "replace")
-                except ValueError:
-                    pass
-            for v in node.values():
-                yield from payload_texts(v)
-        elif isinstance(node, list):
-            for v in node:
-                yield from payload_texts(v)
-
-    texts = list(payload_texts(json.loads(path.read_text())))
+    # R22: workflow history never carries a card number, not even inside its (decrypted) payloads.
+    texts = opened_texts(path.read_text(), DEV_CONVERTER.payload_codec.keyring)
     assert texts, "no payloads decoded"
     for text in texts:
         assert not re.search(r"(?<!\d)\d{12,19}(?!\d)", text), text[:200]
