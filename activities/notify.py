@@ -23,7 +23,9 @@ from temporalio.exceptions import ApplicationError
 from notifiers.base import POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
+from sentinel.contracts import NoticeGivenUp
 from sentinel.models import DeliveryResult, NoticeRequest
+from sentinel.taxonomy import Stage
 from sentinel.render import DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
 from activities.config_files import HotFile
 from sentinel.notice_policy import load_notice_policy
@@ -33,6 +35,7 @@ from store.repo import (
     delivery_status,
     finish_batch,
     finish_delivery,
+    give_up_delivery,
     lead_batch,
     mark_committing,
     recent_notices,
@@ -177,6 +180,11 @@ class NotifyActivities:
         claim = await asyncio.to_thread(claim_delivery, self.engine, row)
         if not claim.send:
             return self._not_ours(notice, claim.status, claim.provider_message_id)
+        if activity.info().attempt > 1 and not await asyncio.to_thread(self._still_true, notice):
+            # retried while the provider was down, and the withdrawal has moved on meanwhile
+            why = "no longer true when the provider could be reached again: not sent"
+            await asyncio.to_thread(finish_delivery, self.engine, claim.row_id, status="suppressed", error=why)
+            return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed", detail=why)
         if claim.previous in ("sending", "unknown"):
             found = await self._find_sent(notice, notifier, claim.row_id, claim.provider_message_id)
             if found is not None:
@@ -218,6 +226,21 @@ class NotifyActivities:
         activity.logger.info("notice %s was already sent (%s): not sent again", notice.key, message_id)
         return DeliveryResult(key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id,
                               detail="found at the provider after an interrupted attempt")
+
+    def _still_true(self, notice: NoticeRequest) -> bool:
+        """The withdrawal is still where the notice says (projection); operator alerts always are."""
+        if notice.stage == Stage.OPERATOR_ALERT:
+            return True
+        wid = notice.withdrawal.withdrawal_id
+        current = withdrawal_statuses(self.engine, [wid]).get(wid)
+        return current is None or current[0] == notice.status.value
+
+    @activity.defn(name="give_up_notice")
+    async def give_up_notice(self, given_up: NoticeGivenUp) -> None:
+        """The workflow stopped trying to deliver a notice: the delivery log says so."""
+        marked = await asyncio.to_thread(give_up_delivery, self.engine, given_up.key, given_up.reason)
+        activity.logger.warning("notice %s given up: %s%s", given_up.key, given_up.reason,
+                                "" if marked else " (its row was already final)")
 
     def _not_ours(self, notice: NoticeRequest, status: str, provider_message_id: str | None) -> DeliveryResult:
         if status == "sending":

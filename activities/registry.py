@@ -59,4 +59,4 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         link_ttl_s=settings.link_ttl_s,
         notice_policy=notice_policy,
     )
-    return [tracking.init_tracking, tracking.record_progress, channel.submit_payout, channel.query_payout, notify.deliver_notice]
+    return [tracking.init_tracking, tracking.record_progress, channel.submit_payout, channel.query_payout, notify.deliver_notice, notify.give_up_notice]

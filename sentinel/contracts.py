@@ -71,3 +71,11 @@ class SubmitInput(_C):
 class QueryInput(_C):
     channel: str
     order_id: str
+
+
+class NoticeGivenUp(_C):
+    """A notice the workflow stopped trying to deliver (retried until the channel's give-up
+    time, or refused for good): the delivery log records it as ``given_up``."""
+
+    key: str
+    reason: str = Field(max_length=300)

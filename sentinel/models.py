@@ -179,6 +179,7 @@ class NoticeRecord(_Model):
     escalate_at: datetime | None = None
     read_at: datetime | None = None
     at: datetime
+    alert: str | None = Field(default=None, max_length=300, description="operator alerts: what went wrong")
 
 
 class TrackingPolicy(_Model):
@@ -253,6 +254,7 @@ class NoticeRequest(_Model):
     folded: list[str] = Field(
         default_factory=list, description="set by the notice activity for a digest: the other orders it folds in"
     )
+    alert: str | None = Field(default=None, max_length=300, description="operator alerts: what went wrong")
     hold_until: datetime | None = Field(
         None,
         description="deferred to this moment (quiet or legal hours): the activity records it as batched, so the "

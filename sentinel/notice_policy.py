@@ -77,6 +77,19 @@ class Fold(_P):
     exempt_severities: list[Severity] = Field(default_factory=list)
 
 
+class NoticeRetry(_P):
+    """How long a notice that stays true is retried while its provider is down: a capped
+    backoff up to ``max_interval_s`` between tries, given up after ``give_up_after_s`` of the
+    channel (``default`` for the others); then operators are alerted (R8, R33)."""
+
+    initial_interval_s: float = Field(default=2, gt=0)
+    max_interval_s: float = Field(default=600, gt=0)
+    give_up_after_s: dict[str, float] = Field(default_factory=lambda: {"default": 86400.0})
+
+    def give_up_after(self, channel: str) -> float:
+        return self.give_up_after_s.get(channel, self.give_up_after_s.get("default", 86400.0))
+
+
 class RecentNotice(_P):
     """A notice the user got recently (from the delivery log)."""
 
@@ -103,6 +116,7 @@ class NoticePolicy(_P):
         "the inbox has the notice) or resend (at least once); unlisted channels hold",
     )
     operator_alert_categories: list[ExceptionCategory] = Field(default_factory=list)
+    retry: NoticeRetry = Field(default_factory=NoticeRetry)
 
     @model_validator(mode="after")
     def _every_severity_has_a_ladder(self) -> "NoticePolicy":
@@ -249,4 +263,12 @@ def load_notice_policy(doc: Mapping[str, Any]) -> NoticePolicy:
         fold = dict(doc["fold"])
         fold["window_s"] = parse_duration(fold.pop("window"))
         doc["fold"] = fold
+    if doc.get("retry"):
+        retry = dict(doc["retry"])
+        for name in ("initial_interval", "max_interval"):
+            if name in retry:
+                retry[f"{name}_s"] = parse_duration(retry.pop(name))
+        if "give_up_after" in retry:
+            retry["give_up_after_s"] = {k: parse_duration(v) for k, v in retry.pop("give_up_after").items()}
+        doc["retry"] = retry
     return NoticePolicy.model_validate(doc)

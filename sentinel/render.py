@@ -415,6 +415,7 @@ def render_notice(
         "stage": notice.stage.value,
         "category": notice.category.value if notice.category else None,
         "subtype": notice.subtype,
+        "alert": notice.alert,
         "reason_code": notice.reason_code,
         "severity": notice.severity.value,
         "status": notice.status.value,

@@ -113,6 +113,23 @@ def finish_delivery(
         session.commit()
 
 
+#: delivery statuses after which there is nothing left to give up
+_DONE = ("sent", "delivered", "read", "folded", "duplicate", "suppressed", "skipped")
+
+
+def give_up_delivery(engine: Engine, key: str, reason: str) -> bool:
+    """The workflow stopped trying to deliver ``key``: its row says ``given_up`` with the
+    reason (a row already done keeps its status). False when no row needed it."""
+    with Session(engine) as session:
+        done = session.execute(
+            update(NoticeDelivery)
+            .where(NoticeDelivery.key == key, NoticeDelivery.status.not_in(_DONE))
+            .values(status="given_up", error=reason, updated_at=utcnow())
+        )
+        session.commit()
+        return done.rowcount == 1
+
+
 # --- folding (several notices of one user become one message) ---------------------------
 
 

@@ -20,11 +20,14 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import RetryState
+from temporalio.exceptions import TimeoutError as GaveUp
 
 with workflow.unsafe.imports_passed_through():
     from channels.base import order_id_for
     from sentinel.contracts import (
         DocumentsUpload,
+        NoticeGivenUp,
         InitInput,
         InitResult,
         NoticeAck,
@@ -66,13 +69,9 @@ CHANNEL_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=["ChannelRejectedRequest", "UnknownChannel"],
 )
-NOTICE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    maximum_attempts=12,
-    non_retryable_error_types=["UnknownChannel", "PermanentDeliveryError"],
-)
+#: notices: retried on a capped backoff until the channel's give-up time of the notice
+#: policy (``retry``), as long as they stay true (the activity checks on each retry)
+NOTICE_NON_RETRYABLE = ["UnknownChannel", "PermanentDeliveryError"]
 MAX_SAME_ORDER_RESUBMITS = 3
 #: patch id: deferred notices on folded channels are held as batched (one message at the
 #: end of quiet or legal hours), fold windows ending at night wait for morning
@@ -553,12 +552,12 @@ class WithdrawalWorkflow:
         self._set_status(WithdrawalStatus.FAILED)
         self._notify(Stage.DOCUMENTS_EXPIRED, self._category, documents=documents)
 
-    def _alert_operators(self, category: ExceptionCategory | None, force: bool = False) -> None:
+    def _alert_operators(self, category: ExceptionCategory | None, force: bool = False, alert: str | None = None) -> None:
         if self._operators_alerted and not force:
             return
         self._operators_alerted = True
         if "ops_email" in self._available:
-            self._notify(Stage.OPERATOR_ALERT, category, channels=["ops_email"])
+            self._notify(Stage.OPERATOR_ALERT, category, channels=["ops_email"], alert=alert)
 
     async def _apply_decision(self, decision: ReviewDecision) -> None:
         if not self._status.needs_human:
@@ -652,6 +651,7 @@ class WithdrawalWorkflow:
         *,
         channels: list[str] | None = None,
         documents: list[str] | None = None,
+        alert: str | None = None,
     ) -> None:
         """Decide a notice: severity, rung-0 channels, escalation deadline; then send or
         defer each channel's delivery (R13, R21, R31)."""
@@ -675,6 +675,7 @@ class WithdrawalWorkflow:
             at=now,
             escalate_at=now + timedelta(seconds=escalate_after) if escalate_after else None,
             documents=documents or [],
+            alert=alert,
         )
         self._notices.append(record)
         if stage != Stage.OPERATOR_ALERT:
@@ -706,6 +707,7 @@ class WithdrawalWorkflow:
             eta=self._eta,
             documents=record.documents,
             rung=rung,
+            alert=record.alert,
         )
         if at <= now:
             self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
@@ -809,17 +811,25 @@ class WithdrawalWorkflow:
         self._poke = True
 
     async def _deliver(self, record: NoticeRecord, notice: NoticeRequest) -> None:
+        retry = self._notice_policy.retry
+        give_up_s = retry.give_up_after(notice.channel)
         try:
             result = await workflow.execute_activity(
                 "deliver_notice",
                 notice,
                 result_type=DeliveryResult,
                 start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=NOTICE_RETRY,
+                schedule_to_close_timeout=timedelta(seconds=give_up_s),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=retry.initial_interval_s),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=retry.max_interval_s),
+                    maximum_attempts=0,
+                    non_retryable_error_types=NOTICE_NON_RETRYABLE,
+                ),
             )
         except ActivityError as err:
-            record.failed.append(notice.channel)
-            self._event(f"{notice.stage.value} notice via {notice.channel} failed", "notice", str(err.cause))
+            await self._given_up(record, notice, err, give_up_s)
             return
         if result.status in ("sent", "duplicate"):
             record.delivered.append(notice.channel)
@@ -840,6 +850,35 @@ class WithdrawalWorkflow:
         else:
             record.suppressed.append(notice.channel)
             self._event(f"{notice.stage.value} notice via {notice.channel} {result.status}", "notice", result.detail)
+
+    async def _given_up(self, record: NoticeRecord, notice: NoticeRequest, err: ActivityError, give_up_s: float) -> None:
+        """A notice could not be delivered: retried until the channel's give-up time, or
+        refused for good. The delivery log says so, and operators are alerted (the inbox
+        still has the notice)."""
+        record.failed.append(notice.channel)
+        cause = err.cause
+        if isinstance(cause, GaveUp) or err.retry_state == RetryState.TIMEOUT:
+            why = f"not delivered within {int(give_up_s // 3600) or 1} h of retries" if give_up_s >= 3600 else \
+                f"not delivered within {int(give_up_s)} s of retries"
+        else:
+            why = f"refused: {cause}" if cause is not None else str(err)
+        why = why[:200]
+        self._event(f"{notice.stage.value} notice via {notice.channel} given up", "notice", why)
+        try:
+            await workflow.execute_activity(
+                "give_up_notice",
+                NoticeGivenUp(key=notice.key, reason=why),
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=20),
+            )
+        except ActivityError as mark_err:
+            self._event("could not mark the notice given up in the delivery log", "notice", str(mark_err.cause))
+        if notice.channel != "ops_email" and notice.stage != Stage.OPERATOR_ALERT:
+            self._alert_operators(
+                self._category, force=True,
+                alert=f"The {notice.stage.value} notice via {notice.channel} was given up: {why}.",
+            )
+            self._poke = True
 
     # --- bookkeeping --------------------------------------------------------------------
 
