@@ -209,7 +209,10 @@ def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
 
 
 def add_inbox_message(engine: Engine, message: InboxMessage) -> InboxMessage:
-    """Idempotent on ``message.key``: a second add returns the stored message."""
+    """Insert, or return the message already stored under ``message.key`` (unique
+    constraint ``uq_inbox_message_key``). Safe when several workers add the same key at
+    once: on PostgreSQL the later insert waits for the earlier transaction and fails on the
+    key only if it committed; SQLite serialises the writers. One row either way."""
     with Session(engine) as session:
         session.add(message)
         try:
@@ -219,6 +222,12 @@ def add_inbox_message(engine: Engine, message: InboxMessage) -> InboxMessage:
         except IntegrityError:
             session.rollback()
             return session.exec(select(InboxMessage).where(InboxMessage.key == message.key)).one()
+
+
+def find_inbox_message(engine: Engine, key: str) -> InboxMessage | None:
+    """The inbox message stored under the notice ``key`` (committed), None if there is none."""
+    with Session(engine) as session:
+        return session.exec(select(InboxMessage).where(InboxMessage.key == key)).first()
 
 
 def inbox(engine: Engine, user_id: str, limit: int = 50, offset: int = 0) -> tuple[list[InboxMessage], int]:
