@@ -8,6 +8,7 @@ key (a second insert returns the stored message). A takeover therefore finds the
 from __future__ import annotations
 
 import asyncio
+from typing import Collection
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -51,7 +52,7 @@ class InboxNotifier(Notifier):
             raise DeliveryError(f"inbox: database unavailable ({type(exc.orig).__name__})", retryable=True) from None
         return message_id(stored)
 
-    async def find_sent(self, notice: NoticeRequest) -> str | None:
+    async def find_sent(self, notice: NoticeRequest, tried: Collection[str] | None = None) -> str | None:
         """The stored message of this notice key, None when it was never written (it is then
         written: ``send`` is idempotent on the key, so even a writer still alive cannot make a
         second one)."""

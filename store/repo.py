@@ -199,6 +199,32 @@ def mark_committing(engine: Engine, row_id: int) -> None:
         session.commit()
 
 
+#: provider_message_id prefix of a row whose send was handed to providers (a ProviderChain):
+#: ``handed:aliyun,tencent`` names every provider that may have the notice
+HANDED = "handed:"
+
+
+def handed_providers(marker: str | None) -> tuple[str, ...] | None:
+    """The providers a ``handed:`` marker names; None when ``marker`` is not one."""
+    if marker is None or not marker.startswith(HANDED):
+        return None
+    return tuple(n for n in marker[len(HANDED):].split(",") if n)
+
+
+def mark_handed(engine: Engine, row_id: int, provider: str) -> None:
+    """Record, before a provider is asked to send, that it may have the notice. Names add
+    up (an earlier attempt's providers stay named): a takeover asks each of them."""
+    with Session(engine) as session:
+        row = session.get(NoticeDelivery, row_id)
+        names = list(handed_providers(row.provider_message_id) or ())
+        if provider not in names:
+            names.append(provider)
+        row.provider_message_id = HANDED + ",".join(names)
+        row.updated_at = utcnow()
+        session.add(row)
+        session.commit()
+
+
 def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
     with Session(engine) as session:
         stmt = select(NoticeDelivery).where(NoticeDelivery.withdrawal_id == withdrawal_id).order_by(NoticeDelivery.id)
