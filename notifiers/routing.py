@@ -16,6 +16,11 @@ it a notice like any other channel. For each notice it
    once: a bad number is bad everywhere, and a second provider would only bill again;
 4. returns ``"<provider>:<provider message id>"`` so the delivery log shows who sent it.
 
+Before it asks a provider to send, the chain names it (``handing_over``: the notice activity
+writes ``handed:<provider>`` into the delivery row). After a crash mid-send the takeover
+therefore asks only the providers that may have the notice (``find_sent(notice, tried)``),
+and sends at once when none was named (docs/reliability.md).
+
 Every provider has a :class:`CircuitBreaker`: it opens after ``failure_threshold``
 consecutive retryable failures, lets one trial request through after ``cooldown_s``
 (half-open), closes on a success and opens again on a failure. The clock is injectable.
