@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from notifiers.base import POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
+from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
 from sentinel.contracts import NoticeGivenUp
@@ -36,8 +36,10 @@ from store.repo import (
     finish_batch,
     finish_delivery,
     give_up_delivery,
+    handed_providers,
     lead_batch,
     mark_committing,
+    mark_handed,
     recent_notices,
     record_batched,
     record_suppressed,
@@ -196,8 +198,14 @@ class NotifyActivities:
     ) -> DeliveryResult | None:
         """An earlier attempt died after handing the notice over, before the log said so:
         ask the provider before sending again (by the notice key). None: send it."""
+        tried = handed_providers(marker)
+        if notifier.records_hand_over and not tried:
+            # it died before handing the notice to any provider: none can have it
+            activity.logger.info("notice %s: earlier attempt died before handing it to a provider; sending",
+                                 notice.key)
+            return None
         try:
-            message_id = await notifier.find_sent(notice)
+            message_id = await notifier.find_sent(notice, tried)
         except CannotTell:
             if notifier.marks_point_of_no_return and marker != COMMITTING:
                 # it died before the provider could have the notice (SMTP: before DATA)
@@ -267,7 +275,10 @@ class NotifyActivities:
             await asyncio.to_thread(mark_committing, self.engine, row_id)
             passed.append(True)
 
-        token = POINT_OF_NO_RETURN.set(committing)
+        async def handing(provider: str) -> None:
+            await asyncio.to_thread(mark_handed, self.engine, row_id, provider)
+
+        token, handing_token = POINT_OF_NO_RETURN.set(committing), HANDING_OVER.set(handing)
         try:
             message_id = await notifier.send(notice, rendered)
         except DeliveryError as exc:
@@ -282,6 +293,7 @@ class NotifyActivities:
             ) from None
         finally:
             POINT_OF_NO_RETURN.reset(token)
+            HANDING_OVER.reset(handing_token)
         await asyncio.to_thread(
             finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id,
             template_id=rendered.template_id, text_sha256=digest,

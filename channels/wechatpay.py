@@ -61,6 +61,8 @@ AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 TRANSFER_PATH = "/v3/fund-app/mch-transfer/transfer-bills"
 QUERY_PATH = "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"
 NOTIFY_EVENT = "MCHTRANSFER.BILL.FINISHED"
+#: where a notification resource names the merchant: ``mchid`` (WeChat's notification), ``mch_id``
+MERCHANT_FIELDS = ("mchid", "mch_id")
 
 #: out_bill_no: only digits and letters, at most 32 (商户单号).
 _OUT_BILL_NO = re.compile(r"^[A-Za-z0-9]{1,32}$")
@@ -432,9 +434,7 @@ class WeChatPayChannel(HttpChannel):
             raise CallbackRejected(400, "decrypted resource is not JSON") from None
         if not isinstance(bill, dict):
             raise CallbackRejected(400, "decrypted resource must be a JSON object")
-        mch_id = bill.get("mch_id")
-        if mch_id is not None and str(mch_id) != self.config.mch_id:
-            raise CallbackRejected(401, "notification is for another merchant")
+        self._check_merchant(bill)
         order_id, state, reason = from_out_bill_no(bill.get("out_bill_no")), bill.get("state"), bill.get("fail_reason")
         if order_id is None:
             raise CallbackRejected(400, "out_bill_no is missing or not one of our order numbers")
@@ -448,6 +448,18 @@ class WeChatPayChannel(HttpChannel):
         if occurred is None:
             raise CallbackRejected(400, "neither update_time nor create_time is an RFC 3339 time")
         return CallbackEvent(event_id, order_id, state, reason, occurred)
+
+    def _check_merchant(self, bill: Mapping[str, Any]) -> None:
+        """The resource must name our merchant: ``mchid`` (the field of WeChat's
+        notification), or ``mch_id`` (older resources); when both are there, both must be
+        ours. A resource that names no merchant is refused (400): the notification cannot
+        be shown to be ours, and WeChat's own resource always names it."""
+        named = {k: bill[k] for k in MERCHANT_FIELDS if bill.get(k) is not None}
+        if not named:
+            raise CallbackRejected(400, "resource names no merchant (mchid)")
+        foreign = [k for k, v in named.items() if not isinstance(v, (str, int)) or str(v) != self.config.mch_id]
+        if foreign:
+            raise CallbackRejected(401, f"notification is for another merchant ({', '.join(foreign)} is not ours)")
 
     def ack(self) -> tuple[int, str, bytes]:
         # API v3: HTTP 200 or 204 means received (the body is not read); any 4xx/5xx

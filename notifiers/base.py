@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextvars import ContextVar
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Collection
 
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
@@ -30,6 +30,20 @@ async def passing_point_of_no_return() -> None:
         await hook()
 
 
+#: Set by the notice activity around ``send``: a notifier that hands the notice to one of
+#: several providers (``ProviderChain``) calls it with the provider's name right before
+#: that provider is asked to send, so that after a crash the activity knows which
+#: providers could have the notice (none: it is sent; only ones that can be asked: they
+#: are asked).
+HANDING_OVER: ContextVar[Callable[[str], Awaitable[None]] | None] = ContextVar("handing_over", default=None)
+
+
+async def handing_over(provider: str) -> None:
+    hook = HANDING_OVER.get()
+    if hook is not None:
+        await hook(provider)
+
+
 class CannotTell(Exception):
     """The provider offers no way to find out whether a notice was already accepted."""
 
@@ -42,6 +56,9 @@ class Notifier(ABC):
     #: True when ``send`` calls :func:`passing_point_of_no_return` before the provider can
     #: accept the notice (a crash before that point left nothing at the provider)
     marks_point_of_no_return: bool = False
+    #: True when ``send`` calls :func:`handing_over` before each provider it tries (a crash
+    #: with no hand-over recorded left the notice at no provider)
+    records_hand_over: bool = False
 
     @abstractmethod
     def can_reach(self, notice: NoticeRequest) -> bool:
@@ -51,11 +68,13 @@ class Notifier(ABC):
     async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
         """Deliver; return the provider's message id. Raise DeliveryError on failure."""
 
-    async def find_sent(self, notice: NoticeRequest) -> str | None:
+    async def find_sent(self, notice: NoticeRequest, tried: Collection[str] | None = None) -> str | None:
         """After a crash between the provider accepting a notice and the delivery log
         saying so (the row is left ``sending``): the provider's message id if the notice
         (by its key) was accepted, None if it certainly was not. Raise :class:`CannotTell`
-        when the provider gives no way to know (the default; SMTP is one): the notice is
-        then sent again (at least once). Raise DeliveryError when the provider could not be
-        asked now (the activity retries; it never sends blind)."""
+        when the provider gives no way to know (the default; SMTP is one): the notice
+        policy then holds it (``unconfirmed``) or sends it again. Raise DeliveryError when
+        the provider could not be asked now (the activity retries; it never sends blind).
+        ``tried``: the providers the notice was handed to, when the log recorded them
+        (:func:`handing_over`); None: not recorded, any of them may have it."""
         raise CannotTell(f"{self.provider}: no way to look a sent notice up")

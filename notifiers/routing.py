@@ -16,6 +16,11 @@ it a notice like any other channel. For each notice it
    once: a bad number is bad everywhere, and a second provider would only bill again;
 4. returns ``"<provider>:<provider message id>"`` so the delivery log shows who sent it.
 
+Before it asks a provider to send, the chain names it (``handing_over``: the notice activity
+writes ``handed:<provider>`` into the delivery row). After a crash mid-send the takeover
+therefore asks only the providers that may have the notice (``find_sent(notice, tried)``),
+and sends at once when none was named (docs/reliability.md).
+
 Every provider has a :class:`CircuitBreaker`: it opens after ``failure_threshold``
 consecutive retryable failures, lets one trial request through after ``cooldown_s``
 (half-open), closes on a success and opens again on a failure. The clock is injectable.
@@ -35,11 +40,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 import httpx
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import CannotTell, DeliveryError, Notifier, handing_over
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
 
@@ -211,6 +216,8 @@ class Attempt:
 
 
 class ProviderChain(Notifier):
+    records_hand_over = True
+
     def __init__(
         self,
         channel: str,
@@ -263,6 +270,7 @@ class ProviderChain(Notifier):
                 errors.append(f"{name}: circuit open")
                 self._report(notice, name, "skipped_open")
                 continue
+            await handing_over(name)  # from here this provider may have it (recorded in the log)
             try:
                 message_id = await notifier.send(notice, rendered)
             except DeliveryError as exc:
@@ -289,10 +297,19 @@ class ProviderChain(Notifier):
             return f"{name}:{message_id}"
         raise DeliveryError(f"{self.channel}: every provider failed: " + "; ".join(errors), retryable=True)
 
-    async def find_sent(self, notice: NoticeRequest) -> str | None:
-        """Ask every provider of the route that could have sent it; any that cannot tell
-        makes the answer unknown."""
-        for notifier in [p for p in self.candidates(notice) if p.can_reach(notice)]:
+    async def find_sent(self, notice: NoticeRequest, tried: Collection[str] | None = None) -> str | None:
+        """Ask the providers that could have it: those it was handed to (``tried``, from
+        the delivery log), else every provider of the route that can reach it. Any of
+        them that cannot tell, or that is no longer configured, makes the answer unknown
+        (CannotTell); a provider it was never handed to is not asked."""
+        if tried is None:
+            asked = [p for p in self.candidates(notice) if p.can_reach(notice)]
+        else:
+            gone = sorted(set(tried) - set(self.providers))
+            if gone:
+                raise CannotTell(f"{', '.join(gone)} had the notice and is no longer configured: cannot ask")
+            asked = [self.providers[n] for n in self.providers if n in tried]
+        for notifier in asked:
             found = await notifier.find_sent(notice)
             if found is not None:
                 return f"{notifier.provider}:{found}"

@@ -28,7 +28,7 @@ import uuid
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import httpx
 
@@ -347,7 +347,7 @@ class AliyunSmsNotifier(AliyunTemplateNotifier):
             "OutId": notice.key,
         }
 
-    async def find_sent(self, notice: NoticeRequest) -> str | None:
+    async def find_sent(self, notice: NoticeRequest, tried: Collection[str] | None = None) -> str | None:
         """QuerySendDetails for the number on the days the notice may have gone out (China
         time, today and yesterday): the detail whose OutId is the notice key."""
         phone = notice.withdrawal.contact.phone

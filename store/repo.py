@@ -229,6 +229,32 @@ def mark_committing(engine: Engine, row_id: int) -> None:
         session.commit()
 
 
+#: provider_message_id prefix of a row whose send was handed to providers (a ProviderChain):
+#: ``handed:aliyun,tencent`` names every provider that may have the notice
+HANDED = "handed:"
+
+
+def handed_providers(marker: str | None) -> tuple[str, ...] | None:
+    """The providers a ``handed:`` marker names; None when ``marker`` is not one."""
+    if marker is None or not marker.startswith(HANDED):
+        return None
+    return tuple(n for n in marker[len(HANDED):].split(",") if n)
+
+
+def mark_handed(engine: Engine, row_id: int, provider: str) -> None:
+    """Record, before a provider is asked to send, that it may have the notice. Names add
+    up (an earlier attempt's providers stay named): a takeover asks each of them."""
+    with Session(engine) as session:
+        row = session.get(NoticeDelivery, row_id)
+        names = list(handed_providers(row.provider_message_id) or ())
+        if provider not in names:
+            names.append(provider)
+        row.provider_message_id = HANDED + ",".join(names)
+        row.updated_at = utcnow()
+        session.add(row)
+        session.commit()
+
+
 def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
     with Session(engine) as session:
         stmt = select(NoticeDelivery).where(NoticeDelivery.withdrawal_id == withdrawal_id).order_by(NoticeDelivery.id)
@@ -239,7 +265,10 @@ def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
 
 
 def add_inbox_message(engine: Engine, message: InboxMessage) -> InboxMessage:
-    """Idempotent on ``message.key``: a second add returns the stored message."""
+    """Insert, or return the message already stored under ``message.key`` (unique
+    constraint ``uq_inbox_message_key``). Safe when several workers add the same key at
+    once: on PostgreSQL the later insert waits for the earlier transaction and fails on the
+    key only if it committed; SQLite serialises the writers. One row either way."""
     with Session(engine) as session:
         session.add(message)
         try:
@@ -249,6 +278,12 @@ def add_inbox_message(engine: Engine, message: InboxMessage) -> InboxMessage:
         except IntegrityError:
             session.rollback()
             return session.exec(select(InboxMessage).where(InboxMessage.key == message.key)).one()
+
+
+def find_inbox_message(engine: Engine, key: str) -> InboxMessage | None:
+    """The inbox message stored under the notice ``key`` (committed), None if there is none."""
+    with Session(engine) as session:
+        return session.exec(select(InboxMessage).where(InboxMessage.key == key)).first()
 
 
 def inbox(engine: Engine, user_id: str, limit: int = 50, offset: int = 0) -> tuple[list[InboxMessage], int]:

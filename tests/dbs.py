@@ -1,9 +1,10 @@
 """The application database under test: SQLite (a file per test) and PostgreSQL, the
 production database (a fresh temporary database per test module, dropped afterwards).
 
-Use it with ``from tests.dbs import database_url  # noqa: F401``. Tests build their own
-engines with ``store.db.make_engine`` + ``init_schema`` and dispose them; ``engine_for`` is
-cached per URL, so its PostgreSQL entries are cleared when the database is dropped.
+Use it with ``from tests.dbs import database_url  # noqa: F401`` (``postgres_url``: PostgreSQL
+only). Tests build their own engines with ``store.db.make_engine`` + ``init_schema`` and
+dispose them; ``engine_for`` is cached per URL, so its PostgreSQL entries are cleared when
+the database is dropped.
 
 When PostgreSQL is not reachable on 127.0.0.1:5432 the postgres parameter is skipped with
 the reason (never failed, never silently passed).
@@ -94,4 +95,11 @@ def database_url(request, tmp_path):
     database (shared by the module's tests: use unique keys and user ids)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
+    return _postgres_url_for_module(request)
+
+
+@pytest.fixture()
+def postgres_url(request) -> str:
+    """This module's private PostgreSQL database alone (for tests about PostgreSQL itself:
+    several processes, its locks); skipped with the reason when PostgreSQL is absent."""
     return _postgres_url_for_module(request)

@@ -152,7 +152,7 @@ class FakeAliyun(Fake):
     def details(self, query: dict[str, str]) -> dict[str, Any]:
         """QuerySendDetails: the SMS sent to one number on one day (China time), paged."""
         china = timezone(timedelta(hours=8))
-        sent = [r for r in self.received if r["action"] == "SendSms"
+        sent = [r for r in self.received if r["action"] == "SendSms" and r.get("accepted", True)
                 and r["params"]["PhoneNumbers"] == query["PhoneNumber"]
                 and datetime.now(china).strftime("%Y%m%d") == query["SendDate"]]
         size, page = int(query["PageSize"]), int(query["CurrentPage"])
@@ -218,6 +218,8 @@ class FakeAliyun(Fake):
             return JSONResponse({"Code": self.reject("isv.INVALID_JSON_PARAM")})
         self.received.append({"action": action, "params": params, "headers": headers})
         act = self.next_action()
+        # an error answer means Aliyun did not take the SMS (it is not in QuerySendDetails)
+        self.received[-1]["accepted"] = not (isinstance(act, tuple) and act[0] in ("http", "code"))
         request_id = str(uuid.uuid4()).upper()
         if isinstance(act, tuple) and act[0] == "sleep":
             await asyncio.sleep(act[1])

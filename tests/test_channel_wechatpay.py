@@ -671,20 +671,22 @@ def signed_headers(key: rsa.RSAPrivateKey, body: bytes, *, serial: str = PLATFOR
 
 
 def finished(state: str = "FAIL", reason: str | None = "NAME_NOT_CORRECT", **extra: Any) -> dict[str, Any]:
+    """A decrypted resource shaped like WeChat's own example of the notification: the
+    merchant is ``mchid``; ``extra`` adds or replaces fields (None removes one)."""
     plain = {
+        "mchid": MCH_ID,
         "out_bill_no": "W3001",
         "transfer_bill_no": "1330000114850082502150012345678",
         "state": state,
-        "mch_id": MCH_ID,
         "transfer_amount": 10000,
         "openid": "o-MYE42l80oelYMDE34nYD456Xoy",
-        "create_time": "2026-01-01T10:00:00+08:00",
+        "create_time": "2026-01-01T10:00:00.120+08:00",
         "update_time": "2026-01-01T10:04:59+08:00",
         **extra,
     }
     if reason:
         plain["fail_reason"] = reason
-    return plain
+    return {k: v for k, v in plain.items() if v is not None}
 
 
 async def test_valid_notification_parses_and_classifies(wechat: WeChatPayChannel, wechat_keys: WxKeys):
@@ -749,11 +751,46 @@ async def test_ciphertext_tampered_is_rejected(wechat: WeChatPayChannel, wechat_
     assert err.value.status == 401 and "APIv3" in err.value.reason
 
 
-async def test_notification_for_another_merchant_is_401(wechat: WeChatPayChannel, wechat_keys: WxKeys):
-    headers, body = notify(wechat_keys, finished(mch_id="1900000999"))
+OTHER_MCH_ID = "1900000999"
+
+
+@pytest.mark.parametrize("names", [
+    {"mchid": MCH_ID},                    # WeChat's notification
+    {"mchid": None, "mch_id": MCH_ID},    # older resources
+    {"mch_id": MCH_ID},                   # both, agreeing
+])
+async def test_notification_for_our_merchant_is_accepted(wechat: WeChatPayChannel, wechat_keys: WxKeys, names):
+    """R11: a callback names its merchant as WeChat does (``mchid``) or as older resources
+    did (``mch_id``); ours is accepted either way."""
+    headers, body = notify(wechat_keys, finished(**names))
+    event = wechat.parse_callback(headers, body, time.time())
+    assert (event.order_id, event.raw_status, event.raw_code) == ("W3001", "FAIL", "NAME_NOT_CORRECT")
+
+
+@pytest.mark.parametrize("names", [
+    {"mchid": OTHER_MCH_ID},                        # WeChat's field, another merchant
+    {"mchid": None, "mch_id": OTHER_MCH_ID},        # the older field, another merchant
+    {"mch_id": OTHER_MCH_ID},                       # mchid ours, mch_id not: they disagree
+    {"mchid": OTHER_MCH_ID, "mch_id": MCH_ID},      # the other way round
+    {"mchid": ""},                                  # named, but empty
+    {"mchid": {"id": MCH_ID}},                      # not a merchant number
+])
+async def test_notification_for_another_merchant_is_401(wechat: WeChatPayChannel, wechat_keys: WxKeys, names):
+    """R11: a signed, decryptable notification whose resource names another merchant is
+    refused like a bad signature (401): nothing reaches a workflow."""
+    headers, body = notify(wechat_keys, finished(**names))
     with pytest.raises(CallbackRejected) as err:
         wechat.parse_callback(headers, body, time.time())
-    assert err.value.status == 401
+    assert err.value.status == 401 and "another merchant" in err.value.reason
+
+
+async def test_notification_naming_no_merchant_is_400(wechat: WeChatPayChannel, wechat_keys: WxKeys):
+    """R11: neither ``mchid`` nor ``mch_id``: it cannot be shown to be ours, so it is refused
+    (400, the reason says which field is missing); WeChat retries, polling still finds the payout."""
+    headers, body = notify(wechat_keys, finished(mchid=None))
+    with pytest.raises(CallbackRejected) as err:
+        wechat.parse_callback(headers, body, time.time())
+    assert err.value.status == 400 and "mchid" in err.value.reason
 
 
 @pytest.mark.parametrize("case", ["not-json", "plain-not-json", "no-out-bill-no", "bad-state", "algorithm", "event-type", "no-id"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import yaml
 from sqlalchemy import update
 from sqlmodel import Session
 from temporalio.testing import ActivityEnvironment
@@ -93,17 +92,6 @@ def deliver(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
     return deliver_activity(provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio))
 
 
-@pytest.fixture()
-def deliver_aliyun_only(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
-    """Mainland SMS routed to Aliyun alone: its answer settles whether a notice went out
-    (with Tencent as a failover, Tencent could have sent it and cannot be asked)."""
-    settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
-    data = yaml.safe_load(settings.providers_file.read_text())
-    data["sms_routes"] = [["+86", ["aliyun"]], ["", ["twilio"]]]
-    settings.providers_file.write_text(yaml.safe_dump(data, allow_unicode=True))
-    return deliver_activity(settings)
-
-
 async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(deliver, aliyun, monkeypatch):  # noqa: F811
     fn, engine = deliver
     env, notice = await sent_then_crashed(fn, "EX1-0001", monkeypatch)
@@ -137,9 +125,15 @@ async def test_when_the_provider_cannot_be_asked_it_waits_and_never_sends_blind(
     assert result.status == "sent" and sms_sent(aliyun) == [notice.key]
 
 
-async def test_a_notice_that_never_reached_the_provider_is_sent_after_the_crash(deliver_aliyun_only, aliyun,  # noqa: F811
-                                                                                monkeypatch):
-    fn, engine = deliver_aliyun_only
+class Killed(BaseException):
+    """The worker process dying (no provider failover or error handling catches it)."""
+
+
+async def test_a_notice_never_handed_to_a_provider_is_sent_after_the_crash(deliver, aliyun, tencent,  # noqa: F811
+                                                                           monkeypatch):
+    """R8: the attempt died after claiming the row, before handing the SMS to any provider
+    (the log names none): no provider can have it, so the takeover sends it without asking."""
+    fn, engine = deliver
     notice = sms_notice("EX3-0001")
     real_send = notify_module.NotifyActivities._send
     died: list[str] = []
@@ -154,12 +148,63 @@ async def test_a_notice_that_never_reached_the_provider_is_sent_after_the_crash(
     env = ActivityEnvironment()
     with pytest.raises(Crash):
         await env.run(fn, notice)
-    assert sms_sent(aliyun) == [] and deliveries_for(engine, "EX3-0001")[0].status == "sending"
+    [row] = deliveries_for(engine, "EX3-0001")
+    assert sms_sent(aliyun) == [] and (row.status, row.provider_message_id) == ("sending", None)
     age(engine, notice.key, repo.STALE_SENDING_S + 5)
-    result = await env.run(fn, notice)  # Aliyun has no such OutId: safe to send now
+    result = await env.run(fn, notice)
     assert result.status == "sent" and "interrupted" not in (result.detail or "")
-    assert sms_sent(aliyun) == [notice.key]
+    assert [r["action"] for r in aliyun.received] == ["SendSms"] and tencent.received == []
+
+
+async def test_a_notice_handed_to_aliyun_alone_is_asked_there_and_sent(deliver, aliyun, tencent,  # noqa: F811
+                                                                       monkeypatch):
+    """R8: the attempt died after the chain named Aliyun in the log, before the request left.
+    The takeover asks Aliyun alone (Tencent, which cannot be asked, never had it): not
+    there, so it is sent, once. Before the chain recorded its providers, Tencent's "cannot
+    tell" held this SMS (``unconfirmed``) although it certainly had not gone out."""
+    from notifiers.sms_aliyun import AliyunSmsNotifier
+
+    fn, engine = deliver
+    notice = sms_notice("EX6-0001")
+    real_send = AliyunSmsNotifier.send
+    died: list[str] = []
+
+    async def die_in_the_request(self, n, rendered):
+        if not died:
+            died.append(n.key)
+            raise Killed("worker killed while the request to Aliyun was being built")
+        return await real_send(self, n, rendered)
+
+    monkeypatch.setattr(AliyunSmsNotifier, "send", die_in_the_request)
+    env = ActivityEnvironment()
+    with pytest.raises(Killed):
+        await env.run(fn, notice)
+    [row] = deliveries_for(engine, "EX6-0001")
+    assert (row.status, row.provider_message_id) == ("sending", "handed:aliyun")
+    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    result = await env.run(fn, notice)
+    assert result.status == "sent"
     assert [r["action"] for r in aliyun.received] == ["QuerySendDetails", "QuerySendDetails", "SendSms"]
+    assert sms_sent(aliyun) == [notice.key] and tencent.received == []
+
+
+async def test_a_notice_that_failed_over_to_tencent_is_held_after_the_crash(deliver, aliyun, tencent,  # noqa: F811
+                                                                            monkeypatch):
+    """R8: Aliyun refused (500), Tencent accepted, the attempt died before the log said so.
+    The log names both; Aliyun says no, Tencent cannot be asked: held (``unconfirmed``),
+    never a second SMS."""
+    fn, engine = deliver
+    notice = sms_notice("EX7-0001")
+    aliyun.plan.append(("http", 500, {"Code": "InternalError", "Message": "busy"}))
+    crash_after_send(monkeypatch)
+    env = ActivityEnvironment()
+    with pytest.raises(Crash):
+        await env.run(fn, notice)
+    assert deliveries_for(engine, "EX7-0001")[0].provider_message_id == "handed:aliyun,tencent"
+    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    result = await env.run(fn, notice)
+    assert result.status == "unconfirmed" and len(tencent.received) == 1
+    assert [r["action"] for r in aliyun.received] == ["SendSms", "QuerySendDetails", "QuerySendDetails"]
 
 
 async def test_an_email_that_smtp_cannot_confirm_is_held_not_sent_twice(deliver, smtp_server, monkeypatch):

@@ -66,7 +66,7 @@ def native_failure(channel: str, order_id: str, keys: Keys) -> tuple[dict[str, s
         headers, body = webhook(payout_event("payout.failed", "failed", order_id=order_id, code="account_closed"))
         return headers, body, "account_closed"
     if channel == "wechat":
-        plain = {"mch_id": MCH_ID, "out_bill_no": order_id, "transfer_bill_no": "1330000071100999991182020050700019480001",
+        plain = {"mchid": MCH_ID, "out_bill_no": order_id, "transfer_bill_no": "1330000071100999991182020050700019480001",
                  "state": "FAIL", "fail_reason": "NAME_NOT_CORRECT", "transfer_amount": 10000,
                  "create_time": "2026-11-27T10:00:00+08:00", "update_time": "2026-11-27T10:05:00+08:00"}
         headers, body = wechat_notify(keys.wechat, plain, event_id=f"evt-{order_id}")

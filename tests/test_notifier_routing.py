@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from notifiers.base import DeliveryError
+from notifiers.base import HANDING_OVER, CannotTell, DeliveryError
 from notifiers.routing import (
     DEFAULT_SMS_ROUTES,
     AmbiguousDeliveryError,
@@ -239,3 +239,43 @@ def test_breaker_counts_consecutive_failures_only():
     assert breaker.state == CircuitBreaker.CLOSED
     breaker.record_failure()
     assert breaker.state == CircuitBreaker.OPEN
+
+
+# --------------------------------------------------------------------------- after a crash (R8)
+
+
+async def test_each_provider_is_recorded_before_it_is_handed_the_notice(aliyun, tencent, twilio, client):
+    """R8: the chain names a provider (HANDING_OVER, the delivery log) before that provider
+    is asked to send: after a crash the log knows which providers could have the notice."""
+    seen: list[tuple[str, int, int]] = []
+
+    async def record(provider: str) -> None:
+        seen.append((provider, len(aliyun.received), len(tencent.received)))
+
+    aliyun.plan.append(("http", 500, {"Code": "InternalError"}))
+    token = HANDING_OVER.set(record)
+    try:
+        message_id = await send(sms_chain(aliyun, tencent, twilio, client))
+    finally:
+        HANDING_OVER.reset(token)
+    assert message_id.startswith("tencent:")
+    assert seen == [("aliyun", 0, 0), ("tencent", 1, 0)]  # each named before its request
+
+
+async def test_find_sent_asks_only_the_providers_the_notice_was_handed_to(aliyun, tencent, twilio, client):
+    """R8: after a crash the chain asks the providers the log names: Aliyun alone can be
+    asked, so a notice handed only to Aliyun is settled by its answer; one also handed to
+    Tencent (which cannot be asked) or to a provider no longer configured stays unknown."""
+    chain = sms_chain(aliyun, tencent, twilio, client)
+    notice = make_notice()
+    assert await chain.find_sent(notice, ("aliyun",)) is None  # not at Aliyun: certainly not sent
+    with pytest.raises(CannotTell):
+        await chain.find_sent(notice)  # not recorded: Tencent may have it
+    with pytest.raises(CannotTell):
+        await chain.find_sent(notice, ("aliyun", "tencent"))
+    with pytest.raises(CannotTell, match="no longer configured"):
+        await chain.find_sent(notice, ("aliyun", "retired-provider"))
+    assert tencent.received == [] and twilio.received == []
+
+    await chain.send(notice, render(notice))  # Aliyun accepts it
+    assert await chain.find_sent(notice, ("aliyun",)) == f"aliyun:OutId={notice.key} (3)"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from decimal import Decimal
 from typing import AsyncIterator
@@ -25,7 +26,7 @@ import pytest
 
 from channels.base import ChannelRejectedRequest, ChannelUnavailable
 from channels.registry import build_channels
-from channels.wechatpay import TRANSFER_PATH, WeChatPayChannel, WeChatPayee, to_out_bill_no
+from channels.wechatpay import TRANSFER_PATH, WeChatPayChannel, WeChatPayee, decrypt_resource, to_out_bill_no
 from sentinel.catalogue import default_catalogue
 from sentinel.classifier import classify
 from sentinel.models import WithdrawalRequest
@@ -183,6 +184,22 @@ async def test_replay_is_the_same_notify(wx):
     b = channel.parse_callback(again.headers, again.body, time.time())
     assert a == b and (b.raw_status, b.raw_code) == ("FAIL", "NAME_NOT_CORRECT")
     assert first.body == again.body  # the same delivery, signed afresh
+
+
+async def test_notify_resource_names_the_merchant_as_wechat_does(wx):
+    """R11: the simulator's decrypted resource has the fields of WeChat's notification, the
+    merchant as ``mchid`` (the adapter refuses one that names no merchant or another one)."""
+    sim, channel = wx
+    sim.engine.set_script("WXMCHID1", build_scenario("account_error", {"after_s": 0.05, "code": "AC04"}))
+    await channel.submit(request("WXMCHID1"), "WXMCHID1", notify_url(sim))
+    await settle(sim, "WXMCHID1")
+    [received] = await sim.callbacks(1)
+    resource = json.loads(received.body)["resource"]
+    plain = json.loads(decrypt_resource(sim_keys().wechat_apiv3_key.encode(), resource["nonce"],
+                                        resource["associated_data"], resource["ciphertext"]))
+    assert plain["mchid"] == sim_keys().wechat_mch_id and "mch_id" not in plain
+    assert {"out_bill_no", "transfer_bill_no", "state", "fail_reason", "create_time", "update_time"} <= set(plain)
+    assert channel.parse_callback(received.headers, received.body, time.time()).order_id == "WXMCHID1"
 
 
 async def test_no_notify_url_no_notify(wx):

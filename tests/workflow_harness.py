@@ -42,7 +42,7 @@ def make_settings(tmp_path: Path, smtp_port: int, **overrides) -> Settings:
     delays = tmp_path / "delays.yaml"
     delays.write_text(yaml.safe_dump(overrides.pop("delays", TEST_DELAYS)))
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'app.db'}",
+        database_url=overrides.pop("database_url", f"sqlite:///{tmp_path / 'app.db'}"),
         delays_file=delays,
         smtp_port=smtp_port,
         operator_email="ops@sentinel.example",

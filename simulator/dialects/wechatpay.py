@@ -274,8 +274,9 @@ class WeChatDialect:
             return None
         state, reason = native
         n = order.native
-        resource = {"out_bill_no": n["out_bill_no"], "transfer_bill_no": n["transfer_bill_no"], "state": state,
-                    "mch_id": self.keys.wechat_mch_id, "transfer_amount": n["transfer_amount"],
+        # the fields and names of WeChat's resource: the merchant is "mchid"
+        resource = {"mchid": self.keys.wechat_mch_id, "out_bill_no": n["out_bill_no"],
+                    "transfer_bill_no": n["transfer_bill_no"], "state": state, "transfer_amount": n["transfer_amount"],
                     "openid": n["openid"], "create_time": _rfc3339(order.submitted_at),
                     "update_time": _rfc3339(event.occurred_at)}
         if reason:
