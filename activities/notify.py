@@ -314,6 +314,12 @@ class NotifyActivities:
                 if r.withdrawal_id != w.withdrawal_id and current.get(r.withdrawal_id, ("",))[0] == r.notice_status]
         dropped = [r.key for r in others if r not in keep]
         row_id = known[3]
+        if known[0] in ("sending", "unknown"):
+            # taken over from a leader that died mid-send: ask the provider before sending again
+            found = await self._find_sent(notice, notifier, row_id, known[1])
+            if found is not None:
+                await asyncio.to_thread(finish_batch, self.engine, notice.key, [r.key for r in keep], dropped)
+                return found
         orders = list(dict.fromkeys(r.withdrawal_id for r in reversed(keep)))  # newest first
         if not orders:  # nothing else still true: this notice goes out on its own
             rendered = self._render(notice)

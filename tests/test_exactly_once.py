@@ -26,7 +26,7 @@ from store.tables import NoticeDelivery, utcnow
 from tests.fake_providers import aliyun, aliyun_server, tencent, tencent_server, twilio, twilio_server  # noqa: F401
 from tests.scripted_channel import ScriptedChannel
 from tests.test_notice_providers_e2e import provider_settings
-from tests.workflow_harness import make_request, running
+from tests.workflow_harness import make_request, pin_local_time, running
 
 CN = Contact(email="u@example.com", phone="+8613800138000")
 
@@ -250,16 +250,21 @@ async def test_an_email_whose_attempt_died_before_data_is_sent_once(deliver, smt
     assert result.status == "sent" and len(smtp_server.messages) == 1
 
 
+@pytest.mark.parametrize("local", ["12:00", "02:30"], ids=["day", "night"])
 async def test_workflow_sms_survives_a_crash_between_send_and_log(ts_env, tmp_path, smtp_server, unique_id,
-                                                                   aliyun, tencent, twilio, monkeypatch):  # noqa: F811
+                                                                   aliyun, tencent, twilio, monkeypatch,  # noqa: F811
+                                                                   local):
     # the same on the time-skipping server: the activity attempt dies after the send, Temporal
-    # retries it, the retry takes the stale row over, finds the SMS at Aliyun: one SMS
+    # retries it, the retry takes the stale row over, finds the SMS at Aliyun: one SMS. At
+    # night the SMS waits for 08:00 as a held (batched) notice and goes out through the
+    # digest path: a leader that died mid-send is taken over the same way.
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     crash_after_send(monkeypatch, times=1)
     monkeypatch.setattr(repo, "STALE_SENDING_S", 0)  # the dead attempt is stale at once
     channel = ScriptedChannel()
+    contact = CN.model_copy(update={"timezone": await pin_local_time(ts_env, local)})
     async with running(ts_env, settings, channel) as client:
-        handle = await client.start_withdrawal(make_request(unique_id, locale="zh-CN", contact=CN))
+        handle = await client.start_withdrawal(make_request(unique_id, locale="zh-CN", contact=contact))
         await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
         view = await handle.result()
     detected = next(n for n in view.notices if n.stage == Stage.DETECTED)
