@@ -5,6 +5,8 @@ docs/gateway.md.
 One router per area: channel callbacks (signed by the channel), withdrawals (start, status,
 records, documents, link receipts), the inbox, the review desk, operations, provider
 receipts. Authentication: API keys with roles and signed user tokens (gateway/auth.py).
+It refuses to start with the public development credentials unless SENTINEL_DEV_MODE=1
+(sentinel/dev_credentials.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gateway import (
     routes_withdrawals,
 )
 from gateway.auth import KeyStore
+from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
 from store.db import engine_for
@@ -45,6 +48,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     settings = settings or get_settings()
+    check_at_start(settings, "gateway")  # public dev credentials only with SENTINEL_DEV_MODE=1
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -67,4 +71,7 @@ def create_app(
 
 
 def app() -> FastAPI:  # uvicorn --factory gateway.app:app
-    return create_app()
+    try:
+        return create_app()
+    except DevCredentialsRefused as refused:
+        raise SystemExit(str(refused)) from None  # one clear message, no traceback

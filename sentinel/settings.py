@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     )
     user_token_ttl_s: int = Field(3600, description="lifetime of an end-user token, seconds")
 
+    # Development machine (issue #11)
+    dev_mode: bool = Field(
+        False, description="allow the public development credentials (dev-* secrets, config/api_keys.dev.yaml); "
+        "without it the gateway and the worker refuse to start with them. Never set in production"
+    )
+
     # Observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: no export")
     otel_console: bool = Field(False, description="print spans to stdout (debugging)")

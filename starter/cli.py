@@ -406,9 +406,12 @@ refused and the previous version stays in force.
 """
 
 SETTINGS_DOC_TAIL = """
-Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_SMTP_PASSWORD`) have
-development defaults so that `make run` works out of the box; production sets them from a
-secret store (see docs/deployment.md). They never appear in logs or workflow history.
+Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_USER_TOKEN_SECRET`) and the
+API keys file (`SENTINEL_API_KEYS_FILE`, default `config/api_keys.dev.yaml`) have public development
+defaults so that `make run` works out of the box. They are accepted only with `SENTINEL_DEV_MODE=1`
+(which `make run`, the dev stack and the tests set): without it the gateway and the worker refuse to
+start and name every setting that still holds a development value. Production sets them from a
+secret store (see docs/deployment.md). Secrets never appear in logs or workflow history.
 """
 
 
