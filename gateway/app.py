@@ -6,7 +6,8 @@ One router per area: channel callbacks (signed by the channel), withdrawals (sta
 records, documents, link receipts), the inbox, the review desk, operations, provider
 receipts. Authentication: API keys with roles and signed user tokens (gateway/auth.py).
 It refuses to start with the public development credentials unless SENTINEL_DEV_MODE=1
-(sentinel/dev_credentials.py).
+(sentinel/dev_credentials.py), and its access log never shows a receipt URL's secret
+(gateway/access_log.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gateway import (
     routes_reviews,
     routes_withdrawals,
 )
+from gateway.access_log import redact_access_log
 from gateway.auth import KeyStore
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
@@ -49,6 +51,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     check_at_start(settings, "gateway")  # public dev credentials only with SENTINEL_DEV_MODE=1
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

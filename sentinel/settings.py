@@ -120,7 +120,8 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (also checks status callbacks)")
     receipts_token: SecretStr | None = Field(
         None, description="secret path segment of the receipt URLs given to Aliyun and Tencent (they do not sign "
-        "receipts): /v1/receipts/aliyun/<token>, /v1/receipts/tencent/<token>; unset: those endpoints answer 404"
+        "receipts): /v1/receipts/aliyun/<token>, /v1/receipts/tencent/<token>; redacted in the gateway's access "
+        "log; unset: those endpoints answer 404"
     )
     fcm_service_account_file: Path | None = Field(
         None, description="Firebase service-account key file (JSON); enables push through FCM HTTP v1"
