@@ -140,6 +140,9 @@ class Settings(BaseSettings):
         SecretStr("dev-user-token-secret"), description="HMAC key of the signed end-user tokens"
     )
     user_token_ttl_s: int = Field(3600, description="lifetime of an end-user token, seconds")
+    user_token_max_ttl_s: int = Field(
+        30 * 86400, description="longest lifetime (expiry - issue time) of a user token minted or accepted, seconds"
+    )
 
     # Development machine (issue #11)
     dev_mode: bool = Field(

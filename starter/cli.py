@@ -360,7 +360,8 @@ app.add_typer(token_app, name="token")
 @token_app.command("user")
 def token_user(
     user_id: str,
-    ttl: int | None = typer.Option(None, help="seconds; default SENTINEL_USER_TOKEN_TTL_S"),
+    ttl: int | None = typer.Option(None, help="seconds; default SENTINEL_USER_TOKEN_TTL_S, at most "
+                                   "SENTINEL_USER_TOKEN_MAX_TTL_S"),
 ) -> None:
     """Print a signed user token (Authorization: Bearer <token>) for USER_ID."""
     import time
@@ -369,7 +370,8 @@ def token_user(
 
     s = get_settings()
     try:
-        print(make_user_token(user_id, s.user_token_secret, time.time(), ttl or s.user_token_ttl_s))
+        print(make_user_token(user_id, s.user_token_secret, time.time(), ttl or s.user_token_ttl_s,
+                              s.user_token_max_ttl_s))
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         raise typer.Exit(2)
