@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     channel_secret: SecretStr = Field(
         SecretStr("dev-channel-secret"), description="HMAC-SHA256 secret shared with the generic channel"
     )
-    callback_tolerance_s: int = Field(300, description="oldest callback timestamp accepted, seconds")
+    callback_tolerance_s: int = Field(
+        300, description="oldest callback timestamp accepted, seconds; also how far in the future a signed "
+        "Alipay notify may be dated"
+    )
     channel_timeout_s: float = Field(10.0, description="HTTP timeout for channel calls, seconds")
 
     # Alipay (docs/channels/alipay.md): the adapter is built when alipay_app_id is set
