@@ -20,6 +20,9 @@ WORKDIR /app
 # `uvicorn gateway.app:app` import the packages from the working directory, so paths
 # relative to the repository root (config/delays.yaml, notice_policy.yaml) resolve.
 COPY . .
+# The development API keys are public (.dockerignore keeps them out; this fails the build if
+# they got in anyway): the gateway reads the keys file mounted at SENTINEL_API_KEYS_FILE.
+RUN test ! -e config/api_keys.dev.yaml
 # Bytecode is compiled here once (PYTHONDONTWRITEBYTECODE keeps Python from writing it at run
 # time): the workflow sandbox re-imports the workflow modules for every workflow it runs,
 # and without a .pyc each import compiles the source again (docs/benchmarks.md).

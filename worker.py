@@ -1,6 +1,9 @@
 """Runs the Temporal worker: the withdrawal workflow and its activities.
 
     python worker.py            # settings from SENTINEL_* environment variables / .env
+
+It refuses to start with the public development credentials unless SENTINEL_DEV_MODE=1
+(sentinel/dev_credentials.py; the gateway does the same).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from workflows.withdrawal import WithdrawalWorkflow
 
@@ -55,6 +59,10 @@ async def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()
+    try:
+        check_at_start(settings, "worker")  # public dev credentials only with SENTINEL_DEV_MODE=1
+    except DevCredentialsRefused as refused:
+        raise SystemExit(str(refused)) from None
     client = None
     for attempt in range(60):  # Temporal may still be starting (or restarting): wait for it
         try:

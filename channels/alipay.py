@@ -149,6 +149,9 @@ class AlipayConfig:
     #: oldest signed notify timestamp accepted, seconds (None: no check). Alipay retries a
     #: message 8 times over ~25 h, so this stays wide; replays are stopped by notify_id.
     notify_tolerance_s: int | None = 48 * 3600
+    #: how far ahead of our clock a signed notify may be dated, seconds (clock skew; the
+    #: settings pass SENTINEL_CALLBACK_TOLERANCE_S). A notify dated later is refused.
+    notify_future_skew_s: int = 300
     product_code: str = "TRANS_ACCOUNT_NO_PWD"
     biz_scene: str = "DIRECT_TRANSFER"
     order_title: str = "提现"
@@ -362,8 +365,12 @@ class AlipayChannel(HttpChannel):
             raise CallbackRejected(401, "notify is for another app_id")
 
         occurred = _notify_time(params)
+        ahead = occurred.timestamp() - now
+        if ahead > self.config.notify_future_skew_s:
+            raise CallbackRejected(401, f"notify is dated {ahead:.0f} s in the future (more than the "
+                                        f"{self.config.notify_future_skew_s} s of clock skew allowed)")
         tolerance = self.config.notify_tolerance_s
-        if tolerance is not None and abs(now - occurred.timestamp()) > tolerance:
+        if tolerance is not None and -ahead > tolerance:
             raise CallbackRejected(401, "notify timestamp outside the accepted window")
         if params.get("msg_method", NOTIFY_METHOD) != NOTIFY_METHOD:
             raise CallbackRejected(400, f"unexpected msg_method {params.get('msg_method')!r}")

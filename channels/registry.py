@@ -34,6 +34,7 @@ def build_channels(settings: Settings, catalogue: Catalogue | None = None) -> di
                 app_private_key_pem=settings.alipay_app_private_key.get_secret_value(),
                 alipay_public_key_pem=settings.alipay_public_key,
                 notify_tolerance_s=settings.alipay_notify_tolerance_s,
+                notify_future_skew_s=settings.callback_tolerance_s,
                 order_title=settings.alipay_order_title,
                 timeout_s=settings.channel_timeout_s,
             ),

@@ -6,6 +6,9 @@ One router per area: channel callbacks (signed by the channel), withdrawals (sta
 records, documents, link receipts), the inbox, the review desk, operations, provider
 receipts, the codec server of the Temporal UI (decrypts workflow history for operators).
 Authentication: API keys with roles and signed user tokens (gateway/auth.py).
+It refuses to start with the public development credentials unless SENTINEL_DEV_MODE=1
+(sentinel/dev_credentials.py), and its access log never shows a receipt URL's secret
+(gateway/access_log.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from gateway import (
     routes_reviews,
     routes_withdrawals,
 )
+from gateway.access_log import redact_access_log
 from gateway.auth import KeyStore
+from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
 from starter.codec import codec_for
@@ -48,6 +53,8 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     settings = settings or get_settings()
+    check_at_start(settings, "gateway")  # public dev credentials only with SENTINEL_DEV_MODE=1
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -72,4 +79,7 @@ def create_app(
 
 
 def app() -> FastAPI:  # uvicorn --factory gateway.app:app
-    return create_app()
+    try:
+        return create_app()
+    except DevCredentialsRefused as refused:
+        raise SystemExit(str(refused)) from None  # one clear message, no traceback

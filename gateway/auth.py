@@ -10,10 +10,12 @@ signatures) sends ``Authorization: Bearer <credential>``. The credential is one 
 - a **user token** for one end user, made by the platform's login service with
   :func:`make_user_token` (``python -m starter token user U1`` for testing)::
 
-      ut1.<base64url(user id)>.<expiry, unix seconds>.<base64url(HMAC-SHA256(secret, "ut1|<user id>|<expiry>"))>
+      ut2.<base64url(user id)>.<issued, unix s>.<expiry, unix s>.<base64url(HMAC-SHA256(secret, "ut2|<user id>|<issued>|<expiry>"))>
 
-  keyed with ``SENTINEL_USER_TOKEN_SECRET``; it expires. A user token reads and acts on
-  its own user's data only.
+  keyed with ``SENTINEL_USER_TOKEN_SECRET``; it expires, and its lifetime (expiry - issued)
+  is capped by ``SENTINEL_USER_TOKEN_MAX_TTL_S`` (30 days) both when it is made and when it
+  is checked, so a leaked token cannot outlive the cap. A user token reads and acts on its
+  own user's data only.
 
 Answers: 401 when the credential is missing, unknown, malformed, tampered with or expired;
 403 when it is valid but its role may not do this, or it belongs to another user.
@@ -50,7 +52,11 @@ ROLES = (PAYMENT_SERVICE, REVIEWER, SUPERVISOR, OPERATOR)
 #: staff who may read any user's records for support
 STAFF = (OPERATOR, SUPERVISOR)
 
-TOKEN_VERSION = "ut1"
+TOKEN_VERSION = "ut2"
+#: the default of SENTINEL_USER_TOKEN_MAX_TTL_S: no user token lives longer
+MAX_TTL_S = 30 * 86400
+#: how far ahead of our clock a token's issue time may be (the login service's clock differs)
+ISSUED_AHEAD_S = 300
 _ID = re.compile(ID_PATTERN)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -97,39 +103,53 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(key: bytes, user_id: str, exp: int) -> str:
-    return _b64(hmac.new(key, f"{TOKEN_VERSION}|{user_id}|{exp}".encode(), hashlib.sha256).digest())
+def _mac(key: bytes, user_id: str, iat: int, exp: int) -> str:
+    return _b64(hmac.new(key, f"{TOKEN_VERSION}|{user_id}|{iat}|{exp}".encode(), hashlib.sha256).digest())
 
 
-def make_user_token(user_id: str, secret: str | bytes | SecretStr, now: float, ttl: float) -> str:
-    """A signed token for ``user_id``, valid from ``now`` (unix seconds) for ``ttl`` seconds."""
+def make_user_token(
+    user_id: str, secret: str | bytes | SecretStr, now: float, ttl: float, max_ttl: float = MAX_TTL_S
+) -> str:
+    """A signed token for ``user_id``, issued at ``now`` (unix seconds), valid for ``ttl``
+    seconds; a ``ttl`` over ``max_ttl`` is refused (ValueError), not shortened."""
     if not _ID.match(user_id):
         raise ValueError(f"invalid user id {user_id!r}")
     if ttl <= 0:
         raise ValueError("ttl must be positive")
-    exp = int(now + ttl)
-    return f"{TOKEN_VERSION}.{_b64(user_id.encode())}.{exp}.{_mac(_secret_bytes(secret), user_id, exp)}"
+    if ttl > max_ttl:
+        raise ValueError(f"ttl {ttl:g} s is longer than the cap of {max_ttl:g} s (SENTINEL_USER_TOKEN_MAX_TTL_S)")
+    iat = int(now)
+    exp = iat + int(ttl)
+    mac = _mac(_secret_bytes(secret), user_id, iat, exp)
+    return f"{TOKEN_VERSION}.{_b64(user_id.encode())}.{iat}.{exp}.{mac}"
 
 
 def is_user_token(credential: str) -> bool:
     return credential.startswith(TOKEN_VERSION + ".")
 
 
-def verify_user_token(token: str, secret: str | bytes | SecretStr, now: float) -> str:
-    """The user id of a valid token; raises :class:`TokenError` otherwise."""
+def verify_user_token(token: str, secret: str | bytes | SecretStr, now: float, max_ttl: float = MAX_TTL_S) -> str:
+    """The user id of a valid token; raises :class:`TokenError` otherwise (also for a token
+    whose lifetime is over ``max_ttl`` or that was issued in the future)."""
     parts = token.split(".")
-    if len(parts) != 4 or parts[0] != TOKEN_VERSION:
+    if parts[0] == "ut1":
+        raise TokenError("user token format ut1 (without issue time) is no longer accepted: get a new token")
+    if len(parts) != 5 or parts[0] != TOKEN_VERSION:
         raise TokenError("malformed user token")
-    _, uid_b64, exp_text, mac = parts
+    _, uid_b64, iat_text, exp_text, mac = parts
     try:
         user_id = _unb64(uid_b64).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise TokenError("malformed user token") from None
-    if not exp_text.isdigit() or not _ID.match(user_id):
+    if not iat_text.isdigit() or not exp_text.isdigit() or not _ID.match(user_id):
         raise TokenError("malformed user token")
-    exp = int(exp_text)
-    if not hmac.compare_digest(_mac(_secret_bytes(secret), user_id, exp), mac):
+    iat, exp = int(iat_text), int(exp_text)
+    if not hmac.compare_digest(_mac(_secret_bytes(secret), user_id, iat, exp), mac):
         raise TokenError("user token signature does not match")
+    if exp - iat > max_ttl:
+        raise TokenError(f"user token lifetime {exp - iat} s is over the cap of {max_ttl:g} s")
+    if iat > now + ISSUED_AHEAD_S:
+        raise TokenError("user token issued in the future")
     if exp <= now:
         raise TokenError("user token expired")
     return user_id
@@ -217,7 +237,8 @@ async def principal(
     state = request.app.state
     if is_user_token(credential):
         try:
-            user_id = verify_user_token(credential, state.settings.user_token_secret, state.clock())
+            user_id = verify_user_token(credential, state.settings.user_token_secret, state.clock(),
+                                        state.settings.user_token_max_ttl_s)
         except TokenError as exc:
             raise _unauthorized("invalid user token", str(exc)) from None
         except ValueError:  # no secret configured: user tokens are off

@@ -1,6 +1,8 @@
 """Push addresses: the app registers the device's FCM token or JPush registration id for
 its user (R20), and removes it at logout. Push notices reach the live tokens; a token the
-provider reports dead is marked invalid by the notifier."""
+provider reports dead is marked invalid by the notifier. A token that is live for another
+user is refused (409): it moves only after that user's logout (or once the provider
+reported it dead), so knowing a token is not enough to divert someone's notices."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from gateway import deps
 from gateway.auth import USER, Principal, ensure_user_access, require
 from gateway.deps import Out, UserId, db
 from gateway.errors import ApiError, responses
-from store.repo import devices_of, forget_device, register_device
+from store.repo import DeviceTokenTaken, devices_of, forget_device, register_device
 
 router = APIRouter(tags=["devices"])
 
@@ -45,14 +47,20 @@ class DeviceList(BaseModel):
     "/v1/users/{user_id}/devices",
     response_model=DeviceOut,
     summary="Register this device for push notices (idempotent)",
-    description="The user's own token only. Registering a token again revives it.",
-    responses=responses(400, 401, 403, 422),
+    description="The user's own token only. Registering a token again revives it. 409 when the token is live "
+    "for another user (it moves once that user logs out on the device, or the provider reports it dead).",
+    responses=responses(400, 401, 403, 409, 422),
 )
 async def register(
     user_id: UserId, body: DeviceIn, who: Principal = Depends(require(USER)), engine=Depends(deps.engine)
 ) -> DeviceOut:
     ensure_user_access(who, user_id)
-    row = await db(register_device, engine, user_id, body.provider, body.token, body.platform)
+    try:
+        row = await db(register_device, engine, user_id, body.provider, body.token, body.platform)
+    except DeviceTokenTaken:
+        raise ApiError(409, "token registered to another user",
+                       "this push token is live for another user; it can be registered here once that user "
+                       "logs out on the device (DELETE .../devices/{provider}/{token}) or it stops working") from None
     return DeviceOut.model_validate(row)
 
 

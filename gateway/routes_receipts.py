@@ -10,8 +10,9 @@ proxy). Twilio's auth token comes from ``SENTINEL_TWILIO_AUTH_TOKEN``; without i
 endpoint answers 404.
 
 Aliyun (SmsReport, HTTP batch push) and Tencent Cloud (SMS status callback) post a JSON
-array of reports and do not sign them: their URLs carry a secret path segment
-(``SENTINEL_RECEIPTS_TOKEN``; a wrong one is 401, none configured is 404). Aliyun's report
+array of reports and do not sign them (nor send a header of ours): their URLs carry a secret
+path segment (``SENTINEL_RECEIPTS_TOKEN``; a wrong one is 401, none configured is 404), which
+the access log never shows (gateway/access_log.py). Aliyun's report
 names our notice key in ``out_id`` (the notifier sent it as OutId); Tencent's names its own
 ``sid`` (the SerialNo the send returned, kept as ``tencent:<sid>`` in the log). Each report
 updates its delivery; a report for a delivery we do not know is logged and acknowledged

@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     channel_secret: SecretStr = Field(
         SecretStr("dev-channel-secret"), description="HMAC-SHA256 secret shared with the generic channel"
     )
-    callback_tolerance_s: int = Field(300, description="oldest callback timestamp accepted, seconds")
+    callback_tolerance_s: int = Field(
+        300, description="oldest callback timestamp accepted, seconds; also how far in the future a signed "
+        "Alipay notify may be dated"
+    )
     channel_timeout_s: float = Field(10.0, description="HTTP timeout for channel calls, seconds")
 
     # Alipay (docs/channels/alipay.md): the adapter is built when alipay_app_id is set
@@ -131,7 +134,8 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (also checks status callbacks)")
     receipts_token: SecretStr | None = Field(
         None, description="secret path segment of the receipt URLs given to Aliyun and Tencent (they do not sign "
-        "receipts): /v1/receipts/aliyun/<token>, /v1/receipts/tencent/<token>; unset: those endpoints answer 404"
+        "receipts): /v1/receipts/aliyun/<token>, /v1/receipts/tencent/<token>; redacted in the gateway's access "
+        "log; unset: those endpoints answer 404"
     )
     fcm_service_account_file: Path | None = Field(
         None, description="Firebase service-account key file (JSON); enables push through FCM HTTP v1"
@@ -153,6 +157,15 @@ class Settings(BaseSettings):
     codec_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
         description="JSON list of browser origins (the Temporal UI) allowed to call /codec/encode and /codec/decode",
+    )
+    user_token_max_ttl_s: int = Field(
+        30 * 86400, description="longest lifetime (expiry - issue time) of a user token minted or accepted, seconds"
+    )
+
+    # Development machine (issue #11)
+    dev_mode: bool = Field(
+        False, description="allow the public development credentials (dev-* secrets, config/api_keys.dev.yaml); "
+        "without it the gateway and the worker refuse to start with them. Never set in production"
     )
 
     # Observability

@@ -363,7 +363,8 @@ app.add_typer(token_app, name="token")
 @token_app.command("user")
 def token_user(
     user_id: str,
-    ttl: int | None = typer.Option(None, help="seconds; default SENTINEL_USER_TOKEN_TTL_S"),
+    ttl: int | None = typer.Option(None, help="seconds; default SENTINEL_USER_TOKEN_TTL_S, at most "
+                                   "SENTINEL_USER_TOKEN_MAX_TTL_S"),
 ) -> None:
     """Print a signed user token (Authorization: Bearer <token>) for USER_ID."""
     import time
@@ -372,7 +373,8 @@ def token_user(
 
     s = get_settings()
     try:
-        print(make_user_token(user_id, s.user_token_secret, time.time(), ttl or s.user_token_ttl_s))
+        print(make_user_token(user_id, s.user_token_secret, time.time(), ttl or s.user_token_ttl_s,
+                              s.user_token_max_ttl_s))
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         raise typer.Exit(2)
@@ -409,10 +411,13 @@ refused and the previous version stays in force.
 """
 
 SETTINGS_DOC_TAIL = """
-Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_PAYLOAD_KEYS`,
-`SENTINEL_SMTP_PASSWORD`) have development defaults so that `make run` works out of the box;
-production sets them from a secret store (see docs/deployment.md). They never appear in logs
-or workflow history.
+Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_USER_TOKEN_SECRET`,
+`SENTINEL_PAYLOAD_KEYS`) and the
+API keys file (`SENTINEL_API_KEYS_FILE`, default `config/api_keys.dev.yaml`) have public development
+defaults so that `make run` works out of the box. They are accepted only with `SENTINEL_DEV_MODE=1`
+(which `make run`, the dev stack and the tests set): without it the gateway and the worker refuse to
+start and name every setting that still holds a development value. Production sets them from a
+secret store (see docs/deployment.md). Secrets never appear in logs or workflow history.
 """
 
 

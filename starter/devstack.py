@@ -94,6 +94,8 @@ class DevStack:
                 "SENTINEL_CHANNEL_BASE_URL": self.simulator_url,
                 "SENTINEL_CALLBACK_BASE_URL": self.gateway_url,
                 "SENTINEL_GATEWAY_PORT": str(self.ports.gateway),
+                # the public development credentials are fine here (sentinel/dev_credentials.py)
+                "SENTINEL_DEV_MODE": "1",
                 "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
                 "PYTHONUNBUFFERED": "1",
             }

@@ -703,8 +703,15 @@ def record_suppressed(engine: Engine, row: NoticeDelivery, reason: str) -> None:
 # --- device tokens (push) ---------------------------------------------------------------
 
 
+class DeviceTokenTaken(Exception):
+    """The push token is live for another user: it is not moved without that user's logout."""
+
+
 def register_device(engine: Engine, user_id: str, provider: str, token: str, platform: str | None = None) -> DeviceToken:
-    """Add (or revive, or move to this user) a device's push token. Idempotent."""
+    """Add (or revive) a device's push token. Idempotent. A token another user holds moves
+    to this user only once it is invalid (that user's app unregistered it at logout, or the
+    provider reported it dead); while it is live, :class:`DeviceTokenTaken` (whoever knows a
+    token must not divert someone else's notices by registering it)."""
     with Session(engine) as session:
         for _ in range(2):  # insert, or update when the token is known (maybe from another writer)
             row = session.exec(
@@ -712,7 +719,10 @@ def register_device(engine: Engine, user_id: str, provider: str, token: str, pla
             ).first()
             if row is None:
                 row = DeviceToken(user_id=user_id, provider=provider, token=token, platform=platform)
-            else:  # a phone handed to someone else keeps its token: it now reaches the new user
+            else:
+                if row.user_id != user_id and row.invalid_at is None:
+                    raise DeviceTokenTaken(f"{provider} token is registered to another user")
+                # a phone handed to someone else after a logout keeps its token: it now reaches the new user
                 row.user_id, row.platform, row.invalid_at, row.invalid_reason = user_id, platform, None, None
                 row.registered_at = utcnow()
             session.add(row)

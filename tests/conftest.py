@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import shutil
 import sys
 import socket
@@ -25,6 +26,12 @@ from starter.codec import converter_for
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The tests run on the public development credentials (dev keys file, dev-* secrets), which
+#: the gateway and the worker accept only in development mode (sentinel/dev_credentials.py).
+#: Every Settings() made in a test, and every process a test starts, inherits this; the tests
+#: of the refusal itself turn it off explicitly.
+os.environ["SENTINEL_DEV_MODE"] = "1"
 
 #: the data converter of the tests' Temporal clients, workers and replayers: the product's
 #: (pydantic models, payloads encrypted by starter/codec.py) with the public development key

@@ -615,6 +615,34 @@ async def test_unauthenticated_notifies_are_401(alipay: AlipayChannel, keys: Key
     assert err.value.status == 401
 
 
+@pytest.mark.parametrize("field", ["utc_timestamp", "notify_time"])
+async def test_a_notify_dated_in_the_future_is_401(alipay: AlipayChannel, keys: Keys, field: str):  # R11, issue #11
+    """Correctly signed, but dated an hour ahead of our clock: refused with the reason (the
+    48 h window of notify_tolerance_s is for late redeliveries, not for the future). One
+    dated a minute ahead is clock skew and accepted (skew allowed: 300 s by default)."""
+    now = datetime(2026, 11, 27, 8, 0, 0, tzinfo=timezone.utc).timestamp()  # pinned
+
+    def dated(seconds_ahead: int) -> bytes:
+        params = notify_params()
+        when = now + seconds_ahead
+        if field == "utc_timestamp":
+            params["utc_timestamp"] = str(int(when * 1000))
+        else:
+            del params["utc_timestamp"]
+            params["notify_time"] = datetime.fromtimestamp(when, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+        return signed_notify(keys.alipay, params)
+
+    with pytest.raises(CallbackRejected) as err:
+        alipay.parse_callback(FORM, dated(3600), now)
+    assert err.value.status == 401 and "3600 s in the future" in str(err.value)
+    event = alipay.parse_callback(FORM, dated(60), now)
+    assert event.occurred_at.timestamp() == now + 60
+    # the skew allowed is the adapter's setting (SENTINEL_CALLBACK_TOLERANCE_S)
+    strict = AlipayChannel(default_catalogue(), make_config(keys, "http://127.0.0.1:9", notify_future_skew_s=30))
+    with pytest.raises(CallbackRejected):
+        strict.parse_callback(FORM, dated(60), now)
+
+
 @pytest.mark.parametrize("case", ["biz-not-json", "no-out-biz-no", "no-notify-id", "bad-charset", "not-a-form", "other-message"])
 async def test_malformed_notifies_are_400(alipay: AlipayChannel, keys: Keys, case: str):
     params = notify_params()

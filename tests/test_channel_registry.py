@@ -45,12 +45,14 @@ def test_all_channels_from_settings(monkeypatch):
         "SENTINEL_ISO20022_SECRET": "bank-secret",
         "SENTINEL_ISO20022_DEBTOR_ACCOUNT": "DE89370400440532013000",
         "SENTINEL_ISO20022_DEBTOR_AGENT_BIC": "COBADEFFXXX",
+        "SENTINEL_CALLBACK_TOLERANCE_S": "120",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     channels = build_channels(Settings(_env_file=None))
     assert sorted(channels) == ["alipay", "generic", "iso20022", "stripe", "wechat"]
     assert all(name == ch.name for name, ch in channels.items())
+    assert channels["alipay"].config.notify_future_skew_s == 120  # issue #11: future-dated notifies
 
 
 @pytest.mark.parametrize(

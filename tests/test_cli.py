@@ -68,6 +68,16 @@ def test_token_user_prints_a_token_for_the_gateway(env):
     assert result.exit_code == 2
 
 
+def test_token_user_refuses_a_lifetime_over_the_cap(env, monkeypatch):  # R22, issue #11
+    result = invoke("token", "user", "u-42", "--ttl", str(30 * 86400 + 1))
+    assert result.exit_code == 2 and "longer than the cap" in result.output, result.output
+    monkeypatch.setenv("SENTINEL_USER_TOKEN_MAX_TTL_S", "600")
+    get_settings.cache_clear()
+    result = invoke("token", "user", "u-42", "--ttl", "601")
+    assert result.exit_code == 2 and "SENTINEL_USER_TOKEN_MAX_TTL_S" in result.output, result.output
+    assert invoke("token", "user", "u-42", "--ttl", "600").exit_code == 0
+
+
 def test_review_list_shows_the_queue_with_filters(env):
     engine = engine_for(env)
     now = datetime.now(timezone.utc)

@@ -12,6 +12,7 @@ R35: top level holds docker-compose.yml; Python worker and gateway images.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -386,11 +387,49 @@ def test_ui_maps_8233_and_talks_to_the_server():  # R34
 
 def test_secrets_are_required_from_the_environment_not_hardcoded():  # R22
     raw = COMPOSE_FILE.read_text()
-    for var in ("POSTGRES_PASSWORD", "SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_PAYLOAD_KEYS"):
+    for var in ("POSTGRES_PASSWORD", "SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET",
+                "SENTINEL_API_KEYS_FILE", "SENTINEL_PAYLOAD_KEYS"):
         uses = re.findall(r"\$\{" + var + r"([^}]*)\}", raw)
         assert uses and all(u.startswith(":?") for u in uses), f"{var} must be `${{{var}:?...}}`"
-    assert "dev-channel-secret" not in raw and "dev-link-secret" not in raw
+    for public in ("dev-channel-secret", "dev-link-secret", "dev-user-token-secret", "api_keys.dev.yaml"):
+        assert public not in raw
     assert DEV_PAYLOAD_KEYS.split(":")[1] not in raw
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_get_the_user_token_secret_and_the_mounted_api_keys_file(name):  # R22, issue #11
+    """Without them a production start ran on the public dev-user-token-secret and the dev
+    keys file baked into the image (anyone could mint user tokens or approve reviews)."""
+    svc = service(name)
+    env = env_of(svc)
+    assert env["SENTINEL_USER_TOKEN_SECRET"] == "<SENTINEL_USER_TOKEN_SECRET>"
+    keys_path = env["SENTINEL_API_KEYS_FILE"]
+    mounts = [interpolate(str(v)).split(":") for v in svc.get("volumes") or []]
+    assert ["<SENTINEL_API_KEYS_FILE>", keys_path, "ro"] in mounts, f"{name}: mount the keys file read-only"
+
+
+def dockerignored(path: str) -> bool:
+    """Whether the build context leaves ``path`` out, by .dockerignore's rules: the last
+    matching pattern wins, ``!`` re-includes, a pattern that matches a folder covers its content."""
+    excluded = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for line in DOCKERIGNORE.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate, pattern = line.startswith("!"), line.lstrip("!").strip("/")
+        if any(fnmatch.fnmatchcase(p, pattern) for p in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def test_the_image_does_not_contain_the_dev_api_keys():  # R22, issue #11
+    assert dockerignored("config/api_keys.dev.yaml"), "the public dev keys must stay out of the image"
+    for needed in ("config/delays.yaml", "config/notice_policy.yaml", "config/providers.yaml", "worker.py"):
+        assert not dockerignored(needed), needed
+    lines = [ln.strip() for ln in DOCKERFILE.read_text().splitlines()]
+    assert "RUN test ! -e config/api_keys.dev.yaml" in lines, "the build fails if the dev keys got in anyway"
 
 
 # ---------------------------------------------------------------- files the compose file relies on
@@ -434,7 +473,7 @@ def test_dockerfile_base_is_pinned_and_runs_unprivileged():  # R35
 
 def test_dockerignore_keeps_secrets_and_local_state_out():  # R22
     entries = {ln.strip() for ln in DOCKERIGNORE.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
-    for must in (".env", ".venv", ".git", ".data"):
+    for must in (".env", ".venv", ".git", ".data", "secrets"):
         assert must in entries, f".dockerignore should exclude {must}"
     for keep in ("config", "sentinel", "worker.py", "pyproject.toml"):
         assert keep not in entries, f".dockerignore must not exclude {keep}"

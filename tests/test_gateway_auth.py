@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
+from gateway import auth
 from gateway.auth import TokenError, hash_key, make_user_token, verify_user_token
 from sentinel.settings import Settings
 from store.repo import record_withdrawal
@@ -36,7 +37,7 @@ async def gw(tmp_path):
 def test_user_token_round_trip_and_expiry():
     now = 1_800_000_000
     token = make_user_token("u-42.x:y", SECRET, now, 600)
-    assert token.startswith("ut1.") and token.count(".") == 3
+    assert token.startswith("ut2.") and token.split(".")[2:4] == [str(now), str(now + 600)]
     assert verify_user_token(token, SECRET, now + 599) == "u-42.x:y"
     with pytest.raises(TokenError, match="expired"):
         verify_user_token(token, SECRET, now + 600)
@@ -46,13 +47,16 @@ def test_user_token_round_trip_and_expiry():
     "mutate, reason",
     [
         (lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), "signature"),  # tampered signature
-        (lambda t: ".".join([*t.split(".")[:2], str(int(t.split(".")[2]) + 3600), t.split(".")[3]]), "signature"),
+        (lambda t: ".".join([*t.split(".")[:3], str(int(t.split(".")[3]) + 3600), t.split(".")[4]]), "signature"),
+        (lambda t: ".".join([*t.split(".")[:2], str(int(t.split(".")[2]) + 3600), *t.split(".")[3:]]), "signature"),
         (lambda t: ".".join([t.split(".")[0], make_user_token("u-other", SECRET, 1, 9).split(".")[1],
                              *t.split(".")[2:]]), "signature"),  # someone else's user id
-        (lambda t: t.replace("ut1.", "ut2.", 1), "malformed"),
+        (lambda t: t.replace("ut2.", "ut3.", 1), "malformed"),
         (lambda t: t + ".x", "malformed"),
-        (lambda t: "ut1.!!!.1.x", "malformed"),
-        (lambda t: "ut1.." + t.split(".")[2] + "." + t.split(".")[3], "malformed"),
+        (lambda t: "ut2.!!!.1.2.x", "malformed"),
+        (lambda t: "ut2.." + ".".join(t.split(".")[2:]), "malformed"),
+        (lambda t: "ut2." + ".".join(t.split(".")[1:2] + ["-1"] + t.split(".")[3:]), "malformed"),
+        (lambda t: "ut1." + ".".join(t.split(".")[1:2] + t.split(".")[3:]), "ut1 .*no longer accepted"),
     ],
 )
 def test_tampered_user_tokens_are_refused(mutate, reason):
@@ -60,6 +64,45 @@ def test_tampered_user_tokens_are_refused(mutate, reason):
     token = make_user_token("u-42", SECRET, now, 600)
     with pytest.raises(TokenError, match=reason):
         verify_user_token(mutate(token), SECRET, now)
+
+
+def test_user_token_lifetime_is_capped_when_made_and_when_checked():  # R22, issue #11
+    """A token may not live longer than SENTINEL_USER_TOKEN_MAX_TTL_S (30 days): minting a
+    longer one is refused, and a token signed with a longer lifetime (a login service
+    misconfigured, or one that signs past the cap) is refused even while fresh."""
+    now = 1_800_000_000
+    month = 30 * 86400
+    assert Settings.model_fields["user_token_max_ttl_s"].default == auth.MAX_TTL_S == month
+    assert verify_user_token(make_user_token("u-42", SECRET, now, month), SECRET, now + month - 1) == "u-42"
+    with pytest.raises(ValueError, match="longer than the cap"):
+        make_user_token("u-42", SECRET, now, month + 1)
+    with pytest.raises(ValueError, match="longer than the cap"):
+        make_user_token("u-42", SECRET, now, 7200, max_ttl=3600)
+
+    year = make_user_token("u-42", SECRET, now, 365 * 86400, max_ttl=365 * 86400)  # signed past the cap
+    with pytest.raises(TokenError, match="over the cap"):
+        verify_user_token(year, SECRET, now)
+    with pytest.raises(TokenError, match="over the cap"):
+        verify_user_token(year, SECRET, now + 364 * 86400)  # also near its end
+    with pytest.raises(TokenError, match="over the cap"):  # a smaller cap configured at the gateway
+        verify_user_token(make_user_token("u-42", SECRET, now, 7200), SECRET, now, max_ttl=3600)
+
+    # issued in the future (beyond clock skew): its lifetime would not start counting now
+    ahead = make_user_token("u-42", SECRET, now + 3600, 600)
+    with pytest.raises(TokenError, match="issued in the future"):
+        verify_user_token(ahead, SECRET, now)
+    assert verify_user_token(make_user_token("u-42", SECRET, now + 60, 600), SECRET, now) == "u-42"
+
+
+async def test_the_gateway_refuses_a_token_over_its_configured_cap(tmp_path):  # R22, issue #11
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'app.db'}", user_token_max_ttl_s=3600)
+    async with offline_gateway(settings) as gw:
+        now = gw.clock()
+        ok = bearer(make_user_token("u-1", settings.user_token_secret, now, 3600))
+        assert (await gw.http.get("/v1/users/u-1/inbox", headers=ok)).status_code == 200
+        long = bearer(make_user_token("u-1", settings.user_token_secret, now, 7200))
+        resp = await gw.http.get("/v1/users/u-1/inbox", headers=long)
+        assert resp.status_code == 401 and "over the cap" in resp.json()["detail"]
 
 
 def test_user_token_from_another_secret_is_refused():

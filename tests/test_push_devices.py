@@ -12,7 +12,7 @@ import pytest
 from notifiers.push_fcm import FcmPushNotifier
 from notifiers.registry import build_provider_notifiers
 from sentinel.taxonomy import Stage
-from store.repo import device_tokens
+from store.repo import device_tokens, forget_device
 from tests.fake_providers import serve_fake
 from tests.gateway_harness import gateway, hold, offline_gateway, ts_env  # noqa: F401  (ts_env: one per test)
 from tests.test_notifiers_push_voice import FakeFcm, service_account
@@ -65,6 +65,37 @@ async def test_devices_are_registered_listed_and_removed_by_their_user_only(tmp_
         # registering again revives it
         await gw.http.post(url, json=body, headers=me)
         assert device_tokens(gw.engine, "u-7", "fcm") == ["fcm-token-abcdef"]
+
+
+async def test_a_token_live_for_another_user_is_not_taken_over(tmp_path):  # R20, issue #11
+    """Knowing someone's push token must not divert their notices: registering it for
+    another user is 409 while it is live; it moves after the holder's logout or once the
+    provider reported it dead."""
+    async with offline_gateway(make_settings(tmp_path, 25)) as gw:
+        body = {"provider": "fcm", "token": "fcm-token-shared1", "platform": "android"}
+
+        async def register(user):
+            return await gw.http.post(f"/v1/users/{user}/devices", json=body, headers=gw.user(user))
+
+        assert (await register("u-7")).status_code == 200
+        resp = await register("u-8")
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["error"] == "token registered to another user" and "logs out" in resp.json()["detail"]
+        assert "u-7" not in resp.text, "the holder is not disclosed"
+        assert device_tokens(gw.engine, "u-7", "fcm") == ["fcm-token-shared1"]
+        assert device_tokens(gw.engine, "u-8", "fcm") == []
+        assert (await register("u-7")).status_code == 200  # the holder re-registers as before
+
+        # the holder logs out on the device: now the next user may register it
+        assert (await gw.http.delete("/v1/users/u-7/devices/fcm/fcm-token-shared1", headers=gw.user("u-7"))).status_code == 204
+        assert (await register("u-8")).status_code == 200
+        assert device_tokens(gw.engine, "u-8", "fcm") == ["fcm-token-shared1"]
+        assert device_tokens(gw.engine, "u-7", "fcm") == []
+
+        # a token the provider reported dead is free too
+        forget_device(gw.engine, "fcm", "fcm-token-shared1", "UNREGISTERED")
+        assert (await register("u-9")).status_code == 200
+        assert device_tokens(gw.engine, "u-9", "fcm") == ["fcm-token-shared1"]
 
 
 def test_push_channel_exists_only_with_credentials(tmp_path):

@@ -1,0 +1,95 @@
+"""Production refuses the public development credentials (issue #11).
+
+The settings ship with development defaults so that ``make run`` works on a fresh clone:
+``dev-channel-secret``, ``dev-link-secret``, ``dev-user-token-secret`` and the keys file
+``config/api_keys.dev.yaml`` (``dev-supervisor-key`` and friends). All of them are public
+(they are in this repository), so a service running with any of them lets anyone sign
+callbacks, deep links or user tokens, or approve reviews. The gateway and the worker call
+:func:`refuse_dev_credentials` when they start and stop with one message naming every such
+setting, unless ``SENTINEL_DEV_MODE=1`` says this is a development machine (``make run``,
+the dev stack and the tests set it).
+
+The decision is pure (:func:`refuse_dev_credentials` takes the keys file's text);
+:func:`check_at_start` reads the configured file and calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from pydantic import SecretStr
+
+from sentinel.settings import Settings
+
+#: the public API keys of config/api_keys.dev.yaml (README, docs/gateway.md)
+DEV_API_KEYS = (
+    "dev-payment-service-key",
+    "dev-reviewer-alice-key",
+    "dev-reviewer-bob-key",
+    "dev-supervisor-key",
+    "dev-operator-key",
+)
+DEV_API_KEY_HASHES = frozenset(hashlib.sha256(k.encode()).hexdigest() for k in DEV_API_KEYS)
+
+_HEX64 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+
+
+class DevCredentialsRefused(RuntimeError):
+    """A process was asked to start outside development mode with public credentials."""
+
+
+def env_name(field: str) -> str:
+    return f"SENTINEL_{field.upper()}"
+
+
+def public_secret_defaults() -> dict[str, str]:
+    """Every secret setting whose default is a value written in the source (hence public):
+    field name -> that value. Secrets without a default (None) are not listed."""
+    out = {}
+    for name, f in Settings.model_fields.items():
+        if isinstance(f.default, SecretStr) and f.default.get_secret_value():
+            out[name] = f.default.get_secret_value()
+    return out
+
+
+def dev_key_hashes_in(keys_file_text: str | None) -> set[str]:
+    """The SHA-256 of development keys that appear in an API keys file's text."""
+    if not keys_file_text:
+        return set()
+    return {h.lower() for h in _HEX64.findall(keys_file_text)} & DEV_API_KEY_HASHES
+
+
+def dev_credentials_in_use(settings: Settings, keys_file_text: str | None) -> list[str]:
+    """One line per setting that still holds a public development credential."""
+    found = []
+    for name, public in public_secret_defaults().items():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and value.get_secret_value() == public:
+            found.append(f"{env_name(name)} is the development default {public!r}")
+    if dev_key_hashes_in(keys_file_text):
+        found.append(f"SENTINEL_API_KEYS_FILE ({settings.api_keys_file}) lists public development API keys")
+    return found
+
+
+def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, process: str) -> None:
+    """Raise :class:`DevCredentialsRefused` naming every public credential in use, unless
+    ``settings.dev_mode`` is set."""
+    if settings.dev_mode:
+        return
+    found = dev_credentials_in_use(settings, keys_file_text)
+    if found:
+        raise DevCredentialsRefused(
+            f"the {process} refuses to start with public development credentials:\n  - "
+            + "\n  - ".join(found)
+            + "\nSet each to a secret of your own (docs/deployment.md), or set SENTINEL_DEV_MODE=1 on a "
+            "development machine."
+        )
+
+
+def check_at_start(settings: Settings, process: str) -> None:
+    """:func:`refuse_dev_credentials` with the configured API keys file (a missing file has
+    no keys: the gateway's key store refuses it on its own)."""
+    path = settings.api_keys_file
+    text = path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
+    refuse_dev_credentials(settings, text, process)

@@ -1,0 +1,147 @@
+"""Production refuses the public development credentials (issue #11, item 1; R22).
+
+The settings' dev defaults (dev-channel-secret, dev-link-secret, dev-user-token-secret) and
+config/api_keys.dev.yaml (dev-supervisor-key, ...) are in this repository: a service running
+on them lets anyone sign callbacks and user tokens or approve reviews. The gateway and the
+worker refuse to start with any of them unless SENTINEL_DEV_MODE=1 (tests/conftest.py sets
+it for the rest of the suite; these tests turn it off)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from gateway.app import create_app
+from sentinel.dev_credentials import (
+    DEV_API_KEY_HASHES,
+    DevCredentialsRefused,
+    dev_credentials_in_use,
+    public_secret_defaults,
+    refuse_dev_credentials,
+)
+from sentinel.settings import ROOT, Settings
+from tests.conftest import free_port
+
+DEV_KEYS_FILE = ROOT / "config" / "api_keys.dev.yaml"
+ALL_DEV = ("SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET", "SENTINEL_API_KEYS_FILE")
+OWN_KEYS = "keys:\n- sha256: " + "ab" * 32 + "\n  role: supervisor\n  name: carol\n"
+
+
+def production(**overrides) -> Settings:
+    return Settings(_env_file=None, dev_mode=False, **overrides)
+
+
+def own_secrets() -> dict[str, str]:
+    return {"channel_secret": "c" * 32, "link_secret": "l" * 32, "user_token_secret": "u" * 32}
+
+
+def test_the_public_defaults_are_exactly_the_three_dev_secrets():
+    # A new secret setting with a written default is caught without touching the check.
+    assert public_secret_defaults() == {
+        "channel_secret": "dev-channel-secret",
+        "link_secret": "dev-link-secret",
+        "user_token_secret": "dev-user-token-secret",
+    }
+
+
+def test_every_key_of_the_dev_keys_file_is_known_as_a_dev_key():
+    doc = yaml.safe_load(DEV_KEYS_FILE.read_text())
+    assert {entry["sha256"] for entry in doc["keys"]} == DEV_API_KEY_HASHES
+
+
+def test_the_refusal_names_every_dev_credential_in_one_message():  # R22
+    with pytest.raises(DevCredentialsRefused) as refused:
+        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), "gateway")
+    message = str(refused.value)
+    assert message.startswith("the gateway refuses to start")
+    for name in ALL_DEV:
+        assert name in message
+    assert "SENTINEL_DEV_MODE=1" in message
+
+
+@pytest.mark.parametrize("kept", ["channel_secret", "link_secret", "user_token_secret"])
+def test_each_dev_secret_alone_is_refused(kept):  # R22
+    secrets = own_secrets()
+    del secrets[kept]
+    found = dev_credentials_in_use(production(**secrets), OWN_KEYS)
+    assert len(found) == 1 and found[0].startswith(f"SENTINEL_{kept.upper()} ")
+
+
+def test_one_dev_key_among_own_keys_is_refused():  # R22
+    carol = "419d354001eaf68981bd0efe3771c88a44a693ffc2842d1375325e58daa21d54"  # dev-supervisor-key
+    mixed = OWN_KEYS + f"- sha256: {carol.upper()}\n  role: supervisor\n  name: old\n"
+    found = dev_credentials_in_use(production(**own_secrets()), mixed)
+    assert len(found) == 1 and found[0].startswith("SENTINEL_API_KEYS_FILE ")
+
+
+def test_own_secrets_and_keys_start_and_dev_mode_allows_the_dev_ones():  # R22
+    refuse_dev_credentials(production(**own_secrets()), OWN_KEYS, "worker")
+    refuse_dev_credentials(production(**own_secrets()), None, "worker")  # no keys file at all
+    refuse_dev_credentials(Settings(_env_file=None, dev_mode=True), DEV_KEYS_FILE.read_text(), "gateway")
+
+
+def test_dev_mode_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SENTINEL_DEV_MODE", "1")
+    assert Settings(_env_file=None).dev_mode is True
+    monkeypatch.delenv("SENTINEL_DEV_MODE")
+    assert Settings(_env_file=None).dev_mode is False
+
+
+def test_the_gateway_app_is_not_built_with_dev_credentials(tmp_path):  # R22
+    db = tmp_path / "app.db"
+    with pytest.raises(DevCredentialsRefused):
+        create_app(production(database_url=f"sqlite:///{db}"))
+    assert not db.exists(), "refused before touching anything"
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(OWN_KEYS)
+    app = create_app(production(database_url=f"sqlite:///{db}", api_keys_file=keys, **own_secrets()))
+    assert app.state.keys.names(["supervisor"]) == {"carol"}
+
+
+# --------------------------------------------------------------------------- real starts
+
+
+def production_env(tmp_path) -> dict[str, str]:
+    """What a production-style start gets when its operator forgot the user-token secret
+    and the keys file: everything else is set, nothing says development."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        SENTINEL_CHANNEL_SECRET="prod-channel-secret-0123456789",
+        SENTINEL_LINK_SECRET="prod-link-secret-0123456789",
+        SENTINEL_DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        # nothing listens here: a worker that got past the check would wait for Temporal
+        SENTINEL_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+    )
+    return env
+
+
+def start(tmp_path, args: list[str]) -> subprocess.CompletedProcess:
+    # The timeout only ends a process that wrongly started; the refusal comes at once.
+    return subprocess.run(args, cwd=tmp_path, env=production_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+
+
+def assert_refused(result: subprocess.CompletedProcess, process: str) -> None:
+    assert result.returncode != 0, result
+    assert f"the {process} refuses to start with public development credentials" in result.stderr, result.stderr
+    assert "SENTINEL_USER_TOKEN_SECRET" in result.stderr and "SENTINEL_API_KEYS_FILE" in result.stderr
+    # the secrets that were set are not named
+    assert "SENTINEL_CHANNEL_SECRET" not in result.stderr and "SENTINEL_LINK_SECRET" not in result.stderr
+    assert "Traceback" not in result.stderr, "one clear message"
+
+
+def test_worker_py_refuses_a_production_start_without_the_secrets(tmp_path):  # R22
+    assert_refused(start(tmp_path, [sys.executable, str(ROOT / "worker.py")]), "worker")
+
+
+def test_the_gateway_refuses_a_production_start_without_the_secrets(tmp_path):  # R22
+    port = free_port()
+    result = start(tmp_path, [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:app",
+                              "--host", "127.0.0.1", "--port", str(port)])
+    assert_refused(result, "gateway")
+    assert not (tmp_path / "app.db").exists()
