@@ -7,7 +7,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sentinel.models import Observation, RiskHit, TrackingPolicy, WithdrawalRequest
+from sentinel.models import (
+    NoticeRecord,
+    NoticeRequest,
+    Observation,
+    ReviewDecision,
+    RiskHit,
+    TimelineEvent,
+    TrackingPolicy,
+    WithdrawalRequest,
+)
 from sentinel.notice_policy import NoticePolicy
 from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
 
@@ -79,3 +88,60 @@ class NoticeGivenUp(_C):
 
     key: str
     reason: str = Field(max_length=300)
+
+
+class DeferredSend(_C):
+    """A notice delivery waiting for its moment (quiet or legal hours, a fold window)."""
+
+    at: datetime
+    key: str
+    notice: NoticeRequest
+
+
+class CarriedState(_C):
+    """Everything a withdrawal's workflow knows, handed to its next run when the history
+    grows long (continue-as-new, R33): a withdrawal can live for months (a manual check
+    polling every 30 minutes, a return watch, a review waiting for documents). In-flight
+    deliveries, callbacks and decisions are drained before the hand-over, so none is lost."""
+
+    runs: int = Field(ge=1, description="how many runs came before this one")
+    policy: TrackingPolicy
+    notice_policy: NoticePolicy
+    available: list[str]
+    policy_version: str | None = None
+    status: WithdrawalStatus
+    category: ExceptionCategory | None = None
+    subtype: str | None = None
+    reason_code: str | None = None
+    severity: Severity
+    attempt: int
+    order_id: str
+    timeline: list[TimelineEvent]
+    notices: list[NoticeRecord]
+    decisions: list[ReviewDecision]
+    incoming: list[Observation] = Field(default_factory=list)
+    decision_seq: int = 0
+    seen_events: list[str] = Field(default_factory=list)
+    last_answer: list[str | None] | None = None
+    stage_seq: dict[str, int] = Field(default_factory=dict)
+    channels_used: list[str] = Field(default_factory=list)
+    exception_notified: bool = False
+    operators_alerted: bool = False
+    eta: datetime | None = None
+    submitted_at: datetime | None = None
+    delay_since: datetime | None = None
+    delay_notified: bool = False
+    next_poll_at: datetime | None = None
+    poll_index: int = 0
+    same_order_resubmits: int = 0
+    submitted_once: bool = False
+    risk_hits: list[RiskHit] = Field(default_factory=list)
+    four_eyes: bool = False
+    approvals: list[str] = Field(default_factory=list)
+    review_since: datetime | None = None
+    review_escalated: bool = False
+    awaiting_documents: list[str] = Field(default_factory=list)
+    documents_due: datetime | None = None
+    deferred: list[DeferredSend] = Field(default_factory=list)
+    parked_to_mark: list[int] = Field(default_factory=list)
+    watch_until: datetime | None = None

@@ -195,6 +195,11 @@ class TrackingPolicy(_Model):
     review_sla_s: float = Field(gt=0, description="a review case older than this is escalated")
     documents_wait_s: float = Field(gt=0, description="how long requested documents are waited for")
     eta_hours: float = Field(gt=0, description="expected arrival told to the user in a delay notice")
+    max_history_events: int = Field(
+        5000, ge=100, le=40000,
+        description="past this many history events the workflow continues as new, carrying its whole state "
+        "(also when Temporal suggests it)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "TrackingPolicy":

@@ -26,6 +26,7 @@ _TRACKING_KEYS = {
     "review_sla": "review_sla_s",
     "documents_wait": "documents_wait_s",
     "eta_hours": "eta_hours",
+    "max_history_events": "max_history_events",
 }
 
 
@@ -48,6 +49,8 @@ def _convert(section: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise ValueError(f"{where}: unknown setting {key!r}; known: {sorted(_TRACKING_KEYS)}")
         if key == "eta_hours":
             out["eta_hours"] = float(value)
+        elif key == "max_history_events":
+            out["max_history_events"] = int(value)
         elif key == "poll_schedule":
             out["poll_schedule_s"] = [parse_duration(v) for v in value]
         else:

@@ -23,11 +23,14 @@ from sentinel.dev_credentials import (
     public_secret_defaults,
     refuse_dev_credentials,
 )
-from sentinel.settings import ROOT, Settings
+from sentinel.settings import DEV_PAYLOAD_KEYS, ROOT, Settings
 from tests.conftest import free_port
 
 DEV_KEYS_FILE = ROOT / "config" / "api_keys.dev.yaml"
-ALL_DEV = ("SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET", "SENTINEL_API_KEYS_FILE")
+ALL_DEV = ("SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET", "SENTINEL_PAYLOAD_KEYS",
+           "SENTINEL_API_KEYS_FILE")
+#: a production history key (id:base64 of 32 bytes)
+OWN_PAYLOAD_KEYS = "k1:" + "cA" * 21 + "c="
 OWN_KEYS = "keys:\n- sha256: " + "ab" * 32 + "\n  role: supervisor\n  name: carol\n"
 
 
@@ -36,15 +39,18 @@ def production(**overrides) -> Settings:
 
 
 def own_secrets() -> dict[str, str]:
-    return {"channel_secret": "c" * 32, "link_secret": "l" * 32, "user_token_secret": "u" * 32}
+    return {"channel_secret": "c" * 32, "link_secret": "l" * 32, "user_token_secret": "u" * 32,
+            "payload_keys": OWN_PAYLOAD_KEYS}
 
 
-def test_the_public_defaults_are_exactly_the_three_dev_secrets():
-    # A new secret setting with a written default is caught without touching the check.
+def test_the_public_defaults_are_exactly_the_four_dev_secrets():
+    # A new secret setting with a written default is caught without touching the check
+    # (the history encryption key came after the check was written, and is caught).
     assert public_secret_defaults() == {
         "channel_secret": "dev-channel-secret",
         "link_secret": "dev-link-secret",
         "user_token_secret": "dev-user-token-secret",
+        "payload_keys": DEV_PAYLOAD_KEYS,
     }
 
 
@@ -113,6 +119,7 @@ def production_env(tmp_path) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         SENTINEL_CHANNEL_SECRET="prod-channel-secret-0123456789",
         SENTINEL_LINK_SECRET="prod-link-secret-0123456789",
+        SENTINEL_PAYLOAD_KEYS=OWN_PAYLOAD_KEYS,
         SENTINEL_DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
         # nothing listens here: a worker that got past the check would wait for Temporal
         SENTINEL_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",

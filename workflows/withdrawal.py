@@ -26,6 +26,8 @@ from temporalio.exceptions import TimeoutError as GaveUp
 with workflow.unsafe.imports_passed_through():
     from channels.base import order_id_for
     from sentinel.contracts import (
+        CarriedState,
+        DeferredSend,
         DocumentsUpload,
         NoticeGivenUp,
         InitInput,
@@ -92,7 +94,13 @@ def _unknown(subtype: str) -> Classification:
 @workflow.defn
 class WithdrawalWorkflow:
     @workflow.init
-    def __init__(self, req: WithdrawalRequest) -> None:
+    def __init__(self, req: WithdrawalRequest, carried: CarriedState | None = None) -> None:
+        # Started with one argument, the SDK decodes without type hints (their count differs
+        # from the arguments'): the models are validated here. A continued run gets both typed.
+        if isinstance(req, dict):
+            req = WithdrawalRequest.model_validate(req)
+        if isinstance(carried, dict):
+            carried = CarriedState.model_validate(carried)
         self._req = req
         self._status = WithdrawalStatus.SUBMITTED
         self._category: ExceptionCategory | None = None
@@ -140,11 +148,33 @@ class WithdrawalWorkflow:
         self._deferred: list[tuple[datetime, str, NoticeRequest]] = []
         # parked callbacks from init_tracking, marked applied by the next progress write
         self._parked_to_mark: list[int] = []
+        # after a success: watched for a bank return until then
+        self._watch_until: datetime | None = None
+        self._runs = 1
+        if carried is not None:
+            self._restore(carried)
 
     # --- entry point ------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, req: WithdrawalRequest) -> WithdrawalView:
+    async def run(self, req: WithdrawalRequest, carried: CarriedState | None = None) -> WithdrawalView:
+        if carried is None:
+            await self._start(self._req)
+        else:
+            self._event(f"continued as new: run {self._runs}", "workflow", self._policy_version)
+            self._sa_dirty = True
+        while True:
+            await self._track()
+            await self._close()
+            if self._status.is_final:
+                break
+            # a late answer reopened it (a correction): track again
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._view()
+
+    async def _start(self, req: WithdrawalRequest) -> None:
         init: InitResult = await workflow.execute_local_activity(
             "init_tracking",
             InitInput(request=req),
@@ -166,16 +196,60 @@ class WithdrawalWorkflow:
             await self._hold_for_risk(init.risk_hits)
         else:
             await self._submit()
-        while True:
-            await self._track()
-            await self._close()
-            if self._status.is_final:
-                break
-            # a late answer reopened it (a correction): track again
-        if self._tasks:
-            await asyncio.gather(*self._tasks)
+
+    # --- long lives: continue-as-new (R33) ---------------------------------------------
+
+    #: the workflow's own fields carried to the next run as they are (CarriedState names them
+    #: without the leading underscore); sets, tuples and the deferred sends are converted
+    _CARRIED = (
+        "policy", "notice_policy", "available", "policy_version", "status", "category", "subtype", "reason_code",
+        "severity", "attempt", "order_id", "timeline", "notices", "decisions", "incoming", "decision_seq",
+        "stage_seq", "channels_used", "exception_notified", "operators_alerted", "eta", "submitted_at",
+        "delay_since", "delay_notified", "next_poll_at", "poll_index", "same_order_resubmits", "submitted_once",
+        "risk_hits", "four_eyes", "approvals", "review_since", "review_escalated", "awaiting_documents",
+        "documents_due", "parked_to_mark", "watch_until",
+    )
+
+    def _carry(self) -> CarriedState:
+        fields = {name: getattr(self, f"_{name}") for name in self._CARRIED}
+        return CarriedState(
+            runs=self._runs,
+            seen_events=sorted(self._seen_events),
+            last_answer=list(self._last_answer) if self._last_answer else None,
+            deferred=[DeferredSend(at=at, key=key, notice=notice) for at, key, notice in self._deferred],
+            **fields,
+        )
+
+    def _restore(self, carried: CarriedState) -> None:
+        for name in self._CARRIED:
+            setattr(self, f"_{name}", getattr(carried, name))
+        self._runs = carried.runs + 1
+        self._seen_events = set(carried.seen_events)
+        last = carried.last_answer
+        self._last_answer = (str(last[0]), str(last[1]), last[2]) if last else None
+        self._deferred = [(d.at, d.key, d.notice) for d in carried.deferred]
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._policy.max_history_events
+
+    async def _continue_as_new_if_long(self) -> None:
+        """Hand the whole state to a new run when the history is long, once nothing is in
+        flight: deliveries finished (one may come back batched: kept as a deferred send),
+        no callback or decision waiting, every handler done. Otherwise back to the loop,
+        which applies what came in and asks again."""
+        if not self._history_is_long():
+            return
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.gather(*pending)
+        if self._incoming or self._pending_decisions:
+            return
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._view()
+        if self._incoming or self._pending_decisions or not all(t.done() for t in self._tasks):
+            return
+        await self._flush()
+        workflow.continue_as_new(args=[self._req, self._carry()])
 
     # --- signals, updates, queries ----------------------------------------------------
 
@@ -284,6 +358,9 @@ class WithdrawalWorkflow:
             if self._status.is_final:
                 break
             await self._flush()
+            await self._continue_as_new_if_long()
+            if self._incoming or self._pending_decisions:
+                continue
             now = workflow.now()
             wake = self._next_wake()
             if wake is None or wake > now:
@@ -600,17 +677,21 @@ class WithdrawalWorkflow:
         """After the final state: keep listening for a bank return during the channel's
         window (after a success), and finish the notice work that outlives the final state
         (deferred sends, escalation ladders), then end."""
-        watch_until = None
-        if self._status == WithdrawalStatus.SUCCEEDED and self._policy.return_watch_s > 0:
-            watch_until = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
+        if (self._status == WithdrawalStatus.SUCCEEDED and self._policy.return_watch_s > 0
+                and self._watch_until is None):
+            self._watch_until = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
         while True:
             await self._drain()
             if not self._status.is_final:
+                self._watch_until = None  # reopened: a later success watches anew
                 return
             await self._flush()
+            await self._continue_as_new_if_long()
+            if self._incoming or self._pending_decisions:
+                continue
             deadlines = self._notice_deadlines()
-            if watch_until is not None and self._status == WithdrawalStatus.SUCCEEDED:
-                deadlines.append(watch_until)
+            if self._watch_until is not None and self._status == WithdrawalStatus.SUCCEEDED:
+                deadlines.append(self._watch_until)
             if not deadlines:
                 pending = [t for t in self._tasks if not t.done()]
                 if not pending:
@@ -630,8 +711,8 @@ class WithdrawalWorkflow:
             if self._poke or self._incoming or self._pending_decisions:
                 self._poke = False
                 continue
-            if watch_until is not None and workflow.now() >= watch_until:
-                watch_until = None
+            if self._watch_until is not None and workflow.now() >= self._watch_until:
+                self._watch_until = None
             self._notice_timers()
 
     # --- notices ------------------------------------------------------------------------
