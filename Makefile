@@ -5,13 +5,31 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test install clean
+.PHONY: run test test-any-hour test-night install clean
 
 run: $(STAMP)          ## whole service on embedded defaults + demo, until Ctrl-C
 	$(PY) -m starter up
 
 test: $(STAMP)         ## every test: unit, time-skipping workflow tests, end-to-end on the dev server
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Outcomes must not depend on the hour the suite runs (quiet and legal hours, folding, the
+# escalation ladder): the same tests under faketime at chosen hours of the day.
+HOURS        ?= 00:30 07:59 13:30 18:30
+NIGHT_HOURS  ?= 18:30 23:59
+TIMING_TESTS ?= tests/test_notice_folding.py tests/test_notice_engine.py tests/test_notice_retry.py \
+                tests/test_exactly_once.py tests/test_workflow.py tests/test_long_lives.py
+FAKETIME     := faketime -f "@$$(date -u +%Y-%m-%d) $$hour:00"
+
+test-any-hour: $(STAMP)  ## the suite except the dev-server tests, at 00:30, 07:59, 13:30 and 18:30 UTC
+	@command -v faketime >/dev/null || { echo "faketime is missing (apt-get install faketime)"; exit 2; }
+	@for hour in $(HOURS); do echo "== suite at $$hour UTC"; \
+	  $(FAKETIME) $(PY) -m pytest -q -p no:cacheprovider -m "not e2e" || exit 1; done
+
+test-night: $(STAMP)     ## the notice-timing tests at two night hours (02:30 and 07:59 in Shanghai)
+	@command -v faketime >/dev/null || { echo "faketime is missing (apt-get install faketime)"; exit 2; }
+	@for hour in $(NIGHT_HOURS); do echo "== notice-timing tests at $$hour UTC"; \
+	  $(FAKETIME) $(PY) -m pytest -q -p no:cacheprovider $(TIMING_TESTS) || exit 1; done
 
 install: $(STAMP)
 
