@@ -65,9 +65,7 @@ async def test_three_failures_of_one_user_make_two_sms_not_three(
     ts_env, tmp_path, smtp_server, aliyun, tencent, twilio  # noqa: F811
 ):
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
-    data = yaml.safe_load(settings.providers_file.read_text())
-    data["aliyun"]["sms"]["templates"]["DIGEST"] = {"code": "SMS_460099", "params": {"count": "count", "orders": "orders"}}
-    settings.providers_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+    _with_digest_template(settings)
     channel = ScriptedChannel()
     # midday in the user's zone, whatever the hour the suite runs (legal SMS hours)
     noon = zone_at(12, await ts_env.get_current_time())

@@ -30,6 +30,24 @@ def _policy(tmp_path: Path, **give_up: str) -> Path:
     return path
 
 
+class _DownSmtp:
+    """An SMTP server that is down until ``start()`` (a real aiosmtpd server on its port)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()  # nothing listens here yet
+        self.sink = SmtpSink("127.0.0.1", self.port)
+        self.controller = Controller(self.sink, hostname=self.sink.host, port=self.port)
+        self.up = False
+
+    def start(self) -> None:
+        self.controller.start()
+        self.up = True
+
+    def stop(self) -> None:
+        if self.up:
+            self.controller.stop()
+
+
 def _mails_for(sink: SmtpSink, needle: str) -> list[str]:
     texts = [m.content.decode("utf-8", "replace") if isinstance(m.content, bytes) else str(m.content)
              for m in sink.messages]
@@ -37,12 +55,9 @@ def _mails_for(sink: SmtpSink, needle: str) -> list[str]:
 
 
 async def test_smtp_down_for_three_hours_then_back_gives_exactly_one_email(ts_env, tmp_path, unique_id):
-    port = free_port()  # nothing listens here yet: the SMTP server is down
-    settings = make_settings(tmp_path, port, notice_policy_file=_policy(tmp_path))
-    engine = engine_for(settings.database_url)
-    channel = ScriptedChannel()
-    sink = SmtpSink("127.0.0.1", port)
-    controller = Controller(sink, hostname=sink.host, port=port)
+    smtp = _DownSmtp()
+    settings = make_settings(tmp_path, smtp.port, notice_policy_file=_policy(tmp_path))
+    engine, channel, sink = engine_for(settings.database_url), ScriptedChannel(), smtp.sink
     try:
         async with running(ts_env, settings, channel) as client:
             handle = await client.start_withdrawal(make_request(unique_id))
@@ -51,10 +66,10 @@ async def test_smtp_down_for_three_hours_then_back_gives_exactly_one_email(ts_en
                 await ts_env.sleep(timedelta(minutes=30))
             email = {d.channel: d for d in deliveries_for(engine, unique_id)}["email"]
             assert email.status == "failed" and email.attempts >= 10, (email.status, email.attempts)
-            controller.start()  # SMTP is back
+            smtp.start()  # SMTP is back
             view = await handle.result()
     finally:
-        controller.stop()
+        smtp.stop()
     assert view.status == WithdrawalStatus.FAILED
     rows = {d.channel: d for d in deliveries_for(engine, unique_id)}
     assert rows["email"].status == "sent"
@@ -65,22 +80,19 @@ async def test_smtp_down_for_three_hours_then_back_gives_exactly_one_email(ts_en
 
 async def test_a_notice_given_up_is_logged_and_operators_are_alerted(ts_env, tmp_path, unique_id):
     # the user's email is given up after 1 h; the operators' alert (24 h) waits for SMTP
-    port = free_port()
-    settings = make_settings(tmp_path, port, notice_policy_file=_policy(tmp_path, email="1h"))
-    engine = engine_for(settings.database_url)
-    channel = ScriptedChannel()
-    sink = SmtpSink("127.0.0.1", port)
-    controller = Controller(sink, hostname=sink.host, port=port)
+    smtp = _DownSmtp()
+    settings = make_settings(tmp_path, smtp.port, notice_policy_file=_policy(tmp_path, email="1h"))
+    engine, channel, sink = engine_for(settings.database_url), ScriptedChannel(), smtp.sink
     try:
         async with running(ts_env, settings, channel) as client:
             handle = await client.start_withdrawal(make_request(unique_id))
             await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
             for _ in range(4):
                 await ts_env.sleep(timedelta(minutes=30))
-            controller.start()
+            smtp.start()
             view = await handle.result()
     finally:
-        controller.stop()
+        smtp.stop()
     rows = {d.key.split("/", 1)[1]: d for d in deliveries_for(engine, unique_id)}
     email = rows["DETECTED/1/email"]
     assert email.status == "given_up" and "within 1 h" in email.error, (email.status, email.error)
@@ -94,12 +106,9 @@ async def test_a_notice_given_up_is_logged_and_operators_are_alerted(ts_env, tmp
 
 async def test_a_retry_that_is_no_longer_true_is_not_sent(ts_env, tmp_path, unique_id):
     # a delay notice held by a provider outage is not sent after the money arrived
-    port = free_port()
-    settings = make_settings(tmp_path, port, notice_policy_file=_policy(tmp_path))
-    engine = engine_for(settings.database_url)
-    channel = ScriptedChannel(queries=[("PROCESSING", None)])
-    sink = SmtpSink("127.0.0.1", port)
-    controller = Controller(sink, hostname=sink.host, port=port)
+    smtp = _DownSmtp()
+    settings = make_settings(tmp_path, smtp.port, notice_policy_file=_policy(tmp_path))
+    engine, channel, sink = engine_for(settings.database_url), ScriptedChannel(queries=[("PROCESSING", None)]), smtp.sink
     try:
         async with running(ts_env, settings, channel) as client:
             handle = await client.start_withdrawal(make_request(unique_id))
@@ -107,10 +116,10 @@ async def test_a_retry_that_is_no_longer_true_is_not_sent(ts_env, tmp_path, uniq
             assert (await client.status(unique_id)).status == WithdrawalStatus.DELAYED
             await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-ok"))
             await ts_env.sleep(timedelta(minutes=5))
-            controller.start()
+            smtp.start()
             view = await handle.result()
     finally:
-        controller.stop()
+        smtp.stop()
     assert view.status == WithdrawalStatus.SUCCEEDED
     rows = {d.key.split("/", 1)[1]: d for d in deliveries_for(engine, unique_id)}
     assert rows["DELAYED/1/email"].status == "suppressed" and "no longer true" in rows["DELAYED/1/email"].error
