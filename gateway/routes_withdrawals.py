@@ -10,7 +10,7 @@ from gateway import deps
 from gateway.auth import OPERATOR, PAYMENT_SERVICE, REVIEWER, SUPERVISOR, USER, Principal, ensure_user_access, require
 from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, status_url
 from gateway.errors import ApiError, responses
-from gateway.views import StatusOut, Views, views
+from gateway.views import StatusOut, UserStatusOut, Views, views
 from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import WithdrawalRequest
 from starter.client import SentinelClient
@@ -68,9 +68,11 @@ async def start(
 
 @router.get(
     "/v1/withdrawals/{withdrawal_id}",
-    response_model=StatusOut,
+    response_model=StatusOut | UserStatusOut,
     summary="Status, reason, timeline, notices, next step, ETA (R16)",
-    description="Roles payment-service, reviewer, supervisor, operator; or the owner's user token. "
+    description="Roles payment-service, reviewer, supervisor, operator: the whole view. The owner's user token: "
+    "the user's view (UserStatusOut): no reviewer names, decision reasons, approvals, risk rule details, "
+    "operator alerts or staff-only timeline events. "
     "Live from the workflow (source: live); when it does not answer within the configured deadline, from the "
     "app database's projection (source: projection, as_of: its last update; timeline and notices empty). "
     "503 only when neither can answer.",
@@ -80,7 +82,7 @@ async def status(
     withdrawal_id: WithdrawalId,
     who: Principal = Depends(require(PAYMENT_SERVICE, REVIEWER, SUPERVISOR, OPERATOR, USER)),
     v: Views = Depends(views),
-) -> StatusOut:
+) -> StatusOut | UserStatusOut:
     return await v.status(withdrawal_id, who)
 
 

@@ -29,6 +29,7 @@ from gateway.errors import ApiError, rejected_by_temporal
 from sentinel.models import WithdrawalView
 from sentinel.policy import next_step
 from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
+from sentinel.user_view import UserStatusView, for_user
 from starter.client import SentinelClient
 from store.repo import get_record
 from store.tables import WithdrawalRecord
@@ -54,6 +55,22 @@ class StatusOut(WithdrawalView):
         "database's copy, as of as_of"
     )
     as_of: datetime = Field(description="live: when the workflow answered; projection: its last update")
+
+
+class UserStatusOut(UserStatusView):
+    """What the owner's user token reads: the user's own story (``sentinel.user_view``),
+    with where the answer came from. No reviewer names, decision reasons, approvals, risk
+    rule details, operator alerts or staff-only timeline events."""
+
+    source: Literal["live", "projection"]
+    as_of: datetime
+
+
+def shown_to(view: StatusOut, who: Principal) -> StatusOut | UserStatusOut:
+    """Staff and services read the whole view; a user token reads the user's view of it."""
+    if not who.is_user:
+        return view
+    return UserStatusOut(**dict(for_user(view)), source=view.source, as_of=view.as_of)
 
 
 class Unanswered(Exception):
@@ -136,9 +153,10 @@ class Views:
         check_owner(view, who)
         return view
 
-    async def status(self, withdrawal_id: str, who: Principal) -> StatusOut:
+    async def status(self, withdrawal_id: str, who: Principal) -> StatusOut | UserStatusOut:
         """Live, or the projection when the workflow does not answer in time or is gone
-        (past retention). 404 when neither knows the withdrawal; 403 for another user's."""
+        (past retention). 404 when neither knows the withdrawal; 403 for another user's.
+        A user token gets the user's view of either (``shown_to``)."""
         try:
             view = await self.live(withdrawal_id)
         except (RPCError, Unanswered) as err:
@@ -150,7 +168,7 @@ class Views:
             log.info("withdrawal %s: answered from the projection (%s)", withdrawal_id, err)
             view = projected(record)
         check_owner(view, who)
-        return view
+        return shown_to(view, who)
 
 
 def views(request: Request) -> Views:

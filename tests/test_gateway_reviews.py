@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
 from sentinel.taxonomy import WithdrawalStatus
 from store.repo import audit_for
 from tests.dbs import database_url  # noqa: F401
-from tests.gateway_harness import gateway, hold, ts_env, whats  # noqa: F401  (ts_env: one server per test)
+from tests.gateway_harness import gateway, hold, settled, ts_env, whats  # noqa: F401  (ts_env: one server per test)
 from tests.workflow_harness import eventually, make_settings
 
 FOUR_EYES = "250000.00"  # CNY, above the four-eyes line
@@ -219,6 +220,38 @@ async def test_review_sla_escalation_shows_in_the_case(gw, ts_env, unique_id):
     assert resp.status_code == 200 and resp.json()["status"] == "FAILED"
     resp = await gw.decide(unique_id, "carol", "reject", reason="again")
     assert resp.status_code == 409  # FAILED: nothing awaits review
+
+
+async def test_the_owner_sees_their_story_not_the_desks(gw, ts_env, unique_id):
+    # R16, R22, R29: held by a risk rule, escalated past the review SLA (operators alerted),
+    # approved by a named reviewer with a reason. The owner's token reads none of the desk's
+    # details in the raw answer; staff still read all of them.
+    req = await hold(gw, unique_id)
+    await ts_env.sleep(timedelta(hours=2))
+    await gw.wait_for(unique_id, lambda v: "OPERATOR_ALERT" in [n.stage for n in v.notices] and settled(v))
+    reason = "payslip matched the employer register"
+    assert (await gw.decide(unique_id, "bob", "approve", reason=reason)).status_code == 200
+    staff = await gw.wait_for(unique_id, lambda v: bool(v.decisions) and settled(v))
+    detail = staff.risk_hits[0].detail  # the rule's threshold, e.g. "amount 60000.00 CNY >= 50000"
+    desk_only = ["bob", reason, detail, "large_amount", "OPERATOR_ALERT", "escalated to a supervisor"]
+
+    for key in ("alice", "ops", "payment-service"):
+        resp = await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=gw.key(key))
+        assert resp.status_code == 200 and [s for s in desk_only if s not in resp.text] == [], key
+        assert resp.json()["decisions"][0]["reviewer"] == "bob"
+
+    resp = await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=gw.user(req.user_id))
+    assert resp.status_code == 200, resp.text
+    assert [s for s in desk_only if s in resp.text] == []
+    mine = resp.json()
+    assert not {"decisions", "approvals", "risk_hits", "order_id", "policy_version"} & set(mine)
+    assert (mine["withdrawal_id"], mine["card_last4"], mine["source"]) == (unique_id, req.card_last4, "live")
+    assert Decimal(mine["amount"]) == staff.amount and mine["next_step"]
+    whats_seen = [e["what"] for e in mine["timeline"]]
+    assert "held for a security review" in whats_seen and "review passed" in whats_seen
+    stages = [n["stage"] for n in mine["notices"]]
+    assert "UNDER_REVIEW" in stages and "REVIEW_DELAYED" in stages
+    assert all("alert" not in n for n in mine["notices"])
 
 
 async def test_unknown_case_is_404(gw, unique_id):
