@@ -49,7 +49,7 @@ class DeviceList(BaseModel):
     summary="Register this device for push notices (idempotent)",
     description="The user's own token only. Registering a token again revives it. 409 when the token is live "
     "for another user (it moves once that user logs out on the device, or the provider reports it dead).",
-    responses=responses(400, 401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 413, 422),
 )
 async def register(
     user_id: UserId, body: DeviceIn, who: Principal = Depends(require(USER)), engine=Depends(deps.engine)

@@ -233,7 +233,7 @@ async def case(
     summary="Take a case (self-assign), or a supervisor assigns it",
     description="Reviewers and operators assign themselves; supervisors assign anyone who works the desk. "
     "Advisory: it does not stop another reviewer's decision (four-eyes needs a second person).",
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(401, 403, 404, 409, 413, 422),
 )
 async def assign(
     withdrawal_id: WithdrawalId,
@@ -271,7 +271,7 @@ async def assign(
     summary="Decide a case: approve, reject or request_documents, with the reason",
     description="Roles reviewer and supervisor; operators for MANUAL_CHECK cases. The reviewer is the caller. "
     "409 when the withdrawal is not awaiting review, or when four-eyes needs a different approver.",
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def decide(
     withdrawal_id: WithdrawalId,

@@ -46,7 +46,7 @@ _SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_l
     summary="Start tracking a withdrawal (idempotent on withdrawal_id)",
     description="Role payment-service. A repeat returns the same workflow; the same id with different details is 409. "
     "400 when Temporal refuses the start as invalid (e.g. an id longer than the server allows).",
-    responses=responses(400, 401, 403, 409, 422, 503),
+    responses=responses(400, 401, 403, 409, 413, 422, 503),
 )
 async def start(
     req: WithdrawalRequest,
@@ -112,7 +112,7 @@ async def records(
     summary="The user uploaded the documents a reviewer asked for (R18)",
     description="The owner's user token. 409 when the withdrawal is not waiting for documents. "
     "The case goes back to the review queue. 503 when the workflow does not answer in time (retry).",
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def upload_documents(
     withdrawal_id: WithdrawalId,
@@ -138,7 +138,7 @@ async def upload_documents(
     summary="The user opened a notice's deep link: its escalation stops (R21)",
     description="The owner's user token. 404 when the withdrawal has no notice with this key. "
     "503 when the workflow does not answer in time (retry).",
-    responses=responses(400, 401, 403, 404, 422, 503),
+    responses=responses(400, 401, 403, 404, 413, 422, 503),
 )
 async def ack_notice(
     withdrawal_id: WithdrawalId,

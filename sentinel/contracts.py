@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sentinel.models import (
+    DOCUMENT_KINDS,
+    DocumentKind,
     NoticeRecord,
     NoticeRequest,
     Observation,
@@ -61,8 +63,15 @@ class ProgressUpdate(_C):
 class DocumentsUpload(_C):
     """The user uploaded the documents a reviewer asked for (R18)."""
 
-    documents: list[str] = Field(min_length=1)
+    documents: list[DocumentKind] = Field(
+        min_length=1, max_length=len(DOCUMENT_KINDS), description="which of the requested documents (each once)"
+    )
     reference: str = Field(min_length=1, max_length=128, description="where the documents are stored")
+
+    @field_validator("documents")
+    @classmethod
+    def _each_once(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
 
 
 class NoticeAck(_C):

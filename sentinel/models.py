@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,6 +28,11 @@ from sentinel.taxonomy import (
 Locale = Literal["zh-CN", "en-US"]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+#: documents a reviewer may ask for and a user may upload (R18); the risk rules and the
+#: notice templates name the same ones
+DocumentKind = Literal["id_photo", "transaction_proof", "bank_statement", "address_proof"]
+DOCUMENT_KINDS = frozenset(get_args(DocumentKind))
 _PAN_LIKE = re.compile(r"\d[\d -]{10,}\d")
 
 
@@ -134,7 +139,7 @@ class ReviewDecision(_Model):
     decision: Literal["approve", "reject", "request_documents"]
     reviewer: str = Field(pattern=ID_PATTERN)
     reason: str = Field(min_length=1, max_length=500)
-    documents: list[str] = Field(default_factory=list, description="with request_documents: e.g. id_photo")
+    documents: list[DocumentKind] = Field(default_factory=list, description="with request_documents: e.g. id_photo")
 
     @model_validator(mode="after")
     def _documents_listed(self) -> "ReviewDecision":
