@@ -5,6 +5,8 @@ user's records list (R16), the user's document upload (R18) and deep-link read r
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 from gateway import deps
 from gateway.auth import OPERATOR, PAYMENT_SERVICE, REVIEWER, SUPERVISOR, USER, Principal, ensure_user_access, require
@@ -12,7 +14,7 @@ from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, statu
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, UserStatusOut, Views, views
 from sentinel.contracts import DocumentsUpload, NoticeAck
-from sentinel.models import WithdrawalRequest
+from sentinel.models import NoCard, WithdrawalRequest
 from starter.client import SentinelClient
 from store.repo import add_audit, get_record, payee_fingerprint, user_withdrawals
 
@@ -33,7 +35,7 @@ class LinkAck(BaseModel):
     """The user opened the deep link of a notice (its key is in the link)."""
 
     model_config = ConfigDict(extra="forbid")
-    key: str = Field(min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1")
+    key: Annotated[str, NoCard] = Field(min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1")
 
 
 _SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_last4")
