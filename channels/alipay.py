@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_to_bytes, urlencode
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -48,6 +48,7 @@ from channels.base import (
     HttpChannel,
 )
 from channels.rsa_keys import load_private_key, load_public_key  # noqa: F401  (re-exported)
+from sentinel import safe_json
 from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 
@@ -69,6 +70,10 @@ _OUT_BIZ_NO = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ID = re.compile(ID_PATTERN)
 _WORD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gb2312", "gb18030": "gb18030"}
+#: caps on a notify form, checked before anything else (the signature needs the whole form):
+#: a notify has about 20 parameters and biz_content, the longest, is well under 4 KB
+MAX_FORM_FIELDS = 64
+MAX_FIELD_BYTES = 64 * 1024
 _WS = re.compile(r"[ \t\n\r]*")
 
 
@@ -246,6 +251,8 @@ class AlipayChannel(HttpChannel):
         """The response node of ``method`` after checking its signature."""
         node_key = method.replace(".", "_") + "_response"
         try:
+            if safe_json.too_deep(body):
+                raise ValueError("nested too deep")
             text = body.decode("utf-8")
             spans = top_level_spans(text)
         except (UnicodeDecodeError, ValueError):
@@ -378,9 +385,9 @@ class AlipayChannel(HttpChannel):
         if not _word_or_id(event_id):
             raise CallbackRejected(400, "notify_id is missing or malformed")
         try:
-            biz = json.loads(params.get("biz_content") or "")
-        except ValueError:
-            raise CallbackRejected(400, "biz_content is not JSON") from None
+            biz = safe_json.loads(params.get("biz_content") or "", "biz_content")
+        except safe_json.JsonRefused as exc:
+            raise CallbackRejected(400, str(exc)) from None
         if not isinstance(biz, dict):
             raise CallbackRejected(400, "biz_content must be a JSON object")
         order_id, status, code = biz.get("out_biz_no"), biz.get("status"), biz.get("error_code")
@@ -421,15 +428,29 @@ def _word_or_id(value: str) -> bool:
     return 0 < len(value) <= 128 and re.fullmatch(r"[A-Za-z0-9_.:-]+", value) is not None
 
 
-def _charset_of(headers: Mapping[str, str], body: bytes) -> str:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    declared = None
+def _raw_pairs(body: bytes) -> list[tuple[bytes, bytes]]:
+    """The form's (name, value) pairs, percent-decoded but still in the form's charset:
+    one pass over the body, refused at the first field past the caps. (The separators
+    ``&``, ``=``, ``+`` and ``%`` never occur inside a GBK or GB18030 character.)"""
+    segments = body.split(b"&", MAX_FORM_FIELDS)
+    if len(segments) > MAX_FORM_FIELDS:
+        raise CallbackRejected(400, f"notify has more than {MAX_FORM_FIELDS} fields")
+    pairs = []
+    for segment in segments:
+        if not segment:
+            continue
+        name, _, value = segment.partition(b"=")
+        if len(segment) > MAX_FIELD_BYTES:
+            raise CallbackRejected(400, f"a notify field is longer than {MAX_FIELD_BYTES} bytes")
+        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" "))))
+    return pairs
+
+
+def _charset_of(headers: Mapping[str, str], pairs: list[tuple[bytes, bytes]]) -> str:
     # The form's own (signed) charset field wins over the header.
-    for key, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
-        if key == "charset":
-            declared = value
-            break
+    declared = next((value.decode("latin-1") for name, value in pairs if name == b"charset"), None)
     if declared is None:
+        lowered = {k.lower(): v for k, v in headers.items()}
         m = re.search(r"charset=([A-Za-z0-9_-]+)", lowered.get("content-type", ""))
         declared = m.group(1) if m else "utf-8"
     charset = _CHARSETS.get(declared.strip().lower())
@@ -439,13 +460,15 @@ def _charset_of(headers: Mapping[str, str], body: bytes) -> str:
 
 
 def _parse_form(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str], str]:
-    charset = _charset_of(headers, body)
-    try:
-        pairs = parse_qsl(body.decode(charset), keep_blank_values=True, encoding=charset, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise CallbackRejected(400, f"body is not a {charset} form") from None
+    """The notify's parameters, read once with caps (count and size of the fields)."""
+    pairs = _raw_pairs(body)
+    charset = _charset_of(headers, pairs)
     params: dict[str, str] = {}
-    for key, value in pairs:
+    for raw_name, raw_value in pairs:
+        try:
+            key, value = raw_name.decode(charset), raw_value.decode(charset)
+        except UnicodeDecodeError:
+            raise CallbackRejected(400, f"body is not a {charset} form") from None
         if key in params:
             raise CallbackRejected(400, f"parameter {key!r} appears twice")
         params[key] = value

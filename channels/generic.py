@@ -18,6 +18,7 @@ from channels.base import (
     ChannelUnavailable,
 )
 from sentinel.catalogue import Catalogue
+from sentinel import safe_json
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, sign, verify
 
@@ -62,9 +63,11 @@ class GenericChannel(Channel):
     def _from_answer(self, resp: httpx.Response, order_id: str, source: str) -> Observation:
         now = datetime.now(timezone.utc)
         try:
-            data = resp.json()
+            data = safe_json.loads(resp.content, "answer")
         except ValueError:
             raise ChannelUnavailable(f"unreadable answer, HTTP {resp.status_code}") from None
+        if not isinstance(data, dict):
+            raise ChannelUnavailable(f"answer is not a JSON object, HTTP {resp.status_code}")
         status = str(data.get("status", ""))
         if resp.status_code == 404 or status == "NOT_FOUND":
             # The channel has no such order: nothing was paid. Query-first callers decide.
@@ -100,9 +103,9 @@ class GenericChannel(Channel):
         except SignatureError as exc:
             raise CallbackRejected(401, str(exc)) from None
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected(400, "body is not valid JSON") from None
+            data = safe_json.loads(body)
+        except safe_json.JsonRefused as exc:
+            raise CallbackRejected(400, str(exc)) from None
         if not isinstance(data, dict):
             raise CallbackRejected(400, "body must be a JSON object")
         for field in ("event_id", "order_id", "status", "occurred_at"):

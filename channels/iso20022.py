@@ -16,7 +16,9 @@ calls can also use mutual TLS (``client_cert`` / ``client_key`` / ``ca_bundle``)
 
 Incoming XML is parsed with expat directly: any DOCTYPE (so any entity declaration, internal
 or external, billion laughs, XXE) is refused before a single entity is expanded, and the
-tree is built without ever resolving external resources.
+tree is built without ever resolving external resources. Documents are UTF-8 only (as
+ISO 20022 XML messages are): another declared encoding (GBK, UTF-16, ...) is refused with
+the reason, and elements nested deeper than ``MAX_XML_DEPTH`` are refused while parsing.
 
 Native -> canonical: pacs.002 ``TxSts`` (RCVD/ACTC/ACCP/PDNG/ACSP/ACWC/ACCC/ACSC/RJCT/CANC)
 is the raw status and the first ``StsRsnInf/Rsn/Cd`` (or ``Prtry``) the raw code; a
@@ -82,6 +84,10 @@ _ISO4217_EXPONENT = {
 }
 
 MAX_BODY_BYTES = 1_000_000
+#: a pacs.002 nests about 8 levels deep
+MAX_XML_DEPTH = 32
+#: the encoding of an XML declaration (``<?xml version="1.0" encoding="GBK"?>``)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
 
 _ID = re.compile(ID_PATTERN)
 _MAX35 = re.compile(r"^[^\x00-\x1f]{1,35}$")
@@ -106,8 +112,17 @@ def parse_xml(body: bytes) -> ET.Element:
     every entity declaration) before anything is expanded. Tags are ``{namespace}local``."""
     if len(body) > MAX_BODY_BYTES:
         raise IsoMessageError(f"document larger than {MAX_BODY_BYTES} bytes")
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in body:
+        # (XML has no NUL character: NUL bytes mean UTF-16 or UTF-32)
+        raise IsoMessageError("document is UTF-16 or UTF-32; only UTF-8 is accepted")
+    declared = _XML_ENCODING.match(body)
+    if declared and declared.group(1).decode("latin-1").strip().lower() not in ("utf-8", "utf8"):
+        encoding = declared.group(1).decode("latin-1")[:40]
+        raise IsoMessageError(f"document declares encoding {encoding!r}; only UTF-8 is accepted")
     builder = ET.TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
+    # The encoding is fixed: whatever else the document says, its bytes are read as UTF-8.
+    parser = expat.ParserCreate(encoding="UTF-8", namespace_separator="}")
+    depth = 0
 
     def name(raw: str) -> str:
         return "{" + raw if "}" in raw else raw
@@ -119,7 +134,16 @@ def parse_xml(body: bytes) -> ET.Element:
         raise IsoMessageError("entity declarations are not allowed")
 
     def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise IsoMessageError(f"elements nested deeper than {MAX_XML_DEPTH} levels")
         builder.start(name(tag), {name(k): v for k, v in attrs.items()})
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(name(tag))
 
     parser.StartDoctypeDeclHandler = refuse_doctype
     parser.EntityDeclHandler = refuse_entity
@@ -127,13 +151,17 @@ def parse_xml(body: bytes) -> ET.Element:
     parser.ExternalEntityRefHandler = refuse_entity
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartElementHandler = start
-    parser.EndElementHandler = lambda tag: builder.end(name(tag))
+    parser.EndElementHandler = end
     parser.CharacterDataHandler = builder.data
     parser.buffer_text = True
     try:
         parser.Parse(body, True)
     except expat.ExpatError as exc:
         raise IsoMessageError(f"not well-formed XML: {exc}") from None
+    except IsoMessageError:
+        raise
+    except ValueError as exc:  # pragma: no cover - expat refusing an encoding it cannot read
+        raise IsoMessageError(f"unreadable XML: {exc}") from None
     try:
         return builder.close()
     except AssertionError:  # pragma: no cover - expat already rejects unbalanced documents

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -49,6 +49,7 @@ from channels.base import (
     ChannelUnavailable,
     HttpChannel,
 )
+from sentinel import safe_json
 from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 
@@ -202,16 +203,19 @@ class StripeChannel(HttpChannel):
         super().__init__(catalogue, config, client)
         self.api_base = config.api_base.rstrip("/")
         self._payout_ids: OrderedDict[str, str] = OrderedDict()
+        # parse_callback runs on the gateway's parser threads (gateway/routes_callbacks.py)
+        self._ids_lock = threading.Lock()
 
     # --- order id <-> payout id ---------------------------------------------------------
 
     def _remember(self, order_id: str, payout_id: Any) -> None:
         if not isinstance(payout_id, str) or not _PAYOUT_ID.match(payout_id):
             return
-        self._payout_ids[order_id] = payout_id
-        self._payout_ids.move_to_end(order_id)
-        while len(self._payout_ids) > self.config.id_cache_size:
-            self._payout_ids.popitem(last=False)
+        with self._ids_lock:
+            self._payout_ids[order_id] = payout_id
+            self._payout_ids.move_to_end(order_id)
+            while len(self._payout_ids) > self.config.id_cache_size:
+                self._payout_ids.popitem(last=False)
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -259,7 +263,7 @@ class StripeChannel(HttpChannel):
     @staticmethod
     def _json(resp: httpx.Response) -> dict[str, Any]:
         try:
-            data = resp.json()
+            data = safe_json.loads(resp.content, "answer")
         except ValueError:
             raise ChannelUnavailable(f"stripe: unreadable answer, HTTP {resp.status_code}") from None
         if not isinstance(data, dict):
@@ -376,9 +380,9 @@ class StripeChannel(HttpChannel):
             self.config.webhook_secret, body, lowered.get(SIGNATURE_HEADER.lower()), now, self.config.tolerance_s
         )
         try:
-            event = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected(400, "body is not valid JSON") from None
+            event = safe_json.loads(body)
+        except safe_json.JsonRefused as exc:
+            raise CallbackRejected(400, str(exc)) from None
         if not isinstance(event, dict):
             raise CallbackRejected(400, "body must be a JSON object")
         event_id = event.get("id")
@@ -423,7 +427,7 @@ class StripeChannel(HttpChannel):
 
 def _error_of(resp: httpx.Response) -> dict[str, Any]:
     try:
-        data = resp.json()
+        data = safe_json.loads(resp.content, "answer")
     except ValueError:
         return {}
     error = data.get("error") if isinstance(data, dict) else None

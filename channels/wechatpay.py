@@ -52,6 +52,7 @@ from channels.base import (
     HttpChannel,
 )
 from channels.rsa_keys import load_private_key, load_public_key  # noqa: F401  (re-exported)
+from sentinel import safe_json
 from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 
@@ -281,7 +282,7 @@ class WeChatPayChannel(HttpChannel):
                 raise ChannelRejectedRequest(f"{where}: HTTP 401, our request signature was refused")
             raise ChannelUnavailable(f"{where}: unsigned HTTP {resp.status_code} answer; not trusted")
         try:
-            data = json.loads(resp.content) if resp.content else {}
+            data = safe_json.loads(resp.content, "answer") if resp.content else {}
         except ValueError:
             raise ChannelUnavailable(f"{where}: unreadable answer") from None
         if not isinstance(data, dict):
@@ -405,9 +406,9 @@ class WeChatPayChannel(HttpChannel):
             raise CallbackRejected(401, "signature does not verify")
 
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected(400, "body is not JSON") from None
+            data = safe_json.loads(body)
+        except safe_json.JsonRefused as exc:
+            raise CallbackRejected(400, str(exc)) from None
         if not isinstance(data, dict):
             raise CallbackRejected(400, "body must be a JSON object")
         event_id, resource = data.get("id"), data.get("resource")
@@ -429,9 +430,9 @@ class WeChatPayChannel(HttpChannel):
             # key: an authentication failure of the resource, as for a bad signature.
             raise CallbackRejected(401, "resource does not decrypt with the APIv3 key") from None
         try:
-            bill = json.loads(plaintext)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected(400, "decrypted resource is not JSON") from None
+            bill = safe_json.loads(plaintext, "decrypted resource")
+        except safe_json.JsonRefused as exc:
+            raise CallbackRejected(400, str(exc)) from None
         if not isinstance(bill, dict):
             raise CallbackRejected(400, "decrypted resource must be a JSON object")
         self._check_merchant(bill)

@@ -1,4 +1,4 @@
-"""Secrets never reach the access log (issue #11).
+"""Secrets and card numbers never reach the access log (issue #11).
 
 Aliyun and Tencent cannot sign their SMS receipts nor send a header of our choosing, so the
 receipt URL configured at the provider carries the secret ``SENTINEL_RECEIPTS_TOKEN`` as a
@@ -8,12 +8,18 @@ So the secret stays in the path and the gateway's access log (uvicorn's ``uvicor
 logger) writes ``/v1/receipts/aliyun/<redacted>`` instead. A reverse proxy in front of the
 gateway keeps its own access log: configure it to drop or mask these paths too
 (docs/deployment.md).
+
+Card numbers: the server writes a request's path before the gateway can refuse it
+(``GET /v1/withdrawals/4111111111111111`` is a 422, and its line is written anyway), so every
+card number in the line is masked down to its last four digits (sentinel/pan.py).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+
+from sentinel.pan import mask_card_numbers
 
 REDACTED = "<redacted>"
 
@@ -22,7 +28,7 @@ _SECRET_PATH = re.compile(r"(/v1/receipts/(?:aliyun|tencent)/)[^?#\s\"]+")
 
 
 def redact(text: str) -> str:
-    return _SECRET_PATH.sub(r"\g<1>" + REDACTED, text)
+    return mask_card_numbers(_SECRET_PATH.sub(r"\g<1>" + REDACTED, text))
 
 
 class RedactSecretPaths(logging.Filter):

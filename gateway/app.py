@@ -33,6 +33,7 @@ from gateway import (
 )
 from gateway.access_log import redact_access_log
 from gateway.auth import KeyStore
+from gateway.limits import BodyLimit
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
@@ -44,7 +45,9 @@ DESCRIPTION = """Withdrawal tracking for the payment service, reviewers, operato
 Authenticate with `Authorization: Bearer <API key>` (roles payment-service, reviewer,
 supervisor, operator) or `Authorization: Bearer <user token>` for one end user's data.
 Channel callbacks and provider receipts are authenticated by their own signatures.
-Errors are `{"error": ..., "detail": ...}`. See docs/gateway.md."""
+Errors are `{"error": ..., "detail": ...}`. Request bodies are limited per route (1 MiB for
+channel callbacks, 256 KiB for provider receipts, 16 KiB for document uploads, 64 KiB
+otherwise): a larger body is 413 before it is read. See docs/gateway.md."""
 
 
 def create_app(
@@ -60,7 +63,10 @@ def create_app(
     async def lifespan(app: FastAPI):
         if getattr(app.state, "client", None) is None:
             app.state.client = await SentinelClient.connect(settings)
-        yield
+        try:
+            yield
+        finally:
+            app.state.callback_parsers.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="withdrawal-sentinel gateway", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
@@ -70,6 +76,8 @@ def create_app(
     app.state.channels = build_channels(settings)
     app.state.keys = KeyStore(settings.api_keys_file)
     app.state.codec = codec_for(settings)  # the workers' payload keys, for the codec server
+    app.state.callback_parsers = routes_callbacks.parser_pool()
+    app.add_middleware(BodyLimit)
     errors.install(app)
     for module in (routes_withdrawals, routes_inbox, routes_devices, routes_reviews, routes_ops, routes_callbacks,
                    routes_receipts, routes_codec):

@@ -12,13 +12,13 @@ from fastapi import Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
-from sentinel.models import ID_PATTERN
+from sentinel.models import ID_PATTERN, NoCard
 from starter.client import SentinelClient
 
 T = TypeVar("T")
 
-WithdrawalId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's withdrawal order number")]
-UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's user id")]
+WithdrawalId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's withdrawal order number"), NoCard]
+UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's user id"), NoCard]
 #: row ids are 32-bit integers in PostgreSQL
 MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

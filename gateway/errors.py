@@ -5,10 +5,12 @@ Validation errors (422) list each problem with the field it concerns::
     {"error": "invalid request", "detail": [{"field": "amount", "loc": ["body", "amount"],
                                              "msg": "...", "type": "..."}]}
 
-Bad input never becomes a 500; an unexpected failure is a 500 without internals, and
-Temporal being unreachable is a 503 (retry later: nothing was lost). A request Temporal
-refuses as invalid (gRPC INVALID_ARGUMENT, e.g. an id longer than the server allows) is
-400 ``{"error": "rejected by Temporal", "detail": <Temporal's reason>}``.
+A body the framework cannot read at all (not UTF-8, say) is the same 422, with the field
+``body``. A body over its route's limit is 413 (gateway/limits.py). Bad input never becomes a
+500; an unexpected failure is a 500 without internals, and Temporal being unreachable is a
+503 (retry later: nothing was lost). A request Temporal refuses as invalid (gRPC
+INVALID_ARGUMENT, e.g. an id longer than the server allows) is 400 ``{"error": "rejected by
+Temporal", "detail": <Temporal's reason>}``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI could not read the body (e.g. JSON that is not UTF-8): the documented 422
+            return error_response(422, "invalid request", [{
+                "field": "body", "loc": ["body"], "type": "body_unreadable",
+                "msg": f"the body cannot be read as JSON ({type(exc.__cause__).__name__}); send UTF-8 JSON",
+            }])
         try:
             phrase = HTTPStatus(exc.status_code).phrase.lower()
         except ValueError:

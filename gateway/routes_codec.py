@@ -106,7 +106,7 @@ Incoming = Annotated[Payloads, Depends(incoming)]
     summary="Decrypt workflow history payloads (Temporal codec server)",
     description="Roles operator, supervisor. Payloads that are not encrypted come back unchanged. 400 when a "
     "payload is sealed with a key this deployment does not hold, or fails authentication (altered).",
-    responses=responses(400, 401, 403),
+    responses=responses(400, 401, 403, 413),
     openapi_extra=_BODY,
 )
 async def decode(request: Request, who: Operator, body: Incoming, engine=Depends(deps.engine)) -> Response:
@@ -126,7 +126,7 @@ async def decode(request: Request, who: Operator, body: Incoming, engine=Depends
     PREFIX + "/encode",
     summary="Encrypt payloads with the current key (Temporal codec server)",
     description="Roles operator, supervisor. What the UI and CLI use to send a signal or query input.",
-    responses=responses(400, 401, 403),
+    responses=responses(400, 401, 403, 413),
     openapi_extra=_BODY,
 )
 async def encode(request: Request, who: Operator, body: Incoming) -> Response:

@@ -7,7 +7,7 @@ reported it dead), so knowing a token is not enough to divert someone's notices.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,17 +16,19 @@ from gateway import deps
 from gateway.auth import USER, Principal, ensure_user_access, require
 from gateway.deps import Out, UserId, db
 from gateway.errors import ApiError, responses
+from sentinel.models import NoCard
 from store.repo import DeviceTokenTaken, devices_of, forget_device, register_device
 
 router = APIRouter(tags=["devices"])
 
-Token = Field(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9_:.\-]+$")
+TOKEN_PATTERN = r"^[A-Za-z0-9_:.\-]+$"
+Token = Field(min_length=8, max_length=512, pattern=TOKEN_PATTERN)
 
 
 class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: Literal["fcm", "jpush"]
-    token: str = Token
+    token: Annotated[str, NoCard] = Token
     platform: Literal["android", "ios", "web"] | None = None
 
 
@@ -49,7 +51,7 @@ class DeviceList(BaseModel):
     summary="Register this device for push notices (idempotent)",
     description="The user's own token only. Registering a token again revives it. 409 when the token is live "
     "for another user (it moves once that user logs out on the device, or the provider reports it dead).",
-    responses=responses(400, 401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 413, 422),
 )
 async def register(
     user_id: UserId, body: DeviceIn, who: Principal = Depends(require(USER)), engine=Depends(deps.engine)
@@ -86,7 +88,7 @@ async def list_devices(
 async def unregister(
     user_id: UserId,
     provider: Literal["fcm", "jpush"],
-    token: str = Path(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9_:.\-]+$"),
+    token: Annotated[str, Path(min_length=8, max_length=512, pattern=TOKEN_PATTERN), NoCard],
     who: Principal = Depends(require(USER)),
     engine=Depends(deps.engine),
 ) -> None:

@@ -69,7 +69,7 @@ async def user_inbox(
     response_model=ReadOk,
     summary="Mark a message read; the withdrawal's escalation ladders stop (R21)",
     description="The user's own token only. Idempotent. 503 when the workflow could not be told (retry).",
-    responses=responses(401, 403, 404, 422, 503),
+    responses=responses(401, 403, 404, 413, 422, 503),
 )
 async def read(
     user_id: UserId,

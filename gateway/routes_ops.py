@@ -102,7 +102,7 @@ async def parked(
     summary="Send a parked callback to its workflow again",
     description="Roles operator, supervisor. Safe to repeat: the workflow acts on an event id once. "
     "409 when the withdrawal is not tracked or its tracking has ended.",
-    responses=responses(401, 403, 404, 409, 422, 503),
+    responses=responses(401, 403, 404, 409, 413, 422, 503),
 )
 async def redeliver(
     parked_id: deps.RowId,

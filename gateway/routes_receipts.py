@@ -23,7 +23,6 @@ updates its delivery; a report for a delivery we do not know is logged and ackno
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 from urllib.parse import parse_qsl
@@ -36,6 +35,7 @@ from gateway import deps
 from gateway.deps import db
 from gateway.errors import ApiError, responses
 from notifiers.sms_twilio import verify_signature
+from sentinel import safe_json
 from store.repo import delivery_receipt
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["provider receipts"])
 
 TWILIO_FINAL = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
+#: a Twilio status callback has about 15 fields
+MAX_FORM_FIELDS = 64
 
 
 class ReceiptOut(BaseModel):
@@ -63,7 +65,7 @@ def _twilio_token(settings) -> str | None:
     summary="Twilio SMS status callback (signed with X-Twilio-Signature)",
     description="No API key: Twilio signs the request. 401 for a bad signature, 400 without notice_key, "
     "404 when no Twilio auth token is configured.",
-    responses=responses(400, 401, 404),
+    responses=responses(400, 401, 404, 413),
 )
 async def twilio(request: Request, engine=Depends(deps.engine)) -> ReceiptOut:
     token = _twilio_token(request.app.state.settings)
@@ -71,7 +73,8 @@ async def twilio(request: Request, engine=Depends(deps.engine)) -> ReceiptOut:
         raise ApiError(404, "not configured", "Twilio receipts need SENTINEL_TWILIO_AUTH_TOKEN")
     raw = await request.body()
     try:
-        params = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
+        params = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw),
+                           max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, "malformed body", "expected application/x-www-form-urlencoded") from None
     base = str(request.app.state.settings.callback_base_url).rstrip("/")
@@ -107,8 +110,8 @@ def _check_receipts_token(request: Request, token: str) -> None:
 
 async def _reports(request: Request, required: tuple[str, ...]) -> list[dict[str, Any]]:
     try:
-        data = json.loads(await request.body())
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = safe_json.loads(await request.body())
+    except ValueError as exc:
         raise ApiError(400, "malformed body", f"expected a JSON array of reports: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise ApiError(400, "malformed body", "expected a JSON array of report objects")
@@ -126,7 +129,7 @@ ReceiptToken = Path(min_length=1, max_length=200)
     "/v1/receipts/aliyun/{token}",
     summary="Aliyun SMS delivery reports (SmsReport, HTTP batch push)",
     description="A JSON array of reports; out_id is our notice key. No signature: the URL's token is the secret.",
-    responses=responses(400, 401, 404),
+    responses=responses(400, 401, 404, 413),
 )
 async def aliyun(request: Request, token: str = ReceiptToken, engine=Depends(deps.engine)) -> JSONResponse:
     _check_receipts_token(request, token)
@@ -145,7 +148,7 @@ async def aliyun(request: Request, token: str = ReceiptToken, engine=Depends(dep
     summary="Tencent Cloud SMS status callbacks",
     description="A JSON array of reports; sid is the SerialNo SendSms returned. No signature: the URL's token is "
     "the secret.",
-    responses=responses(400, 401, 404),
+    responses=responses(400, 401, 404, 413),
 )
 async def tencent(request: Request, token: str = ReceiptToken, engine=Depends(deps.engine)) -> JSONResponse:
     _check_receipts_token(request, token)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,7 +25,7 @@ from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR, Principal, require
 from gateway.deps import Out, RecordOut, WithdrawalId, db
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, Unanswered, Views, projected, views
-from sentinel.models import ReviewDecision
+from sentinel.models import NoCard, ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from starter.client import FourEyesViolation, NotAwaitingReview, SentinelClient
 from store.repo import add_audit, assign_review, audit_for, get_record, review_queue_page, risk_hits_for
@@ -49,7 +49,9 @@ class DecisionBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject", "request_documents"]
-    reason: str = Field(min_length=1, max_length=500, description="why: kept in the audit log and the timeline")
+    reason: Annotated[str, NoCard] = Field(
+        min_length=1, max_length=500, description="why: kept in the audit log and the timeline"
+    )
     documents: list[str] = Field(default_factory=list, max_length=10, description="with request_documents")
 
     @field_validator("reason")
@@ -85,7 +87,9 @@ class DecisionOut(BaseModel):
 
 class AssignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    assignee: str | None = Field(None, description="who works the case; default: the caller (self-assign)")
+    assignee: Annotated[str | None, NoCard] = Field(
+        None, max_length=64, description="who works the case; default: the caller (self-assign)"
+    )
 
 
 class AssignOut(BaseModel):
@@ -176,7 +180,7 @@ async def queue(
     status: Literal["UNDER_REVIEW", "MANUAL_CHECK"] | None = None,
     min_age_s: float | None = Query(None, ge=0, le=10 * 365 * 86400, allow_inf_nan=False),
     min_amount: Decimal | None = Query(None, ge=0, max_digits=18, decimal_places=4),
-    assignee: str | None = Query(None, max_length=64),
+    assignee: Annotated[str | None, Query(max_length=64), NoCard] = None,
     unassigned: bool = False,
     limit: int = Query(50, ge=1, le=200),
     offset: deps.Offset = 0,
@@ -233,7 +237,7 @@ async def case(
     summary="Take a case (self-assign), or a supervisor assigns it",
     description="Reviewers and operators assign themselves; supervisors assign anyone who works the desk. "
     "Advisory: it does not stop another reviewer's decision (four-eyes needs a second person).",
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(401, 403, 404, 409, 413, 422),
 )
 async def assign(
     withdrawal_id: WithdrawalId,
@@ -271,7 +275,7 @@ async def assign(
     summary="Decide a case: approve, reject or request_documents, with the reason",
     description="Roles reviewer and supervisor; operators for MANUAL_CHECK cases. The reviewer is the caller. "
     "409 when the withdrawal is not awaiting review, or when four-eyes needs a different approver.",
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def decide(
     withdrawal_id: WithdrawalId,

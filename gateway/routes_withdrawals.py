@@ -5,6 +5,8 @@ user's records list (R16), the user's document upload (R18) and deep-link read r
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 from gateway import deps
 from gateway.auth import OPERATOR, PAYMENT_SERVICE, REVIEWER, SUPERVISOR, USER, Principal, ensure_user_access, require
@@ -12,7 +14,7 @@ from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, statu
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, UserStatusOut, Views, views
 from sentinel.contracts import DocumentsUpload, NoticeAck
-from sentinel.models import WithdrawalRequest
+from sentinel.models import NoCard, WithdrawalRequest
 from starter.client import SentinelClient
 from store.repo import add_audit, get_record, payee_fingerprint, user_withdrawals
 
@@ -33,7 +35,7 @@ class LinkAck(BaseModel):
     """The user opened the deep link of a notice (its key is in the link)."""
 
     model_config = ConfigDict(extra="forbid")
-    key: str = Field(min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1")
+    key: Annotated[str, NoCard] = Field(min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1")
 
 
 _SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_last4")
@@ -46,7 +48,7 @@ _SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_l
     summary="Start tracking a withdrawal (idempotent on withdrawal_id)",
     description="Role payment-service. A repeat returns the same workflow; the same id with different details is 409. "
     "400 when Temporal refuses the start as invalid (e.g. an id longer than the server allows).",
-    responses=responses(400, 401, 403, 409, 422, 503),
+    responses=responses(400, 401, 403, 409, 413, 422, 503),
 )
 async def start(
     req: WithdrawalRequest,
@@ -112,7 +114,7 @@ async def records(
     summary="The user uploaded the documents a reviewer asked for (R18)",
     description="The owner's user token. 409 when the withdrawal is not waiting for documents. "
     "The case goes back to the review queue. 503 when the workflow does not answer in time (retry).",
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def upload_documents(
     withdrawal_id: WithdrawalId,
@@ -138,7 +140,7 @@ async def upload_documents(
     summary="The user opened a notice's deep link: its escalation stops (R21)",
     description="The owner's user token. 404 when the withdrawal has no notice with this key. "
     "503 when the workflow does not answer in time (retry).",
-    responses=responses(400, 401, 403, 404, 422, 503),
+    responses=responses(400, 401, 403, 404, 413, 422, 503),
 )
 async def ack_notice(
     withdrawal_id: WithdrawalId,

@@ -4,10 +4,14 @@ activity workers. Pure pydantic models, safe inside the workflow sandbox."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sentinel.models import (
+    DOCUMENT_KINDS,
+    DocumentKind,
+    NoCard,
     NoticeRecord,
     NoticeRequest,
     Observation,
@@ -22,7 +26,7 @@ from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
 
 
 class _C(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class InitInput(_C):
@@ -61,15 +65,24 @@ class ProgressUpdate(_C):
 class DocumentsUpload(_C):
     """The user uploaded the documents a reviewer asked for (R18)."""
 
-    documents: list[str] = Field(min_length=1)
-    reference: str = Field(min_length=1, max_length=128, description="where the documents are stored")
+    documents: list[DocumentKind] = Field(
+        min_length=1, max_length=len(DOCUMENT_KINDS), description="which of the requested documents (each once)"
+    )
+    reference: Annotated[str, NoCard] = Field(min_length=1, max_length=128, description="where the documents are stored")
+
+    @field_validator("documents")
+    @classmethod
+    def _each_once(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
 
 
 class NoticeAck(_C):
     """A user read or acknowledged a notice (inbox read mark, link opened, provider receipt)."""
 
-    key: str = Field(min_length=1, max_length=200, description="the notice key or a delivery key under it")
-    channel: str = Field(min_length=1, max_length=32)
+    key: Annotated[str, NoCard] = Field(
+        min_length=1, max_length=200, description="the notice key or a delivery key under it"
+    )
+    channel: Annotated[str, NoCard] = Field(min_length=1, max_length=32)
 
 
 class SubmitInput(_C):

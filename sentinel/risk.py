@@ -19,10 +19,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sentinel.models import RiskHit, WithdrawalRequest
+from sentinel.models import DOCUMENT_KINDS, RiskHit, WithdrawalRequest
 from sentinel.policy import parse_duration
-
-DOCUMENT_KINDS = {"id_photo", "transaction_proof", "bank_statement", "address_proof"}
 
 
 class Rule(BaseModel):

@@ -214,8 +214,8 @@ async def test_malformed_body_is_400_with_reason(client: httpx.AsyncClient, rece
     reason = r.json()["reason"]
     assert "order_id" in reason and "card_last4" in reason
 
-    r = await post_signed(client, "/v1/payouts", payout(new_order_id(), cb, payee_ref="6222 0212 3456 7890"))
-    assert r.status_code == 400 and "card or account number" in r.json()["reason"]
+    r = await post_signed(client, "/v1/payouts", payout(new_order_id(), cb, payee_ref="6222 0212 3456 7894"))
+    assert r.status_code == 400 and "looks like a card number" in r.json()["reason"]
 
 
 @pytest.mark.parametrize("amount", [100.0, 100, "1e3", "-5.00", "0", "12.34567", ""])
