@@ -17,10 +17,11 @@ Rules, in order:
    Then:
 
    - retry QUERY_FIRST -> state UNKNOWN (a timeout / system-error answer is never a
-     failure: query before anything else);
-   - category BANK_DELAY, status state FAILED and retry AUTO_SAME_ORDER or WAIT -> state
-     PROCESSING (the payout is retried without anyone's help; the money is still in
-     flight).
+     failure: query before anything else).
+
+   A refusal stays a refusal: RJCT AB08 (bank offline) is state FAILED with retry
+   AUTO_SAME_ORDER, and the lifecycle (``sentinel/lifecycle.py``) sends the payout again;
+   it is never shown as "with the bank" while nothing is in flight.
 
 4. **Code present but unknown**: the status-derived state stays, category PLATFORM_ERROR,
    subtype ``unmapped``, fixer OPERATIONS, retry QUERY_FIRST when the state is UNKNOWN
@@ -79,9 +80,6 @@ _NO_CODE: dict[PayoutState, Classification] = {
     _S.CANCELLED: Classification(state=_S.CANCELLED, category=_C.CANCELLED, retry=_R.NO_RETRY, fixer=_F.NOBODY),
 }
 
-_BANK_RETRIES = frozenset({_R.AUTO_SAME_ORDER, _R.WAIT})
-
-
 def classify(catalogue: Catalogue, channel: str, raw_status: str, code: str | None) -> Classification:
     """The channel's (status, code) in our terms. See the module docstring for the rules."""
     raw_status = (raw_status or "").strip()
@@ -124,8 +122,6 @@ def classify(catalogue: Catalogue, channel: str, raw_status: str, code: str | No
     # Rule 3.
     if entry.retry == _R.QUERY_FIRST:
         state = _S.UNKNOWN
-    elif entry.category == _C.BANK_DELAY and state == _S.FAILED and entry.retry in _BANK_RETRIES:
-        state = _S.PROCESSING
     return Classification(
         state=state,
         category=entry.category,

@@ -158,3 +158,7 @@ class CarriedState(_C):
     deferred: list[DeferredSend] = Field(default_factory=list)
     parked_to_mark: list[int] = Field(default_factory=list)
     watch_until: datetime | None = None
+    resend_at: datetime | None = None
+    resend_fresh: bool = False
+    resends: int = 0
+    limit_waits: int = 0

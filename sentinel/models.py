@@ -190,6 +190,8 @@ class NoticeRecord(_Model):
     read_at: datetime | None = None
     at: datetime
     alert: str | None = Field(default=None, max_length=300, description="operator alerts: what went wrong")
+    variant: str | None = Field(None, description="what was scheduled when it was decided (RETRYING, LIMIT_WAIT, OPS_FIX)")
+    retry_at: datetime | None = Field(None, description="when the payout is sent again, if that is scheduled")
 
 
 class TrackingPolicy(_Model):
@@ -205,6 +207,17 @@ class TrackingPolicy(_Model):
     review_sla_s: float = Field(gt=0, description="a review case older than this is escalated")
     documents_wait_s: float = Field(gt=0, description="how long requested documents are waited for")
     eta_hours: float = Field(gt=0, description="expected arrival told to the user in a delay notice")
+    auto_retry_s: list[float] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 1800.0, 3600.0],
+        description="waits before each automatic resend after a passing refusal (bank offline); their count bounds it",
+    )
+    rate_limit_retry_s: list[float] = Field(
+        default_factory=lambda: [30.0, 120.0, 600.0], description="waits before each resend after a rate limit"
+    )
+    limit_reset_at: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                description="when the channel's daily limits reset, local time of limit_reset_tz")
+    limit_reset_tz: str = Field("Asia/Shanghai", description="the channel's own zone for daily limits and cut-offs")
+    max_limit_waits: int = Field(3, ge=0, le=30, description="days a withdrawal waits for a limit before a manual check")
     max_history_events: int = Field(
         5000, ge=100, le=40000,
         description="past this many history events the workflow continues as new, carrying its whole state "
@@ -270,6 +283,10 @@ class NoticeRequest(_Model):
         default_factory=list, description="set by the notice activity for a digest: the other orders it folds in"
     )
     alert: str | None = Field(default=None, max_length=300, description="operator alerts: what went wrong")
+    variant: str | None = Field(
+        None, description="what the workflow has scheduled, when it decides the text: RETRYING, LIMIT_WAIT, OPS_FIX"
+    )
+    retry_at: datetime | None = Field(None, description="RETRYING / LIMIT_WAIT: when the payout is sent again")
     hold_until: datetime | None = Field(
         None,
         description="deferred to this moment (quiet or legal hours): the activity records it as batched, so the "

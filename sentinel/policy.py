@@ -27,7 +27,14 @@ _TRACKING_KEYS = {
     "documents_wait": "documents_wait_s",
     "eta_hours": "eta_hours",
     "max_history_events": "max_history_events",
+    "auto_retry": "auto_retry_s",
+    "rate_limit_retry": "rate_limit_retry_s",
+    "limit_reset_at": "limit_reset_at",
+    "limit_reset_tz": "limit_reset_tz",
+    "max_limit_waits": "max_limit_waits",
 }
+_LISTS = {"poll_schedule", "auto_retry", "rate_limit_retry"}
+_AS_IS = {"limit_reset_at": str, "limit_reset_tz": str, "max_limit_waits": int, "max_history_events": int}
 
 
 def parse_duration(value: Any) -> float:
@@ -49,10 +56,10 @@ def _convert(section: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise ValueError(f"{where}: unknown setting {key!r}; known: {sorted(_TRACKING_KEYS)}")
         if key == "eta_hours":
             out["eta_hours"] = float(value)
-        elif key == "max_history_events":
-            out["max_history_events"] = int(value)
-        elif key == "poll_schedule":
-            out["poll_schedule_s"] = [parse_duration(v) for v in value]
+        elif key in _AS_IS:
+            out[_TRACKING_KEYS[key]] = _AS_IS[key](value)
+        elif key in _LISTS:
+            out[_TRACKING_KEYS[key]] = [parse_duration(v) for v in value]
         else:
             out[_TRACKING_KEYS[key]] = parse_duration(value)
     return out

@@ -44,6 +44,10 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LOCALES: tuple[str, ...] = ("zh-CN", "en-US")
 USER_STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s is not Stage.OPERATOR_ALERT)
 DEFAULT_KEY = "default"
+#: template keys chosen by what the workflow has scheduled, not by category (sentinel/lifecycle.py):
+#: RETRYING (a refused payout is sent again at retry_at), LIMIT_WAIT (sent again when a limit
+#: resets, on retry_at), OPS_FIX (our side must act first: "delayed", never "failed")
+VARIANTS = ("RETRYING", "LIMIT_WAIT", "OPS_FIX")
 LinkKind = Literal["fix_card", "upload_documents", "track"]
 
 # Minor units of currencies that do not use two decimals (ISO 4217).
@@ -186,7 +190,7 @@ class TemplateFile(BaseModel):
         missing = [s.value for s in Stage if s not in self.stages]
         if missing:
             raise ValueError(f"stages missing: {missing}")
-        known = {c.value for c in ExceptionCategory} | {DEFAULT_KEY}
+        known = {c.value for c in ExceptionCategory} | {DEFAULT_KEY} | set(VARIANTS)
         for stage, entries in self.stages.items():
             if DEFAULT_KEY not in entries:
                 raise ValueError(f"stage {stage.value} has no '{DEFAULT_KEY}' template")
@@ -264,15 +268,17 @@ def load_templates(locale: str) -> _Compiled:
     )
 
 
-def _template_key(doc: TemplateFile, stage: Stage, category: ExceptionCategory | None) -> str:
+def _template_key(doc: TemplateFile, stage: Stage, category: ExceptionCategory | None, variant: str | None = None) -> str:
     entries = doc.stages[stage]
+    if variant is not None and variant in entries:
+        return variant
     return category.value if category is not None and category.value in entries else DEFAULT_KEY
 
 
 def template_id_for(notice: NoticeRequest) -> str:
     """E.g. ``en-US/DELAYED/BANK_DELAY`` or ``zh-CN/RESOLVED/default``."""
     locale = notice.withdrawal.locale
-    key = _template_key(load_templates(locale).doc, notice.stage, notice.category)
+    key = _template_key(load_templates(locale).doc, notice.stage, notice.category, notice.variant)
     return f"{locale}/{notice.stage.value}/{key}"
 
 
@@ -280,7 +286,9 @@ def link_kind_for(notice: NoticeRequest) -> str:
     """Which deep link the notice's template points to, so the caller can sign it
     (:func:`sentinel.links.make_link`) before calling :func:`render_notice`."""
     compiled = load_templates(notice.withdrawal.locale)
-    return compiled.doc.stages[notice.stage][_template_key(compiled.doc, notice.stage, notice.category)].link
+    return compiled.doc.stages[notice.stage][
+        _template_key(compiled.doc, notice.stage, notice.category, notice.variant)
+    ].link
 
 
 # --------------------------------------------------------------------------- formatting
@@ -393,7 +401,7 @@ def render_notice(
     locale = w.locale
     compiled = load_templates(locale)
     doc = compiled.doc
-    key = _template_key(doc, notice.stage, notice.category)
+    key = _template_key(doc, notice.stage, notice.category, notice.variant)
     template = doc.stages[notice.stage][key]
     fields = compiled.fields[(notice.stage, key)]
     _check_url(link, "link")
@@ -427,6 +435,8 @@ def render_notice(
         "bank_code": w.bank_code,
         "channel": w.channel,
         "eta": _format_eta(notice.eta, doc.eta_format, tz_name) if notice.eta else None,
+        "retry_at": _format_eta(notice.retry_at, doc.eta_format, tz_name) if notice.retry_at else None,
+        "retry_at_short": _format_eta(notice.retry_at, doc.eta_short_format, tz_name) if notice.retry_at else None,
         "eta_hours": eta_hours,
         "reason_text": _tidy(reason_text) if reason_text else None,
         "action_text": _tidy(action_text) if action_text else None,

@@ -204,10 +204,10 @@ def test_empty_code_counts_as_no_code(cat: Catalogue) -> None:
         ("unionpay", "39", "39"),
     ],
 )
-def test_bank_delay_on_failed_status_stays_in_flight(cat: Catalogue, channel: str, status: str, code: str) -> None:
-    # R1, rule 3: the payout is retried; the money is still in flight
+def test_bank_delay_on_failed_status_stays_a_refusal(cat: Catalogue, channel: str, status: str, code: str) -> None:
+    # R1, R7, issue #10: a refusal is never shown as "in flight"; the lifecycle sends it again
     result = classify(cat, channel, status, code)
-    assert (result.state, result.category) == (S.PROCESSING, C.BANK_DELAY)
+    assert (result.state, result.category) == (S.FAILED, C.BANK_DELAY)
     assert result.retry in (R.AUTO_SAME_ORDER, R.WAIT)
 
 

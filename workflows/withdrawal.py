@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawalRequest,
         WithdrawalView,
     )
+    from sentinel.lifecycle import Route, route_failure, route_return
     from sentinel.policy import next_step
     from sentinel.taxonomy import (
         ExceptionCategory,
@@ -78,6 +79,9 @@ MAX_SAME_ORDER_RESUBMITS = 3
 #: patch id: deferred notices on folded channels are held as batched (one message at the
 #: end of quiet or legal hours), fold windows ending at night wait for morning
 FOLD_DEFERRED = "fold-deferred-notices"
+#: patch id: a failing answer is routed by sentinel/lifecycle.py (resends, limit waits,
+#: operations fixes, compliance review) instead of ending FAILED or in a manual check
+LIFECYCLE_ROUTES = "lifecycle-routes"
 USER_STAGES_WITHOUT_EXCEPTION = {Stage.RESOLVED, Stage.APPROVED, Stage.OPERATOR_ALERT}
 
 
@@ -150,6 +154,11 @@ class WithdrawalWorkflow:
         self._parked_to_mark: list[int] = []
         # after a success: watched for a bank return until then
         self._watch_until: datetime | None = None
+        # a refused payout sent again (sentinel/lifecycle.py): when, and how many so far
+        self._resend_at: datetime | None = None
+        self._resend_fresh = False  # after a limit wait: the delay clock starts again
+        self._resends = 0
+        self._limit_waits = 0
         self._runs = 1
         if carried is not None:
             self._restore(carried)
@@ -207,7 +216,7 @@ class WithdrawalWorkflow:
         "stage_seq", "channels_used", "exception_notified", "operators_alerted", "eta", "submitted_at",
         "delay_since", "delay_notified", "next_poll_at", "poll_index", "same_order_resubmits", "submitted_once",
         "risk_hits", "four_eyes", "approvals", "review_since", "review_escalated", "awaiting_documents",
-        "documents_due", "parked_to_mark", "watch_until",
+        "documents_due", "parked_to_mark", "watch_until", "resend_at", "resend_fresh", "resends", "limit_waits",
     )
 
     def _carry(self) -> CarriedState:
@@ -381,12 +390,15 @@ class WithdrawalWorkflow:
     def _next_wake(self) -> datetime | None:
         deadlines = [
             d
-            for d in (self._poll_due(), self._alarm_due(), self._manual_due(), self._review_due(), self._documents_due)
+            for d in (self._poll_due(), self._alarm_due(), self._manual_due(), self._review_due(), self._documents_due,
+                      self._resend_at)
             if d is not None
         ] + self._notice_deadlines()
         return min(deadlines) if deadlines else None
 
     def _poll_due(self) -> datetime | None:
+        if self._resend_at is not None:
+            return None  # the last order was refused: nothing to ask about until it is sent again
         if self._status in (WithdrawalStatus.PROCESSING, WithdrawalStatus.DELAYED, WithdrawalStatus.MANUAL_CHECK):
             return self._next_poll_at
         return None
@@ -402,6 +414,8 @@ class WithdrawalWorkflow:
     def _manual_due(self) -> datetime | None:
         if self._status not in (WithdrawalStatus.PROCESSING, WithdrawalStatus.DELAYED) or self._submitted_at is None:
             return None
+        if self._resend_fresh:
+            return None  # waiting for a limit to reset: the manual check counts from the resend
         return self._submitted_at + timedelta(seconds=self._policy.manual_check_s)
 
     def _review_due(self) -> datetime | None:
@@ -416,6 +430,9 @@ class WithdrawalWorkflow:
         now = workflow.now()
         if self._documents_due is not None and now >= self._documents_due and self._awaiting_documents:
             self._documents_expired()
+            return
+        if self._resend_at is not None and now >= self._resend_at:
+            await self._resend()
             return
         review = self._review_due()
         if review is not None and now >= review:
@@ -502,6 +519,8 @@ class WithdrawalWorkflow:
             self._succeeded()
         elif state == PayoutState.HELD:
             self._to_review(cls, obs)
+        elif state in (PayoutState.FAILED, PayoutState.CANCELLED) and workflow.patched(LIFECYCLE_ROUTES):
+            await self._route_failure(cls, obs)
         elif state in (PayoutState.FAILED, PayoutState.CANCELLED):
             payer_side = cls.category == ExceptionCategory.BALANCE_OR_LIMIT and (cls.subtype or "").startswith("payer")
             if (
@@ -516,6 +535,56 @@ class WithdrawalWorkflow:
                 self._failed(cls, obs)
         elif state == PayoutState.RETURNED:
             self._returned(cls, obs)
+
+    async def _route_failure(self, cls: Classification, obs: Observation) -> None:
+        """A refusal: what the catalogue decided for its code is carried out (sentinel/lifecycle.py)."""
+        decision = route_failure(
+            cls, resends=self._resends, waits=self._limit_waits, policy=self._policy,
+            alert_categories=set(self._notice_policy.operator_alert_categories), now=workflow.now(),
+        )
+        answer = f"{obs.raw_status} {obs.raw_code or ''}".strip()
+        self._event(f"route {decision.route.value}: {decision.why}", "workflow", answer)
+        route = decision.route
+        if route in (Route.RESEND, Route.WAIT_AND_RESEND):
+            self._category, self._subtype, self._reason_code = cls.category, cls.subtype, obs.raw_code
+            self._resend_at = decision.at
+            self._sa_dirty = True
+            if route == Route.RESEND:
+                self._resends += 1
+                return  # the delay alarm still counts from the first submission (R23)
+            self._limit_waits += 1
+            self._resend_fresh = True
+            self._eta = None
+            self._delay_notified = True
+            self._set_status(WithdrawalStatus.DELAYED)
+            self._notify(Stage.DELAYED, cls.category, variant="LIMIT_WAIT", retry_at=decision.at)
+        elif route == Route.OPS_FIX:
+            await self._to_manual_check(cls, answer, obs, variant="OPS_FIX")
+        elif route == Route.MANUAL_CHECK:
+            await self._to_manual_check(cls, answer, obs)
+        elif route in (Route.RISK_REVIEW, Route.COMPLIANCE_REVIEW):
+            self._to_review(cls, obs)
+        else:
+            self._failed(cls, obs)
+            if decision.alert_operators:
+                self._alert_operators(cls.category, force=True)
+
+    async def _resend(self) -> None:
+        """Send the refused payout again. The earlier order is final (refused), so the new
+        one is the next attempt number: never two live orders for one withdrawal."""
+        fresh = self._resend_fresh
+        self._resend_at, self._resend_fresh = None, False
+        self._attempt += 1
+        self._order_id = order_id_for(self._req.withdrawal_id, self._attempt)
+        self._event(f"sending the payout again as {self._order_id}", "workflow")
+        submitted_at, delay_notified, delay_since = self._submitted_at, self._delay_notified, self._delay_since
+        was_delayed = self._status == WithdrawalStatus.DELAYED and not fresh
+        await self._submit()
+        if not fresh:
+            # the thresholds keep counting from the first submission; a delay already told stays told
+            self._submitted_at, self._delay_notified, self._delay_since = submitted_at, delay_notified, delay_since
+            if was_delayed:
+                self._set_status(WithdrawalStatus.DELAYED)
 
     def _still_processing(self, cls: Classification) -> None:
         if cls.category == ExceptionCategory.BANK_DELAY and self._delay_since is None:
@@ -551,10 +620,15 @@ class WithdrawalWorkflow:
         self._eta = workflow.now() + timedelta(hours=self._policy.eta_hours)
         self._set_status(WithdrawalStatus.DELAYED)
         self._event("delay confirmed after the grace period", "timer")
-        self._notify(Stage.DELAYED, ExceptionCategory.BANK_DELAY)
+        if self._resend_at is not None:
+            # refused and waiting to be sent again: say so, not "with the bank" (issue #10)
+            self._notify(Stage.DELAYED, ExceptionCategory.BANK_DELAY, variant="RETRYING", retry_at=self._resend_at)
+        else:
+            self._notify(Stage.DELAYED, ExceptionCategory.BANK_DELAY)
 
     def _succeeded(self) -> None:
         self._eta = None
+        self._resend_at, self._resend_fresh = None, False
         self._set_status(WithdrawalStatus.SUCCEEDED)
         if self._exception_notified:
             # Tell the user it is resolved, on the channels used before (send_resolved).
@@ -579,10 +653,17 @@ class WithdrawalWorkflow:
         self._notify(Stage.DETECTED, cls.category)
 
     def _returned(self, cls: Classification, obs: Observation) -> None:
-        self._category = cls.category if cls.category else ExceptionCategory.RETURNED_AFTER_SUCCESS
+        routed = workflow.patched(LIFECYCLE_ROUTES)
+        if routed and not cls.mapped:
+            # a return code we do not know: the user hears "returned", not a guessed cause
+            self._category = ExceptionCategory.RETURNED_AFTER_SUCCESS
+        else:
+            self._category = cls.category if cls.category else ExceptionCategory.RETURNED_AFTER_SUCCESS
         self._subtype, self._reason_code = cls.subtype, obs.raw_code
         self._set_status(WithdrawalStatus.RETURNED)
         self._notify(Stage.RETURNED, self._category)
+        if routed and route_return(cls, set(self._notice_policy.operator_alert_categories)):
+            self._alert_operators(self._category, force=True, alert=f"bank return with code {obs.raw_code or '-'}")
 
     def _to_review(self, cls: Classification, obs: Observation) -> None:
         self._category = cls.category or ExceptionCategory.RISK_HOLD
@@ -590,7 +671,9 @@ class WithdrawalWorkflow:
         self._set_status(WithdrawalStatus.UNDER_REVIEW)
         self._notify(Stage.UNDER_REVIEW, self._category)  # R15: "under review" first
 
-    async def _to_manual_check(self, cls: Classification | None, why: str, obs: Observation | None = None) -> None:
+    async def _to_manual_check(
+        self, cls: Classification | None, why: str, obs: Observation | None = None, variant: str | None = None
+    ) -> None:
         if self._status == WithdrawalStatus.MANUAL_CHECK:
             return
         self._category = cls.category if cls and cls.category else ExceptionCategory.PLATFORM_ERROR
@@ -600,7 +683,7 @@ class WithdrawalWorkflow:
         self._set_status(WithdrawalStatus.MANUAL_CHECK)
         self._event(f"manual check: {why}", "workflow")
         self._next_poll_at = workflow.now() + timedelta(seconds=self._policy.poll_schedule_s[-1])
-        self._notify(Stage.MANUAL_CHECK, self._category)
+        self._notify(Stage.MANUAL_CHECK, self._category, variant=variant)
         self._alert_operators(self._category, force=True)
 
     async def _hold_for_risk(self, hits: list[RiskHit]) -> None:
@@ -733,6 +816,8 @@ class WithdrawalWorkflow:
         channels: list[str] | None = None,
         documents: list[str] | None = None,
         alert: str | None = None,
+        variant: str | None = None,
+        retry_at: datetime | None = None,
     ) -> None:
         """Decide a notice: severity, rung-0 channels, escalation deadline; then send or
         defer each channel's delivery (R13, R21, R31)."""
@@ -757,6 +842,8 @@ class WithdrawalWorkflow:
             escalate_at=now + timedelta(seconds=escalate_after) if escalate_after else None,
             documents=documents or [],
             alert=alert,
+            variant=variant,
+            retry_at=retry_at,
         )
         self._notices.append(record)
         if stage != Stage.OPERATOR_ALERT:
@@ -789,6 +876,8 @@ class WithdrawalWorkflow:
             documents=record.documents,
             rung=rung,
             alert=record.alert,
+            variant=record.variant,
+            retry_at=record.retry_at,
         )
         if at <= now:
             self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
