@@ -70,9 +70,11 @@ def _unb64(text: str) -> bytes:
 
 
 def _key(secret: SecretStr | str, label: str) -> bytes:
+    """A key for ``label`` derived from the secret. Without a secret (user tokens are off)
+    a random key of this process: staff sessions then last as long as the process."""
     raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     if not raw:
-        raise ValueError("the user token secret must not be empty")
+        return secrets.token_bytes(32)
     return hmac.new(raw.encode(), f"sentinel/{label}".encode(), hashlib.sha256).digest()
 
 

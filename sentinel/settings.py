@@ -177,10 +177,6 @@ class Settings(BaseSettings):
     pages_signin_per_minute: int = Field(
         10, gt=0, description="sign-in attempts per client address per minute; more are answered 429"
     )
-    widget_origins: list[str] = Field(
-        default_factory=list, description="JSON list of web origins whose pages embed the inbox widget (CORS on the "
-        "inbox API for them); empty: the widget works on the gateway's own origin only"
-    )
 
     # Development machine (issue #11)
     dev_mode: bool = Field(
