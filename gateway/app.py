@@ -4,7 +4,8 @@ docs/gateway.md.
 
 One router per area: channel callbacks (signed by the channel), withdrawals (start, status,
 records, documents, link receipts), the inbox, the review desk, operations, provider
-receipts, the codec server of the Temporal UI (decrypts workflow history for operators).
+receipts, the codec server of the Temporal UI (decrypts workflow history for operators),
+and the web pages under /pages (progress, records, inbox: docs/pages.md).
 Authentication: API keys with roles and signed user tokens (gateway/auth.py).
 It refuses to start with the public development credentials unless SENTINEL_DEV_MODE=1
 (sentinel/dev_credentials.py), and its access log never shows a receipt URL's secret
@@ -18,15 +19,18 @@ from contextlib import asynccontextmanager
 from typing import Callable
 
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 
 from channels.registry import build_channels
 from gateway import (
     errors,
     routes_callbacks,
     routes_codec,
+    routes_console,
     routes_devices,
     routes_inbox,
     routes_ops,
+    routes_pages,
     routes_receipts,
     routes_reviews,
     routes_withdrawals,
@@ -34,6 +38,9 @@ from gateway import (
 from gateway.access_log import redact_access_log
 from gateway.auth import KeyStore
 from gateway.limits import BodyLimit
+from gateway.page_streams import Slots
+from gateway.sessions import RateLimit, Sessions
+from gateway.web import PREFIX, STATIC, SecurityHeaders
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
@@ -77,11 +84,17 @@ def create_app(
     app.state.keys = KeyStore(settings.api_keys_file)
     app.state.codec = codec_for(settings)  # the workers' payload keys, for the codec server
     app.state.callback_parsers = routes_callbacks.parser_pool()
+    app.state.sessions = Sessions(settings.user_token_secret, settings.pages_session_ttl_s)
+    app.state.signin_limit = RateLimit(settings.pages_signin_per_minute)
+    app.state.page_slots = Slots(settings.pages_max_streams)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     for module in (routes_withdrawals, routes_inbox, routes_devices, routes_reviews, routes_ops, routes_callbacks,
-                   routes_receipts, routes_codec):
+                   routes_receipts, routes_codec, routes_pages, routes_console):
         app.include_router(module.router)
+    app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="pages-static")
+    routes_pages.install(app)  # last: its catch-all answers unknown page paths
     app.add_middleware(routes_codec.CodecCors, origins=settings.codec_cors_origins)
     return app
 

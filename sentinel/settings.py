@@ -162,6 +162,22 @@ class Settings(BaseSettings):
         30 * 86400, description="longest lifetime (expiry - issue time) of a user token minted or accepted, seconds"
     )
 
+    # Web pages (issue #13): progress, records, inbox, the embeddable inbox widget
+    pages_session_ttl_s: int = Field(
+        8 * 3600, gt=0, description="longest life of a page session cookie, seconds (never past the user token's "
+        "own expiry)"
+    )
+    pages_max_streams: int = Field(
+        200, gt=0, description="live update streams (server-sent events) open at once per gateway process; "
+        "past it a page answers 503 and falls back to reloading"
+    )
+    pages_stream_poll_s: float = Field(
+        1.5, gt=0, description="how often an open live stream checks its withdrawal or inbox, seconds"
+    )
+    pages_signin_per_minute: int = Field(
+        10, gt=0, description="sign-in attempts per client address per minute; more are answered 429"
+    )
+
     # Development machine (issue #11)
     dev_mode: bool = Field(
         False, description="allow the public development credentials (dev-* secrets, config/api_keys.dev.yaml); "

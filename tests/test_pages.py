@@ -1,0 +1,304 @@
+"""The web pages of the gateway over HTTP (issue #13), without a browser: signed-link
+checks and the friendly problem page, the user's view on the progress page, records with
+filters, the inbox, sign-in (session cookie, rotation, rate limit, CSRF), role checks and
+the security headers. The workflows are not running here: the status comes from the
+projection, which is what the gateway answers when the workflow is gone (a real Temporal
+test server says NOT_FOUND). The browser tests are in tests/test_pages_browser.py."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import pytest
+
+from gateway.sessions import COOKIE, RateLimit, Sessions, SessionError
+from gateway.web import CSP, TEXT, LOCALES
+from sentinel.contracts import ProgressUpdate
+from sentinel.links import make_link, verify_link
+from sentinel.progress import money_at, next_action, steps
+from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus as S
+from starter.client import SentinelClient
+from store.repo import add_inbox_message, get_record, inbox, record_withdrawal, update_progress
+from store.tables import InboxMessage
+from tests.gateway_harness import DEV_KEYS, offline_gateway, ts_env  # noqa: F401
+from tests.workflow_harness import make_request, make_settings
+
+SECRET = "dev-link-secret"
+
+
+@pytest.fixture()
+async def gw(ts_env, tmp_path):
+    """The gateway with a real client of a Temporal test server that runs no workflow."""
+    settings = make_settings(tmp_path, 9)
+    async with offline_gateway(settings, SentinelClient(ts_env.client, "tq-no-worker")) as g:
+        yield g
+
+
+def link_path(kind: str, wid: str, uid: str, *, now: float | None = None, ttl: int = 3600) -> str:
+    link = make_link("https://pay.example/app", kind, wid, uid, SECRET, int(now or time.time()), ttl)
+    parts = urlsplit(link)
+    return "/pages/" + parts.path.split("/app/", 1)[1] + "?" + parts.query
+
+
+def tracked(gw, wid: str, user: str, status=S.PROCESSING, category=None, code=None, locale="en-US", **extra):
+    req = make_request(wid, user_id=user, locale=locale, **extra)
+    record_withdrawal(gw.engine, req, "SUBMITTED")
+    update_progress(gw.engine, ProgressUpdate(
+        withdrawal_id=wid, status=status, category=category, reason_code=code, severity=Severity.HIGH,
+        at=datetime.now(timezone.utc)))
+    return req
+
+
+async def sign_in(gw, user: str | None = None, *, key: str | None = None):
+    """The sign-in form, as a browser fills it: its CSRF cookie and field, then the token."""
+    form = await gw.http.get("/pages/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    token = key or gw.user(user)["Authorization"].split()[1]
+    return await gw.http.post("/pages/signin", data={"csrf": csrf, "token": token})
+
+
+def assert_safe_page(resp) -> None:
+    """CSP with script-src 'self', no inline script, no event-handler attributes, no inline style."""
+    assert resp.headers["content-security-policy"] == CSP and "script-src 'self'" in CSP
+    assert "'unsafe-inline'" not in CSP
+    html = resp.text
+    assert all('src="' in tag for tag in re.findall(r"<script[^>]*>", html)), "inline script"
+    tags = re.findall(r"<[a-zA-Z][^>]*>", html)  # escaped text has no "<": only real tags
+    assert not [t for t in tags if re.search(r"\son[a-z]+\s*=", t)], "inline event handler"
+    assert not [t for t in tags if re.search(r"\sstyle\s*=", t)], "inline style"
+    assert "<style" not in html
+    assert resp.headers["referrer-policy"] == "no-referrer" and resp.headers["x-frame-options"] == "DENY"
+    assert "Traceback" not in html
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_steps_money_and_next_action_follow_the_status():
+    # R16, R18: the tracker, where the money is, the one next step.
+    assert [(s.name, s.state) for s in steps(S.DELAYED)] == [("submitted", "done"), ("bank", "warn"), ("arrived", "todo")]
+    assert [s.name for s in steps(S.UNDER_REVIEW)] == ["submitted", "review", "bank", "arrived"]
+    assert steps(S.SUCCEEDED)[-1].state == "done" and steps(S.FAILED)[-1] .state == "problem"
+    assert [s.name for s in steps(S.RETURNED)][-1] == "returned"
+    assert [money_at(s) for s in (S.UNDER_REVIEW, S.DELAYED, S.SUCCEEDED, S.FAILED)] == \
+        ["with_us", "on_the_way", "card", "balance"]
+    assert next_action(S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, []) == "fix_card"
+    assert next_action(S.FAILED, ExceptionCategory.PLATFORM_ERROR, []) == "none"
+    assert next_action(S.UNDER_REVIEW, ExceptionCategory.RISK_HOLD, ["id_card"]) == "upload_documents"
+    assert next_action(S.DELAYED, ExceptionCategory.BANK_DELAY, []) == "none"
+
+
+def test_every_word_of_the_pages_exists_in_both_languages():
+    # R20: zh-CN and en-US everywhere (load_text refuses a key without both).
+    assert all(set(LOCALES) <= set(words) for words in TEXT.values())
+
+
+def test_session_cookies_are_signed_expire_and_end():
+    # R22: a changed cookie, an expired one and a signed-out one are refused; ids are new each time.
+    sessions = Sessions("k", ttl_s=600)
+    now = 1_800_000_000
+    one, cookie = sessions.start("u-1", "user", until=now + 3600, now=now)
+    two, _ = sessions.start("u-1", "user", until=now + 3600, now=now)
+    assert one.sid != two.sid and one.exp == now + 600
+    assert sessions.check(cookie, now).user_id == "u-1"
+    parts = cookie.split(".")
+    forged = ".".join(parts[:3] + ["operator"] + parts[4:])  # a user making itself an operator
+    for bad in (forged, cookie[:-2] + "xx", "s1.a.b", ""):
+        with pytest.raises(SessionError):
+            sessions.check(bad, now)
+    with pytest.raises(SessionError, match="expired"):
+        sessions.check(cookie, now + 600)
+    assert sessions.start("u-1", "user", until=now + 60, now=now)[0].exp == now + 60  # never past the token
+    sessions.end(one, now)
+    with pytest.raises(SessionError, match="signed out"):
+        sessions.check(cookie, now)
+    assert sessions.csrf_ok(two, sessions.csrf_for(two)) and not sessions.csrf_ok(two, sessions.csrf_for(one))
+
+
+def test_rate_limit_counts_a_sliding_minute():
+    now = [0.0]
+    limit = RateLimit(3, clock=lambda: now[0])
+    assert [limit.allow("a") for _ in range(3)] == [0, 0, 0]
+    assert limit.allow("a") == pytest.approx(60) and limit.allow("b") == 0
+    now[0] = 60.5
+    assert limit.allow("a") == 0
+
+
+# --------------------------------------------------------------------------- progress page
+
+
+async def test_tampered_expired_and_unknown_links_get_a_friendly_page(gw, unique_id):
+    # R16, R22: never a stack trace; the page says what to do (open the app's records).
+    user = f"u-{unique_id}"
+    tracked(gw, unique_id, user)
+    good = link_path("track", unique_id, user)
+    assert (await gw.http.get(good)).status_code == 200
+    for tampered in (good.replace(f"wid={unique_id}", "wid=W-other"), good.replace(f"uid={user}", "uid=u-evil"),
+                     good[:-3] + "AAA", good + "&extra=1", good.split("?")[0], "/pages/withdrawals/track?%zz"):
+        resp = await gw.http.get(tampered)
+        assert resp.status_code == 400, tampered
+        assert "This link cannot be opened" in resp.text and "My withdrawals" in resp.text
+        assert_safe_page(resp)
+    expired = link_path("track", unique_id, user, now=time.time() - 7200, ttl=60)
+    resp = await gw.http.get(expired)
+    assert resp.status_code == 403 and "This link has expired" in resp.text
+    resp = await gw.http.get(link_path("track", f"gone-{unique_id}", user))
+    assert resp.status_code == 404 and "We cannot find this withdrawal" in resp.text
+    resp = await gw.http.get(expired, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "此链接已过期" in resp.text and 'lang="zh-CN"' in resp.text
+
+
+async def test_progress_page_tells_the_users_story_and_the_fix(gw, unique_id):
+    # R16, R18, R19, R22: status, the reason in plain words, where the money is, a signed
+    # fix-card link to the app, support; last four digits only, never the payee reference.
+    user = f"u-{unique_id}"
+    tracked(gw, unique_id, user, S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, "AC04", payee_ref="vault:tok_secret9")
+    resp = await gw.http.get(link_path("track", unique_id, user))
+    assert resp.status_code == 200
+    html = resp.text
+    assert_safe_page(resp)
+    assert 'data-status="FAILED"' in html and "Your withdrawal did not go through" in html
+    assert "closed" in html.lower()  # the catalogue's reason for AC04 (account closed)
+    assert "Back in your balance" in html and "ending 1234" in html and "1,250.00 CNY" in html
+    assert "tok_secret9" not in html and "vault:" not in html
+    fix = re.search(r'id="next-step" data-action="fix_card" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert fix.startswith("https://pay.example/app/bank-cards/fix?")
+    assert verify_link(fix, SECRET, int(time.time()))["withdrawal_id"] == unique_id
+    assert 'href="tel:95188"' in html and "https://pay.example/support" in html
+    assert f'data-stream="/pages/withdrawals/track/events?' in html
+    # the withdrawal's own language (its notices' language) when the browser asks for nothing else
+    tracked(gw, f"{unique_id}z", user, S.DELAYED, ExceptionCategory.BANK_DELAY, locale="zh-CN")
+    zh = (await gw.http.get(link_path("track", f"{unique_id}z", user))).text
+    assert "您的提现到账延迟" in zh and "银行处理时间比平时长" in zh and "您无需操作" in zh
+
+
+# --------------------------------------------------------------------------- sign-in, roles, CSRF
+
+
+async def test_sign_in_sets_a_fresh_http_only_session_and_refuses_bad_tokens(gw, unique_id):
+    # R22: the token is exchanged once for a cookie (HttpOnly, SameSite=Lax); a new id each time.
+    user = f"u-{unique_id}"
+    gw.http.cookies.set(COOKIE, "s1.planted.x.user.9999999999.sig", domain="gateway.local", path="/pages")
+    resp = await sign_in(gw, user)
+    assert resp.status_code == 303 and resp.headers["location"] == "/pages/records"
+    set_cookie = [v for v in resp.headers.get_list("set-cookie") if v.startswith(COOKIE)][0]
+    assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie and "Path=/pages" in set_cookie
+    assert "Secure" not in set_cookie  # plain http here; https below
+    first = gw.http.cookies.get(COOKIE, path="/pages")
+    assert first and "planted" not in first
+    await sign_in(gw, user)
+    assert gw.http.cookies.get(COOKIE, path="/pages").split(".")[1] != first.split(".")[1]  # rotated
+    assert (await gw.http.get("/pages/records")).status_code == 200
+    gw.http.cookies.clear()
+    resp = await sign_in(gw, key="ut2.bm9ib2R5.1.2.forged")
+    assert resp.status_code == 401 and "did not work" in resp.text and COOKIE not in resp.headers.get("set-cookie", "")
+    resp = await gw.http.get("/pages/records")
+    assert resp.status_code == 401 and "Please sign in" in resp.text
+    gw.http.cookies.set(COOKIE, first[:-3] + "abc", domain="gateway.local", path="/pages")  # tampered
+    assert (await gw.http.get("/pages/inbox")).status_code == 401
+
+
+async def test_sign_in_over_https_marks_the_cookie_secure_and_never_redirects_away(gw, unique_id):
+    gw.http.base_url = "https://gateway"
+    form = await gw.http.get("/pages/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    token = gw.user(f"u-{unique_id}")["Authorization"].split()[1]
+    resp = await gw.http.post("/pages/signin", data={"csrf": csrf, "token": token, "next": "//evil.example/x"})
+    assert resp.status_code == 303 and resp.headers["location"] == "/pages/records"
+    assert "Secure" in [v for v in resp.headers.get_list("set-cookie") if v.startswith(COOKIE)][0]
+
+
+async def test_every_post_needs_its_csrf_token(gw, unique_id):
+    # R22: sign-in, mark read and sign-out refuse a POST without the right token.
+    user = f"u-{unique_id}"
+    token = gw.user(user)["Authorization"].split()[1]
+    resp = await gw.http.post("/pages/signin", data={"token": token})  # no sign-in cookie nor field
+    assert resp.status_code == 403 and "Please reload the page" in resp.text
+    assert (await sign_in(gw, user)).status_code == 303
+    msg = add_inbox_message(gw.engine, InboxMessage(
+        key=f"{unique_id}/1", user_id=user, withdrawal_id=unique_id, stage="DETECTED", severity="HIGH",
+        locale="en-US", title="t", body="b"))
+    for headers, data in (({}, {}), ({}, {"csrf": "wrong"}), ({"X-CSRF-Token": "wrong"}, {})):
+        resp = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers=headers, data=data)
+        assert resp.status_code == 403
+    assert inbox(gw.engine, user)[1] == 1  # still unread
+    assert (await gw.http.post("/pages/signout", data={"csrf": "wrong"})).status_code == 403
+    assert (await gw.http.get("/pages/records")).status_code == 200  # still signed in
+
+
+async def test_sign_in_is_rate_limited_per_address(gw, unique_id):
+    # R22: the 11th attempt within a minute is 429 with Retry-After, however it is sent.
+    for _ in range(gw.settings.pages_signin_per_minute):
+        assert (await gw.http.post("/pages/signin", data={"token": "x"})).status_code == 403
+    resp = await sign_in(gw, f"u-{unique_id}")
+    assert resp.status_code == 429 and int(resp.headers["retry-after"]) >= 1 and "Too many attempts" in resp.text
+
+
+async def test_a_user_session_never_opens_a_console_and_staff_never_a_users_page(gw, unique_id):
+    # R22: role checks on every route.
+    assert (await sign_in(gw, f"u-{unique_id}")).status_code == 303
+    for console in ("/pages/ops",):
+        resp = await gw.http.get(console)
+        assert resp.status_code == 403 and "Not available" in resp.text
+    gw.http.cookies.clear()
+    resp = await sign_in(gw, key=DEV_KEYS["ops"])
+    assert resp.status_code == 303 and resp.headers["location"] == "/pages/ops"
+    assert (await gw.http.get("/pages/ops")).status_code == 200
+    for page in ("/pages/records", "/pages/inbox", "/pages/inbox/events"):
+        assert (await gw.http.get(page)).status_code == 403, page
+    gw.http.cookies.clear()
+    assert (await gw.http.get("/pages/ops")).status_code == 401
+
+
+# --------------------------------------------------------------------------- records and inbox
+
+
+async def test_records_newest_first_filtered_each_opening_its_progress_page(gw, unique_id):
+    # R16: status chips, filter by status and by period, each row opens its progress page.
+    user = f"u-{unique_id}"
+    now = datetime.now(timezone.utc)
+    tracked(gw, f"{unique_id}-old", user, S.SUCCEEDED, created_at=now - timedelta(days=40))
+    tracked(gw, f"{unique_id}-mid", user, S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, "AC04",
+            created_at=now - timedelta(days=3))
+    tracked(gw, f"{unique_id}-new", user, S.DELAYED, ExceptionCategory.BANK_DELAY, created_at=now)
+    tracked(gw, f"{unique_id}-else", f"v-{unique_id}", S.FAILED)  # another user's
+    await sign_in(gw, user)
+    resp = await gw.http.get("/pages/records")
+    assert_safe_page(resp)
+    order = re.findall(r'data-wid="([^"]+)"', resp.text)
+    assert order == [f"{unique_id}-new", f"{unique_id}-mid", f"{unique_id}-old"]
+    assert "chip-DELAYED" in resp.text and "chip-FAILED" in resp.text
+    assert re.findall(r'data-wid="([^"]+)"', (await gw.http.get("/pages/records?status=FAILED")).text) == \
+        [f"{unique_id}-mid"]
+    assert re.findall(r'data-wid="([^"]+)"', (await gw.http.get("/pages/records?period=30")).text) == \
+        [f"{unique_id}-new", f"{unique_id}-mid"]
+    assert "No withdrawals here" in (await gw.http.get("/pages/records?status=RETURNED")).text
+    href = re.search(rf'<a href="([^"]+)" data-wid="{unique_id}-mid"', resp.text).group(1).replace("&amp;", "&")
+    opened = await gw.http.get(href)
+    assert opened.status_code == 200 and 'data-status="FAILED"' in opened.text
+
+
+async def test_inbox_page_escapes_what_it_shows_and_reads_through_the_inbox_api(gw, unique_id):
+    # R21, R22: user-supplied and notice text is escaped; mark read as the inbox API does.
+    user = f"u-{unique_id}"
+    link = make_link("https://pay.example/app", "track", unique_id, user, SECRET, int(time.time()), 3600)
+    msg = add_inbox_message(gw.engine, InboxMessage(
+        key=f"{unique_id}/DETECTED/1", user_id=user, withdrawal_id=unique_id, stage="DETECTED", severity="HIGH",
+        locale="en-US", title='<script>alert("t")</script>', body='<img src=x onerror="alert(1)">', link=link))
+    await sign_in(gw, user)
+    resp = await gw.http.get("/pages/inbox")
+    assert_safe_page(resp)
+    assert "<script>alert" not in resp.text and "&lt;script&gt;alert" in resp.text
+    assert "<img src=x" not in resp.text and "1 unread" in resp.text
+    assert "/pages/withdrawals/track?" + urlsplit(link).query.replace("&", "&amp;") in resp.text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', resp.text).group(1)
+    resp = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers={"X-CSRF-Token": csrf,
+                                                                      "Accept": "application/json"})
+    # the workflow is gone (NOT_FOUND): the inbox API's code marks the row read all the same
+    assert resp.status_code == 200 and resp.json()["unread"] == 0 and resp.json()["read_at"]
+    assert inbox(gw.engine, user)[1] == 0
+    assert (await gw.http.post("/pages/inbox/999999/read", headers={"X-CSRF-Token": csrf})).status_code == 404
+    assert get_record(gw.engine, unique_id) is None
