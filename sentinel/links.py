@@ -7,10 +7,12 @@ A link opens one page of the app for one withdrawal of one user::
 
 ``sig`` is the URL-safe base64 (no padding) of HMAC-SHA256(secret, payload) where the
 payload is ``"v1\\n<kind>\\n<wid>\\n<uid>\\n<exp>"``. Changing the page (kind), the
-withdrawal, the user or the expiry breaks the signature. The app verifies the link with
-:func:`verify_link` and still asks for the user's login (and a second confirmation for
-identity-sensitive actions such as changing a card, R22): the link only says *which* page
-and withdrawal, it never grants access by itself.
+withdrawal, the user or the expiry breaks the signature. A valid track link opens the
+progress page of that one withdrawal without a login (gateway/page_progress.py), showing
+only the user's view (sentinel/user_view.py): what the notice itself already said. Every
+action (fixing a card, uploading documents, the records and the inbox) still asks for the
+user's login, and a second confirmation for identity-sensitive actions such as changing a
+card (R22): the link never grants more than that read.
 
 Pure: no I/O, the caller passes ``now`` (unix seconds).
 """
