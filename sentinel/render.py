@@ -35,6 +35,7 @@ from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from sentinel.currencies import display_places
 from sentinel.links import KINDS, make_link
 from sentinel.models import Locale, NoticeRequest, WithdrawalRequest
 from sentinel.policy import next_step
@@ -46,8 +47,6 @@ USER_STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s is not Stage.OPERAT
 DEFAULT_KEY = "default"
 LinkKind = Literal["fix_card", "upload_documents", "track"]
 
-# Minor units of currencies that do not use two decimals (ISO 4217).
-_MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3}
 ETA_HOURS_MAX = 72  # beyond this a date reads better than a number of hours
 
 
@@ -288,13 +287,10 @@ def link_kind_for(notice: NoticeRequest) -> str:
 
 def format_amount(amount: Decimal, currency: str, locale: str) -> str:
     """``CNY 1,234.50`` (en-US) / ``1,234.50元`` (zh-CN) from a Decimal, never a float.
-    Shows the currency's minor units, and more digits only if the amount has them (no
-    rounding of money)."""
-    if not isinstance(amount, Decimal):
-        raise TypeError("amount must be a Decimal")
-    minor = _MINOR_UNITS.get(currency, 2)
-    exponent = amount.as_tuple().exponent
-    places = max(minor, -exponent if isinstance(exponent, int) and exponent < 0 else 0)
+    Shows the currency's ISO 4217 minor units (:mod:`sentinel.currencies`: ``JPY 1,000``,
+    ``KWD 1.500``), trailing zeros past them trimmed, and more digits only if the amount
+    really has them (no rounding of money)."""
+    places = display_places(amount, currency)
     number = f"{amount:,.{places}f}"
     patterns = load_templates(locale).doc.money_format
     pattern = patterns.get(currency, patterns[DEFAULT_KEY])
