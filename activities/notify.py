@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
+from sentinel.locales import template_locale
 from sentinel.contracts import NoticeGivenUp
 from sentinel.models import DeliveryResult, NoticeRequest
 from sentinel.taxonomy import Stage
@@ -112,7 +113,7 @@ class NotifyActivities:
         entry = self.catalogue.lookup(notice.withdrawal.channel, notice.reason_code)
         if entry is None:
             return None, None
-        locale = notice.withdrawal.locale
+        locale = template_locale(notice.withdrawal.locale)
         return entry.reason_text(locale), entry.action_text(locale)
 
     def _link(self, notice: NoticeRequest) -> str:

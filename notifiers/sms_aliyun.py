@@ -35,6 +35,7 @@ import httpx
 from notifiers.base import DeliveryError, Notifier
 from notifiers.routing import http_request, json_body, status_is_retryable
 from notifiers.signing_aliyun import sign_request
+from sentinel.locales import template_locale
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice, template_id_for
 
@@ -117,7 +118,7 @@ class TemplateSpec:
 def template_keys(notice: NoticeRequest) -> list[str]:
     """Lookup order, most specific first: ``zh-CN/DETECTED/BANK_DELAY``,
     ``zh-CN/DETECTED``, ``DETECTED/BANK_DELAY``, ``DETECTED``, ``default``."""
-    locale = notice.withdrawal.locale
+    locale = template_locale(notice.withdrawal.locale)
     stage = notice.stage.value
     category = notice.category.value if notice.category else "default"
     keys = []

@@ -37,12 +37,13 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from sentinel.currencies import display_places
 from sentinel.links import KINDS, make_link
-from sentinel.models import Locale, NoticeRequest, WithdrawalRequest
+from sentinel.locales import SUPPORTED, template_locale
+from sentinel.models import NoticeRequest, WithdrawalRequest
 from sentinel.policy import next_step
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-LOCALES: tuple[str, ...] = ("zh-CN", "en-US")
+LOCALES: tuple[str, ...] = SUPPORTED
 USER_STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s is not Stage.OPERATOR_ALERT)
 DEFAULT_KEY = "default"
 LinkKind = Literal["fix_card", "upload_documents", "track"]
@@ -269,8 +270,9 @@ def _template_key(doc: TemplateFile, stage: Stage, category: ExceptionCategory |
 
 
 def template_id_for(notice: NoticeRequest) -> str:
-    """E.g. ``en-US/DELAYED/BANK_DELAY`` or ``zh-CN/RESOLVED/default``."""
-    locale = notice.withdrawal.locale
+    """E.g. ``en-US/DELAYED/BANK_DELAY`` or ``zh-CN/RESOLVED/default`` (the locale the
+    notice is written in: an unsupported one falls back, :func:`template_locale`)."""
+    locale = template_locale(notice.withdrawal.locale)
     key = _template_key(load_templates(locale).doc, notice.stage, notice.category)
     return f"{locale}/{notice.stage.value}/{key}"
 
@@ -278,7 +280,7 @@ def template_id_for(notice: NoticeRequest) -> str:
 def link_kind_for(notice: NoticeRequest) -> str:
     """Which deep link the notice's template points to, so the caller can sign it
     (:func:`sentinel.links.make_link`) before calling :func:`render_notice`."""
-    compiled = load_templates(notice.withdrawal.locale)
+    compiled = load_templates(template_locale(notice.withdrawal.locale))
     return compiled.doc.stages[notice.stage][_template_key(compiled.doc, notice.stage, notice.category)].link
 
 
@@ -357,7 +359,8 @@ class RenderedNotice(BaseModel):
     link: str
     link_kind: str
     template_id: str
-    locale: str
+    locale: str  # the locale it is written in (zh-CN / en-US)
+    requested_locale: str | None = None  # the user's own, when it had no templates (ja-JP -> en-US)
     # the parts, for a structured in-app view (R32): plain text, not escaped
     title: str
     reason: str
@@ -386,7 +389,7 @@ def render_notice(
     digit run, ValueError for a bad link / support URL.
     """
     w = notice.withdrawal
-    locale = w.locale
+    locale = template_locale(w.locale)
     compiled = load_templates(locale)
     doc = compiled.doc
     key = _template_key(doc, notice.stage, notice.category)
@@ -467,6 +470,7 @@ def render_notice(
         link_kind=template.link,
         template_id=f"{locale}/{notice.stage.value}/{key}",
         locale=locale,
+        requested_locale=w.locale if w.locale != locale else None,
         title=ctx["title"],
         reason=ctx["reason"],
         progress=ctx["progress"],
@@ -487,6 +491,7 @@ def render_digest(
     card endings only; the app has each one's reason and next step."""
     if len(items) < 2:
         raise ValueError("a digest folds at least two withdrawals")
+    locale = template_locale(locale)
     compiled = load_templates(locale)
     doc = compiled.doc
     _check_url(link, "link")
