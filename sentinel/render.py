@@ -22,6 +22,7 @@ from html import escape as _html_escape
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -106,6 +107,53 @@ def fits_one_sms(text: str) -> bool:
     return sms_info(text).fits
 
 
+# --------------------------------------------------------------------------- data tables
+
+BANKS_FILE = Path(__file__).resolve().parent / "banks.yaml"
+REASON_GROUPS_FILE = Path(__file__).resolve().parent / "reason_groups.yaml"
+PAGES = ("payee", "payee_wallet", "limits", "identity")
+
+
+@lru_cache(maxsize=None)
+def bank_names() -> dict[str, dict[str, str]]:
+    """``sentinel/banks.yaml``: bank code -> {locale: name}."""
+    data = yaml.safe_load(BANKS_FILE.read_text(encoding="utf-8")) or {}
+    for code, names in data.items():
+        if not isinstance(names, dict) or set(names) != set(LOCALES):
+            raise ValueError(f"banks.yaml: {code} needs exactly the names {LOCALES}")
+    return data
+
+
+def bank_name(code: str, locale: str) -> str:
+    """The bank's name in ``locale`` (``ICBC`` -> 中国工商银行), or the code when unknown."""
+    return bank_names().get(code, {}).get(template_locale(locale), code)
+
+
+@lru_cache(maxsize=None)
+def reason_groups() -> dict[ExceptionCategory, dict[str, tuple[str, ...]]]:
+    """``sentinel/reason_groups.yaml``: category -> group -> the subtypes in it."""
+    data = yaml.safe_load(REASON_GROUPS_FILE.read_text(encoding="utf-8")) or {}
+    out: dict[ExceptionCategory, dict[str, tuple[str, ...]]] = {}
+    for category, groups in data.items():
+        seen: set[str] = set()
+        out[ExceptionCategory(category)] = {}
+        for group, subtypes in groups.items():
+            if group == DEFAULT_KEY or set(subtypes) & seen:
+                raise ValueError(f"reason_groups.yaml: {category}.{group}: 'default' is implicit; a subtype is in one group")
+            seen |= set(subtypes)
+            out[ExceptionCategory(category)][group] = tuple(subtypes)
+    return out
+
+
+def reason_group(category: ExceptionCategory | None, subtype: str | None) -> str:
+    """The reason group of a (category, subtype): ``ACCOUNT_INFO_ERROR`` + ``account-closed``
+    -> ``closed``; a subtype in no group -> ``default``."""
+    for group, subtypes in reason_groups().get(category, {}).items() if category else ():
+        if subtype in subtypes:
+            return group
+    return DEFAULT_KEY
+
+
 # --------------------------------------------------------------------------- template files
 
 
@@ -134,7 +182,10 @@ class Labels(BaseModel):
     order_no: str
     amount: str
     card_label: str
-    card: str  # template: "card ending {{ card_last4 }}"
+    account_label: str  # a wallet payout's account ("Alipay account")
+    card: str  # template: "card ending {{ card_last4 }}" / "Alipay account ending 1234" (wallet)
+    card_word: str  # "card": what a bank payout goes to, in phrases
+    account_word: str  # "account": what a wallet payout goes to
     short_ref: str  # template: order number + card ending for the short text
     next_step: str
     support: str
@@ -150,6 +201,19 @@ class EtaPhrases(BaseModel):
     none: str
 
 
+class ChannelTexts(BaseModel):
+    """How a notice's parts become each channel's text (docs/notices.md, budgets):
+    the SMS with the order number, or without it when it does not fit one segment (the
+    text then says the order is behind the link), the push body and the voice script."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sms_with_order: str
+    sms_without_order: str
+    push_body: str
+    voice: str
+
+
 class DigestTemplate(BaseModel):
     """One message for several withdrawals of a user (folding, config/notice_policy.yaml)."""
 
@@ -157,6 +221,8 @@ class DigestTemplate(BaseModel):
 
     subject: str
     short: str
+    push_body: str
+    voice: str
     text: str
 
 
@@ -176,6 +242,11 @@ class TemplateFile(BaseModel):
     eta_phrases: EtaPhrases
     documents: dict[str, str]
     money: dict[WithdrawalStatus, str]
+    wallets: dict[str, str]  # channel -> wallet name: these channels pay to an account, not a card
+    pages: dict[str, str]  # where in the app: payee, payee_wallet, limits, identity (as shown)
+    voice_pages: dict[str, str]  # the same, as read aloud (no brackets or arrows)
+    reasons: dict[str, dict[str, str]]  # category (or UNCLASSIFIED) -> reason group -> short phrase
+    channel_texts: ChannelTexts
     layout: Layout
     operator_layout: Layout
     digest: DigestTemplate
@@ -199,6 +270,14 @@ class TemplateFile(BaseModel):
             raise ValueError(f"link_labels: one label per link kind {sorted(KINDS)} is required")
         if DEFAULT_KEY not in self.money_format:
             raise ValueError("money_format needs a 'default' pattern")
+        if set(self.pages) != set(PAGES) or set(self.voice_pages) != set(PAGES):
+            raise ValueError(f"pages and voice_pages: one entry per page {PAGES} is required")
+        wanted = {c.value: {DEFAULT_KEY, *groups} for c, groups in reason_groups().items()}
+        wanted["UNCLASSIFIED"] = {DEFAULT_KEY}
+        for category, groups in wanted.items():
+            missing_groups = groups - set(self.reasons.get(category, {}))
+            if missing_groups:
+                raise ValueError(f"reasons.{category}: a phrase per reason group is required, missing {sorted(missing_groups)}")
         return self
 
 
@@ -215,6 +294,8 @@ _FIELDS = ("title", "reason", "progress", "action", "short")
 class _Compiled:
     doc: TemplateFile
     fields: dict[tuple[Stage, str], dict[str, Template]]
+    reasons: dict[tuple[str, str], Template]
+    channel_texts: dict[str, Template]
     labels: dict[str, Template]
     eta: dict[str, Template]
     money: dict[WithdrawalStatus, Template]
@@ -255,12 +336,15 @@ def load_templates(locale: str) -> _Compiled:
     return _Compiled(
         doc=doc,
         fields=fields,
-        labels={"card": _compile(doc.labels.card, "labels.card"), "short_ref": _compile(doc.labels.short_ref, "labels.short_ref")},
+        reasons={(c, g): _compile(t, f"reasons.{c}.{g}") for c, groups in doc.reasons.items() for g, t in groups.items()},
+        channel_texts={k: _compile(v, f"channel_texts.{k}") for k, v in doc.channel_texts.model_dump().items()},
+        labels={"card": _compile(doc.labels.card, "labels.card"), "short_ref": _compile(doc.labels.short_ref, "labels.short_ref"),
+                "sms_tag": _compile(doc.sms_tag, "sms_tag")},
         eta={k: _compile(v, f"eta_phrases.{k}") for k, v in doc.eta_phrases.model_dump().items()},
         money={s: _compile(v, f"money.{s.value}") for s, v in doc.money.items()},
         layout=_layout(doc.layout, "layout"),
         operator_layout=_layout(doc.operator_layout, "operator_layout"),
-        digest={f: _compile(getattr(doc.digest, f), f"digest.{f}") for f in ("subject", "short", "text")},
+        digest={f: _compile(getattr(doc.digest, f), f"digest.{f}") for f in ("subject", "short", "push_body", "voice", "text")},
     )
 
 
@@ -294,7 +378,7 @@ def format_amount(amount: Decimal, currency: str, locale: str) -> str:
     really has them (no rounding of money)."""
     places = display_places(amount, currency)
     number = f"{amount:,.{places}f}"
-    patterns = load_templates(locale).doc.money_format
+    patterns = load_templates(template_locale(locale)).doc.money_format
     pattern = patterns.get(currency, patterns[DEFAULT_KEY])
     return pattern.replace("{amount}", number).replace("{currency}", currency)
 
@@ -346,6 +430,76 @@ def _check_url(value: str, what: str) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
+PUSH_TITLE_COLUMNS = 40
+PUSH_BODY_COLUMNS = 110
+
+
+@dataclass(frozen=True)
+class Brand:
+    """Who the notices speak for (settings ``brand_name``, ``brand_name_zh``, ``sms_link``;
+    the defaults are the fictional development ones, refused in production)."""
+
+    name: str = "Example Pay"
+    name_zh: str = "示例支付"
+    sms_link: str = "pay.example/w"
+
+    def for_locale(self, locale: str) -> str:
+        return self.name_zh if locale.startswith("zh") else self.name
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def speak_digits(text: str) -> str:
+    """Digit runs of more than four split into groups a listener can follow
+    (``95188`` -> ``951 88``, ``4008208820`` -> ``400 820 8820``): a voice never reads
+    a long number as one number."""
+
+    def group(m: re.Match[str]) -> str:
+        d = m.group(0)
+        if len(d) <= 4:
+            return d
+        head = len(d) % 3 or 3
+        parts = [d[:head]] + [d[i:i + 3] for i in range(head, len(d), 3)]
+        if len(parts) > 1 and len(parts[-1]) == 1:  # no lone last digit: 3+1 -> 4
+            parts[-2:] = [parts[-2] + parts[-1]]
+        return " ".join(parts)
+
+    return _DIGITS.sub(group, text)
+
+
+def display_columns(text: str) -> int:
+    """Columns on a screen: East Asian wide and fullwidth characters count two."""
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def _pages(pages: dict[str, str], wallet: str | None) -> dict[str, str]:
+    return {**pages, "payee": pages["payee_wallet"] if wallet else pages["payee"]}
+
+
+def _identity_ctx(compiled: _Compiled, locale: str, brand: Brand, support_phone: str) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "brand": brand.for_locale(locale),
+        "sms_link": brand.sms_link,
+        "support_phone": support_phone,
+        "support_phone_tel": re.sub(r"[^\d+]", "", support_phone),
+        "support_spoken": speak_digits(re.sub(r"[^\d+ ]", " ", support_phone)).strip(),
+    }
+    ctx["sms_tag"] = _tidy(compiled.labels["sms_tag"].render(ctx))
+    return ctx
+
+
+def _channel_texts(templates: dict[str, Template], ctx: dict[str, Any]) -> dict[str, Any]:
+    """SMS (with the order number if it fits one segment, else without: the text then says
+    the link has it), push body and voice script, from the notice's parts in ``ctx``."""
+    sms = _tidy(templates["sms_with_order"].render(ctx))
+    dropped = not fits_one_sms(sms)
+    if dropped:
+        sms = _tidy(templates["sms_without_order"].render(ctx))
+    voice = speak_digits(_tidy(templates["voice"].render({**ctx, "short": ctx["voice_short"]})))
+    return {"sms": sms, "dropped": dropped, "push_body": _tidy(templates["push_body"].render(ctx)), "voice": voice}
+
+
 class RenderedNotice(BaseModel):
     """A notice ready for a channel: email uses subject/text/html, SMS and push use
     ``short``, the in-app inbox uses subject/text/link."""
@@ -355,9 +509,14 @@ class RenderedNotice(BaseModel):
     subject: str
     text: str
     html: str
-    short: str
+    short: str  # the SMS: one segment, brand tag, link and support number included
     link: str
     link_kind: str
+    push_title: str = ""  # no order number, at most PUSH_TITLE_COLUMNS columns
+    push_body: str = ""  # at most PUSH_BODY_COLUMNS columns, support number included
+    voice: str = ""  # made for listening: no brackets or arrows, digits in groups of at most 4
+    reason_phrase: str = ""  # the short reason (reason group): China SMS templates' ${reason}
+    sms_order_dropped: bool = False  # the SMS had no room for the order number: it says the link has it
     template_id: str
     locale: str  # the locale it is written in (zh-CN / en-US)
     requested_locale: str | None = None  # the user's own, when it had no templates (ja-JP -> en-US)
@@ -377,13 +536,18 @@ def render_notice(
     support_url: str,
     link: str,
     now: datetime | None = None,
+    brand: Brand | None = None,
 ) -> RenderedNotice:
-    """Render ``notice`` in the user's locale.
+    """Render ``notice`` in the user's locale (an unsupported one falls back,
+    :func:`sentinel.locales.template_locale`), for every channel: email and inbox
+    (subject/text/html), SMS (``short``), push (``push_title`` / ``push_body``) and voice
+    (``voice``), each within its budget (docs/notices.md).
 
     ``reason_text`` / ``action_text``: code-specific sentences (e.g. "The name on the card
     does not match the bank's records.") that replace the template's own reason / next
     step where the template explains a problem. ``link``: the signed deep link of the kind
     :func:`link_kind_for` returns. ``now``: lets a delay notice say "within N hours".
+    ``brand``: the name and short link the texts carry (settings; fictional by default).
 
     Raises :class:`CardNumberLeak` if any input or output carries a card-number-like
     digit run, ValueError for a bad link / support URL.
@@ -409,7 +573,9 @@ def render_notice(
     documents = [doc.documents.get(d, d) for d in notice.documents]
     eta_hours = _eta_hours(notice.eta, now)
     tz_name = w.contact.timezone
+    wallet = doc.wallets.get(w.channel)
     ctx: dict[str, Any] = {
+        **_identity_ctx(compiled, locale, brand or Brand(), support_phone),
         "locale": locale,
         "stage": notice.stage.value,
         "category": notice.category.value if notice.category else None,
@@ -424,6 +590,13 @@ def render_notice(
         "currency": w.currency,
         "card_last4": w.card_last4,
         "bank_code": w.bank_code,
+        "bank_name": bank_name(w.bank_code, locale),
+        "wallet": wallet,
+        "payee_word": doc.labels.account_word if wallet else doc.labels.card_word,
+        "payee_label": doc.labels.account_label if wallet else doc.labels.card_label,
+        "pages": _pages(doc.pages, wallet),
+        "reason_group": reason_group(notice.category, notice.subtype),
+        "order_tail": w.withdrawal_id[-4:],
         "channel": w.channel,
         "eta": _format_eta(notice.eta, doc.eta_format, tz_name) if notice.eta else None,
         "eta_hours": eta_hours,
@@ -431,13 +604,10 @@ def render_notice(
         "action_text": _tidy(action_text) if action_text else None,
         "documents": documents,
         "documents_text": doc.list_separator.join(documents),
-        "support_phone": support_phone,
-        "support_phone_tel": re.sub(r"[^\d+]", "", support_phone),
         "support_url": support_url,
         "link": link,
         "link_kind": template.link,
         "link_label": doc.link_labels[template.link],
-        "sms_tag": doc.sms_tag,
         "labels": doc.labels.model_dump(),
         "next_step": next_step(notice.status, notice.category),
     }
@@ -449,23 +619,36 @@ def render_notice(
     short_eta = _format_eta(notice.eta, doc.eta_short_format, tz_name) if notice.eta else None
     ctx["eta_phrase_short"] = _tidy(compiled.eta[phrase].render({**ctx, "eta": short_eta}))
     ctx["money"] = _tidy(compiled.money[notice.status].render(ctx))
+    category_key = notice.category.value if notice.category else "UNCLASSIFIED"
+    ctx["reason_phrase"] = _tidy(compiled.reasons[(category_key, ctx["reason_group"])].render(ctx))
 
     for field in _FIELDS:
         ctx[field] = _tidy(fields[field].render(ctx))
+    # the voice script reads the same short text, with the app's pages as spoken words
+    ctx["voice_short"] = _tidy(fields["short"].render({**ctx, "pages": _pages(doc.voice_pages, wallet)}))
 
     layout = compiled.operator_layout if notice.stage is Stage.OPERATOR_ALERT else compiled.layout
     subject = _tidy(layout["subject"].render(ctx))
     text = layout["text"].render(ctx).strip() + "\n"
     html = layout["html"].render(ctx).strip() + "\n"
+    if notice.stage is Stage.OPERATOR_ALERT:
+        channel_texts = {"sms": ctx["short"], "dropped": False, "push_body": ctx["short"], "voice": ctx["short"]}
+    else:
+        channel_texts = _channel_texts(compiled.channel_texts, ctx)
 
-    for output in (subject, text, html, ctx["short"]):
+    for output in (subject, text, html, *(v for v in channel_texts.values() if isinstance(v, str))):
         assert_no_card_number(output, allow)
 
     return RenderedNotice(
         subject=subject,
         text=text,
         html=html,
-        short=ctx["short"],
+        short=channel_texts["sms"],
+        push_title=ctx["title"],
+        push_body=channel_texts["push_body"],
+        voice=channel_texts["voice"],
+        reason_phrase=ctx["reason_phrase"],
+        sms_order_dropped=channel_texts["dropped"],
         link=link,
         link_kind=template.link,
         template_id=f"{locale}/{notice.stage.value}/{key}",
@@ -485,7 +668,7 @@ class DigestItem:
 
 
 def render_digest(
-    locale: str, items: list[DigestItem], *, link: str, support_phone: str, support_url: str
+    locale: str, items: list[DigestItem], *, link: str, support_phone: str, support_url: str, brand: Brand | None = None
 ) -> RenderedNotice:
     """One message for several withdrawals of the user (newest first): order numbers and
     card endings only; the app has each one's reason and next step."""
@@ -496,19 +679,22 @@ def render_digest(
     doc = compiled.doc
     _check_url(link, "link")
     ctx: dict[str, Any] = {
-        "count": len(items), "items": items, "link": link, "support_phone": support_phone,
-        "sms_tag": doc.sms_tag, "labels": doc.labels.model_dump(),
+        **_identity_ctx(compiled, locale, brand or Brand(), support_phone),
+        "count": len(items), "items": items, "link": link, "labels": doc.labels.model_dump(),
     }
     subject = _tidy(compiled.digest["subject"].render(ctx))
     short = _tidy(compiled.digest["short"].render(ctx))
+    push_body = _tidy(compiled.digest["push_body"].render(ctx))
+    voice = speak_digits(_tidy(compiled.digest["voice"].render(ctx)))
     text = compiled.digest["text"].render(ctx).strip() + "\n"
     html = "<!DOCTYPE html>\n<html><body><pre>" + _html_escape(text) + "</pre></body></html>\n"
     allow = tuple(i.order_no for i in items) + (support_phone, support_url)
-    for output in (subject, short, text):
+    for output in (subject, short, text, push_body, voice):
         assert_no_card_number(output, allow)
     return RenderedNotice(
         subject=subject, text=text, html=html, short=short, link=link, link_kind="track",
         template_id=f"{locale}/DIGEST", locale=locale, title=subject, reason="", progress="", action="",
+        push_title=subject, push_body=push_body, voice=voice, sms_order_dropped=True,
     )
 
 

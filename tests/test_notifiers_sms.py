@@ -202,7 +202,7 @@ async def test_twilio_sends_short_text_with_basic_auth_and_callback(twilio, clie
     assert req["resource"] == "Messages.json"
     assert form["To"] == US_PHONE and form["From"] == "+15005550006"
     assert form["Body"] == rendered.short
-    assert "1234" in form["Body"] and "100.00" not in form["Body"]
+    assert "W1001" in form["Body"] and "100.00" not in form["Body"]
     assert form["StatusCallback"].startswith("https://hooks.pay.example/twilio/status?notice_key=")
     assert httpx.URL(form["StatusCallback"]).params["notice_key"] == notice.key
 
