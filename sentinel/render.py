@@ -452,18 +452,16 @@ _DIGITS = re.compile(r"\d+")
 
 def speak_digits(text: str) -> str:
     """Digit runs of more than four split into groups a listener can follow
-    (``95188`` -> ``951 88``, ``4008208820`` -> ``400 820 8820``): a voice never reads
+    (``95188`` -> ``95 188``, ``4008208820`` -> ``400 820 8820``): a voice never reads
     a long number as one number."""
 
     def group(m: re.Match[str]) -> str:
         d = m.group(0)
-        if len(d) <= 4:
-            return d
-        head = len(d) % 3 or 3
-        parts = [d[:head]] + [d[i:i + 3] for i in range(head, len(d), 3)]
-        if len(parts) > 1 and len(parts[-1]) == 1:  # no lone last digit: 3+1 -> 4
-            parts[-2:] = [parts[-2] + parts[-1]]
-        return " ".join(parts)
+        count = -(-len(d) // 4)  # as few groups of at most 4 as possible, the longer ones last
+        base, extra = divmod(len(d), count)
+        sizes = [base] * (count - extra) + [base + 1] * extra
+        starts = [sum(sizes[:i]) for i in range(count)]
+        return " ".join(d[start:start + size] for start, size in zip(starts, sizes))
 
     return _DIGITS.sub(group, text)
 
