@@ -515,6 +515,7 @@ class RenderedNotice(BaseModel):
     voice: str = ""  # made for listening: no brackets or arrows, digits in groups of at most 4
     reason_phrase: str = ""  # the short reason (reason group): China SMS templates' ${reason}
     sms_order_dropped: bool = False  # the SMS had no room for the order number: it says the link has it
+    support_phone: str = ""  # the support number every channel's text carries (R19)
     template_id: str
     locale: str  # the locale it is written in (zh-CN / en-US)
     requested_locale: str | None = None  # the user's own, when it had no templates (ja-JP -> en-US)
@@ -647,6 +648,7 @@ def render_notice(
         voice=channel_texts["voice"],
         reason_phrase=ctx["reason_phrase"],
         sms_order_dropped=channel_texts["dropped"],
+        support_phone=support_phone,
         link=link,
         link_kind=template.link,
         template_id=f"{locale}/{notice.stage.value}/{key}",
@@ -692,7 +694,7 @@ def render_digest(
     return RenderedNotice(
         subject=subject, text=text, html=html, short=short, link=link, link_kind="track",
         template_id=f"{locale}/DIGEST", locale=locale, title=subject, reason="", progress="", action="",
-        push_title=subject, push_body=push_body, voice=voice, sms_order_dropped=True,
+        push_title=subject, push_body=push_body, voice=voice, sms_order_dropped=True, support_phone=support_phone,
     )
 
 
