@@ -758,7 +758,7 @@ def render_all_combinations(
     locales: Iterable[str] = LOCALES,
     stages: Iterable[Stage] = tuple(Stage),
     statuses: Iterable[WithdrawalStatus] | None = None,
-    support_phone: str = "95188",
+    support_phone: str = "555-0100",
     support_url: str = "https://pay.example/support",
     base_url: str = "https://pay.example/app",
     link_secret: str = "lint-only-secret",
