@@ -23,10 +23,11 @@ from temporalio.exceptions import ApplicationError
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
 from sentinel.links import make_link
+from sentinel.locales import template_locale
 from sentinel.contracts import NoticeGivenUp
 from sentinel.models import DeliveryResult, NoticeRequest
 from sentinel.taxonomy import Stage
-from sentinel.render import DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
+from sentinel.render import Brand, DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
 from activities.config_files import HotFile
 from sentinel.notice_policy import load_notice_policy
 from store.repo import (
@@ -57,6 +58,7 @@ class NotifyActivities:
         support_phone: str,
         support_url: str,
         app_base_url: str,
+        brand: Brand | None = None,
         link_secret: str,
         link_ttl_s: int,
         notice_policy: HotFile | None = None,
@@ -66,6 +68,7 @@ class NotifyActivities:
         self.catalogue = catalogue
         self.support_phone = support_phone
         self.support_url = support_url
+        self.brand = brand or Brand()
         self.app_base_url = app_base_url
         self.link_secret = link_secret
         self.link_ttl_s = link_ttl_s
@@ -112,7 +115,7 @@ class NotifyActivities:
         entry = self.catalogue.lookup(notice.withdrawal.channel, notice.reason_code)
         if entry is None:
             return None, None
-        locale = notice.withdrawal.locale
+        locale = template_locale(notice.withdrawal.locale)
         return entry.reason_text(locale), entry.action_text(locale)
 
     def _link(self, notice: NoticeRequest) -> str:
@@ -132,6 +135,7 @@ class NotifyActivities:
             support_url=self.support_url,
             link=self._link(notice),
             now=datetime.now(timezone.utc),
+            brand=self.brand,
         )
 
     @activity.defn(name="deliver_notice")
@@ -327,7 +331,7 @@ class NotifyActivities:
         else:
             items = [DigestItem(w.withdrawal_id, w.card_last4)] + [DigestItem(o, current[o][1] or "----") for o in orders]
             rendered = render_digest(w.locale, items, link=self._link(notice), support_phone=self.support_phone,
-                                     support_url=self.support_url)
+                                     support_url=self.support_url, brand=self.brand)
             folded = notice.model_copy(update={"folded": orders})
             result = await self._send(folded, notifier, rendered, row_id, hashlib.sha256(rendered.text.encode()).hexdigest())
             result = result.model_copy(update={"detail": f"digest of {1 + len(orders)} withdrawals: {', '.join(orders)}"})

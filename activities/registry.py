@@ -13,6 +13,7 @@ from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, OperatorEmailNotifier, SmtpConfig
 from notifiers.inbox import InboxNotifier
 from notifiers.registry import build_provider_notifiers
+from sentinel.render import Brand
 from sentinel.catalogue import default_catalogue
 from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import validate_delays_document
@@ -54,6 +55,7 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         catalogue,
         support_phone=settings.support_phone,
         support_url=settings.support_url,
+        brand=Brand(settings.brand_name, settings.brand_name_zh, settings.sms_link),
         app_base_url=settings.app_base_url,
         link_secret=settings.link_secret.get_secret_value(),
         link_ttl_s=settings.link_ttl_s,

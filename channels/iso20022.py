@@ -51,6 +51,7 @@ from channels.base import (
     HttpChannel,
 )
 from sentinel.catalogue import Catalogue
+from sentinel.currencies import minor_units
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, sign, verify
 
@@ -72,16 +73,6 @@ NOT_FOUND = "NOT_FOUND"
 
 #: Raw status of an accepted submit whose answer carried no status report (HTTP 202, empty).
 RECEIVED = "RCVD"
-
-#: ISO 4217 minor units that are not 2.
-_ISO4217_EXPONENT = {
-    **dict.fromkeys(
-        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"),
-        0,
-    ),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    **dict.fromkeys(("CLF", "UYW"), 4),
-}
 
 MAX_BODY_BYTES = 1_000_000
 #: a pacs.002 nests about 8 levels deep
@@ -358,7 +349,7 @@ def format_amount(amount: Decimal, currency: str) -> str:
     amount = Decimal(amount)
     if not amount.is_finite() or amount <= 0:
         raise ValueError(f"amount {amount} must be positive")
-    exponent = _ISO4217_EXPONENT.get(currency.upper(), 2)
+    exponent = minor_units(currency)
     with localcontext() as ctx:
         ctx.prec = 60
         quantum = Decimal(1).scaleb(-exponent)

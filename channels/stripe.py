@@ -51,18 +51,25 @@ from channels.base import (
 )
 from sentinel import safe_json
 from sentinel.catalogue import Catalogue
+from sentinel.currencies import minor_units
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Stripe-Signature"
 
-#: Currencies Stripe takes in whole units (https://docs.stripe.com/currencies#zero-decimal).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
-)
-#: Three-decimal currencies: minor units are thousandths and the last digit must be 0.
-THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+#: Where Stripe's API amounts differ from ISO 4217 minor units (sentinel.currencies, the one
+#: table): ISK is two-decimal in Stripe's API (payouts in whole units, below), MGA is
+#: zero-decimal at Stripe (https://docs.stripe.com/currencies#zero-decimal).
+STRIPE_EXPONENT_OVERRIDES = {"ISK": 2, "MGA": 0}
+
+
+def stripe_exponent(currency: str) -> int:
+    """Decimals of ``currency`` in Stripe's integer ``amount``: ISO 4217 unless overridden."""
+    cur = currency.upper()
+    return STRIPE_EXPONENT_OVERRIDES.get(cur, minor_units(cur))
+
+
 #: Two decimals in the API, but payouts must be whole units (amount divisible by 100).
 WHOLE_UNIT_PAYOUT_CURRENCIES = frozenset({"HUF", "ISK", "TWD"})
 
@@ -143,14 +150,14 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     cur = currency.upper()
     if not amount.is_finite() or amount <= 0:
         raise ValueError(f"amount {amount} must be positive")
-    exponent = 0 if cur in ZERO_DECIMAL_CURRENCIES else 3 if cur in THREE_DECIMAL_CURRENCIES else 2
+    exponent = stripe_exponent(cur)
     with localcontext() as ctx:
         ctx.prec = 60
         scaled = amount.scaleb(exponent)
         if scaled != scaled.to_integral_value():
             raise ValueError(f"{amount} {cur} has more than {exponent} decimal places")
         minor = int(scaled)
-    if cur in THREE_DECIMAL_CURRENCIES and minor % 10:
+    if exponent == 3 and minor % 10:  # three-decimal: Stripe wants steps of 0.010
         raise ValueError(f"{amount} {cur}: Stripe needs three-decimal amounts in steps of 0.010")
     if cur in WHOLE_UNIT_PAYOUT_CURRENCIES and minor % 100:
         raise ValueError(f"{amount} {cur}: Stripe pays out {cur} in whole units only")
@@ -447,6 +454,7 @@ __all__ = [
     "CallbackIgnored",
     "StripeChannel",
     "StripeConfig",
+    "stripe_exponent",
     "to_minor_units",
     "verify_stripe_signature",
 ]

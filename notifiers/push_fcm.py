@@ -13,8 +13,9 @@ Device tokens come from an injected lookup ``tokens_for(user_id) -> list[str]``;
 no reach (``can_reach`` False, the notice activity skips the channel). One message per
 device token:
 
-* ``notification``: title = ``rendered.subject``, body = ``rendered.short``. Both are
-  lock-screen text: order number and card ending only, never the amount (checked here).
+* ``notification``: title = ``rendered.push_title`` (no order number, at most 40
+  columns), body = ``rendered.push_body`` (at most 110, support number included). Both
+  are lock-screen text: never the amount (checked here).
 * ``data``: ``withdrawal_id``, ``stage``, ``link``, ``notice_key`` (for the app's ack).
 * ``android.collapse_key`` / ``android.notification.tag`` / ``apns-collapse-id`` = the
   withdrawal id: a newer notice about the same withdrawal replaces the older one on the
@@ -239,7 +240,7 @@ class FcmPushNotifier(Notifier):
         return {
             "message": {
                 "token": token,
-                "notification": {"title": rendered.subject, "body": rendered.short},
+                "notification": {"title": rendered.push_title, "body": rendered.push_body},
                 "data": push_data(notice, rendered),
                 "android": {
                     "collapse_key": wid,
@@ -293,7 +294,7 @@ class FcmPushNotifier(Notifier):
         devices = self.devices(notice)
         if not devices:
             raise DeliveryError("fcm: no device token", retryable=False)
-        lock_screen_safe(notice, rendered.subject, rendered.short)
+        lock_screen_safe(notice, rendered.push_title, rendered.push_body)
         results = await asyncio.gather(*(self._send_one(t, notice, rendered) for t in devices), return_exceptions=True)
         sent = [r for r in results if isinstance(r, str)]
         if sent:

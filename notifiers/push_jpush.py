@@ -7,9 +7,9 @@ object::
 
     {"cid": ..., "platform": "all",
      "audience": {"registration_id": [...]},
-     "notification": {"alert": short,
-                      "android": {"alert": short, "title": subject, "extras": {...}},
-                      "ios": {"alert": {"title": subject, "body": short}, "sound": "default",
+     "notification": {"alert": push_body,
+                      "android": {"alert": push_body, "title": push_title, "extras": {...}},
+                      "ios": {"alert": {"title": push_title, "body": push_body}, "sound": "default",
                               "thread-id": <withdrawal id>, "extras": {...}}},
      "options": {"time_to_live": 86400, "apns_production": true,
                  "apns_collapse_id": <withdrawal id>}}
@@ -129,10 +129,10 @@ class JPushNotifier(Notifier):
             "platform": self.cfg.platform,
             "audience": {"registration_id": devices},
             "notification": {
-                "alert": rendered.short,
-                "android": {"alert": rendered.short, "title": rendered.subject, "extras": extras},
+                "alert": rendered.push_body,
+                "android": {"alert": rendered.push_body, "title": rendered.push_title, "extras": extras},
                 "ios": {
-                    "alert": {"title": rendered.subject, "body": rendered.short},
+                    "alert": {"title": rendered.push_title, "body": rendered.push_body},
                     "sound": "default",
                     "thread-id": wid,
                     "extras": extras,
@@ -149,7 +149,7 @@ class JPushNotifier(Notifier):
         devices = self.devices(notice)
         if not devices:
             raise DeliveryError("jpush: no registration id", retryable=False)
-        lock_screen_safe(notice, rendered.subject, rendered.short)
+        lock_screen_safe(notice, rendered.push_title, rendered.push_body)
         body = self.payload(devices, notice, rendered)
         if self.cfg.use_cid:
             body = {"cid": await self.cid_for(notice.key), **body}

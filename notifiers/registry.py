@@ -6,6 +6,7 @@ a token the provider reports dead is marked invalid."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 import yaml
@@ -19,8 +20,13 @@ from notifiers.sms_tencent import TencentSmsConfig, TencentSmsNotifier
 from notifiers.sms_twilio import TwilioConfig, TwilioSmsNotifier
 from notifiers.voice_aliyun import AliyunVoiceConfig, AliyunVoiceNotifier
 from notifiers.voice_twilio import TwilioVoiceNotifier
+from notifiers.template_check import check_provider_templates
+from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import parse_duration
+from sentinel.render import Brand
 from sentinel.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _secret(value) -> str:
@@ -43,6 +49,16 @@ def _push_providers(settings: Settings, engine) -> list[Notifier]:
             lambda user_id: device_tokens(engine, user_id, "jpush"),
         ))
     return push
+
+
+def _check_templates(settings: Settings, data: Mapping[str, Any]) -> None:
+    """China SMS / voice templates must cover every notice the policy sends there (issue #10):
+    refused outside development mode, logged in development."""
+    policy = load_notice_policy(yaml.safe_load(settings.notice_policy_file.read_text(encoding="utf-8")))
+    brand = Brand(settings.brand_name, settings.brand_name_zh, settings.sms_link)
+    for problem in check_provider_templates(data, policy, brand=brand, support_phone=settings.support_phone,
+                                            strict=not settings.dev_mode):
+        log.warning("provider templates: %s", problem)
 
 
 def build_provider_notifiers(
@@ -73,6 +89,8 @@ def build_provider_notifiers(
         sms.append(TwilioSmsNotifier(cfg))
         if cfg.from_number:
             voice.append(TwilioVoiceNotifier(cfg))
+    if any(isinstance(n, (AliyunSmsNotifier, AliyunVoiceNotifier, TencentSmsNotifier)) for n in sms + voice):
+        _check_templates(settings, data)
     push = _push_providers(settings, engine) if engine is not None else []
     breaker = data.get("breaker") or {}
     options = dict(

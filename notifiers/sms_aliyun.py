@@ -35,8 +35,10 @@ import httpx
 from notifiers.base import DeliveryError, Notifier
 from notifiers.routing import http_request, json_body, status_is_retryable
 from notifiers.signing_aliyun import sign_request
+from sentinel.locales import template_locale
 from sentinel.models import NoticeRequest
-from sentinel.render import RenderedNotice, template_id_for
+from sentinel.render import RenderedNotice, speak_digits, template_id_for
+from sentinel.taxonomy import WithdrawalStatus
 
 PROVIDER = "aliyun"
 SMS_ENDPOINT = "https://dysmsapi.aliyuncs.com"
@@ -50,7 +52,7 @@ CHINA_TZ = timezone(timedelta(hours=8))
 
 #: notice fields a template variable may take its value from
 FIELD_NAMES = ("order_no", "card_last4", "bank_code", "title", "short", "link", "stage", "category", "status",
-               "count", "orders")
+               "count", "orders", "reason", "order_tail", "support_phone", "support_spoken")
 DEFAULT_PARAMS: tuple[tuple[str, str], ...] = (("order_no", "order_no"), ("card_last4", "card_last4"))
 
 
@@ -71,6 +73,11 @@ def notice_fields(notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, 
         # a digest (folding): how many withdrawals, and their order numbers
         "count": str(1 + len(notice.folded)),
         "orders": ",".join([w.withdrawal_id, *notice.folded]),
+        # issue #10: the reason (its group's short phrase), the order's last digits, the support number
+        "reason": rendered.reason_phrase,
+        "order_tail": w.withdrawal_id[-4:],
+        "support_phone": rendered.support_phone,
+        "support_spoken": speak_digits(rendered.support_phone),
     }
 
 
@@ -80,6 +87,7 @@ class TemplateSpec:
 
     code: str
     params: tuple[tuple[str, str], ...] = DEFAULT_PARAMS  # (variable name, notice field)
+    text: str | None = None  # the registered text, ${name} for a variable (checked: notifiers/template_check.py)
 
     @classmethod
     def parse(cls, value: Any) -> "TemplateSpec":
@@ -97,7 +105,7 @@ class TemplateSpec:
                 params = tuple((str(k), str(v)) for k, v in raw.items())
             else:
                 params = tuple((str(v), str(v)) for v in raw)
-            spec = cls(str(value["code"]), params)
+            spec = cls(str(value["code"]), params, value.get("text"))
         else:
             raise TypeError(f"template must be a code or a mapping, got {type(value).__name__}")
         if not spec.code:
@@ -116,8 +124,9 @@ class TemplateSpec:
 
 def template_keys(notice: NoticeRequest) -> list[str]:
     """Lookup order, most specific first: ``zh-CN/DETECTED/BANK_DELAY``,
-    ``zh-CN/DETECTED``, ``DETECTED/BANK_DELAY``, ``DETECTED``, ``default``."""
-    locale = notice.withdrawal.locale
+    ``zh-CN/DETECTED``, ``DETECTED/failed`` (a failed or returned withdrawal: the money is
+    back, whatever the category), ``DETECTED/BANK_DELAY``, ``DETECTED``, ``default``."""
+    locale = template_locale(notice.withdrawal.locale)
     stage = notice.stage.value
     category = notice.category.value if notice.category else "default"
     keys = []
@@ -127,7 +136,8 @@ def template_keys(notice: NoticeRequest) -> list[str]:
         pass
     if notice.folded:  # a digest of several withdrawals has its own registered template
         keys = [f"{locale}/DIGEST", "DIGEST"]
-    keys += [f"{locale}/{stage}/{category}", f"{locale}/{stage}", f"{stage}/{category}", stage, "default"]
+    failed = [f"{stage}/failed"] if notice.status in (WithdrawalStatus.FAILED, WithdrawalStatus.RETURNED) else []
+    keys += [f"{locale}/{stage}/{category}", f"{locale}/{stage}", *failed, f"{stage}/{category}", stage, "default"]
     return list(dict.fromkeys(keys))
 
 

@@ -1,6 +1,7 @@
 """SMS through Twilio (``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``, HTTP Basic
 ``AccountSid:AuthToken``, form fields ``To``, ``From`` or ``MessagingServiceSid``, ``Body``,
-``StatusCallback``). The body is ``rendered.short`` (one SMS segment, card ending only).
+``StatusCallback``). The body is ``rendered.short`` (one SMS segment with
+the brand tag, short link and support number; docs/notices.md).
 
 Exactly-once: Twilio's Messages API takes no idempotency key, so the guard is the delivery
 row the notice activity claims before sending. The notice key still reaches Twilio: it is

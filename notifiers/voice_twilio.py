@@ -1,5 +1,6 @@
 """Voice call through Twilio (``POST .../Calls.json`` with inline ``Twiml``): the callee
-hears ``rendered.short`` read out in their language, twice::
+hears ``rendered.voice`` (a script made for listening: digits in small groups, no
+brackets or arrows, the order number's last digits only) in their language, twice::
 
     <Response><Say language="zh-CN" loop="2">...</Say></Response>
 
@@ -61,7 +62,7 @@ class TwilioVoiceNotifier(Notifier):
         if not phone:
             raise DeliveryError("no phone number", retryable=False)
         language = self.languages.get(rendered.locale, rendered.locale)
-        twiml = twiml_say(rendered.short, language, loop=self.loop, voice=self.voice)
+        twiml = twiml_say(rendered.voice, language, loop=self.loop, voice=self.voice)
         form = {"To": phone, "From": self.cfg.from_number or "", "Twiml": twiml, **self.api.callback(notice)}
         if "StatusCallback" in form:
             form["StatusCallbackEvent"] = "completed"

@@ -9,6 +9,11 @@ callbacks, deep links or user tokens, or approve reviews. The gateway and the wo
 setting, unless ``SENTINEL_DEV_MODE=1`` says this is a development machine (``make run``,
 the dev stack and the tests set it).
 
+The same check refuses the fictional development identity in production: the support
+number ``555-0100`` (a number reserved for fiction: users told to call it reach nobody) and
+the brand "Example Pay" / "示例支付" that every SMS, push and call carries (R19). Any
+555-01xx number counts as fictional.
+
 The decision is pure (:func:`refuse_dev_credentials` takes the keys file's text);
 :func:`check_at_start` reads the configured file and calls it.
 """
@@ -20,7 +25,7 @@ import re
 
 from pydantic import SecretStr
 
-from sentinel.settings import Settings
+from sentinel.settings import DEV_BRAND_NAME, DEV_BRAND_NAME_ZH, DEV_SUPPORT_PHONE, Settings
 
 #: the public API keys of config/api_keys.dev.yaml (README, docs/gateway.md)
 DEV_API_KEYS = (
@@ -31,6 +36,11 @@ DEV_API_KEYS = (
     "dev-operator-key",
 )
 DEV_API_KEY_HASHES = frozenset(hashlib.sha256(k.encode()).hexdigest() for k in DEV_API_KEYS)
+
+#: settings every user notice prints, with their fictional development values
+DEV_IDENTITY = {"support_phone": DEV_SUPPORT_PHONE, "brand_name": DEV_BRAND_NAME, "brand_name_zh": DEV_BRAND_NAME_ZH}
+#: North American numbers 555-0100..0199 are reserved for fiction
+_FICTIONAL_PHONE = re.compile(r"(?<!\d)555[ -]?01\d\d(?!\d)")
 
 _HEX64 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
 
@@ -67,8 +77,22 @@ def dev_credentials_in_use(settings: Settings, keys_file_text: str | None) -> li
         value = getattr(settings, name)
         if isinstance(value, SecretStr) and value.get_secret_value() == public:
             found.append(f"{env_name(name)} is the development default {public!r}")
+    found += fictional_identity_in_use(settings)
     if dev_key_hashes_in(keys_file_text):
         found.append(f"SENTINEL_API_KEYS_FILE ({settings.api_keys_file}) lists public development API keys")
+    return found
+
+
+def fictional_identity_in_use(settings: Settings) -> list[str]:
+    """One line per notice identity setting (support number, brand) that is still the
+    fictional development value: users would be told to call a number nobody answers."""
+    found = []
+    for name, value in DEV_IDENTITY.items():
+        if getattr(settings, name) == value:
+            found.append(f"{env_name(name)} is the fictional development default {value!r}: notices would carry it")
+    phone = settings.support_phone
+    if phone != DEV_SUPPORT_PHONE and _FICTIONAL_PHONE.search(phone):
+        found.append(f"{env_name('support_phone')} {phone!r} is a fictional 555-01xx number: nobody answers it")
     return found
 
 
@@ -82,7 +106,7 @@ def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, proce
         raise DevCredentialsRefused(
             f"the {process} refuses to start with public development credentials:\n  - "
             + "\n  - ".join(found)
-            + "\nSet each to a secret of your own (docs/deployment.md), or set SENTINEL_DEV_MODE=1 on a "
+            + "\nSet each to a value of your own (docs/deployment.md), or set SENTINEL_DEV_MODE=1 on a "
             "development machine."
         )
 

@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from sentinel.locales import normalise_locale
 from sentinel.pan import REFUSAL, has_card_number, refuse_card_number
 from sentinel.taxonomy import (
     ExceptionCategory,
@@ -25,7 +26,9 @@ from sentinel.taxonomy import (
     WithdrawalStatus,
 )
 
-Locale = Literal["zh-CN", "en-US"]
+#: any language tag, normalised (sentinel/locales.py): kept as the user asked; notices fall
+#: back to zh-CN / en-US (``template_locale``), an unsupported locale is never refused
+Locale = Annotated[str, BeforeValidator(normalise_locale)]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 

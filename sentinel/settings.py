@@ -16,6 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 #: the development payload key (its bytes spell "dev-payload-key-NOT-for-prod-use"): public
 DEV_PAYLOAD_KEYS = "dev:ZGV2LXBheWxvYWQta2V5LU5PVC1mb3ItcHJvZC11c2U="
+#: who the notices say to call, and whose name they carry, in development: fictional on
+#: purpose (555-01xx numbers are reserved for fiction), refused in production
+DEV_SUPPORT_PHONE = "555-0100"
+DEV_BRAND_NAME = "Example Pay"
+DEV_BRAND_NAME_ZH = "示例支付"
 
 
 class Settings(BaseSettings):
@@ -105,8 +110,27 @@ class Settings(BaseSettings):
     mail_from: str = Field("Withdrawals <no-reply@sentinel.example>", description="sender of notice emails")
 
     # Notices
-    support_phone: str = Field("95188", description="support phone printed in every notice (R19)")
+    support_phone: str = Field(
+        DEV_SUPPORT_PHONE, min_length=3, max_length=20, pattern=r"^\+?[0-9][0-9 -]*[0-9]$",
+        description="your support hotline, printed in every notice on every channel (R19); the default is a "
+        "fictional 555 number for development: production must set its own (refused otherwise)",
+    )
     support_url: str = Field("https://pay.example/support", description="online support entry (R19)")
+    brand_name: str = Field(
+        DEV_BRAND_NAME, min_length=1, max_length=16,
+        description="your brand as English notices name it (SMS tag [Example Pay]); the default is a fictional "
+        "development brand: production must set its own (refused otherwise)",
+    )
+    brand_name_zh: str = Field(
+        DEV_BRAND_NAME_ZH, min_length=1, max_length=8,
+        description="your brand as Chinese notices name it (SMS tag 【示例支付】); development default is fictional: "
+        "production must set its own (refused otherwise)",
+    )
+    sms_link: str = Field(
+        "pay.example/w", max_length=40, pattern=r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/[A-Za-z0-9._~/-]*)?$",
+        description="short link printed in SMS (they have no room for a signed deep link): opens the app's "
+        "withdrawals page, where the user signs in and finds the order; China SMS templates register it as text",
+    )
     app_base_url: str = Field("https://pay.example/app", description="base of the deep links in notices (R16)")
     link_secret: SecretStr = Field(SecretStr("dev-link-secret"), description="HMAC key of the signed deep links")
     link_ttl_s: int = Field(7 * 86400, description="how long a deep link in a notice stays valid, seconds")

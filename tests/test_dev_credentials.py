@@ -40,7 +40,11 @@ def production(**overrides) -> Settings:
 
 def own_secrets() -> dict[str, str]:
     return {"channel_secret": "c" * 32, "link_secret": "l" * 32, "user_token_secret": "u" * 32,
-            "payload_keys": OWN_PAYLOAD_KEYS}
+            "payload_keys": OWN_PAYLOAD_KEYS, **OWN_IDENTITY}
+
+
+#: a production's own support number and brand (the defaults are fictional)
+OWN_IDENTITY = {"support_phone": "400-820-8820", "brand_name": "Acme Wallet", "brand_name_zh": "极客钱包"}
 
 
 def test_the_public_defaults_are_exactly_the_four_dev_secrets():
@@ -75,6 +79,28 @@ def test_each_dev_secret_alone_is_refused(kept):  # R22
     del secrets[kept]
     found = dev_credentials_in_use(production(**secrets), OWN_KEYS)
     assert len(found) == 1 and found[0].startswith(f"SENTINEL_{kept.upper()} ")
+
+
+@pytest.mark.parametrize("kept", sorted(OWN_IDENTITY))
+def test_the_fictional_support_number_and_brand_are_refused_in_production(kept):  # R19
+    """A production that forgot the support number (or brand) would print a number nobody
+    answers in every notice: refused like a public secret."""
+    settings = {**own_secrets()}
+    del settings[kept]
+    found = dev_credentials_in_use(production(**settings), OWN_KEYS)
+    assert len(found) == 1 and found[0].startswith(f"SENTINEL_{kept.upper()} ") and "fictional" in found[0]
+
+
+@pytest.mark.parametrize("phone", ["555-0123", "+1 555 0199", "+1-212-555-0150"])
+def test_any_fictional_555_number_is_refused(phone):  # R19
+    found = dev_credentials_in_use(production(**{**own_secrets(), "support_phone": phone}), OWN_KEYS)
+    assert found and "555-01xx" in found[0]
+
+
+def test_the_support_number_default_is_nobody_elses():  # R19
+    """It was 95188, Alipay's own hotline: users of another platform would call Alipay."""
+    assert Settings(_env_file=None).support_phone == "555-0100"
+    assert Settings(_env_file=None).brand_name == "Example Pay"
 
 
 def test_one_dev_key_among_own_keys_is_refused():  # R22

@@ -72,7 +72,9 @@ async def test_china_number_gets_an_aliyun_sms_with_the_notice_key(
     assert tencent.received == []
     # unread for 30 min: the ladder's next rung is a voice call reading the notice (R21, R25)
     assert [r["resource"] for r in twilio.received] == ["Calls.json"]
-    assert "尾号1234" in twilio.received[0]["form"]["Twiml"] and detected.rung == 1
+    # issue #10: the call names the reason (AC04: account closed) and the order's last four, not the card
+    twiml = twilio.received[0]["form"]["Twiml"]
+    assert f"末四位为{unique_id[-4:]}" in twiml and "账户已销户" in twiml and detected.rung == 1
 
 
 async def test_provider_500_fails_over_to_the_next(ts_env, tmp_path, smtp_server, unique_id, aliyun, tencent, twilio):
@@ -108,4 +110,4 @@ async def test_other_countries_go_to_twilio(ts_env, tmp_path, smtp_server, uniqu
     assert "sms" in review.delivered
     assert twilio.rejected == [] and len(twilio.received) >= 1
     assert aliyun.received == [] and tencent.received == []
-    assert "1234" in str(twilio.received) and unique_id in str(twilio.received)
+    assert "pay.example/w" in str(twilio.received)  # the SMS's short link (issue #10)

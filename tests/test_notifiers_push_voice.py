@@ -281,13 +281,14 @@ async def test_fcm_sends_with_a_verified_oauth_token_and_caches_it(fcm, client):
     assert fcm.token_requests == 1  # the access token is cached
     message = fcm.received[0]
     assert message["token"] == "tok-1"
-    assert message["notification"] == {"title": rendered.subject, "body": rendered.short}
+    assert message["notification"] == {"title": rendered.push_title, "body": rendered.push_body}
     assert message["data"] == {"withdrawal_id": "W1001", "stage": "DETECTED", "link": rendered.link,
                                "notice_key": first.key}
     assert message["android"]["collapse_key"] == "W1001" and message["android"]["ttl"] == "86400s"
     assert message["apns"]["headers"]["apns-collapse-id"] == "W1001"
     lock_screen = message["notification"]["title"] + message["notification"]["body"]
-    assert "1234" in lock_screen and "100.00" not in lock_screen and "100" not in lock_screen.replace("W1001", "")
+    assert "W1001" not in message["notification"]["title"]  # issue #10: the title has no order number
+    assert "100.00" not in lock_screen and "100" not in lock_screen.replace("W1001", "")
 
 
 async def test_fcm_refreshes_the_token_when_it_expires_or_is_revoked(fcm, client):
@@ -373,8 +374,8 @@ async def test_jpush_sends_with_basic_auth_and_collapse_id(jpush, client):
     assert jpush.rejected == [] and msg_id.isdigit()
     [body] = jpush.received
     assert body["audience"] == {"registration_id": ["1a0018970a8d2e1a"]}
-    assert body["notification"]["android"]["title"] == rendered.subject
-    assert body["notification"]["ios"]["alert"] == {"title": rendered.subject, "body": rendered.short}
+    assert body["notification"]["android"]["title"] == rendered.push_title
+    assert body["notification"]["ios"]["alert"] == {"title": rendered.push_title, "body": rendered.push_body}
     assert body["notification"]["android"]["extras"]["notice_key"] == notice.key
     assert body["options"] == {"time_to_live": 86400, "apns_production": True, "apns_collapse_id": "W1001"}
     assert body["cid"].startswith(FakeJPush.APP_KEY + "-")
@@ -450,7 +451,7 @@ async def test_twilio_voice_reads_the_short_text_in_the_users_language(twilio, c
     assert form["To"] == US_PHONE and form["From"] == "+15005550006"
     say = ET.fromstring(form["Twiml"]).find("Say")  # well-formed even with "&", "<", ">" in the text
     assert say.get("language") == language and say.get("loop") == "2"
-    assert say.text == rendered.short
+    assert say.text == rendered.voice
     assert "notice_key=" in form["StatusCallback"] and form["StatusCallbackEvent"] == "completed"
 
 

@@ -8,17 +8,24 @@ answers it and recorded in ``fake.rejected``.
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from notifiers.base import DeliveryError
 from notifiers.routing import AmbiguousDeliveryError
 from notifiers.sms_tencent import TencentSmsNotifier
+from notifiers.sms_aliyun import TemplateRegistry, notice_fields
 from notifiers.sms_twilio import TwilioSmsNotifier
-from sentinel.taxonomy import ExceptionCategory, Stage
+from notifiers.template_check import ProviderTemplatesIncomplete, check_provider_templates, template_problems
+from sentinel.notice_policy import load_notice_policy
+from sentinel.render import Brand
+from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from tests.fake_providers import (  # noqa: F401  (fixtures are used by name)
     CN_PHONE,
     US_PHONE,
@@ -202,7 +209,7 @@ async def test_twilio_sends_short_text_with_basic_auth_and_callback(twilio, clie
     assert req["resource"] == "Messages.json"
     assert form["To"] == US_PHONE and form["From"] == "+15005550006"
     assert form["Body"] == rendered.short
-    assert "1234" in form["Body"] and "100.00" not in form["Body"]
+    assert "W1001" in form["Body"] and "100.00" not in form["Body"]
     assert form["StatusCallback"].startswith("https://hooks.pay.example/twilio/status?notice_key=")
     assert httpx.URL(form["StatusCallback"]).params["notice_key"] == notice.key
 
@@ -237,3 +244,64 @@ async def test_twilio_wrong_token_is_refused_and_retryable(twilio, client):
     with pytest.raises(DeliveryError) as err:
         await TwilioSmsNotifier(twilio_config(twilio, auth_token="wrong"), client=client).send(notice, render(notice))
     assert twilio.rejected == ["authenticate"] and err.value.retryable
+
+
+# ----------------------------------------------------------------------------- issue #10: template coverage
+
+
+_ROOT = Path(__file__).resolve().parent.parent
+_PROVIDERS = yaml.safe_load((_ROOT / "config" / "providers.yaml").read_text(encoding="utf-8"))
+_POLICY = load_notice_policy(yaml.safe_load((_ROOT / "config" / "notice_policy.yaml").read_text(encoding="utf-8")))
+
+
+def _problems(data, **kw):
+    return template_problems(data, _POLICY, brand=kw.get("brand", Brand()), support_phone=kw.get("phone", "555-0100"))
+
+
+def test_shipped_china_templates_cover_every_route_and_fit():  # R7 R19 R20
+    """Every (stage, category) the policy sends on SMS / voice, failed or not, finds an
+    Aliyun and a Tencent template whose variables the notice fills, within one segment with a
+    32-character order number and a 12-character support number."""
+    assert _problems(_PROVIDERS) == []
+    assert _problems(_PROVIDERS, phone="400-820-8820") == []
+
+
+def test_the_failure_template_states_the_reason():  # R7 R20
+    """Before: one template (order number, last four) served all nine failure cases."""
+    failed = _PROVIDERS["aliyun"]["sms"]["templates"]["DETECTED/failed"]
+    assert "${reason}" in failed["text"] and "资金已退回余额" in failed["text"]
+    n = make_notice(phone=CN_PHONE, stage=Stage.DETECTED, category=ExceptionCategory.ACCOUNT_INFO_ERROR)
+    n = n.model_copy(update={"subtype": "account-closed", "status": WithdrawalStatus.FAILED})
+    spec = TemplateRegistry(_PROVIDERS["aliyun"]["sms"]["templates"]).lookup(n)
+    assert spec.code == failed["code"]
+    assert spec.values(notice_fields(n, render(n))) == {"reason": "账户已销户", "phone": "95188"}
+
+
+@pytest.mark.parametrize(("section", "key"), [(("aliyun", "sms"), "UNDER_REVIEW"), (("aliyun", "voice"), "default"),
+                                              (("tencent",), "DETECTED")])
+def test_a_route_without_a_template_fails_the_check(section, key):  # R7
+    data = copy.deepcopy(_PROVIDERS)
+    node = data
+    for part in section:
+        node = node[part]
+    node["templates"] = {k: v for k, v in node["templates"].items() if k != key}
+    problems = _problems(data)
+    assert problems and all("no template for" in p for p in problems), problems
+    with pytest.raises(ProviderTemplatesIncomplete, match="no template for"):
+        check_provider_templates(data, _POLICY, brand=Brand(), support_phone="555-0100", strict=True)
+    assert check_provider_templates(data, _POLICY, brand=Brand(), support_phone="555-0100", strict=False)
+
+
+def test_the_check_catches_overflow_variables_and_a_foreign_link():
+    data = copy.deepcopy(_PROVIDERS)
+    t = data["aliyun"]["sms"]["templates"]
+    t["REJECTED"] = {**t["REJECTED"], "text": t["REJECTED"]["text"] + "感谢您的耐心等待，祝您生活愉快！"}
+    t["APPROVED"] = {**t["APPROVED"], "text": t["APPROVED"]["text"] + "${amount}"}
+    problems = "\n".join(_problems(data))
+    assert "SMS_480000042" in problems and "> 70 units" in problems
+    assert "APPROVED" in problems and "text variables ['amount', 'phone'] != params ['phone']" in problems
+    bad = copy.deepcopy(_PROVIDERS)
+    bad["tencent"]["templates"]["RESOLVED"] = {**bad["tencent"]["templates"]["RESOLVED"], "params": {"who": "nobody"}}
+    assert any("tencent sms" in p and "unknown notice fields ['nobody']" in p for p in _problems(bad))
+    other = "\n".join(_problems(_PROVIDERS, brand=Brand(sms_link="s.acme.cn/w")))
+    assert "the short link 's.acme.cn/w' is not in the text" in other

@@ -127,5 +127,5 @@ async def test_a_risk_hold_is_pushed_to_live_devices_and_a_dead_token_is_forgott
     sent = {m["token"]: m for m in fcm.received}
     assert set(sent) == {"dead-0000aaaa", "live-1111bbbb"}
     live = sent["live-1111bbbb"]
-    assert live["data"]["withdrawal_id"] == unique_id and "1234" in live["notification"]["body"]
+    assert live["data"]["withdrawal_id"] == unique_id and "555-0100" in live["notification"]["body"]  # support number (R19)
     assert device_tokens(gw.engine, f"u-{unique_id}", "fcm") == ["live-1111bbbb"]

@@ -34,7 +34,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from channels.stripe import SIGNATURE_HEADER, THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES, to_minor_units
+from channels.stripe import SIGNATURE_HEADER, stripe_exponent, to_minor_units
 from simulator.dialects.base import CallbackEvent, NativeCallback
 from simulator.engine import DuplicateOrder
 from simulator.protocol import PayoutRequest
@@ -93,9 +93,7 @@ def _error(status: int, type_: str, message: str, code: str | None = None, **hea
 
 
 def _major_units(minor: int, currency: str) -> Decimal:
-    cur = currency.upper()
-    exponent = 0 if cur in ZERO_DECIMAL_CURRENCIES else 3 if cur in THREE_DECIMAL_CURRENCIES else 2
-    return Decimal(minor).scaleb(-exponent)
+    return Decimal(minor).scaleb(-stripe_exponent(currency))
 
 
 class StripeDialect:
