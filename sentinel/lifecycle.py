@@ -43,8 +43,10 @@ from datetime import datetime, time, timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo
 
+from sentinel.catalogue import Catalogue
 from sentinel.models import Classification, TrackingPolicy
-from sentinel.taxonomy import ExceptionCategory, Fixer, PayoutState, RetryDecision
+from sentinel.notice_policy import NoticePolicy
+from sentinel.taxonomy import ExceptionCategory, Fixer, PayoutState, RetryDecision, Stage, WithdrawalStatus
 
 _C = ExceptionCategory
 _R = RetryDecision
@@ -115,6 +117,8 @@ def _route(cls: Classification, *, resends: int, waits: int, policy: TrackingPol
     category, retry = cls.category, cls.retry
     if not cls.mapped:
         return Decision(Route.MANUAL_CHECK, "a code the catalogue does not know: a person decides")
+    if retry == _R.QUERY_FIRST:  # the classifier makes these UNKNOWN; a refusal that says so goes to a person
+        return Decision(Route.MANUAL_CHECK, "the result is unknown: query, then a person decides")
     if category in (_C.PLATFORM_ERROR, _C.DUPLICATE) or _payer_side(cls):
         return Decision(Route.MANUAL_CHECK, f"{category.value if category else '-'}: a person checks first")
     if retry == _R.AUTO_SAME_ORDER:
@@ -145,3 +149,63 @@ def route_return(cls: Classification, alert_categories: frozenset[ExceptionCateg
     """Whether a bank return (money back after a success) also pages operations: an unknown
     return code always does (a person reads it), and the policy's categories do."""
     return not cls.mapped or cls.state == PayoutState.RETURNED and cls.category in alert_categories
+
+
+#: what the user sees on each route: the status, and the notice (stage, template variant)
+#: sent at once (None: nothing at once; a delay notice follows only if the delay threshold
+#: passes before the resend succeeds, and then it says the payout is being sent again)
+SEEN: dict[Route, tuple[WithdrawalStatus, Stage | None, str | None]] = {
+    Route.RESEND: (WithdrawalStatus.PROCESSING, None, None),
+    Route.WAIT_AND_RESEND: (WithdrawalStatus.DELAYED, Stage.DELAYED, "LIMIT_WAIT"),
+    Route.OPS_FIX: (WithdrawalStatus.MANUAL_CHECK, Stage.MANUAL_CHECK, "OPS_FIX"),
+    Route.MANUAL_CHECK: (WithdrawalStatus.MANUAL_CHECK, Stage.MANUAL_CHECK, None),
+    Route.RISK_REVIEW: (WithdrawalStatus.UNDER_REVIEW, Stage.UNDER_REVIEW, None),
+    Route.COMPLIANCE_REVIEW: (WithdrawalStatus.UNDER_REVIEW, Stage.UNDER_REVIEW, None),
+    Route.USER_FIX: (WithdrawalStatus.FAILED, Stage.DETECTED, None),
+    Route.FAILED: (WithdrawalStatus.FAILED, Stage.DETECTED, None),
+}
+
+
+@dataclass(frozen=True)
+class RouteRow:
+    """One line of the route table: a group of catalogue codes and what happens to them."""
+
+    category: ExceptionCategory | None
+    retry: RetryDecision | None
+    fixer: Fixer | None
+    codes: tuple[str, ...]
+    route: Route
+    status: WithdrawalStatus
+    notice: str
+    channels: tuple[str, ...]
+    alerts: bool
+
+
+def route_table(
+    catalogue: Catalogue, notice_policy: NoticePolicy, policy: TrackingPolicy, channels: list[str], now: datetime
+) -> list[RouteRow]:
+    """Every refusal code of every catalogue, grouped by (category, retry, fixer, route):
+    what the workflow does and what the user is told on which channels (docs/notices.md)."""
+    groups: dict[tuple, list[str]] = {}
+    for source, doc in sorted(catalogue.sources.items()):
+        for entry in doc.codes:
+            if entry.retry == RetryDecision.QUERY_FIRST:
+                continue  # never a refusal: the answer counts as unknown and is queried (R5)
+            cls = Classification(state=PayoutState.FAILED, category=entry.category, subtype=entry.subtype,
+                                 retry=entry.retry, fixer=entry.fixer)
+            decision = route_failure(cls, resends=0, waits=0, policy=policy,
+                                     alert_categories=set(notice_policy.operator_alert_categories), now=now)
+            key = (entry.category, entry.retry, entry.fixer, decision.route, decision.alert_operators)
+            groups.setdefault(key, []).append(f"{source}:{entry.code}")
+    rows = []
+    for (category, retry, fixer, route, alerts), codes in sorted(groups.items(), key=lambda kv: (
+            kv[0][3].value, kv[0][0].value if kv[0][0] else "", kv[0][1].value if kv[0][1] else "")):
+        status, stage, variant = SEEN[route]
+        if stage is None:
+            notice, sent = "none at once", ()
+        else:
+            severity = notice_policy.severity(category, stage)
+            notice = stage.value + (f"/{variant}" if variant else "")
+            sent = tuple(c for c in notice_policy.rung(severity, 0, channels) if c != "ops_email")
+        rows.append(RouteRow(category, retry, fixer, tuple(codes), route, status, notice, sent, alerts))
+    return rows

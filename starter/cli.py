@@ -445,3 +445,39 @@ def settings(markdown: bool = typer.Option(False, help="print the documentation 
 
 if __name__ == "__main__":
     app()
+
+
+ROUTES_START, ROUTES_END = "<!-- routes:start -->", "<!-- routes:end -->"
+
+
+def routes_markdown() -> str:
+    """The route table of docs/notices.md, generated from the catalogue, the lifecycle and
+    the shipped policies (a test keeps the doc equal to it)."""
+    from datetime import datetime, timezone
+
+    import yaml
+
+    from sentinel.catalogue import default_catalogue
+    from sentinel.lifecycle import route_table
+    from sentinel.notice_policy import load_notice_policy
+    from sentinel.policy import resolve_tracking_policy
+
+    settings = Settings(_env_file=None)
+    notice_policy = load_notice_policy(yaml.safe_load(settings.notice_policy_file.read_text()))
+    policy = resolve_tracking_policy(yaml.safe_load(settings.delays_file.read_text()), "generic", "-")
+    rows = route_table(default_catalogue(), notice_policy, policy, ["inbox", "email", "sms", "push", "voice"],
+                       datetime(2026, 1, 1, tzinfo=timezone.utc))
+    out = ["| codes | category / retry / fixer | route | status the user sees | notice at once | channels | operators |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        codes = ", ".join(f"`{c}`" for c in r.codes[:4]) + (f" and {len(r.codes) - 4} more" if len(r.codes) > 4 else "")
+        cat = " / ".join(x.value if x else "-" for x in (r.category, r.retry, r.fixer))
+        out.append(f"| {codes} | {cat} | {r.route.value} | {r.status.value} | {r.notice} | "
+                   f"{', '.join(r.channels) or '-'} | {'alerted' if r.alerts else '-'} |")
+    return "\n".join(out) + "\n"
+
+
+@app.command()
+def routes(markdown: bool = typer.Option(True, help="print the route table of docs/notices.md")) -> None:
+    """What each group of channel codes leads to: the route, what the user is told, where."""
+    typer.echo(routes_markdown(), nl=False)

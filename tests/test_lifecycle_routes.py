@@ -126,3 +126,14 @@ async def test_an_unknown_return_code_pages_operations(ts_env, tmp_path, smtp_se
     assert view.status == WithdrawalStatus.RETURNED
     assert view.category == ExceptionCategory.RETURNED_AFTER_SUCCESS  # not a guessed "card mismatch"
     assert Stage.OPERATOR_ALERT in _stages(view)
+
+
+def test_the_route_table_in_the_docs_is_generated_from_the_code():
+    # issue #10 item 7: docs/notices.md's route table cannot drift from the catalogue and lifecycle
+    from sentinel.settings import ROOT
+    from starter.cli import ROUTES_END, ROUTES_START, routes_markdown
+
+    doc = (ROOT / "docs" / "notices.md").read_text()
+    table = doc[doc.index(ROUTES_START) + len(ROUTES_START):doc.index(ROUTES_END)]
+    assert table.strip() == routes_markdown().strip(), "regenerate it: python -m starter routes"
+    assert "OPS_FIX" in table and "WAIT_AND_RESEND" in table and "RESEND" in table
