@@ -69,6 +69,15 @@ def scenarios() -> list[Scenario]:
         Scenario("platform_error", {"steps": [{"after_s": 1, "status": "FAILED", "code": "FF01", "callback": True}]},
                  "R5: channel integration fault (FF01): manual check, operators alerted, operator rejects",
                  review=ReviewDecision(decision="reject", reviewer="demo-operator", reason="re-run after fix")),
+        # issue #10: what the catalogue decides for a refusal is what happens, and what the user reads
+        Scenario("resend", {"steps": [{"after_s": 1, "status": "FAILED", "code": "AB08", "callback": True}]},
+                 "bank offline (RJCT AB08): sent again as the next attempt, arrives; never told 'failed'"),
+        Scenario("ops_fix", {"steps": [{"after_s": 1, "status": "FAILED", "code": "MS03", "callback": True}]},
+                 "refused for our own reason (MS03): manual check, operators alerted, user told 'delayed on our "
+                 "side'", done=lambda v: v.status == WithdrawalStatus.MANUAL_CHECK),
+        Scenario("cut_off", {"steps": [{"after_s": 1, "status": "FAILED", "code": "TM01", "callback": True}]},
+                 "past the bank's cut-off (TM01): waits for the next day, the user is told the date",
+                 done=lambda v: v.status == WithdrawalStatus.DELAYED and bool(v.notices)),
         Scenario("unknown_then_final", {"scenario": "system_error_then_final"},
                  "R5: channel answered 500: never a failure, queried until the final answer"),
         Scenario("returned", {"scenario": "success_then_return"}, "arrived, then returned by the bank (AC04)",

@@ -35,9 +35,12 @@ CARDS = ["4111111111111111", "5500005555555559", "378282246310005", "62220212345
 #: blanked before the detector looks, as they are machine-made and not cards (times with
 #: microseconds have 12 digits, MIME boundaries 19): hex digests (text hashes, Message-IDs),
 #: the octal escapes of binary task tokens in the SDK's debug lines, times of day, MIME
-#: boundaries. (The check for the test's own card numbers runs on everything.)
+#: boundaries, and JSON numbers (unquoted values and lists of them, e.g. a policy's
+#: ``[60.0,300.0,900.0,...]`` seconds: a card number is always text, so it is quoted).
+#: (The check for the test's own card numbers runs on everything.)
 _NOT_TEXT = re.compile(
-    r"(?=[0-9a-f]*[a-f])[0-9a-f]{32,}"
+    r'":\s*\[?-?\d[\d.,\s-]*\]?'
+    r"|(?=[0-9a-f]*[a-f])[0-9a-f]{32,}"
     r"|\\[0-7]{3}"
     r"|\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?"
     r"|={3,}\d+={2,}"
