@@ -590,3 +590,11 @@ def _cases(stages) -> int:
     """Stages counted once each, plus once per variant (what the workflow scheduled) they have."""
     entries = load_templates("en-US").doc.stages
     return sum(1 + sum(1 for v in VARIANTS if v in entries[stage]) for stage in stages)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_each_field_of_the_text_layout_keeps_its_own_line(locale):
+    # a block tag at the end of a line ate the line break: "card ending 1234 (ICBC)Track this ..."
+    for notice, r in render_all_combinations(locales=(locale,), stages=(Stage.DETECTED,)):
+        for line in r.text.splitlines():
+            assert not ("1234" in line and "http" in line), (notice.key, line)
