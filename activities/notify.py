@@ -46,7 +46,16 @@ from store.repo import (
     record_suppressed,
     withdrawal_statuses,
 )
-from store.tables import NoticeDelivery
+from store.tables import NoticeDelivery, WithdrawalEvent
+
+
+def _sent_event(notice: NoticeRequest) -> WithdrawalEvent:
+    """The event record's row of a sent notice (R27), written with its delivery row."""
+    return WithdrawalEvent(
+        key=f"notice/{notice.key}"[:200], withdrawal_id=notice.withdrawal.withdrawal_id, kind="notice",
+        at=datetime.now(timezone.utc), notice_channel=notice.channel, notice_key=notice.key[:200],
+        stage=notice.stage.value, rung=notice.rung, status=notice.status.value,
+        category=notice.category.value if notice.category else None, reason_code=notice.reason_code)
 
 class NotifyActivities:
     def __init__(
@@ -300,7 +309,7 @@ class NotifyActivities:
             HANDING_OVER.reset(handing_token)
         await asyncio.to_thread(
             finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id,
-            template_id=rendered.template_id, text_sha256=digest,
+            template_id=rendered.template_id, text_sha256=digest, event=_sent_event(notice),
         )
         activity.logger.info("notice %s sent via %s (%s)", notice.key, notice.channel, message_id)
         return DeliveryResult(key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id)

@@ -44,7 +44,7 @@ class TrackingActivities:
         notice_policy = self.notice_policy.derived(load_notice_policy)
         ruleset = self.risk_rules.derived(load_ruleset)
         now = datetime.now(timezone.utc)
-        record_withdrawal(self.engine, req, WithdrawalStatus.SUBMITTED.value)
+        record_withdrawal(self.engine, req, WithdrawalStatus.SUBMITTED.value, policy.delay_threshold_s)
         history = user_history(
             self.engine, req.user_id, payee_fingerprint(req.payee_ref), history_windows(ruleset), now, req.withdrawal_id
         )

@@ -1,11 +1,11 @@
 """Operators: callbacks that were parked and never applied (the withdrawal was never
-tracked, or the answer came after tracking ended), re-delivering one to its workflow, and
-the channel codes the catalogue does not map yet (R26, R34)."""
+tracked, or the answer came after tracking ended), re-delivering one to its workflow, the
+channel codes the catalogue does not map yet (R26, R34), and the exception analysis (R27)."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -17,6 +17,7 @@ from gateway.deps import Out, db
 from gateway.callbacks import RedeliverRefused, redeliver_parked
 from gateway.errors import ApiError, responses
 from starter.client import SentinelClient
+from store.events import report_between
 from store.repo import parked_callbacks, unmapped_codes
 
 router = APIRouter(tags=["operations"])
@@ -132,3 +133,24 @@ async def unmapped(
 ) -> UnmappedPage:
     rows, total = await db(unmapped_codes, engine, limit, offset)
     return UnmappedPage(total=total, limit=limit, offset=offset, items=[UnmappedOut.model_validate(r) for r in rows])
+
+
+@router.get(
+    "/v1/ops/analysis",
+    summary="The exception analysis of the withdrawals started in [since, until) (R27)",
+    description="Roles operator, supervisor. Exception rates by channel, bank, amount band, hour of week, code "
+    "and category; time to detect and to notify; false alarms and missed delays; notice read rates; unmapped "
+    "codes by day. Each figure is defined in docs/analysis.md. Times without a zone are UTC.",
+    responses=responses(400, 401, 403, 422),
+)
+async def analysis(
+    since: datetime,
+    until: datetime,
+    margin_min: int = Query(30, ge=0, le=1440, description="false alarm: money within this many minutes of the delay notice"),
+    who: Principal = Depends(require(*OPS)),
+    engine=Depends(deps.engine),
+) -> dict[str, Any]:
+    try:
+        return await db(report_between, engine, since, until, timedelta(minutes=margin_min))
+    except ValueError as exc:
+        raise ApiError(400, "bad period", str(exc)) from None

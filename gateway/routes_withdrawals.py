@@ -16,7 +16,9 @@ from gateway.views import StatusOut, UserStatusOut, Views, views
 from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import NoCard, WithdrawalRequest
 from starter.client import SentinelClient
+from store.events import append_event
 from store.repo import add_audit, get_record, payee_fingerprint, user_withdrawals
+from store.tables import WithdrawalEvent, utcnow
 
 router = APIRouter(tags=["withdrawals"])
 
@@ -148,9 +150,13 @@ async def ack_notice(
     who: Principal = Depends(require(USER)),
     client: SentinelClient = Depends(deps.client),
     v: Views = Depends(views),
+    engine=Depends(deps.engine),
 ) -> deps.Ok:
     view = await v.live_or_503(withdrawal_id, who)
     if not any(body.key == n.key or body.key.startswith(n.key + "/") for n in view.notices):
         raise ApiError(404, "no such notice", f"withdrawal {withdrawal_id} has no notice {body.key!r}")
     await client.notice_read(withdrawal_id, NoticeAck(key=body.key, channel="link"))
+    await db(append_event, engine, WithdrawalEvent(  # the event record (R27): first open counts
+        key=f"read/link/{body.key}"[:200], withdrawal_id=withdrawal_id, kind="read", at=utcnow(),
+        notice_channel="link", notice_key=body.key))
     return deps.Ok()

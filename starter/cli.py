@@ -11,6 +11,7 @@
     python -m starter parked list             # parked callbacks that need a person
     python -m starter parked redeliver 17 --operator ops
     python -m starter token user u1           # a signed user token (for testing the gateway)
+    python -m starter analysis --since 2026-12-01 --until 2026-12-08   # exception analysis (R27)
     python -m starter migrate                 # upgrade the application database (Alembic)
     python -m starter settings                # the settings in force
 """
@@ -22,6 +23,7 @@ import json
 import os
 import signal
 import sys
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -378,6 +380,28 @@ def token_user(
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         raise typer.Exit(2)
+
+
+@app.command()
+def analysis(
+    since: datetime = typer.Option(..., help="withdrawals started at or after (ISO date or time; UTC without a zone)"),
+    until: datetime = typer.Option(..., help="... and before this"),
+    fmt: str = typer.Option("markdown", "--format", help="markdown or json"),
+    margin_min: int = typer.Option(30, min=0, help="false alarm: money within this many minutes of the delay notice"),
+) -> None:
+    """The exception analysis of the withdrawals started in [since, until) (R27, docs/analysis.md)."""
+    from datetime import timedelta
+
+    from sentinel.analysis import to_markdown
+    from store.events import report_between
+
+    if fmt not in ("markdown", "json"):
+        raise typer.BadParameter("markdown or json", param_hint="--format")
+    try:
+        report = report_between(_engine(), since, until, timedelta(minutes=margin_min))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--until") from None
+    print(json.dumps(report, indent=2) if fmt == "json" else to_markdown(report))
 
 
 @app.command()

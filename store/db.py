@@ -19,7 +19,8 @@ from typing import Iterator
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlmodel import create_engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine
 
 from sentinel.settings import ROOT
 from store import tables  # noqa: F401  (registers the tables)
@@ -150,3 +151,15 @@ def engine_for(url: str) -> Engine:
     engine = make_engine(url)
     init_schema(engine)
     return engine
+
+
+def insert_once(engine: Engine, row: SQLModel) -> bool:
+    """Insert ``row`` in a transaction of its own; False when a unique key says it is there already."""
+    with Session(engine) as session:
+        session.add(row)
+        try:
+            session.commit()
+            return True
+        except IntegrityError:
+            session.rollback()
+            return False

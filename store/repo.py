@@ -18,7 +18,10 @@ from sqlmodel import Session, select
 from sentinel.contracts import ProgressUpdate
 from sentinel.models import Observation, WithdrawalRequest
 from sentinel.notice_policy import RecentNotice
+from sentinel.analysis import amount_band
 from sentinel.risk import RiskHit, UserHistory
+from store.db import insert_once
+from store.events import add_event
 from store.tables import (
     DeviceToken,
     AuditLog,
@@ -27,6 +30,7 @@ from store.tables import (
     ParkedCallback,
     RiskHitRow,
     UnmappedCode,
+    WithdrawalEvent,
     WithdrawalRecord,
     utcnow,
 )
@@ -100,8 +104,13 @@ def finish_delivery(
     error: str | None = None,
     template_id: str | None = None,
     text_sha256: str | None = None,
+    event: WithdrawalEvent | None = None,
 ) -> None:
+    """Write the outcome of a send; ``event`` (the event record's row of it, R27) in the
+    same transaction."""
     with Session(engine) as session:
+        if event is not None:
+            add_event(session, event)
         row = session.get(NoticeDelivery, row_id)
         row.status = status
         row.provider_message_id = provider_message_id or row.provider_message_id
@@ -318,6 +327,9 @@ def read_message(engine: Engine, user_id: str, message_id: int, at: datetime | N
         if msg.read_at is None:
             msg.read_at = at or utcnow()
             session.add(msg)
+            add_event(session, WithdrawalEvent(
+                key=f"read/inbox/{msg.key}", withdrawal_id=msg.withdrawal_id, kind="read", at=msg.read_at,
+                notice_channel="inbox", notice_key=msg.key, stage=msg.stage))
             session.commit()
             session.refresh(msg)
         return msg
@@ -328,18 +340,8 @@ def read_message(engine: Engine, user_id: str, message_id: int, at: datetime | N
 
 def park_callback(engine: Engine, channel: str, event_id: str, withdrawal_id: str, observation_json: str) -> bool:
     """Keep a callback for a withdrawal that is not tracked yet. False if already kept."""
-    with Session(engine) as session:
-        session.add(
-            ParkedCallback(
-                channel=channel, event_id=event_id, withdrawal_id=withdrawal_id, observation_json=observation_json
-            )
-        )
-        try:
-            session.commit()
-            return True
-        except IntegrityError:
-            session.rollback()
-            return False
+    return insert_once(engine, ParkedCallback(
+        channel=channel, event_id=event_id, withdrawal_id=withdrawal_id, observation_json=observation_json))
 
 
 def parked_for(engine: Engine, withdrawal_id: str) -> list[ParkedCallback]:
@@ -407,6 +409,11 @@ def record_unmapped(
     key = (channel, raw_status, raw_code or "")
     where = (UnmappedCode.channel == key[0], UnmappedCode.raw_status == key[1], UnmappedCode.raw_code == key[2])
     with Session(engine) as session:
+        if withdrawal_id:  # the event record (R27): once per withdrawal and answer
+            add_event(session, WithdrawalEvent(
+                key=f"unmapped/{withdrawal_id}/{channel}/{raw_status}/{raw_code or ''}"[:200],
+                withdrawal_id=withdrawal_id, kind="unmapped", at=at, channel=channel, status=raw_status[:64],
+                reason_code=(raw_code or "")[:64]))
         for _ in range(2):  # insert, or count up when another writer inserted it first
             result = session.execute(
                 update(UnmappedCode).where(*where).values(
@@ -484,11 +491,16 @@ def payee_fingerprint(payee_ref: str) -> str:
     return hashlib.sha256(payee_ref.encode()).hexdigest()
 
 
-def record_withdrawal(engine: Engine, req: WithdrawalRequest, status: str) -> bool:
-    """Insert the projection row once; False if it already exists (a repeated start)."""
+def record_withdrawal(engine: Engine, req: WithdrawalRequest, status: str, delay_threshold_s: float | None = None) -> bool:
+    """Insert the projection row once, and the event record's ``started`` row (R27) in the
+    same transaction; False if it already exists (a repeated start)."""
     with Session(engine) as session:
         if session.get(WithdrawalRecord, req.withdrawal_id) is not None:
             return False
+        add_event(session, WithdrawalEvent(
+            key=f"started/{req.withdrawal_id}", withdrawal_id=req.withdrawal_id, kind="started", at=req.created_at,
+            channel=req.channel, bank_code=req.bank_code, amount_band=amount_band(req.amount), currency=req.currency,
+            delay_threshold_s=None if delay_threshold_s is None else int(delay_threshold_s), status=status))
         session.add(
             WithdrawalRecord(
                 withdrawal_id=req.withdrawal_id, user_id=req.user_id, amount=req.amount, currency=req.currency,
@@ -511,6 +523,15 @@ def update_progress(engine: Engine, update: ProgressUpdate) -> None:
         if row is None:
             return
         became_review = update.needs_review and not row.needs_review
+        category = update.category.value if update.category else None
+        if (row.status, row.category, row.reason_code) != (update.status.value, category, update.reason_code):
+            # a transition: the event record (R27), in this transaction (a retried write finds
+            # the row already moved and adds nothing)
+            add_event(session, WithdrawalEvent(
+                key=f"status/{update.withdrawal_id}/{update.at.isoformat()}/{update.status.value}/{category}/"
+                    f"{update.reason_code}"[:200],
+                withdrawal_id=update.withdrawal_id, kind="status", at=update.at, status=update.status.value,
+                category=category, reason_code=update.reason_code))
         row.status = update.status.value
         row.category = update.category.value if update.category else None
         row.severity = update.severity.value

@@ -10,6 +10,7 @@ production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digi
 - ``AuditLog``: who did what, when and why (R29).
 - ``UnmappedCode``: channel answers the code catalogue does not know, counted, for operators.
 - ``DeviceToken``: the push addresses (FCM tokens, JPush registration ids) of each user's app.
+- ``WithdrawalEvent``: the exception event record (R27), append-only: what the analysis reads.
 
 The schema is created and changed by the Alembic migrations in ``alembic/versions``
 (``store.db.migrate``); a change here needs a new migration (tests/test_migrations.py
@@ -182,3 +183,35 @@ class DeviceToken(SQLModel, table=True):
     registered_at: datetime = Field(default_factory=utcnow)
     invalid_at: datetime | None = None
     invalid_reason: str | None = Field(default=None, max_length=200)
+
+
+class WithdrawalEvent(SQLModel, table=True):
+    """One fact of a withdrawal's life, for the analysis of exceptions (R27, docs/analysis.md).
+    Append-only: written once (``key`` makes a repeated write a no-op), never changed or
+    deleted (store/events.py refuses it). ``kind`` says which columns are filled:
+    ``started`` (channel, bank, amount band, currency, the delay threshold in force),
+    ``status`` (a status transition: status, category, reason code), ``notice`` (a notice
+    sent: notice channel, stage, rung, the status it speaks of), ``read`` (a notice read:
+    notice channel ``inbox`` or ``link``, the notice key), ``unmapped`` (a channel answer the
+    catalogue does not map: channel, raw status, raw code)."""
+
+    __tablename__ = "withdrawal_event"
+    __table_args__ = (UniqueConstraint("key", name="uq_withdrawal_event_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, description="idempotency key: the same fact is written once")
+    withdrawal_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=16, description="started, status, notice, read, unmapped")
+    at: datetime = Field(index=True)
+    channel: str | None = Field(default=None, max_length=32, description="payout channel")
+    bank_code: str | None = Field(default=None, max_length=16)
+    amount_band: str | None = Field(default=None, max_length=16, description="<100, 100-1k, 1k-10k, 10k-100k, >=100k")
+    currency: str | None = Field(default=None, max_length=3)
+    delay_threshold_s: int | None = Field(default=None, description="started: the delay threshold in force")
+    status: str | None = Field(default=None, max_length=64, description="withdrawal status; unmapped: raw status")
+    category: str | None = Field(default=None, max_length=40)
+    reason_code: str | None = Field(default=None, max_length=64, description="channel code; unmapped: raw code")
+    notice_channel: str | None = Field(default=None, max_length=32, description="inbox, email, sms, push, voice, link")
+    notice_key: str | None = Field(default=None, max_length=200, description="notice: its delivery key; read: the key read")
+    stage: str | None = Field(default=None, max_length=32)
+    rung: int | None = Field(default=None, description="notice: escalation rung (0: the first notice)")

@@ -14,6 +14,7 @@ import pytest
 
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
+from store.events import events_for
 from store.repo import add_inbox_message, get_record, parked_for
 from store.tables import InboxMessage
 from tests.dbs import database_url  # noqa: F401
@@ -329,3 +330,6 @@ async def test_a_withdrawal_is_shown_to_its_owner_and_staff_only(gw, unique_id):
     assert resp.status_code == 200 and resp.json() == {"ok": True}
     view = await gw.wait_for(unique_id, lambda v: v.notices[0].read_at is not None)
     assert view.notices[0].read_at is not None and "DETECTED notice read via link" in whats(view)
+    # R27: the event record keeps the opening of the link
+    reads = [(e.notice_channel, e.notice_key) for e in events_for(gw.engine, unique_id) if e.kind == "read"]
+    assert reads == [("link", f"{key}/email")]

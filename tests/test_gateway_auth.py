@@ -132,6 +132,7 @@ ENDPOINTS = [
     ("GET", "/v1/ops/parked-callbacks"),
     ("POST", "/v1/ops/parked-callbacks/1/redeliver"),
     ("GET", "/v1/ops/unmapped-codes"),
+    ("GET", "/v1/ops/analysis"),
 ]
 
 
@@ -179,6 +180,8 @@ FORBIDDEN = [
     ("alice", "GET", "/v1/ops/parked-callbacks"),
     ("payment-service", "POST", "/v1/ops/parked-callbacks/1/redeliver"),
     ("user", "GET", "/v1/ops/unmapped-codes"),
+    ("alice", "GET", "/v1/ops/analysis"),
+    ("payment-service", "GET", "/v1/ops/analysis"),
     ("alice", "GET", "/v1/users/u-1/withdrawals"),
     ("alice", "GET", "/v1/users/u-1/inbox"),
     ("payment-service", "GET", "/v1/users/u-1/inbox"),
