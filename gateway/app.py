@@ -34,6 +34,7 @@ from gateway import (
 from gateway.access_log import redact_access_log
 from gateway.auth import KeyStore
 from gateway.limits import BodyLimit
+from sentinel.decision_tokens import parse_signing_key
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
@@ -57,6 +58,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     check_at_start(settings, "gateway")  # public dev credentials only with SENTINEL_DEV_MODE=1
+    parse_signing_key(settings.decision_signing_key.get_secret_value())  # a bad key stops the gateway at start
     redact_access_log()
 
     @asynccontextmanager

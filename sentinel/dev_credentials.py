@@ -1,10 +1,11 @@
 """Production refuses the public development credentials (issue #11).
 
 The settings ship with development defaults so that ``make run`` works on a fresh clone:
-``dev-channel-secret``, ``dev-link-secret``, ``dev-user-token-secret`` and the keys file
-``config/api_keys.dev.yaml`` (``dev-supervisor-key`` and friends). All of them are public
-(they are in this repository), so a service running with any of them lets anyone sign
-callbacks, deep links or user tokens, or approve reviews. The gateway and the worker call
+``dev-channel-secret``, ``dev-link-secret``, ``dev-user-token-secret``, the development
+history and decision-signing keys, the decision public key that verifies the latter, and the
+keys file ``config/api_keys.dev.yaml`` (``dev-supervisor-key`` and friends). All of them are
+public (they are in this repository), so a service running with any of them lets anyone sign
+callbacks, deep links, user tokens or review decisions, or approve reviews. The gateway and the worker call
 :func:`refuse_dev_credentials` when they start and stop with one message naming every such
 setting, unless ``SENTINEL_DEV_MODE=1`` says this is a development machine (``make run``,
 the dev stack and the tests set it).
@@ -20,7 +21,7 @@ import re
 
 from pydantic import SecretStr
 
-from sentinel.settings import Settings
+from sentinel.settings import DEV_DECISION_PUBLIC_KEY, Settings
 
 #: the public API keys of config/api_keys.dev.yaml (README, docs/gateway.md)
 DEV_API_KEYS = (
@@ -67,6 +68,10 @@ def dev_credentials_in_use(settings: Settings, keys_file_text: str | None) -> li
         value = getattr(settings, name)
         if isinstance(value, SecretStr) and value.get_secret_value() == public:
             found.append(f"{env_name(name)} is the development default {public!r}")
+    dev_public = DEV_DECISION_PUBLIC_KEY.partition(":")[2]
+    if dev_public in settings.decision_public_keys:
+        # the public half of the public development signing key: anyone could sign decisions
+        found.append("SENTINEL_DECISION_PUBLIC_KEYS trusts the development decision key (anyone can sign with it)")
     if dev_key_hashes_in(keys_file_text):
         found.append(f"SENTINEL_API_KEYS_FILE ({settings.api_keys_file}) lists public development API keys")
     return found

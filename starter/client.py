@@ -39,6 +39,11 @@ class FourEyesViolation(Exception):
     """The same reviewer tried to give the second approval."""
 
 
+class DecisionRefused(Exception):
+    """The decision's token does not prove it (sentinel/decision_tokens.py): missing,
+    forged, expired, used, or for another withdrawal or decision."""
+
+
 class SentinelClient:
     def __init__(self, client: Client, task_queue: str):
         self.client = client
@@ -86,8 +91,9 @@ class SentinelClient:
         await self.handle(withdrawal_id).signal(WithdrawalWorkflow.bank_callback, obs)
 
     async def review(self, withdrawal_id: str, decision: ReviewDecision) -> str:
-        """Send a reviewer's decision; returns the status after it. Raises
-        NotAwaitingReview when the withdrawal is not waiting for one."""
+        """Send a reviewer's decision, signed by the gateway (``decision.token``); returns the
+        status after it. Raises NotAwaitingReview when the withdrawal is not waiting for one,
+        DecisionRefused when the token does not prove the decision."""
         try:
             return await self.handle(withdrawal_id).execute_update(WithdrawalWorkflow.review, decision)
         except WorkflowUpdateFailedError as err:
@@ -96,6 +102,8 @@ class SentinelClient:
                 raise NotAwaitingReview(str(err.cause)) from None
             if kind == "SameReviewer":
                 raise FourEyesViolation(str(err.cause)) from None
+            if kind == "InvalidDecisionToken":
+                raise DecisionRefused(str(err.cause)) from None
             raise
         except RPCError as err:
             # A finished workflow takes no updates: it exists, but awaits no review.

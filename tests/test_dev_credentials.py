@@ -23,14 +23,17 @@ from sentinel.dev_credentials import (
     public_secret_defaults,
     refuse_dev_credentials,
 )
-from sentinel.settings import DEV_PAYLOAD_KEYS, ROOT, Settings
+from sentinel.decision_tokens import new_signing_key, public_key_of
+from sentinel.settings import DEV_DECISION_PUBLIC_KEY, DEV_DECISION_SIGNING_KEY, DEV_PAYLOAD_KEYS, ROOT, Settings
 from tests.conftest import free_port
 
 DEV_KEYS_FILE = ROOT / "config" / "api_keys.dev.yaml"
 ALL_DEV = ("SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET", "SENTINEL_PAYLOAD_KEYS",
-           "SENTINEL_API_KEYS_FILE")
+           "SENTINEL_DECISION_SIGNING_KEY", "SENTINEL_DECISION_PUBLIC_KEYS", "SENTINEL_API_KEYS_FILE")
 #: a production history key (id:base64 of 32 bytes)
 OWN_PAYLOAD_KEYS = "k1:" + "cA" * 21 + "c="
+#: a production decision signing key and its public half
+OWN_SIGNING_KEY = new_signing_key("prod1", bytes(range(32)))
 OWN_KEYS = "keys:\n- sha256: " + "ab" * 32 + "\n  role: supervisor\n  name: carol\n"
 
 
@@ -40,10 +43,11 @@ def production(**overrides) -> Settings:
 
 def own_secrets() -> dict[str, str]:
     return {"channel_secret": "c" * 32, "link_secret": "l" * 32, "user_token_secret": "u" * 32,
-            "payload_keys": OWN_PAYLOAD_KEYS}
+            "payload_keys": OWN_PAYLOAD_KEYS, "decision_signing_key": OWN_SIGNING_KEY,
+            "decision_public_keys": public_key_of(OWN_SIGNING_KEY)}
 
 
-def test_the_public_defaults_are_exactly_the_four_dev_secrets():
+def test_the_public_defaults_are_exactly_the_five_dev_secrets():
     # A new secret setting with a written default is caught without touching the check
     # (the history encryption key came after the check was written, and is caught).
     assert public_secret_defaults() == {
@@ -51,6 +55,7 @@ def test_the_public_defaults_are_exactly_the_four_dev_secrets():
         "link_secret": "dev-link-secret",
         "user_token_secret": "dev-user-token-secret",
         "payload_keys": DEV_PAYLOAD_KEYS,
+        "decision_signing_key": DEV_DECISION_SIGNING_KEY,
     }
 
 
@@ -69,12 +74,21 @@ def test_the_refusal_names_every_dev_credential_in_one_message():  # R22
     assert "SENTINEL_DEV_MODE=1" in message
 
 
-@pytest.mark.parametrize("kept", ["channel_secret", "link_secret", "user_token_secret"])
+@pytest.mark.parametrize("kept", ["channel_secret", "link_secret", "user_token_secret", "decision_signing_key"])
 def test_each_dev_secret_alone_is_refused(kept):  # R22
     secrets = own_secrets()
     del secrets[kept]
     found = dev_credentials_in_use(production(**secrets), OWN_KEYS)
     assert len(found) == 1 and found[0].startswith(f"SENTINEL_{kept.upper()} ")
+
+
+def test_a_worker_trusting_the_dev_decision_key_is_refused():  # R22, issue #11
+    # its private half is in this repository: a worker that trusts it takes anyone's decision,
+    # even listed beside an own key (a rotation that forgot to drop it)
+    assert public_key_of(DEV_DECISION_SIGNING_KEY) == DEV_DECISION_PUBLIC_KEY
+    for trusted in (DEV_DECISION_PUBLIC_KEY, public_key_of(OWN_SIGNING_KEY) + "," + DEV_DECISION_PUBLIC_KEY):
+        found = dev_credentials_in_use(production(**{**own_secrets(), "decision_public_keys": trusted}), OWN_KEYS)
+        assert len(found) == 1 and found[0].startswith("SENTINEL_DECISION_PUBLIC_KEYS "), found
 
 
 def test_one_dev_key_among_own_keys_is_refused():  # R22

@@ -14,6 +14,7 @@ from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from starter.client import FourEyesViolation
 from store.db import engine_for
 from store.repo import get_record, review_queue, risk_hits_for
+from tests.decisions import signed
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 
@@ -45,7 +46,7 @@ async def test_large_amount_is_held_before_payout(ts_env, tmp_path, smtp_server,
         assert case.withdrawal_id == unique_id and case.needs_review
         mail = smtp_server.messages[0].content.decode()
         assert "ID photo" in mail or "ID" in mail
-        await client.review(unique_id, approve("rev-1"))
+        await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1")))
         assert channel.submits == [unique_id]  # first order number: nothing had been sent
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
         view = await handle.result()
@@ -63,11 +64,11 @@ async def test_four_eyes_needs_two_different_reviewers(ts_env, tmp_path, smtp_se
         handle = await client.start_withdrawal(make_request(unique_id, amount="250000.00"))
         await ts_env.sleep(5)
         assert (await client.status(unique_id)).four_eyes
-        assert await client.review(unique_id, approve("rev-1")) == "UNDER_REVIEW"
+        assert await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1"))) == "UNDER_REVIEW"
         with pytest.raises(FourEyesViolation):
-            await client.review(unique_id, approve("rev-1"))
+            await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1")))
         assert channel.submits == []
-        assert await client.review(unique_id, approve("rev-2")) == "PROCESSING"
+        assert await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-2"))) == "PROCESSING"
         view = await client.status(unique_id)
         assert view.approvals == ["rev-1", "rev-2"]
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
@@ -87,7 +88,8 @@ async def test_review_sla_escalates_once(ts_env, tmp_path, smtp_server, unique_i
         view = await client.status(unique_id)
         assert stages(view) == ["UNDER_REVIEW", "REVIEW_DELAYED", "OPERATOR_ALERT"]
         assert any("escalated" in e.what for e in view.timeline)
-        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="sup-1", reason="declined"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(
+            decision="reject", reviewer="sup-1", reason="declined"), role="supervisor"))
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
 
@@ -99,8 +101,8 @@ async def test_documents_uploaded_return_the_case_to_review(ts_env, tmp_path, sm
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
         await ts_env.sleep(5)
-        await client.review(unique_id, ReviewDecision(decision="request_documents", reviewer="rev-1",
-                                                      reason="source of funds", documents=["bank_statement"]))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(
+            decision="request_documents", reviewer="rev-1", reason="source of funds", documents=["bank_statement"])))
         view = await client.status(unique_id)
         assert view.awaiting_documents == ["bank_statement"]
         await ts_env.sleep(timedelta(hours=10))  # the review SLA does not run while the user's clock runs
@@ -109,7 +111,7 @@ async def test_documents_uploaded_return_the_case_to_review(ts_env, tmp_path, sm
         await ts_env.sleep(5)
         view = await client.status(unique_id)
         assert view.awaiting_documents == [] and view.status == WithdrawalStatus.UNDER_REVIEW
-        await client.review(unique_id, approve("rev-1"))
+        await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1")))
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
         view = await handle.result()
     assert view.status == WithdrawalStatus.SUCCEEDED
@@ -123,8 +125,8 @@ async def test_documents_not_received_in_time_cancel(ts_env, tmp_path, smtp_serv
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
         await ts_env.sleep(5)
-        await client.review(unique_id, ReviewDecision(decision="request_documents", reviewer="rev-1",
-                                                      reason="source of funds", documents=["id_photo"]))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(
+            decision="request_documents", reviewer="rev-1", reason="source of funds", documents=["id_photo"])))
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
     assert stages(view) == ["UNDER_REVIEW", "DOCUMENTS_REQUESTED", "DOCUMENTS_EXPIRED"]
