@@ -47,6 +47,21 @@ _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _MAX_TOKEN = 2048
 
 
+def _load_exception_types() -> None:
+    """cryptography's Rust core looks up the class of :class:`InvalidSignature` the first
+    time it raises one. Inside Temporal's workflow sandbox that lookup fails and aborts the
+    whole worker process (a forged token would stop the worker): raise one here, when this
+    module is imported (outside the sandbox: the workflow passes it through), and the class
+    is known from then on."""
+    try:
+        Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key().verify(bytes(64), b"")
+    except InvalidSignature:
+        pass
+
+
+_load_exception_types()
+
+
 class DecisionTokenError(ValueError):
     """The token is missing, malformed, forged, expired, used, or not for this decision."""
 
