@@ -36,6 +36,11 @@ DEV_API_KEY_HASHES = frozenset(hashlib.sha256(k.encode()).hexdigest() for k in D
 _HEX64 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
 
 
+#: settings a process never uses, so their development values are no risk there: the worker
+#: verifies review decisions (public keys) and must not even hold the gateway's signing key
+NOT_USED_BY = {"worker": ("decision_signing_key",), "gateway": ("decision_public_keys",)}
+
+
 class DevCredentialsRefused(RuntimeError):
     """A process was asked to start outside development mode with public credentials."""
 
@@ -61,15 +66,19 @@ def dev_key_hashes_in(keys_file_text: str | None) -> set[str]:
     return {h.lower() for h in _HEX64.findall(keys_file_text)} & DEV_API_KEY_HASHES
 
 
-def dev_credentials_in_use(settings: Settings, keys_file_text: str | None) -> list[str]:
-    """One line per setting that still holds a public development credential."""
+def dev_credentials_in_use(settings: Settings, keys_file_text: str | None, process: str | None = None) -> list[str]:
+    """One line per setting that still holds a public development credential (leaving out
+    those ``process`` never uses: NOT_USED_BY)."""
     found = []
+    unused = NOT_USED_BY.get(process or "", ())
     for name, public in public_secret_defaults().items():
+        if name in unused:
+            continue
         value = getattr(settings, name)
         if isinstance(value, SecretStr) and value.get_secret_value() == public:
             found.append(f"{env_name(name)} is the development default {public!r}")
     dev_public = DEV_DECISION_PUBLIC_KEY.partition(":")[2]
-    if dev_public in settings.decision_public_keys:
+    if "decision_public_keys" not in unused and dev_public in settings.decision_public_keys:
         # the public half of the public development signing key: anyone could sign decisions
         found.append("SENTINEL_DECISION_PUBLIC_KEYS trusts the development decision key (anyone can sign with it)")
     if dev_key_hashes_in(keys_file_text):
@@ -82,7 +91,7 @@ def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, proce
     ``settings.dev_mode`` is set."""
     if settings.dev_mode:
         return
-    found = dev_credentials_in_use(settings, keys_file_text)
+    found = dev_credentials_in_use(settings, keys_file_text, process)
     if found:
         raise DevCredentialsRefused(
             f"the {process} refuses to start with public development credentials:\n  - "

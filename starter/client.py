@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import TLSConfig
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,6 +21,24 @@ from workflows import search_attributes as sa
 from workflows.withdrawal import WithdrawalWorkflow
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """How this process shows itself to the Temporal frontend: mutual TLS with its client
+    certificate (SENTINEL_TEMPORAL_TLS_CERT and _KEY, the frontend's CA in _CA), server-only
+    TLS with just the CA, or a plain connection (False) when none is set (development). A
+    certificate without its key, or the other way round, is refused (ValueError)."""
+    cert, key, ca = settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_ca
+    if (cert is None) != (key is None):
+        raise ValueError("SENTINEL_TEMPORAL_TLS_CERT and SENTINEL_TEMPORAL_TLS_KEY are set together")
+    if cert is None and ca is None:
+        return False
+    return TLSConfig(
+        server_root_ca_cert=ca.read_bytes() if ca else None,
+        client_cert=cert.read_bytes() if cert else None,
+        client_private_key=key.read_bytes() if key else None,
+        domain=settings.temporal_tls_server_name,
+    )
+
+
 async def connect(settings: Settings | None = None, service_name: str = "withdrawal-sentinel") -> Client:
     settings = settings or get_settings()
     setup_tracing(service_name, settings.otlp_endpoint, settings.otel_console)
@@ -28,6 +47,7 @@ async def connect(settings: Settings | None = None, service_name: str = "withdra
         namespace=settings.temporal_namespace,
         data_converter=converter_for(settings),  # payloads encrypted (starter/codec.py)
         interceptors=interceptors(),
+        tls=tls_config(settings),  # mutual TLS in production (docs/deployment.md)
     )
 
 

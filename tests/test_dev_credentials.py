@@ -64,13 +64,15 @@ def test_every_key_of_the_dev_keys_file_is_known_as_a_dev_key():
     assert {entry["sha256"] for entry in doc["keys"]} == DEV_API_KEY_HASHES
 
 
-def test_the_refusal_names_every_dev_credential_in_one_message():  # R22
+@pytest.mark.parametrize("process, unused", [("gateway", "SENTINEL_DECISION_PUBLIC_KEYS"),
+                                              ("worker", "SENTINEL_DECISION_SIGNING_KEY")])
+def test_the_refusal_names_every_dev_credential_in_one_message(process, unused):  # R22
     with pytest.raises(DevCredentialsRefused) as refused:
-        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), "gateway")
+        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), process)
     message = str(refused.value)
-    assert message.startswith("the gateway refuses to start")
+    assert message.startswith(f"the {process} refuses to start")
     for name in ALL_DEV:
-        assert name in message
+        assert (name in message) == (name != unused), name
     assert "SENTINEL_DEV_MODE=1" in message
 
 
@@ -89,6 +91,20 @@ def test_a_worker_trusting_the_dev_decision_key_is_refused():  # R22, issue #11
     for trusted in (DEV_DECISION_PUBLIC_KEY, public_key_of(OWN_SIGNING_KEY) + "," + DEV_DECISION_PUBLIC_KEY):
         found = dev_credentials_in_use(production(**{**own_secrets(), "decision_public_keys": trusted}), OWN_KEYS)
         assert len(found) == 1 and found[0].startswith("SENTINEL_DECISION_PUBLIC_KEYS "), found
+
+
+def test_each_process_is_asked_only_for_the_decision_key_it_uses():  # R22, issue #11
+    # the worker verifies decisions and must not hold the gateway's private key; the gateway signs
+    worker = own_secrets()
+    del worker["decision_signing_key"]
+    refuse_dev_credentials(production(**worker), OWN_KEYS, "worker")
+    with pytest.raises(DevCredentialsRefused, match="SENTINEL_DECISION_SIGNING_KEY"):
+        refuse_dev_credentials(production(**worker), OWN_KEYS, "gateway")
+    gateway = own_secrets()
+    del gateway["decision_public_keys"]
+    refuse_dev_credentials(production(**gateway), OWN_KEYS, "gateway")
+    with pytest.raises(DevCredentialsRefused, match="SENTINEL_DECISION_PUBLIC_KEYS"):
+        refuse_dev_credentials(production(**gateway), OWN_KEYS, "worker")
 
 
 def test_one_dev_key_among_own_keys_is_refused():  # R22
