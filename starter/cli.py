@@ -11,6 +11,7 @@
     python -m starter parked list             # parked callbacks that need a person
     python -m starter parked redeliver 17 --operator ops
     python -m starter token user u1           # a signed user token (for testing the gateway)
+    python -m starter keys decision --kid k1  # a new key pair that signs and verifies review decisions
     python -m starter migrate                 # upgrade the application database (Alembic)
     python -m starter settings                # the settings in force
 """
@@ -396,6 +397,26 @@ def token_user(
         raise typer.Exit(2)
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="Keys to configure a deployment with.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("decision")
+def keys_decision(kid: str = typer.Option(..., help="key id, e.g. the year and month: k2026-12")) -> None:
+    """Print a new Ed25519 key pair for review decisions: the signing key goes to the
+    gateway only (SENTINEL_DECISION_SIGNING_KEY), the public key to the workers
+    (SENTINEL_DECISION_PUBLIC_KEYS, beside the previous one during a rotation)."""
+    from sentinel.decision_tokens import new_signing_key, public_key_of
+
+    try:
+        signing = new_signing_key(kid, os.urandom(32))
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(2)
+    print(f"SENTINEL_DECISION_SIGNING_KEY={signing}")
+    print(f"SENTINEL_DECISION_PUBLIC_KEYS={public_key_of(signing)}")
+
+
 @app.command()
 def migrate(revision: str = typer.Argument("head", help="target revision")) -> None:
     """Upgrade the application database (SENTINEL_DATABASE_URL) with the Alembic migrations."""
@@ -428,7 +449,8 @@ refused and the previous version stays in force.
 
 SETTINGS_DOC_TAIL = """
 Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_USER_TOKEN_SECRET`,
-`SENTINEL_PAYLOAD_KEYS`) and the
+`SENTINEL_PAYLOAD_KEYS`, `SENTINEL_DECISION_SIGNING_KEY`; and `SENTINEL_DECISION_PUBLIC_KEYS`, which
+must not trust the development key) and the
 API keys file (`SENTINEL_API_KEYS_FILE`, default `config/api_keys.dev.yaml`) have public development
 defaults so that `make run` works out of the box. They are accepted only with `SENTINEL_DEV_MODE=1`
 (which `make run`, the dev stack and the tests set): without it the gateway and the worker refuse to

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from gateway.auth import verify_user_token
 from sentinel.contracts import ProgressUpdate
+from sentinel.decision_tokens import parse_public_keys, verify_decision
+from sentinel.models import ReviewDecision
 from sentinel.settings import get_settings
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from starter.cli import app
@@ -30,6 +32,7 @@ from store.repo import (
     update_progress,
 )
 from tests.gateway_harness import DEV_KEYS, HELD, gateway, settled, ts_env  # noqa: F401  (ts_env: one server per test)
+from tests.decisions import sign
 from tests.local_server import serve
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings
@@ -68,6 +71,19 @@ def test_token_user_prints_a_token_for_the_gateway(env):
     assert verify_user_token(token, "cli-test-secret", time.time() + 100) == "u-42"
     result = invoke("token", "user", "not a user!")
     assert result.exit_code == 2
+
+
+def test_keys_decision_prints_a_pair_that_signs_and_verifies(env):  # issue #11
+    result = invoke("keys", "decision", "--kid", "k2026-12")
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split("=", 1) for line in result.output.strip().splitlines())
+    signing, public = lines["SENTINEL_DECISION_SIGNING_KEY"], lines["SENTINEL_DECISION_PUBLIC_KEYS"]
+    decision = sign(ReviewDecision(decision="reject", reviewer="alice", reason="x"), "W1", 1_800_000_000.0,
+                    key=signing)
+    claims = verify_decision(decision, withdrawal_id="W1", public_keys=parse_public_keys(public),
+                             now=datetime.fromtimestamp(1_800_000_000, timezone.utc))
+    assert claims.kid == "k2026-12"
+    assert invoke("keys", "decision", "--kid", "not ok!").exit_code == 2
 
 
 def test_token_user_refuses_a_lifetime_over_the_cap(env, monkeypatch):  # R22, issue #11
