@@ -7,6 +7,7 @@ from typing import Callable
 from activities.channel import ChannelActivities
 from activities.config_files import HotFile
 from activities.notify import NotifyActivities
+from activities.reviews import ReviewActivities
 from activities.tracking import TrackingActivities
 from channels.registry import build_channels
 from notifiers.base import Notifier
@@ -15,6 +16,7 @@ from notifiers.inbox import InboxNotifier
 from notifiers.registry import build_provider_notifiers
 from sentinel.render import Brand
 from sentinel.catalogue import default_catalogue
+from sentinel.decision_tokens import parse_public_keys
 from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import validate_delays_document
 from sentinel.risk import load_ruleset
@@ -47,7 +49,9 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
     notice_policy = HotFile(settings.notice_policy_file, load_notice_policy)
     channels = channels or build_channels(settings, catalogue)
     risk_rules = HotFile(settings.risk_rules_file, load_ruleset)
-    tracking = TrackingActivities(engine, delays, notice_policy, risk_rules, sorted(notifiers))
+    decision_keys = parse_public_keys(settings.decision_public_keys)  # a bad list stops the worker at start
+    tracking = TrackingActivities(engine, delays, notice_policy, risk_rules, sorted(notifiers), decision_keys)
+    reviews = ReviewActivities(engine, decision_keys)
     channel = ChannelActivities(channels, settings.callback_base_url, engine)
     notify = NotifyActivities(
         engine,
@@ -61,4 +65,5 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         link_ttl_s=settings.link_ttl_s,
         notice_policy=notice_policy,
     )
-    return [tracking.init_tracking, tracking.record_progress, channel.submit_payout, channel.query_payout, notify.deliver_notice, notify.give_up_notice]
+    return [tracking.init_tracking, tracking.record_progress, channel.submit_payout, channel.query_payout,
+            notify.deliver_notice, notify.give_up_notice, reviews.record_decision, reviews.current_decision_keys]

@@ -1,6 +1,7 @@
 """Tracking activities (local, cheap): at the start, resolve the timers for this
 channel/bank, the notice policy, the deliverable channels, any callback that came before
-the start (kept, never lost), record the withdrawal and run the risk rules (R12); on each
+the start (kept, never lost), record the withdrawal and run the risk rules (R12), and hand over the public keys that
+verify review decisions (issue #11); on each
 status change, update the withdrawal's projection (records list, review queue)."""
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from store.repo import (
 
 class TrackingActivities:
     def __init__(self, engine: Engine, delays: HotFile, notice_policy: HotFile, risk_rules: HotFile,
-                 available_channels: list[str]):
+                 available_channels: list[str], decision_keys: dict[str, str] | None = None):
         self.engine = engine
         self.delays = delays
         self.notice_policy = notice_policy
         self.risk_rules = risk_rules
         self.available_channels = available_channels
+        self.decision_keys = dict(decision_keys or {})
 
     def _init(self, inp: InitInput) -> InitResult:
         req = inp.request
@@ -64,6 +66,7 @@ class TrackingActivities:
             parked_ids=[r.id for r in rows if r.id is not None],
             risk_hits=hits,
             four_eyes=ruleset.needs_four_eyes(req.amount, req.currency),
+            decision_keys=self.decision_keys,
         )
 
     @activity.defn(name="init_tracking")

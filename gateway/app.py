@@ -41,6 +41,7 @@ from gateway.limits import BodyLimit
 from gateway.page_streams import Slots
 from gateway.sessions import RateLimit, Sessions
 from gateway.web import PREFIX, STATIC, SecurityHeaders
+from sentinel.decision_tokens import parse_signing_key
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
@@ -64,6 +65,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     check_at_start(settings, "gateway")  # public dev credentials only with SENTINEL_DEV_MODE=1
+    parse_signing_key(settings.decision_signing_key.get_secret_value())  # a bad key stops the gateway at start
     redact_access_log()
 
     @asynccontextmanager

@@ -3,6 +3,12 @@ holds and manual checks), one case with everything needed to decide it, assignme
 the decision. The reviewer is always the authenticated caller; every assignment and
 decision is an audit row (who, when, what, why) beside the workflow's own record.
 
+A decision reaches the workflow signed (issue #11): the gateway makes a decision token
+(sentinel/decision_tokens.py) over the withdrawal, the caller's name and role, the decision,
+the reason and documents, a fresh nonce and an expiry, with its Ed25519 key; the workflow
+checks it and writes the decision's audit row itself (once per token), so a decision made
+any other way than through here is refused and every applied one is audited.
+
 Roles: reviewer and supervisor work the whole desk. Operators see it and decide manual
 checks (MANUAL_CHECK: platform faults, unknown answers, unmapped codes), not risk holds.
 Four-eyes (two different approvers above the configured amount) is enforced by the
@@ -11,6 +17,7 @@ workflow: the same person approving twice is 409.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -25,9 +32,10 @@ from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR, Principal, require
 from gateway.deps import Out, RecordOut, WithdrawalId, db
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, Unanswered, Views, projected, views
+from sentinel.decision_tokens import sign_decision
 from sentinel.models import NoCard, ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
-from starter.client import FourEyesViolation, NotAwaitingReview, SentinelClient
+from starter.client import DecisionRefused, FourEyesViolation, NotAwaitingReview, SentinelClient
 from store.repo import add_audit, assign_review, audit_for, get_record, review_queue_page, risk_hits_for
 
 router = APIRouter(tags=["review desk"])
@@ -274,14 +282,15 @@ async def assign(
     response_model=DecisionOut,
     summary="Decide a case: approve, reject or request_documents, with the reason",
     description="Roles reviewer and supervisor; operators for MANUAL_CHECK cases. The reviewer is the caller. "
-    "409 when the withdrawal is not awaiting review, or when four-eyes needs a different approver.",
+    "409 when the withdrawal is not awaiting review, or when four-eyes needs a different approver. The "
+    "gateway signs the decision; the workflow checks the signature and writes the audit row.",
     responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def decide(
     withdrawal_id: WithdrawalId,
     body: DecisionBody,
+    request: Request,
     who: Principal = Depends(require(*DESK)),
-    engine=Depends(deps.engine),
     client: SentinelClient = Depends(deps.client),
     v: Views = Depends(views),
 ) -> DecisionOut:
@@ -289,18 +298,26 @@ async def decide(
         view = await v.live_or_503(withdrawal_id, who)
         if view.status != WithdrawalStatus.MANUAL_CHECK:
             raise ApiError(403, "forbidden", f"operators decide manual checks only; this one is {view.status.value}")
-    decision = ReviewDecision(decision=body.decision, reviewer=who.name, reason=body.reason, documents=body.documents)
+    settings = request.app.state.settings
+    token = sign_decision(
+        settings.decision_signing_key.get_secret_value(), withdrawal_id=withdrawal_id, reviewer=who.name,
+        role=who.role, decision=body.decision, reason=body.reason, documents=body.documents,
+        nonce=secrets.token_urlsafe(16), now=request.app.state.clock(), ttl_s=settings.decision_token_ttl_s,
+    )
+    decision = ReviewDecision(decision=body.decision, reviewer=who.name, reason=body.reason, documents=body.documents,
+                              token=token)
     try:
         after = await client.review(withdrawal_id, decision)
     except NotAwaitingReview as exc:
         raise ApiError(409, "not awaiting review", str(exc)) from None
     except FourEyesViolation as exc:
         raise ApiError(409, "four-eyes", str(exc)) from None
+    except DecisionRefused as exc:
+        # our own token refused: the worker does not trust this gateway's key (configuration)
+        raise ApiError(503, "decision not accepted", f"the workflow refused the signed decision: {exc}") from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "not found", f"withdrawal {withdrawal_id} is not tracked") from None
         raise
-    docs = f" (documents: {', '.join(body.documents)})" if body.documents else ""
-    await db(add_audit, engine, who.actor, who.role, f"review:{body.decision}", withdrawal_id,
-             f"{body.reason}{docs} -> {after}")
+    # the audit row is the workflow's (activities/reviews.py): one per decision, whatever the path
     return DecisionOut(withdrawal_id=withdrawal_id, decision=body.decision, reviewer=who.name, status=after)

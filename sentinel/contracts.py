@@ -44,6 +44,10 @@ class InitResult(_C):
     )
     risk_hits: list[RiskHit] = Field(default_factory=list, description="risk rules the withdrawal hit (R12)")
     four_eyes: bool = Field(False, description="two different reviewers must approve")
+    decision_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="public keys (key id -> base64) whose signed review decisions the workflow accepts",
+    )
 
 
 class ProgressUpdate(_C):
@@ -83,6 +87,24 @@ class NoticeAck(_C):
         min_length=1, max_length=200, description="the notice key or a delivery key under it"
     )
     channel: Annotated[str, NoCard] = Field(min_length=1, max_length=32)
+
+
+class DecisionAudit(_C):
+    """A review decision the workflow applied: one audit row, written once per nonce."""
+
+    withdrawal_id: str
+    actor: str
+    role: str
+    action: str
+    detail: str = Field(max_length=1000)
+    nonce: str = Field(max_length=64, description="the decision token's nonce: a repeat writes no second row")
+
+
+class DecisionKeys(_C):
+    """The public decision keys the worker trusts now (a rotation, or a workflow started
+    before decisions were signed)."""
+
+    keys: dict[str, str] = Field(default_factory=dict)
 
 
 class SubmitInput(_C):
@@ -162,3 +184,5 @@ class CarriedState(_C):
     resend_fresh: bool = False
     resends: int = 0
     limit_waits: int = 0
+    decision_keys: dict[str, str] = Field(default_factory=dict)
+    used_nonces: list[str] = Field(default_factory=list, description="nonces of the decision tokens already used")

@@ -1,10 +1,11 @@
 """Production refuses the public development credentials (issue #11).
 
 The settings ship with development defaults so that ``make run`` works on a fresh clone:
-``dev-channel-secret``, ``dev-link-secret``, ``dev-user-token-secret`` and the keys file
-``config/api_keys.dev.yaml`` (``dev-supervisor-key`` and friends). All of them are public
-(they are in this repository), so a service running with any of them lets anyone sign
-callbacks, deep links or user tokens, or approve reviews. The gateway and the worker call
+``dev-channel-secret``, ``dev-link-secret``, ``dev-user-token-secret``, the development
+history and decision-signing keys, the decision public key that verifies the latter, and the
+keys file ``config/api_keys.dev.yaml`` (``dev-supervisor-key`` and friends). All of them are
+public (they are in this repository), so a service running with any of them lets anyone sign
+callbacks, deep links, user tokens or review decisions, or approve reviews. The gateway and the worker call
 :func:`refuse_dev_credentials` when they start and stop with one message naming every such
 setting, unless ``SENTINEL_DEV_MODE=1`` says this is a development machine (``make run``,
 the dev stack and the tests set it).
@@ -25,7 +26,7 @@ import re
 
 from pydantic import SecretStr
 
-from sentinel.settings import DEV_BRAND_NAME, DEV_BRAND_NAME_ZH, DEV_SUPPORT_PHONE, Settings
+from sentinel.settings import DEV_BRAND_NAME, DEV_BRAND_NAME_ZH, DEV_DECISION_PUBLIC_KEY, DEV_SUPPORT_PHONE, Settings
 
 #: the public API keys of config/api_keys.dev.yaml (README, docs/gateway.md)
 DEV_API_KEYS = (
@@ -43,6 +44,11 @@ DEV_IDENTITY = {"support_phone": DEV_SUPPORT_PHONE, "brand_name": DEV_BRAND_NAME
 _FICTIONAL_PHONE = re.compile(r"(?<!\d)555[ -]?01\d\d(?!\d)")
 
 _HEX64 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+
+
+#: settings a process never uses, so their development values are no risk there: the worker
+#: verifies review decisions (public keys) and must not even hold the gateway's signing key
+NOT_USED_BY = {"worker": ("decision_signing_key",), "gateway": ("decision_public_keys",)}
 
 
 class DevCredentialsRefused(RuntimeError):
@@ -70,14 +76,22 @@ def dev_key_hashes_in(keys_file_text: str | None) -> set[str]:
     return {h.lower() for h in _HEX64.findall(keys_file_text)} & DEV_API_KEY_HASHES
 
 
-def dev_credentials_in_use(settings: Settings, keys_file_text: str | None) -> list[str]:
-    """One line per setting that still holds a public development credential."""
+def dev_credentials_in_use(settings: Settings, keys_file_text: str | None, process: str | None = None) -> list[str]:
+    """One line per setting that still holds a public development credential (leaving out
+    those ``process`` never uses: NOT_USED_BY)."""
     found = []
+    unused = NOT_USED_BY.get(process or "", ())
     for name, public in public_secret_defaults().items():
+        if name in unused:
+            continue
         value = getattr(settings, name)
         if isinstance(value, SecretStr) and value.get_secret_value() == public:
             found.append(f"{env_name(name)} is the development default {public!r}")
     found += fictional_identity_in_use(settings)
+    dev_public = DEV_DECISION_PUBLIC_KEY.partition(":")[2]
+    if "decision_public_keys" not in unused and dev_public in settings.decision_public_keys:
+        # the public half of the public development signing key: anyone could sign decisions
+        found.append("SENTINEL_DECISION_PUBLIC_KEYS trusts the development decision key (anyone can sign with it)")
     if dev_key_hashes_in(keys_file_text):
         found.append(f"SENTINEL_API_KEYS_FILE ({settings.api_keys_file}) lists public development API keys")
     return found
@@ -101,7 +115,7 @@ def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, proce
     ``settings.dev_mode`` is set."""
     if settings.dev_mode:
         return
-    found = dev_credentials_in_use(settings, keys_file_text)
+    found = dev_credentials_in_use(settings, keys_file_text, process)
     if found:
         raise DevCredentialsRefused(
             f"the {process} refuses to start with public development credentials:\n  - "

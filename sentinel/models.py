@@ -148,6 +148,11 @@ class ReviewDecision(_Model):
     reviewer: Id
     reason: Annotated[str, NoCard] = Field(min_length=1, max_length=500)
     documents: list[DocumentKind] = Field(default_factory=list, description="with request_documents: e.g. id_photo")
+    token: str | None = Field(
+        None, max_length=2048,
+        description="the gateway's signed proof of who decided (sentinel/decision_tokens.py); required by the "
+        "workflow, kept out of its views",
+    )
 
     @model_validator(mode="after")
     def _documents_listed(self) -> "ReviewDecision":

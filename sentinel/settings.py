@@ -21,6 +21,10 @@ DEV_PAYLOAD_KEYS = "dev:ZGV2LXBheWxvYWQta2V5LU5PVC1mb3ItcHJvZC11c2U="
 DEV_SUPPORT_PHONE = "555-0100"
 DEV_BRAND_NAME = "Example Pay"
 DEV_BRAND_NAME_ZH = "示例支付"
+#: the development decision signing key (Ed25519 seed; its bytes spell "dev-decision-key-NOT-for-prod-!!"):
+#: public, like its public half below, which a production worker must not trust
+DEV_DECISION_SIGNING_KEY = "dev:ZGV2LWRlY2lzaW9uLWtleS1OT1QtZm9yLXByb2QtISE="
+DEV_DECISION_PUBLIC_KEY = "dev:IaEmDKQsD9NbyI5WQQxfxfge///WpfOwUtMnWSC3MCc="
 
 
 class Settings(BaseSettings):
@@ -32,6 +36,17 @@ class Settings(BaseSettings):
     task_queue: str = Field("withdrawal-sentinel", description="task queue of the worker")
     worker_max_cached_workflows: int = Field(
         250, description="workflows kept in worker memory; others are rebuilt from history when they wake (RSS bound)"
+    )
+    temporal_tls_cert: Path | None = Field(
+        None, description="client certificate (PEM) this process shows the Temporal frontend (mTLS); set with "
+        "SENTINEL_TEMPORAL_TLS_KEY; unset: plain connection (development)",
+    )
+    temporal_tls_key: Path | None = Field(None, description="private key (PEM) of SENTINEL_TEMPORAL_TLS_CERT")
+    temporal_tls_ca: Path | None = Field(
+        None, description="CA certificate (PEM) that signed the Temporal frontend's server certificate"
+    )
+    temporal_tls_server_name: str | None = Field(
+        None, description="name to expect in the frontend's server certificate, when it is not the address's host"
     )
     payload_keys: SecretStr = Field(
         SecretStr(DEV_PAYLOAD_KEYS),
@@ -178,6 +193,20 @@ class Settings(BaseSettings):
         SecretStr("dev-user-token-secret"), description="HMAC key of the signed end-user tokens"
     )
     user_token_ttl_s: int = Field(3600, description="lifetime of an end-user token, seconds")
+    decision_signing_key: SecretStr = Field(
+        SecretStr(DEV_DECISION_SIGNING_KEY),
+        description="the gateway's Ed25519 key that signs review decisions, kid:base64(32-byte seed) "
+        "(`python -m starter keys decision`); the default is public: set your own",
+    )
+    decision_public_keys: str = Field(
+        DEV_DECISION_PUBLIC_KEY,
+        description="the public keys the workflow accepts review decisions from, kid:base64,... (the current one "
+        "and, during a rotation, the previous); the default verifies the public development key: production "
+        "refuses it",
+    )
+    decision_token_ttl_s: int = Field(
+        600, gt=0, le=3600, description="how long a signed review decision stays valid, seconds"
+    )
     codec_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
         description="JSON list of browser origins (the Temporal UI) allowed to call /codec/encode and /codec/decode",

@@ -4,14 +4,15 @@
     python -m starter start W1001 --user u1 --amount 100.00 --bank ICBC --last4 1234 --payee-ref vault:tok
     python -m starter status W1001
     python -m starter review list             # the review queue (filters: --category, --min-age, ...)
-    python -m starter review approve W1001 --reviewer alice --reason "verified"
-    python -m starter review reject W1001 --reviewer alice --reason "fraud ring"
-    python -m starter review docs W1001 --reviewer alice --reason "source of funds" --documents bank_statement
+    python -m starter review approve W1001 --reason "verified"   # through the gateway, as SENTINEL_API_KEY's owner
+    python -m starter review reject W1001 --reason "fraud ring"
+    python -m starter review docs W1001 --reason "source of funds" --documents bank_statement
     python -m starter stuck                   # DELAYED / MANUAL_CHECK / UNDER_REVIEW, via visibility
     python -m starter parked list             # parked callbacks that need a person
     python -m starter parked redeliver 17 --operator ops
     python -m starter token user u1           # a signed user token (for testing the gateway)
     python -m starter analysis --since 2026-12-01 --until 2026-12-08   # exception analysis (R27)
+    python -m starter keys decision --kid k1  # a new key pair that signs and verifies review decisions
     python -m starter migrate                 # upgrade the application database (Alembic)
     python -m starter settings                # the settings in force
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from sentinel.models import Contact, ReviewDecision, WithdrawalRequest
+from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings, get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -172,29 +173,35 @@ def _engine():
     return engine_for(get_settings().database_url)
 
 
-def _decide(withdrawal_id: str, decision: str, reviewer: str, reason: str, documents: list[str]) -> None:
-    """Send the decision (a workflow update) and write the audit row (who, when, what, why)."""
-    from starter.client import FourEyesViolation, NotAwaitingReview
-    from store.repo import add_audit
+def _decide(withdrawal_id: str, decision: str, reason: str, documents: list[str], api_key: str, gateway: str | None,
+            reviewer: str | None) -> None:
+    """Send the decision through the gateway's HTTP API with the reviewer's own API key:
+    the gateway names the reviewer (the key's owner), signs the decision for the workflow,
+    and the workflow writes the audit row (issue #11). Nothing here talks to Temporal."""
+    import httpx
 
+    from gateway.routes_reviews import DecisionBody
+    from starter.desk import DeskRefused, post_decision
+
+    if reviewer is not None:
+        print("--reviewer is no longer taken: the reviewer is the owner of the API key (--api-key, SENTINEL_API_KEY)",
+              file=sys.stderr)
+        raise typer.Exit(2)
     try:
-        req = ReviewDecision(decision=decision, reviewer=reviewer, reason=reason, documents=documents)
+        DecisionBody(decision=decision, reason=reason, documents=documents)  # the gateway's own rules, before sending
     except ValueError as exc:
         print(f"invalid decision: {exc}", file=sys.stderr)
         raise typer.Exit(2)
-
-    async def go():
-        st = await (await _client()).review(withdrawal_id, req)
-        docs = f" (documents: {', '.join(documents)})" if documents else ""
-        await asyncio.to_thread(add_audit, _engine(), reviewer, "cli", f"review:{decision}", withdrawal_id,
-                                f"{reason}{docs} -> {st}")
-        return st
-
+    url = gateway or get_settings().callback_base_url
     try:
-        print(asyncio.run(go()))
-    except (NotAwaitingReview, FourEyesViolation) as exc:
-        print(f"refused: {exc}", file=sys.stderr)
+        answer = asyncio.run(post_decision(url, api_key, withdrawal_id, decision, reason, documents))
+    except DeskRefused as exc:
+        print(f"refused ({exc.status}): {exc}", file=sys.stderr)
         raise typer.Exit(2)
+    except httpx.HTTPError as exc:
+        print(f"the gateway at {url} did not answer: {exc}", file=sys.stderr)
+        raise typer.Exit(1)
+    print(answer["status"])
 
 
 @review_app.command("list")
@@ -241,43 +248,53 @@ def _age_text(seconds: int | None) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
-_REVIEWER = typer.Option(..., help="who decides (kept in the audit log)")
 _REASON = typer.Option(..., help="why (kept in the audit log and the timeline)")
+_API_KEY = typer.Option(..., envvar="SENTINEL_API_KEY", show_default=False,
+                        help="your own API key (reviewer, supervisor, operator): the gateway names you by it")
+_GATEWAY = typer.Option(None, envvar="SENTINEL_GATEWAY_URL",
+                        help="base URL of the gateway; default SENTINEL_CALLBACK_BASE_URL")
+_NO_REVIEWER = typer.Option(None, hidden=True, help="no longer taken: the API key names the reviewer")
 
 
 @review_app.command("approve")
-def review_approve(withdrawal_id: str, reviewer: str = _REVIEWER, reason: str = _REASON) -> None:
+def review_approve(withdrawal_id: str, reason: str = _REASON, api_key: str = _API_KEY,
+                   gateway: str | None = _GATEWAY, reviewer: str | None = _NO_REVIEWER) -> None:
     """Approve: the payout is released (four-eyes: a second, different reviewer may be needed)."""
-    _decide(withdrawal_id, "approve", reviewer, reason, [])
+    _decide(withdrawal_id, "approve", reason, [], api_key, gateway, reviewer)
 
 
 @review_app.command("reject")
-def review_reject(withdrawal_id: str, reviewer: str = _REVIEWER, reason: str = _REASON) -> None:
+def review_reject(withdrawal_id: str, reason: str = _REASON, api_key: str = _API_KEY,
+                  gateway: str | None = _GATEWAY, reviewer: str | None = _NO_REVIEWER) -> None:
     """Reject: the withdrawal fails and the funds go back to the user's balance."""
-    _decide(withdrawal_id, "reject", reviewer, reason, [])
+    _decide(withdrawal_id, "reject", reason, [], api_key, gateway, reviewer)
 
 
 @review_app.command("docs")
 def review_docs(
     withdrawal_id: str,
-    reviewer: str = _REVIEWER,
     reason: str = _REASON,
     documents: list[str] = typer.Option(..., help="id_photo, transaction_proof, bank_statement, address_proof"),
+    api_key: str = _API_KEY,
+    gateway: str | None = _GATEWAY,
+    reviewer: str | None = _NO_REVIEWER,
 ) -> None:
     """Ask the user for documents (R18); the case returns to the queue when they upload."""
-    _decide(withdrawal_id, "request_documents", reviewer, reason, documents)
+    _decide(withdrawal_id, "request_documents", reason, documents, api_key, gateway, reviewer)
 
 
 @review_app.command("decide", hidden=True)
 def review_decide(
     withdrawal_id: str,
     decision: str = typer.Argument(..., help="approve | reject | request_documents"),
-    reviewer: str = _REVIEWER,
     reason: str = _REASON,
     documents: list[str] = typer.Option([], help="with request_documents: id_photo, transaction_proof, ..."),
+    api_key: str = _API_KEY,
+    gateway: str | None = _GATEWAY,
+    reviewer: str | None = _NO_REVIEWER,
 ) -> None:
     """Send a reviewer's decision (the original form: review ID DECISION ...)."""
-    _decide(withdrawal_id, decision, reviewer, reason, documents)
+    _decide(withdrawal_id, decision, reason, documents, api_key, gateway, reviewer)
 
 
 @app.command()
@@ -382,6 +399,26 @@ def token_user(
         raise typer.Exit(2)
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="Keys to configure a deployment with.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("decision")
+def keys_decision(kid: str = typer.Option(..., help="key id, e.g. the year and month: k2026-12")) -> None:
+    """Print a new Ed25519 key pair for review decisions: the signing key goes to the
+    gateway only (SENTINEL_DECISION_SIGNING_KEY), the public key to the workers
+    (SENTINEL_DECISION_PUBLIC_KEYS, beside the previous one during a rotation)."""
+    from sentinel.decision_tokens import new_signing_key, public_key_of
+
+    try:
+        signing = new_signing_key(kid, os.urandom(32))
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(2)
+    print(f"SENTINEL_DECISION_SIGNING_KEY={signing}")
+    print(f"SENTINEL_DECISION_PUBLIC_KEYS={public_key_of(signing)}")
+
+
 @app.command()
 def analysis(
     since: datetime = typer.Option(..., help="withdrawals started at or after (ISO date or time; UTC without a zone)"),
@@ -436,7 +473,8 @@ refused and the previous version stays in force.
 
 SETTINGS_DOC_TAIL = """
 Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_USER_TOKEN_SECRET`,
-`SENTINEL_PAYLOAD_KEYS`) and the
+`SENTINEL_PAYLOAD_KEYS`, `SENTINEL_DECISION_SIGNING_KEY`; and `SENTINEL_DECISION_PUBLIC_KEYS`, which
+must not trust the development key) and the
 API keys file (`SENTINEL_API_KEYS_FILE`, default `config/api_keys.dev.yaml`) have public development
 defaults so that `make run` works out of the box. They are accepted only with `SENTINEL_DEV_MODE=1`
 (which `make run`, the dev stack and the tests set): without it the gateway and the worker refuse to

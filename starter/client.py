@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import TLSConfig
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,6 +21,24 @@ from workflows import search_attributes as sa
 from workflows.withdrawal import WithdrawalWorkflow
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """How this process shows itself to the Temporal frontend: mutual TLS with its client
+    certificate (SENTINEL_TEMPORAL_TLS_CERT and _KEY, the frontend's CA in _CA), server-only
+    TLS with just the CA, or a plain connection (False) when none is set (development). A
+    certificate without its key, or the other way round, is refused (ValueError)."""
+    cert, key, ca = settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_ca
+    if (cert is None) != (key is None):
+        raise ValueError("SENTINEL_TEMPORAL_TLS_CERT and SENTINEL_TEMPORAL_TLS_KEY are set together")
+    if cert is None and ca is None:
+        return False
+    return TLSConfig(
+        server_root_ca_cert=ca.read_bytes() if ca else None,
+        client_cert=cert.read_bytes() if cert else None,
+        client_private_key=key.read_bytes() if key else None,
+        domain=settings.temporal_tls_server_name,
+    )
+
+
 async def connect(settings: Settings | None = None, service_name: str = "withdrawal-sentinel") -> Client:
     settings = settings or get_settings()
     setup_tracing(service_name, settings.otlp_endpoint, settings.otel_console)
@@ -28,6 +47,7 @@ async def connect(settings: Settings | None = None, service_name: str = "withdra
         namespace=settings.temporal_namespace,
         data_converter=converter_for(settings),  # payloads encrypted (starter/codec.py)
         interceptors=interceptors(),
+        tls=tls_config(settings),  # mutual TLS in production (docs/deployment.md)
     )
 
 
@@ -37,6 +57,11 @@ class NotAwaitingReview(Exception):
 
 class FourEyesViolation(Exception):
     """The same reviewer tried to give the second approval."""
+
+
+class DecisionRefused(Exception):
+    """The decision's token does not prove it (sentinel/decision_tokens.py): missing,
+    forged, expired, used, or for another withdrawal or decision."""
 
 
 class SentinelClient:
@@ -86,8 +111,9 @@ class SentinelClient:
         await self.handle(withdrawal_id).signal(WithdrawalWorkflow.bank_callback, obs)
 
     async def review(self, withdrawal_id: str, decision: ReviewDecision) -> str:
-        """Send a reviewer's decision; returns the status after it. Raises
-        NotAwaitingReview when the withdrawal is not waiting for one."""
+        """Send a reviewer's decision, signed by the gateway (``decision.token``); returns the
+        status after it. Raises NotAwaitingReview when the withdrawal is not waiting for one,
+        DecisionRefused when the token does not prove the decision."""
         try:
             return await self.handle(withdrawal_id).execute_update(WithdrawalWorkflow.review, decision)
         except WorkflowUpdateFailedError as err:
@@ -96,6 +122,8 @@ class SentinelClient:
                 raise NotAwaitingReview(str(err.cause)) from None
             if kind == "SameReviewer":
                 raise FourEyesViolation(str(err.cause)) from None
+            if kind == "InvalidDecisionToken":
+                raise DecisionRefused(str(err.cause)) from None
             raise
         except RPCError as err:
             # A finished workflow takes no updates: it exists, but awaits no review.

@@ -16,11 +16,22 @@ from typing import Callable
 
 import httpx
 
-from sentinel.models import Contact, ReviewDecision, WithdrawalRequest, WithdrawalView
+from sentinel.models import Contact, WithdrawalRequest, WithdrawalView
 from sentinel.taxonomy import WithdrawalStatus
 from gateway.auth import make_user_token
 from sentinel.settings import get_settings
 from starter.client import SentinelClient
+from starter.desk import post_decision
+
+
+@dataclass(frozen=True)
+class Decide:
+    """A reviewer's decision, sent through the gateway with a development API key
+    (config/api_keys.dev.yaml): the gateway signs it for the workflow."""
+
+    decision: str
+    reason: str
+    api_key: str = "dev-reviewer-alice-key"
 
 
 @dataclass
@@ -28,7 +39,7 @@ class Scenario:
     name: str
     script: dict
     shows: str
-    review: ReviewDecision | None = None
+    review: Decide | None = None
     done: Callable[[WithdrawalView], bool] = lambda v: v.status.is_final
     locale: str = "en-US"
     #: request fields other than the defaults of ``play`` (channel, currency, payee_ref, ...)
@@ -64,11 +75,11 @@ def scenarios() -> list[Scenario]:
         Scenario("account_error", {"scenario": "account_error"},
                  "R2: account closed (AC04): failed, funds back, fix-card link", locale="zh-CN"),
         Scenario("risk_hold", {"scenario": "risk_hold"}, "R3: risk hold: 'under review', reviewer approves",
-                 review=ReviewDecision(decision="approve", reviewer="demo-reviewer", reason="identity confirmed")),
+                 review=Decide("approve", "identity confirmed")),
         Scenario("limit", {"scenario": "limit"}, "R4: over the single limit (AM02): refused with the reason"),
         Scenario("platform_error", {"steps": [{"after_s": 1, "status": "FAILED", "code": "FF01", "callback": True}]},
                  "R5: channel integration fault (FF01): manual check, operators alerted, operator rejects",
-                 review=ReviewDecision(decision="reject", reviewer="demo-operator", reason="re-run after fix")),
+                 review=Decide("reject", "re-run after fix", api_key="dev-operator-key")),
         # issue #10: what the catalogue decides for a refusal is what happens, and what the user reads
         Scenario("resend", {"steps": [{"after_s": 1, "status": "FAILED", "code": "AB08", "callback": True}]},
                  "bank offline (RJCT AB08): sent again as the next attempt, arrives; never told 'failed'"),
@@ -104,7 +115,8 @@ def _settled(notice) -> bool:
     return set(notice.channels) <= done
 
 
-async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag: str) -> WithdrawalView:
+async def play(sc: Scenario, client: SentinelClient, simulator_url: str, gateway_url: str,
+               run_tag: str) -> WithdrawalView:
     wid = f"DEMO-{run_tag}-{sc.name}"
     async with httpx.AsyncClient(timeout=10) as http:
         (await http.put(f"{simulator_url}/_sim/scripts/{wid}", json=sc.script)).raise_for_status()
@@ -121,7 +133,7 @@ async def play(sc: Scenario, client: SentinelClient, simulator_url: str, run_tag
         view = await client.status(wid)
         if sc.review and view.needs_review and not reviewed:
             await asyncio.sleep(1)
-            await client.review(wid, sc.review)
+            await post_decision(gateway_url, sc.review.api_key, wid, sc.review.decision, sc.review.reason)
             reviewed = True
             continue
         settled = all(_settled(n) for n in view.notices)
@@ -176,7 +188,7 @@ def render(sc: Scenario, view: WithdrawalView, inbox: dict, sim_order: dict | No
 async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str) -> list[WithdrawalView]:
     run_tag = time.strftime("%H%M%S")
     chosen = scenarios()
-    views = await asyncio.gather(*(play(sc, client, simulator_url, run_tag) for sc in chosen))
+    views = await asyncio.gather(*(play(sc, client, simulator_url, gateway_url, run_tag) for sc in chosen))
     secret = get_settings().user_token_secret
     async with httpx.AsyncClient(timeout=10) as http:
         for sc, view in zip(chosen, views):

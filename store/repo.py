@@ -682,6 +682,21 @@ def add_audit(engine: Engine, actor: str, role: str, action: str, withdrawal_id:
         session.commit()
 
 
+def add_audit_once(engine: Engine, actor: str, role: str, action: str, withdrawal_id: str, detail: str | None,
+                   ref: str) -> bool:
+    """An audit row that a retried writer (an activity) may write again: one row per
+    (withdrawal, ``ref``). False when it was there already."""
+    with Session(engine) as session:
+        session.add(AuditLog(actor=actor, role=role, action=action, withdrawal_id=withdrawal_id, detail=detail,
+                             ref=ref))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return False
+        return True
+
+
 def audit_for(engine: Engine, withdrawal_id: str) -> list[AuditLog]:
     with Session(engine) as session:
         return list(session.exec(select(AuditLog).where(AuditLog.withdrawal_id == withdrawal_id).order_by(AuditLog.id)))

@@ -138,6 +138,7 @@ class AuditLog(SQLModel, table=True):
     """Who did what, when and why: review decisions, assignments, re-deliveries (R29)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (UniqueConstraint("withdrawal_id", "ref", name="uq_audit_ref"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, index=True)
@@ -146,6 +147,8 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(max_length=48)
     withdrawal_id: str | None = Field(default=None, index=True, max_length=64)
     detail: str | None = Field(default=None, sa_column=Column(Text))
+    #: what makes the row unique when its writer may repeat (a review decision's token nonce)
+    ref: str | None = Field(default=None, max_length=64)
 
 
 class UnmappedCode(SQLModel, table=True):

@@ -21,6 +21,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from sentinel.models import ReviewDecision
+from tests.decisions import signed
 from tests.conftest import DEV_CONVERTER, SmtpSink, free_port
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
@@ -38,7 +39,7 @@ async def scenario(env, settings, name: str) -> None:
         if name == "large_amount_approved":
             handle = await client.start_withdrawal(make_request(wid, amount="60000.00"))
             await env.sleep(5)
-            await client.review(wid, ReviewDecision(decision="approve", reviewer="rev-1", reason="ok"))
+            await client.review(wid, await signed(env, wid, ReviewDecision(decision="approve", reviewer="rev-1", reason="ok")))
             await handle.signal("bank_callback", channel.callback(wid, "SUCCEEDED", None, "evt-1"))
         else:
             handle = await client.start_withdrawal(make_request(wid))
@@ -50,7 +51,7 @@ async def scenario(env, settings, name: str) -> None:
             elif name == "risk_hold_rejected":
                 await handle.signal("bank_callback", channel.callback(wid, "HELD", "FR01", "evt-1"))
                 await env.sleep(5)
-                await client.review(wid, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud"))
+                await client.review(wid, await signed(env, wid, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud")))
             elif name == "success_then_return":
                 await handle.signal("bank_callback", channel.callback(wid, "SUCCEEDED", None, "evt-1"))
                 await env.sleep(60)

@@ -1,7 +1,8 @@
 """The command line (starter/cli.py, typer) for reviewers and operators (issue #3 item 5):
 the review queue, decisions (the original ``review ID DECISION`` form still works), parked
 callbacks, user tokens and migrations; decisions and re-delivery against a real worker on
-the time-skipping server."""
+the time-skipping server. Decisions go through the gateway's HTTP API with the reviewer's
+own API key (issue #11): the key names the reviewer, never a ``--reviewer`` flag."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typer.testing import CliRunner
 
 from gateway.auth import verify_user_token
 from sentinel.contracts import ProgressUpdate
+from sentinel.decision_tokens import parse_public_keys, verify_decision
+from sentinel.models import ReviewDecision
 from sentinel.settings import get_settings
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from starter.cli import app
@@ -28,9 +31,11 @@ from store.repo import (
     record_withdrawal,
     update_progress,
 )
-from tests.gateway_harness import HELD, settled, ts_env  # noqa: F401  (ts_env: one server per test)
+from tests.gateway_harness import DEV_KEYS, HELD, gateway, settled, ts_env  # noqa: F401  (ts_env: one server per test)
+from tests.decisions import sign
+from tests.local_server import serve
 from tests.scripted_channel import ScriptedChannel
-from tests.workflow_harness import make_request, make_settings, running
+from tests.workflow_harness import make_request, make_settings
 
 runner = CliRunner()
 
@@ -66,6 +71,19 @@ def test_token_user_prints_a_token_for_the_gateway(env):
     assert verify_user_token(token, "cli-test-secret", time.time() + 100) == "u-42"
     result = invoke("token", "user", "not a user!")
     assert result.exit_code == 2
+
+
+def test_keys_decision_prints_a_pair_that_signs_and_verifies(env):  # issue #11
+    result = invoke("keys", "decision", "--kid", "k2026-12")
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split("=", 1) for line in result.output.strip().splitlines())
+    signing, public = lines["SENTINEL_DECISION_SIGNING_KEY"], lines["SENTINEL_DECISION_PUBLIC_KEYS"]
+    decision = sign(ReviewDecision(decision="reject", reviewer="alice", reason="x"), "W1", 1_800_000_000.0,
+                    key=signing)
+    claims = verify_decision(decision, withdrawal_id="W1", public_keys=parse_public_keys(public),
+                             now=datetime.fromtimestamp(1_800_000_000, timezone.utc))
+    assert claims.kid == "k2026-12"
+    assert invoke("keys", "decision", "--kid", "not ok!").exit_code == 2
 
 
 def test_token_user_refuses_a_lifetime_over_the_cap(env, monkeypatch):  # R22, issue #11
@@ -149,25 +167,40 @@ def test_migrate_a_fresh_database(tmp_path, monkeypatch):
     engine.dispose()
 
 
-def test_bad_decisions_are_refused_before_temporal(env):
-    result = invoke("review", "docs", "W1", "--reviewer", "alice", "--reason", "x", "--documents", "")
-    assert result.exit_code != 0
-    result = invoke("review", "W1", "maybe", "--reviewer", "alice", "--reason", "x")
+def test_bad_decisions_are_refused_before_the_gateway(env):
+    # nothing listens at the default gateway URL in this test: a refusal here comes first
+    result = invoke("review", "docs", "W1", "--api-key", "k", "--reason", "x", "--documents", "passport_scan")
+    assert result.exit_code == 2 and "invalid decision" in result.output and "unknown documents" in result.output
+    result = invoke("review", "W1", "maybe", "--api-key", "k", "--reason", "x")
     assert result.exit_code == 2 and "invalid decision" in result.output
 
 
+def test_a_decision_names_no_reviewer_of_its_own(env, monkeypatch):  # issue #11
+    # the reviewer is the API key's owner: a --reviewer flag is refused, and so is no key at all
+    result = invoke("review", "approve", "W1", "--reviewer", "mallory", "--api-key", "k", "--reason", "x")
+    assert result.exit_code == 2 and "owner of the API key" in result.output
+    monkeypatch.delenv("SENTINEL_API_KEY", raising=False)
+    result = invoke("review", "approve", "W1", "--reason", "x")
+    assert result.exit_code == 2 and "--api-key" in result.output
+
+
 async def test_decisions_and_redelivery_against_a_worker(ts_env, tmp_path, smtp_server, unique_id, monkeypatch):
-    # R29: the CLI decides on the same client as the gateway, and writes the audit row.
+    # R29, issue #11: the CLI decides through the gateway (a real HTTP server) with the
+    # reviewer's API key; the gateway names and signs, the workflow writes the audit row.
     settings = make_settings(tmp_path, smtp_server.port)
     monkeypatch.setenv("SENTINEL_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("SENTINEL_DELAYS_FILE", str(settings.delays_file))
     monkeypatch.setenv("SENTINEL_TEMPORAL_ADDRESS", ts_env.client.service_client.config.target_host)
+    monkeypatch.setenv("SENTINEL_API_KEY", DEV_KEYS["alice"])
     get_settings.cache_clear()
     try:
-        async with running(ts_env, settings, ScriptedChannel()) as client:
+        async with gateway(ts_env, settings) as gw, serve(gw.app) as url:
+            monkeypatch.setenv("SENTINEL_GATEWAY_URL", url)
+            client = gw.sentinel
             held, other = f"{unique_id}-a", f"{unique_id}-b"
             for wid in (held, other):
                 await client.start_withdrawal(make_request(wid, user_id=f"u-{wid}", amount=HELD))
+                gw.started.add(wid)
 
             async def wait_held(wid):
                 for _ in range(200):
@@ -183,20 +216,27 @@ async def test_decisions_and_redelivery_against_a_worker(ts_env, tmp_path, smtp_
             result = await asyncio.to_thread(invoke, "review", "list", "--json")
             assert {held, other} <= {json.loads(ln)["withdrawal_id"] for ln in result.output.splitlines()}
 
-            result = await asyncio.to_thread(invoke, "review", "approve", held, "--reviewer", "alice",
-                                             "--reason", "verified")
+            result = await asyncio.to_thread(invoke, "review", "approve", held, "--reason", "verified")
             assert result.exit_code == 0, result.output
             assert result.output.strip() == "PROCESSING"
-            result = await asyncio.to_thread(invoke, "review", "reject", held, "--reviewer", "bob", "--reason", "late")
-            assert result.exit_code == 2 and "refused" in result.output
-            result = await asyncio.to_thread(invoke, "review", other, "request_documents", "--reviewer", "carol",
-                                             "--reason", "source of funds", "--documents", "bank_statement")
+            result = await asyncio.to_thread(invoke, "review", "reject", held, "--api-key", DEV_KEYS["bob"],
+                                             "--reason", "late")
+            assert result.exit_code == 2 and "refused (409)" in result.output
+            result = await asyncio.to_thread(invoke, "review", "approve", other, "--api-key", "not-a-key",
+                                             "--reason", "x")
+            assert result.exit_code == 2 and "refused (401)" in result.output
+            result = await asyncio.to_thread(invoke, "review", other, "request_documents", "--api-key",
+                                             DEV_KEYS["carol"], "--reason", "source of funds",
+                                             "--documents", "bank_statement")
             assert result.exit_code == 0 and result.output.strip() == "UNDER_REVIEW"  # the original form
             assert (await client.status(other)).awaiting_documents == ["bank_statement"]
             engine = engine_for(settings.database_url)
-            [audit] = audit_for(engine, held)
+            [audit] = audit_for(engine, held)  # one row, the workflow's, naming the key's owner
             assert (audit.actor, audit.role, audit.action, audit.detail) == (
-                "alice", "cli", "review:approve", "verified -> PROCESSING")
+                "alice", "reviewer", "review:approve", "verified -> PROCESSING")
+            assert audit.ref
+            [audit] = audit_for(engine, other)
+            assert (audit.actor, audit.role, audit.action) == ("carol", "supervisor", "review:request_documents")
 
             # an operator re-sends a parked callback; an unknown one is refused
             channel = ScriptedChannel()

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sentinel.settings import DEV_PAYLOAD_KEYS
+from sentinel.settings import DEV_DECISION_PUBLIC_KEY, DEV_DECISION_SIGNING_KEY, DEV_PAYLOAD_KEYS
 from tests.conftest import temporal_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -388,7 +388,8 @@ def test_ui_maps_8233_and_talks_to_the_server():  # R34
 def test_secrets_are_required_from_the_environment_not_hardcoded():  # R22
     raw = COMPOSE_FILE.read_text()
     for var in ("POSTGRES_PASSWORD", "SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET",
-                "SENTINEL_API_KEYS_FILE", "SENTINEL_PAYLOAD_KEYS"):
+                "SENTINEL_API_KEYS_FILE", "SENTINEL_PAYLOAD_KEYS", "SENTINEL_DECISION_SIGNING_KEY",
+                "SENTINEL_DECISION_PUBLIC_KEYS", "TEMPORAL_TLS_DIR"):
         uses = re.findall(r"\$\{" + var + r"([^}]*)\}", raw)
         assert uses and all(u.startswith(":?") for u in uses), f"{var} must be `${{{var}:?...}}`"
     for public in ("dev-channel-secret", "dev-link-secret", "dev-user-token-secret", "api_keys.dev.yaml"):
@@ -406,6 +407,65 @@ def test_app_services_get_the_user_token_secret_and_the_mounted_api_keys_file(na
     keys_path = env["SENTINEL_API_KEYS_FILE"]
     mounts = [interpolate(str(v)).split(":") for v in svc.get("volumes") or []]
     assert ["<SENTINEL_API_KEYS_FILE>", keys_path, "ro"] in mounts, f"{name}: mount the keys file read-only"
+
+
+# ---------------------------------------------------------------- who may talk to Temporal (issue #11)
+
+
+def mounts_of(svc: dict) -> dict[str, str]:
+    """container path -> host path of every volume, interpolated."""
+    out = {}
+    for v in svc.get("volumes") or []:
+        host, container = interpolate(str(v)).split(":")[:2]
+        out[container] = host
+    return out
+
+
+def test_the_frontend_takes_only_clients_with_a_certificate_of_our_ca():  # R22, issue #11
+    """Without mutual TLS anyone on the network could signal, update or terminate a
+    withdrawal's workflow (the Temporal UI, `temporal workflow update`)."""
+    temporal = service("temporal")
+    env, mounts = env_of(temporal), mounts_of(temporal)
+    assert env["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    for var, file in (("TEMPORAL_TLS_FRONTEND_CERT", "server.pem"), ("TEMPORAL_TLS_FRONTEND_KEY", "server.key"),
+                      ("TEMPORAL_TLS_SERVER_CERT", "server.pem"), ("TEMPORAL_TLS_SERVER_KEY", "server.key"),
+                      ("TEMPORAL_TLS_CLIENT1_CA_CERT", "ca.pem"), ("TEMPORAL_TLS_SERVER_CA_CERT", "ca.pem")):
+        assert mounts[env[var]] == f"<TEMPORAL_TLS_DIR>/{file}", var
+    assert env["TEMPORAL_TLS_FRONTEND_SERVER_NAME"] == "temporal"
+
+
+@pytest.mark.parametrize("name, who", [("worker", "worker"), ("gateway", "gateway")])
+def test_each_app_service_shows_its_own_client_certificate(name, who):  # R22, issue #11
+    svc = service(name)
+    env, mounts = env_of(svc), mounts_of(svc)
+    assert mounts[env["SENTINEL_TEMPORAL_TLS_CERT"]] == f"<TEMPORAL_TLS_DIR>/{who}.pem"
+    assert mounts[env["SENTINEL_TEMPORAL_TLS_KEY"]] == f"<TEMPORAL_TLS_DIR>/{who}.key"
+    assert mounts[env["SENTINEL_TEMPORAL_TLS_CA"]] == "<TEMPORAL_TLS_DIR>/ca.pem"
+    assert env["SENTINEL_TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+    assert not [c for c, h in mounts.items() if h.endswith("server.key")], "the server's key stays the server's"
+
+
+def test_the_ui_is_read_only_and_the_admin_job_uses_mutual_tls():  # R22 R34, issue #11
+    ui = service("temporal-ui")
+    env, mounts = env_of(ui), mounts_of(ui)
+    assert env["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
+    assert mounts[env["TEMPORAL_TLS_CERT"]] == "<TEMPORAL_TLS_DIR>/ui.pem"
+    assert mounts[env["TEMPORAL_TLS_CA"]] == "<TEMPORAL_TLS_DIR>/ca.pem"
+    assert env["TEMPORAL_TLS_ENABLE_HOST_VERIFICATION"] == "true"
+    job = service("temporal-create-namespace")
+    env, mounts = env_of(job), mounts_of(job)
+    assert env["TEMPORAL_TLS"] == "true"
+    assert mounts[env["TEMPORAL_TLS_CLIENT_CERT_PATH"]] == "<TEMPORAL_TLS_DIR>/admin.pem"
+    assert mounts[env["TEMPORAL_TLS_SERVER_CA_CERT_PATH"]] == "<TEMPORAL_TLS_DIR>/ca.pem"
+
+
+def test_only_the_gateway_holds_the_decision_signing_key():  # R22, issue #11
+    assert env_of(service("gateway"))["SENTINEL_DECISION_SIGNING_KEY"] == "<SENTINEL_DECISION_SIGNING_KEY>"
+    assert env_of(service("worker"))["SENTINEL_DECISION_SIGNING_KEY"] == ""  # blank even if .env names it
+    for name in APP_SERVICES:
+        assert env_of(service(name))["SENTINEL_DECISION_PUBLIC_KEYS"] == "<SENTINEL_DECISION_PUBLIC_KEYS>"
+    raw = COMPOSE_FILE.read_text()
+    assert DEV_DECISION_SIGNING_KEY.split(":")[1] not in raw and DEV_DECISION_PUBLIC_KEY.split(":")[1] not in raw
 
 
 def dockerignored(path: str) -> bool:

@@ -23,14 +23,17 @@ from sentinel.dev_credentials import (
     public_secret_defaults,
     refuse_dev_credentials,
 )
-from sentinel.settings import DEV_PAYLOAD_KEYS, ROOT, Settings
+from sentinel.decision_tokens import new_signing_key, public_key_of
+from sentinel.settings import DEV_DECISION_PUBLIC_KEY, DEV_DECISION_SIGNING_KEY, DEV_PAYLOAD_KEYS, ROOT, Settings
 from tests.conftest import free_port
 
 DEV_KEYS_FILE = ROOT / "config" / "api_keys.dev.yaml"
 ALL_DEV = ("SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET", "SENTINEL_PAYLOAD_KEYS",
-           "SENTINEL_API_KEYS_FILE")
+           "SENTINEL_DECISION_SIGNING_KEY", "SENTINEL_DECISION_PUBLIC_KEYS", "SENTINEL_API_KEYS_FILE")
 #: a production history key (id:base64 of 32 bytes)
 OWN_PAYLOAD_KEYS = "k1:" + "cA" * 21 + "c="
+#: a production decision signing key and its public half
+OWN_SIGNING_KEY = new_signing_key("prod1", bytes(range(32)))
 OWN_KEYS = "keys:\n- sha256: " + "ab" * 32 + "\n  role: supervisor\n  name: carol\n"
 
 
@@ -40,14 +43,15 @@ def production(**overrides) -> Settings:
 
 def own_secrets() -> dict[str, str]:
     return {"channel_secret": "c" * 32, "link_secret": "l" * 32, "user_token_secret": "u" * 32,
-            "payload_keys": OWN_PAYLOAD_KEYS, **OWN_IDENTITY}
+            "payload_keys": OWN_PAYLOAD_KEYS, "decision_signing_key": OWN_SIGNING_KEY,
+            "decision_public_keys": public_key_of(OWN_SIGNING_KEY), **OWN_IDENTITY}
 
 
 #: a production's own support number and brand (the defaults are fictional)
 OWN_IDENTITY = {"support_phone": "400-820-8820", "brand_name": "Acme Wallet", "brand_name_zh": "极客钱包"}
 
 
-def test_the_public_defaults_are_exactly_the_four_dev_secrets():
+def test_the_public_defaults_are_exactly_the_five_dev_secrets():
     # A new secret setting with a written default is caught without touching the check
     # (the history encryption key came after the check was written, and is caught).
     assert public_secret_defaults() == {
@@ -55,6 +59,7 @@ def test_the_public_defaults_are_exactly_the_four_dev_secrets():
         "link_secret": "dev-link-secret",
         "user_token_secret": "dev-user-token-secret",
         "payload_keys": DEV_PAYLOAD_KEYS,
+        "decision_signing_key": DEV_DECISION_SIGNING_KEY,
     }
 
 
@@ -63,17 +68,19 @@ def test_every_key_of_the_dev_keys_file_is_known_as_a_dev_key():
     assert {entry["sha256"] for entry in doc["keys"]} == DEV_API_KEY_HASHES
 
 
-def test_the_refusal_names_every_dev_credential_in_one_message():  # R22
+@pytest.mark.parametrize("process, unused", [("gateway", "SENTINEL_DECISION_PUBLIC_KEYS"),
+                                              ("worker", "SENTINEL_DECISION_SIGNING_KEY")])
+def test_the_refusal_names_every_dev_credential_in_one_message(process, unused):  # R22
     with pytest.raises(DevCredentialsRefused) as refused:
-        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), "gateway")
+        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), process)
     message = str(refused.value)
-    assert message.startswith("the gateway refuses to start")
+    assert message.startswith(f"the {process} refuses to start")
     for name in ALL_DEV:
-        assert name in message
+        assert (name in message) == (name != unused), name
     assert "SENTINEL_DEV_MODE=1" in message
 
 
-@pytest.mark.parametrize("kept", ["channel_secret", "link_secret", "user_token_secret"])
+@pytest.mark.parametrize("kept", ["channel_secret", "link_secret", "user_token_secret", "decision_signing_key"])
 def test_each_dev_secret_alone_is_refused(kept):  # R22
     secrets = own_secrets()
     del secrets[kept]
@@ -101,6 +108,29 @@ def test_the_support_number_default_is_nobody_elses():  # R19
     """It was 95188, Alipay's own hotline: users of another platform would call Alipay."""
     assert Settings(_env_file=None).support_phone == "555-0100"
     assert Settings(_env_file=None).brand_name == "Example Pay"
+
+
+def test_a_worker_trusting_the_dev_decision_key_is_refused():  # R22, issue #11
+    # its private half is in this repository: a worker that trusts it takes anyone's decision,
+    # even listed beside an own key (a rotation that forgot to drop it)
+    assert public_key_of(DEV_DECISION_SIGNING_KEY) == DEV_DECISION_PUBLIC_KEY
+    for trusted in (DEV_DECISION_PUBLIC_KEY, public_key_of(OWN_SIGNING_KEY) + "," + DEV_DECISION_PUBLIC_KEY):
+        found = dev_credentials_in_use(production(**{**own_secrets(), "decision_public_keys": trusted}), OWN_KEYS)
+        assert len(found) == 1 and found[0].startswith("SENTINEL_DECISION_PUBLIC_KEYS "), found
+
+
+def test_each_process_is_asked_only_for_the_decision_key_it_uses():  # R22, issue #11
+    # the worker verifies decisions and must not hold the gateway's private key; the gateway signs
+    worker = own_secrets()
+    del worker["decision_signing_key"]
+    refuse_dev_credentials(production(**worker), OWN_KEYS, "worker")
+    with pytest.raises(DevCredentialsRefused, match="SENTINEL_DECISION_SIGNING_KEY"):
+        refuse_dev_credentials(production(**worker), OWN_KEYS, "gateway")
+    gateway = own_secrets()
+    del gateway["decision_public_keys"]
+    refuse_dev_credentials(production(**gateway), OWN_KEYS, "gateway")
+    with pytest.raises(DevCredentialsRefused, match="SENTINEL_DECISION_PUBLIC_KEYS"):
+        refuse_dev_credentials(production(**gateway), OWN_KEYS, "worker")
 
 
 def test_one_dev_key_among_own_keys_is_refused():  # R22

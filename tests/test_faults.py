@@ -23,6 +23,7 @@ import pytest
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import WithdrawalStatus
 from store.repo import audit_for, parked_for
+from tests.decisions import sign
 from tests.fault_helpers import (
     PROCESSING_ONLY,
     all_sent_once,
@@ -280,7 +281,7 @@ async def test_duplicate_out_of_order_and_late_callbacks_act_once(stack, urls):
     await wait_until(lambda: mails_for(stack, w) >= 3, 10, "the mails")
     await asyncio.sleep(0.5)
     assert mails_for(stack, w) == 3  # the failure and the correction to the user, the alert to operations
-    await client.review(w, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank confirms the rejection"))
+    await client.review(w, sign(ReviewDecision(decision="reject", reviewer="ops-1", reason="bank confirms the rejection"), w, time.time()))
 
 
 async def test_callbacks_before_tracking_are_kept_then_applied(stack, urls):

@@ -11,11 +11,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from pydantic import SecretStr
 
+from sentinel.decision_tokens import new_signing_key
+from sentinel.models import ReviewDecision
 from sentinel.taxonomy import WithdrawalStatus
+from starter.client import DecisionRefused
 from store.repo import audit_for
 from tests.dbs import database_url  # noqa: F401
-from tests.gateway_harness import gateway, hold, settled, ts_env, whats  # noqa: F401  (ts_env: one server per test)
+from tests.gateway_harness import gateway, hold, offline_gateway, settled, ts_env, whats  # noqa: F401
 from tests.workflow_harness import eventually, make_settings
 
 FOUR_EYES = "250000.00"  # CNY, above the four-eyes line
@@ -149,6 +153,35 @@ async def test_four_eyes_over_http(gw, unique_id):
     view = await gw.view(unique_id)
     assert view.approvals == ["alice", "bob"]
     assert [a for _, _, a in actions(gw, unique_id)] == ["review:approve", "review:approve"]
+
+
+async def test_decisions_are_signed_by_the_gateway_and_audited_once_by_the_workflow(gw, unique_id):
+    # R29, issue #11: the workflow takes a decision only with the gateway's signature, and
+    # writes the audit row itself: one per decision, naming the authenticated reviewer.
+    await hold(gw, unique_id, FOUR_EYES)
+    with pytest.raises(DecisionRefused, match="no decision token"):  # straight to Temporal, unsigned
+        await gw.sentinel.review(unique_id, ReviewDecision(decision="approve", reviewer="alice", reason="x"))
+    rogue_key = SecretStr(new_signing_key("dev", bytes(range(32))))  # a gateway the workers do not trust
+    async with offline_gateway(gw.settings.model_copy(update={"decision_signing_key": rogue_key}),
+                               gw.sentinel) as rogue:
+        rogue.env = gw.env
+        resp = await rogue.decide(unique_id, "alice", "approve")
+    assert resp.status_code == 503 and resp.json()["error"] == "decision not accepted", resp.text
+    assert "signature does not match" in resp.json()["detail"]
+    assert audit_for(gw.engine, unique_id) == []
+
+    resp = await gw.decide(unique_id, "alice", "approve", reason="first look")
+    assert resp.status_code == 200 and resp.json()["status"] == "UNDER_REVIEW"
+    resp = await gw.decide(unique_id, "bob", "approve", reason="second look")
+    assert resp.status_code == 200 and resp.json()["status"] == "PROCESSING"
+    rows = audit_for(gw.engine, unique_id)
+    assert [(a.actor, a.role, a.action, a.detail) for a in rows] == [
+        ("alice", "reviewer", "review:approve", "first look -> UNDER_REVIEW"),
+        ("bob", "reviewer", "review:approve", "second look -> PROCESSING"),
+    ]
+    assert all(a.ref for a in rows) and rows[0].ref != rows[1].ref  # each row is its token's nonce
+    view = await gw.view(unique_id)
+    assert [d.reviewer for d in view.decisions] == ["alice", "bob"] and view.approvals == ["alice", "bob"]
 
 
 async def test_conflicting_decisions_one_wins_the_other_is_409(gw, unique_id):

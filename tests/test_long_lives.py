@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import EventType
 
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import Stage, WithdrawalStatus
+from tests.decisions import signed
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import TEST_DELAYS, make_request, make_settings, running
 
@@ -57,8 +58,8 @@ async def test_120_days_in_manual_check_then_an_approve(ts_env, tmp_path, smtp_s
                 await handle.signal("bank_callback", channel.callback(unique_id, "PROCESSING", "MID", "evt-mid"))
         before = await client.status(unique_id)
         assert before.status == WithdrawalStatus.MANUAL_CHECK
-        assert await client.review(unique_id, ReviewDecision(decision="approve", reviewer="ops-1",
-                                                            reason="bank confirmed after 120 days")) == "PROCESSING"
+        assert await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="ops-1",
+                                                            reason="bank confirmed after 120 days"))) == "PROCESSING"
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-paid"))
         view = await handle.result()
         runs = await _runs(client, unique_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import yaml
 
+from tests.decisions import signed
 from tests.fake_providers import (  # noqa: F401  (fixtures)
     ALIYUN_TEMPLATES,
     TENCENT_TEMPLATES,
@@ -104,7 +105,7 @@ async def test_other_countries_go_to_twilio(ts_env, tmp_path, smtp_server, uniqu
         await ts_env.sleep(5)
         from sentinel.models import ReviewDecision
 
-        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud")))
         view = await handle.result()
     review = next(n for n in view.notices if n.stage == Stage.UNDER_REVIEW)
     assert "sms" in review.delivered

@@ -13,6 +13,7 @@ from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from starter.client import NotAwaitingReview
 from store.db import engine_for
 from store.repo import deliveries_for, inbox, park_callback, unmapped_codes
+from tests.decisions import signed
 from tests.scripted_channel import UNAVAILABLE, ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 from workflows import search_attributes as sa
@@ -79,7 +80,7 @@ async def test_callback_twice_acts_once(ts_env, tmp_path, smtp_server, unique_id
         whats = [e.what for e in view.timeline]
         assert "duplicate delivery ignored" in whats
         assert "same answer again, ignored" in whats
-        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud pattern"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud pattern")))
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
 
@@ -178,7 +179,7 @@ async def test_risk_hold_review_approve_releases_new_order(ts_env, tmp_path, smt
         assert view.status == WithdrawalStatus.UNDER_REVIEW and view.needs_review
         assert (await handle.describe()).typed_search_attributes.get(sa.NEEDS_REVIEW) is True
         status = await client.review(
-            unique_id, ReviewDecision(decision="approve", reviewer="rev-7", reason="customer verified by phone")
+            unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-7", reason="customer verified by phone"))
         )
         assert status == "PROCESSING"
         new_order = f"{unique_id}_R2"
@@ -201,13 +202,13 @@ async def test_review_reject_and_documents(ts_env, tmp_path, smtp_server, unique
         await ts_env.sleep(5)
         await client.review(
             unique_id,
-            ReviewDecision(decision="request_documents", reviewer="rev-1", reason="large amount",
-                           documents=["id_photo", "transaction_proof"]),
+            await signed(ts_env, unique_id, ReviewDecision(decision="request_documents", reviewer="rev-1", reason="large amount",
+                           documents=["id_photo", "transaction_proof"])),
         )
-        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="no documents"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="no documents")))
         view = await handle.result()
         with pytest.raises(NotAwaitingReview):
-            await client.review(unique_id, ReviewDecision(decision="approve", reviewer="rev-2", reason="late"))
+            await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-2", reason="late")))
     assert view.status == WithdrawalStatus.FAILED
     assert stages(view) == ["UNDER_REVIEW", "DOCUMENTS_REQUESTED", "REJECTED"]
 
@@ -219,7 +220,7 @@ async def test_review_when_not_awaiting_is_refused(ts_env, tmp_path, smtp_server
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id))
         with pytest.raises(NotAwaitingReview):
-            await client.review(unique_id, ReviewDecision(decision="approve", reviewer="rev-1", reason="x"))
+            await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-1", reason="x")))
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
         view = await handle.result()
     assert view.decisions == []
@@ -236,7 +237,7 @@ async def test_second_threshold_goes_to_manual_check_and_alerts_operators(ts_env
         assert view.status == WithdrawalStatus.MANUAL_CHECK
         assert stages(view) == ["DELAYED", "MANUAL_CHECK", "OPERATOR_ALERT"]
         assert any(m.rcpt_tos == ["ops@sentinel.example"] for m in smtp_server.messages)
-        await client.review(unique_id, ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirmed"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirmed")))
         assert channel.submits == [unique_id, unique_id]  # same order: the channel deduplicates
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-9"))
         view = await handle.result()
@@ -266,7 +267,7 @@ async def test_platform_funds_short_goes_to_operators(ts_env, tmp_path, smtp_ser
         view = await client.status(unique_id)
         assert view.status == WithdrawalStatus.MANUAL_CHECK
         assert "OPERATOR_ALERT" in stages(view)
-        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="cancelled"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="cancelled")))
         await handle.result()
 
 
@@ -281,7 +282,7 @@ async def test_unmapped_code_goes_to_manual_check(ts_env, tmp_path, smtp_server,
         view = await client.status(unique_id)
         assert view.status == WithdrawalStatus.MANUAL_CHECK
         assert view.category == ExceptionCategory.PLATFORM_ERROR
-        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused")))
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
 
@@ -296,7 +297,7 @@ async def test_unmapped_answers_of_submit_and_poll_are_counted(ts_env, tmp_path,
         await ts_env.sleep(timedelta(minutes=2))
         view = await client.status(unique_id)
         assert view.status == WithdrawalStatus.MANUAL_CHECK, view.timeline
-        await client.review(unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused")))
         await handle.result()
     rows, total = unmapped_codes(engine_for(settings.database_url))
     seen = {(r.channel, r.raw_status, r.raw_code): r for r in rows}
@@ -324,7 +325,7 @@ async def test_paid_after_a_failure_notice_sends_a_correction(ts_env, tmp_path, 
         assert correction.channels == detected.channels and set(correction.delivered) == set(detected.channels)
         mails = [m for m in smtp_server.messages if m.rcpt_tos == ["user42@example.com"]]
         assert len(mails) == 2 and b"Correction" in mails[1].content
-        await client.review(unique_id, ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirms paid"))
+        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirms paid")))
         view = await handle.result()
     assert view.status == WithdrawalStatus.SUCCEEDED
     assert channel.submits == [unique_id, unique_id]  # confirmed under the same order number

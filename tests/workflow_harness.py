@@ -161,23 +161,25 @@ async def _first_task_completed(handle) -> None:
         await asyncio.sleep(0.02)
 
 
-def worker(env, settings: Settings, channel, task_queue: str) -> Worker:
+def worker(env, settings: Settings, channel, task_queue: str, **options) -> Worker:
     """The real workflow and activities on ``task_queue`` (``async with`` runs it; leaving
-    the block stops it, the workflows stay as they are)."""
+    the block stops it, the workflows stay as they are). ``options`` go to the Worker."""
     channels = channel if isinstance(channel, dict) else {"generic": channel}
     activities = build_activities(settings, channels=channels)
-    return Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities)
+    return Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities, **options)
 
 
 @asynccontextmanager
-async def running(env, settings: Settings, channel, task_queue: str | None = None):
+async def running(env, settings: Settings, channel, task_queue: str | None = None, **options):
     """A worker on its own task queue (or ``task_queue``). On exit, workflows the test left
     open are terminated: one left waiting on a timer with no worker would stall time
-    skipping for every later test on the shared test server."""
+    skipping for every later test on the shared test server. ``options`` go to the Worker
+    (``max_cached_workflows=0``: a workflow can move to the next worker on the same queue,
+    the test server does not hand work on from a stopped worker's sticky queue)."""
     task_queue = task_queue or f"tq-{uuid.uuid4().hex[:8]}"
     client = _TrackingClient(env.client, task_queue, env if env.supports_time_skipping else None)
     try:
-        async with worker(env, settings, channel, task_queue):
+        async with worker(env, settings, channel, task_queue, **options):
             yield client
     finally:
         for wid in client.started:

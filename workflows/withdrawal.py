@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from channels.base import order_id_for
     from sentinel.contracts import (
         CarriedState,
+        DecisionAudit,
+        DecisionKeys,
         DeferredSend,
         DocumentsUpload,
         NoticeGivenUp,
@@ -50,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawalView,
     )
     from sentinel.lifecycle import Route, route_failure, route_return
+    from sentinel.decision_tokens import DecisionClaims, DecisionTokenError, key_is_known, read_claims, verify_decision
     from sentinel.policy import next_step
     from sentinel.taxonomy import (
         ExceptionCategory,
@@ -82,6 +85,12 @@ FOLD_DEFERRED = "fold-deferred-notices"
 #: patch id: a failing answer is routed by sentinel/lifecycle.py (resends, limit waits,
 #: operations fixes, compliance review) instead of ending FAILED or in a manual check
 LIFECYCLE_ROUTES = "lifecycle-routes"
+#: patch id: a review decision sent as a signal applies only with a valid decision token
+#: (issue #11); histories from before it applied unsigned ones
+SIGNED_DECISIONS = "signed-review-decisions"
+#: the audit row of an applied decision: retried for about a quarter of an hour, then an
+#: operator alert (the decision itself stands)
+AUDIT_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=20)
 USER_STAGES_WITHOUT_EXCEPTION = {Stage.RESOLVED, Stage.APPROVED, Stage.OPERATOR_ALERT}
 
 
@@ -159,6 +168,9 @@ class WithdrawalWorkflow:
         self._resend_fresh = False  # after a limit wait: the delay clock starts again
         self._resends = 0
         self._limit_waits = 0
+        # review decisions: the public keys that verify their tokens, the nonces already used
+        self._decision_keys: dict[str, str] = {}
+        self._used_nonces: list[str] = []
         self._runs = 1
         if carried is not None:
             self._restore(carried)
@@ -201,6 +213,7 @@ class WithdrawalWorkflow:
         self._parked_to_mark = list(init.parked_ids)
 
         self._four_eyes = init.four_eyes
+        self._decision_keys = dict(init.decision_keys)
         if init.risk_hits:
             await self._hold_for_risk(init.risk_hits)
         else:
@@ -217,6 +230,7 @@ class WithdrawalWorkflow:
         "delay_since", "delay_notified", "next_poll_at", "poll_index", "same_order_resubmits", "submitted_once",
         "risk_hits", "four_eyes", "approvals", "review_since", "review_escalated", "awaiting_documents",
         "documents_due", "parked_to_mark", "watch_until", "resend_at", "resend_fresh", "resends", "limit_waits",
+        "decision_keys", "used_nonces",
     )
 
     def _carry(self) -> CarriedState:
@@ -269,7 +283,16 @@ class WithdrawalWorkflow:
 
     @workflow.signal
     def review_decision(self, decision: ReviewDecision) -> None:
-        """Fire-and-forget form of ``review``; a decision that does not apply is recorded."""
+        """Fire-and-forget form of ``review``; a decision that does not apply is recorded.
+        Without a valid decision token it is recorded and ignored (anyone who can reach
+        Temporal can send a signal; only the gateway can sign)."""
+        if workflow.patched(SIGNED_DECISIONS):
+            try:
+                claims = self._verify_decision(decision)
+            except DecisionTokenError as exc:
+                self._event(f"review decision '{decision.decision}' by {decision.reviewer} ignored: {exc}", "review")
+                return
+            self._used_nonces.append(claims.nonce)
         self._decision_seq += 1
         self._pending_decisions.append((self._decision_seq, decision))
 
@@ -290,7 +313,24 @@ class WithdrawalWorkflow:
     @workflow.update
     async def review(self, decision: ReviewDecision) -> str:
         """A reviewer's decision; rejected before it is written to history when the
-        withdrawal is not awaiting review. Returns the status after the decision."""
+        withdrawal is not awaiting review or the decision token does not prove it. Returns
+        the status after the decision."""
+        if decision.token is not None:
+            self._used_nonces.append(read_claims(decision.token).nonce)
+            if not key_is_known(decision.token, self._decision_keys):
+                # signed with a key this workflow has not heard of (a rotation since it
+                # started, or it started before decisions were signed): the worker's keys now
+                keys = await workflow.execute_local_activity(
+                    "decision_keys", result_type=DecisionKeys, start_to_close_timeout=INIT_TIMEOUT
+                )
+                self._decision_keys = dict(keys.keys)
+                try:
+                    verify_decision(decision, withdrawal_id=self._req.withdrawal_id, public_keys=self._decision_keys,
+                                    now=workflow.now(), manual_check=self._status == WithdrawalStatus.MANUAL_CHECK)
+                except DecisionTokenError as exc:
+                    self._event(f"review decision '{decision.decision}' by {decision.reviewer} refused: {exc}",
+                                "review")
+                    raise ApplicationError(str(exc), type="InvalidDecisionToken", non_retryable=True) from None
         self._decision_seq += 1
         seq = self._decision_seq
         self._pending_decisions.append((seq, decision))
@@ -305,12 +345,24 @@ class WithdrawalWorkflow:
                 type="NotAwaitingReview",
                 non_retryable=True,
             )
+        try:
+            self._verify_decision(decision, unknown_key_ok=True)
+        except DecisionTokenError as exc:
+            raise ApplicationError(str(exc), type="InvalidDecisionToken", non_retryable=True) from None
         if decision.decision == "approve" and decision.reviewer in self._approvals:
             raise ApplicationError(
                 f"{decision.reviewer} has approved already; four-eyes needs a different reviewer",
                 type="SameReviewer",
                 non_retryable=True,
             )
+
+    def _verify_decision(self, decision: ReviewDecision, unknown_key_ok: bool = False) -> DecisionClaims:
+        """The decision token's claims, if it proves this decision (sentinel/decision_tokens.py)."""
+        return verify_decision(
+            decision, withdrawal_id=self._req.withdrawal_id, public_keys=self._decision_keys, now=workflow.now(),
+            used_nonces=self._used_nonces, manual_check=self._status == WithdrawalStatus.MANUAL_CHECK,
+            unknown_key_ok=unknown_key_ok,
+        )
 
     @workflow.query
     def status(self) -> WithdrawalView:
@@ -725,25 +777,51 @@ class WithdrawalWorkflow:
                 f"review decision '{decision.decision}' by {decision.reviewer} ignored: {self._status.value}", "review"
             )
             return
-        self._decisions.append(decision)
+        if await self._apply_review(decision) and decision.token is not None:
+            await self._audit_decision(decision)
+
+    async def _audit_decision(self, decision: ReviewDecision) -> None:
+        """The audit row of an applied decision (who, role, what, why, the status after),
+        once per token: the same row whether it came from the gateway, the CLI or a direct
+        update (issue #11)."""
+        claims = read_claims(decision.token)
+        docs = f" (documents: {', '.join(decision.documents)})" if decision.documents else ""
+        try:
+            await workflow.execute_activity(
+                "record_decision",
+                DecisionAudit(withdrawal_id=self._req.withdrawal_id, actor=claims.reviewer, role=claims.role,
+                              action=f"review:{decision.decision}", nonce=claims.nonce,
+                              detail=f"{decision.reason}{docs} -> {self._status.value}"[:1000]),
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=AUDIT_RETRY,
+            )
+        except ActivityError as err:
+            self._event("could not write the audit row of the review decision", "review", str(err.cause))
+            self._alert_operators(self._category, force=True,
+                                  alert=f"The audit row of {claims.reviewer}'s {decision.decision} was not written.")
+
+    async def _apply_review(self, decision: ReviewDecision) -> bool:
+        """Apply a decision to a case awaiting review; False when it is refused (the same
+        reviewer approving twice)."""
+        self._decisions.append(decision.model_copy(update={"token": None}))  # the token stays out of views
         self._event(f"review: {decision.decision} by {decision.reviewer}", "review", decision.reason)
         if decision.decision == "request_documents":
             self._awaiting_documents = list(decision.documents)
             self._documents_due = workflow.now() + timedelta(seconds=self._policy.documents_wait_s)
             self._notify(Stage.DOCUMENTS_REQUESTED, self._category, documents=decision.documents)
-            return
+            return True
         if decision.decision == "reject":
             self._awaiting_documents, self._documents_due = [], None
             self._set_status(WithdrawalStatus.FAILED)
             self._notify(Stage.REJECTED, self._category)
-            return
+            return True
         if self._four_eyes and not self._approvals:
             self._approvals.append(decision.reviewer)
             self._event(f"first approval by {decision.reviewer}; a second reviewer must approve", "review")
-            return
+            return True
         if decision.reviewer in self._approvals:
             self._event(f"second approval by the same reviewer {decision.reviewer} refused", "review")
-            return
+            return False
         self._approvals.append(decision.reviewer)
         # approve: release the payout. Never sent (platform risk rules): the first order number.
         # After a channel's risk hold the held order is dead, so a new order number; after a
@@ -755,6 +833,7 @@ class WithdrawalWorkflow:
         self._category = self._subtype = self._reason_code = None
         self._awaiting_documents, self._documents_due = [], None
         await self._submit()
+        return True
 
     async def _close(self) -> None:
         """After the final state: keep listening for a bank return during the channel's
