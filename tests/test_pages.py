@@ -167,7 +167,7 @@ async def test_progress_page_tells_the_users_story_and_the_fix(gw, unique_id):
     fix = re.search(r'id="next-step" data-action="fix_card" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     assert fix.startswith("https://pay.example/app/bank-cards/fix?")
     assert verify_link(fix, SECRET, int(time.time()))["withdrawal_id"] == unique_id
-    assert 'href="tel:95188"' in html and "https://pay.example/support" in html
+    assert 'href="tel:555-0100"' in html and "https://pay.example/support" in html
     assert f'data-stream="/pages/withdrawals/track/events?' in html
     # the withdrawal's own language (its notices' language) when the browser asks for nothing else
     tracked(gw, f"{unique_id}z", user, S.DELAYED, ExceptionCategory.BANK_DELAY, locale="zh-CN")
