@@ -200,6 +200,7 @@ def assert_refused(result: subprocess.CompletedProcess, process: str) -> None:
     assert result.returncode != 0, result
     assert f"the {process} refuses to start with public development credentials" in result.stderr, result.stderr
     assert "SENTINEL_USER_TOKEN_SECRET" in result.stderr and "SENTINEL_API_KEYS_FILE" in result.stderr
+    assert "SENTINEL_REVIEWERS_FILE" in result.stderr  # the default: the dev reviewer accounts
     # the secrets that were set are not named
     assert "SENTINEL_CHANNEL_SECRET" not in result.stderr and "SENTINEL_LINK_SECRET" not in result.stderr
     assert "Traceback" not in result.stderr, "one clear message"
