@@ -23,6 +23,8 @@ COPY . .
 # The development API keys are public (.dockerignore keeps them out; this fails the build if
 # they got in anyway): the gateway reads the keys file mounted at SENTINEL_API_KEYS_FILE.
 RUN test ! -e config/api_keys.dev.yaml
+# The same for the reviewer console's development accounts (SENTINEL_REVIEWERS_FILE is mounted).
+RUN test ! -e config/reviewers.dev.yaml
 # Bytecode is compiled here once (PYTHONDONTWRITEBYTECODE keeps Python from writing it at run
 # time): the workflow sandbox re-imports the workflow modules for every workflow it runs,
 # and without a .pyc each import compiles the source again (docs/benchmarks.md).

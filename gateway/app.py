@@ -5,7 +5,8 @@ docs/gateway.md.
 One router per area: channel callbacks (signed by the channel), withdrawals (start, status,
 records, documents, link receipts), the inbox, the review desk, operations, provider
 receipts, the codec server of the Temporal UI (decrypts workflow history for operators),
-and the web pages under /pages (progress, records, inbox: docs/pages.md).
+and the web pages under /pages (progress, records, inbox, the operations and reviewer
+consoles: docs/pages.md).
 Authentication: API keys with roles and signed user tokens (gateway/auth.py).
 It refuses to start with the public development credentials unless SENTINEL_DEV_MODE=1
 (sentinel/dev_credentials.py), and its access log never shows a receipt URL's secret
@@ -32,17 +33,21 @@ from gateway import (
     routes_ops,
     routes_pages,
     routes_receipts,
+    routes_review_console,
     routes_reviews,
     routes_withdrawals,
 )
 from gateway.access_log import redact_access_log
+from activities.config_files import HotFile
 from gateway.auth import KeyStore
 from gateway.limits import BodyLimit
 from gateway.page_streams import Slots
+from gateway.reviewers import Reviewers
 from gateway.sessions import RateLimit, Sessions
 from gateway.web import PREFIX, STATIC, SecurityHeaders
 from sentinel.decision_tokens import parse_signing_key
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
+from sentinel.policy import validate_delays_document
 from sentinel.settings import Settings, get_settings
 from starter.client import SentinelClient
 from starter.codec import codec_for
@@ -84,6 +89,8 @@ def create_app(
     app.state.engine = engine_for(settings.database_url)
     app.state.channels = build_channels(settings)
     app.state.keys = KeyStore(settings.api_keys_file)
+    app.state.reviewers = Reviewers(settings.reviewers_file)  # the reviewer console's accounts
+    app.state.delays = HotFile(settings.delays_file, validate_delays_document)  # the console's SLA due times
     app.state.codec = codec_for(settings)  # the workers' payload keys, for the codec server
     app.state.callback_parsers = routes_callbacks.parser_pool()
     app.state.sessions = Sessions(settings.user_token_secret, settings.pages_session_ttl_s)
@@ -93,7 +100,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     errors.install(app)
     for module in (routes_withdrawals, routes_inbox, routes_devices, routes_reviews, routes_ops, routes_callbacks,
-                   routes_receipts, routes_codec, routes_pages, routes_console):
+                   routes_receipts, routes_codec, routes_pages, routes_console, routes_review_console):
         app.include_router(module.router)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="pages-static")
     routes_pages.install(app)  # last: its catch-all answers unknown page paths

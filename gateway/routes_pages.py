@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
 from gateway import routes_inbox
-from gateway.auth import ROLES, USER, TokenError, is_user_token, verify_user_token
+from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER, TokenError, is_user_token, verify_user_token
 from gateway.deps import db
 from gateway.errors import ApiError
 from gateway.page_auth import PageProblem, check_csrf, current, form, need, secure
@@ -151,15 +151,41 @@ def _local_next(target: str | None) -> str:
     return PREFIX + "/records"
 
 
+def signin_page(request: Request, template: str, locale: str, path: str, next_path: str, *,
+                status_code: int = 200, failed: bool = False, signed_out: bool = False) -> Response:
+    """A sign-in form with a fresh CSRF value in the form and in a cookie scoped to ``path``
+    (double submit): the users' form and the reviewer console's."""
+    token = new_pre_csrf()
+    response = render(request, template, locale, status_code=status_code, pre_csrf=token, failed=failed,
+                      next=next_path, signed_out=signed_out)
+    response.set_cookie(PRE_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure(request),
+                        path=path, max_age=3600)
+    return response
+
+
+def signin_attempt(request: Request, locale: str) -> None:
+    """The sign-in rate limit per client address (429 with Retry-After past it)."""
+    wait = request.app.state.signin_limit.allow(_client(request))
+    if wait:
+        raise PageProblem("slow", 429, locale, headers={"Retry-After": str(int(wait) + 1)})
+
+
+def signed_in(request: Request, name: str, role: str, until: int | None, target: str, signin_path: str) -> Response:
+    """A new session (fresh id) in the session cookie, and on to ``target``."""
+    state = request.app.state
+    session, cookie = state.sessions.start(name, role, until, state.clock())
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=secure(request), path=PREFIX,
+                        max_age=max(1, session.exp - int(state.clock())))
+    response.delete_cookie(PRE_CSRF_COOKIE, path=signin_path)
+    return response
+
+
 @router.get(PREFIX + "/signin")
 async def signin_form(request: Request) -> Response:
-    token = new_pre_csrf()
-    response = render(request, "signin.html", pick_locale(request), pre_csrf=token, failed=False,
-                      next=_local_next(request.query_params.get("next")),
-                      signed_out=request.query_params.get("out") == "1")
-    response.set_cookie(PRE_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure(request),
-                        path=PREFIX + "/signin", max_age=3600)
-    return response
+    return signin_page(request, "signin.html", pick_locale(request), PREFIX + "/signin",
+                       _local_next(request.query_params.get("next")),
+                       signed_out=request.query_params.get("out") == "1")
 
 
 def _client(request: Request) -> str:
@@ -171,11 +197,8 @@ async def signin(request: Request) -> Response:
     """A user token (or, for the consoles, a member of staff's API key) for a session cookie.
     From a form (``token``, ``csrf`` matching the sign-in cookie, ``next``) or from the app's
     own code with ``Authorization: Bearer <user token>`` (a header no other site can send)."""
-    state = request.app.state
     locale = pick_locale(request)
-    wait = state.signin_limit.allow(_client(request))
-    if wait:
-        raise PageProblem("slow", 429, locale, headers={"Retry-After": str(int(wait) + 1)})
+    signin_attempt(request, locale)
     fields = await form(request)
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
@@ -186,21 +209,12 @@ async def signin(request: Request) -> Response:
         credential = fields.get("token", "").strip()
     name_role_until = _credential(request, credential)
     if name_role_until is None:
-        token = new_pre_csrf()
-        response = render(request, "signin.html", locale, status_code=401, pre_csrf=token, failed=True,
-                          next=_local_next(fields.get("next")), signed_out=False)
-        response.set_cookie(PRE_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure(request),
-                            path=PREFIX + "/signin", max_age=3600)
-        return response
+        return signin_page(request, "signin.html", locale, PREFIX + "/signin", _local_next(fields.get("next")),
+                           status_code=401, failed=True)
     name, role, until = name_role_until
-    session, cookie = state.sessions.start(name, role, until, state.clock())
-    default = PREFIX + ("/records" if role == USER else "/ops")
+    default = PREFIX + {USER: "/records", REVIEWER: "/review"}.get(role, "/ops")
     target = _local_next(fields.get("next")) if fields.get("next") else default
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=secure(request), path=PREFIX,
-                        max_age=max(1, session.exp - int(state.clock())))
-    response.delete_cookie(PRE_CSRF_COOKIE, path=PREFIX + "/signin")
-    return response
+    return signed_in(request, name, role, until, target, PREFIX + "/signin")
 
 
 def _credential(request: Request, credential: str) -> tuple[str, str, int | None] | None:
@@ -227,7 +241,8 @@ async def signout(request: Request) -> Response:
     if session is not None:
         check_csrf(request, session, await form(request))
         request.app.state.sessions.end(session, request.app.state.clock())
-    response = RedirectResponse(PREFIX + "/signin?out=1", status_code=303)
+    console = session is not None and session.role in (REVIEWER, SUPERVISOR)
+    response = RedirectResponse(PREFIX + ("/review/signin?out=1" if console else "/signin?out=1"), status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response
 

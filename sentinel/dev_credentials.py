@@ -15,8 +15,13 @@ number ``555-0100`` (a number reserved for fiction: users told to call it reach 
 the brand "Example Pay" / "示例支付" that every SMS, push and call carries (R19). Any
 555-01xx number counts as fictional.
 
-The decision is pure (:func:`refuse_dev_credentials` takes the keys file's text);
-:func:`check_at_start` reads the configured file and calls it.
+The reviewer console's accounts file (``SENTINEL_REVIEWERS_FILE``) is refused the same way
+when it still lets a development account (alice, bob, carol) sign in with its public
+password (config/reviewers.dev.yaml): each such account's argon2 hash is checked against
+that account's development password (three checks at most, however long the file).
+
+The decision is pure (:func:`refuse_dev_credentials` takes the files' text);
+:func:`check_at_start` reads the configured files and calls it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from __future__ import annotations
 import hashlib
 import re
 
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import SecretStr
 
 from sentinel.settings import DEV_BRAND_NAME, DEV_BRAND_NAME_ZH, DEV_DECISION_PUBLIC_KEY, DEV_SUPPORT_PHONE, Settings
@@ -37,6 +45,9 @@ DEV_API_KEYS = (
     "dev-operator-key",
 )
 DEV_API_KEY_HASHES = frozenset(hashlib.sha256(k.encode()).hexdigest() for k in DEV_API_KEYS)
+
+#: the public passwords of config/reviewers.dev.yaml (docs/pages.md)
+DEV_REVIEWER_PASSWORDS = {"alice": "dev-alice-password", "bob": "dev-bob-password", "carol": "dev-carol-password"}
 
 #: settings every user notice prints, with their fictional development values
 DEV_IDENTITY = {"support_phone": DEV_SUPPORT_PHONE, "brand_name": DEV_BRAND_NAME, "brand_name_zh": DEV_BRAND_NAME_ZH}
@@ -76,7 +87,28 @@ def dev_key_hashes_in(keys_file_text: str | None) -> set[str]:
     return {h.lower() for h in _HEX64.findall(keys_file_text)} & DEV_API_KEY_HASHES
 
 
-def dev_credentials_in_use(settings: Settings, keys_file_text: str | None, process: str | None = None) -> list[str]:
+def dev_reviewers_in(reviewers_file_text: str | None) -> list[str]:
+    """The development accounts of a reviewers file that still take their public password."""
+    try:
+        doc = yaml.safe_load(reviewers_file_text or "") or {}
+    except yaml.YAMLError:
+        return []  # the gateway's own loader refuses a broken file
+    accounts = doc.get("accounts") if isinstance(doc, dict) else None
+    found = []
+    for entry in accounts if isinstance(accounts, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        hashed = entry.get("password_hash") if isinstance(entry, dict) else None
+        if name in DEV_REVIEWER_PASSWORDS and isinstance(hashed, str):
+            try:
+                if PasswordHasher().verify(hashed, DEV_REVIEWER_PASSWORDS[name]):
+                    found.append(name)
+            except (VerificationError, InvalidHashError):
+                pass
+    return found
+
+
+def dev_credentials_in_use(settings: Settings, keys_file_text: str | None, process: str | None = None,
+                           reviewers_file_text: str | None = None) -> list[str]:
     """One line per setting that still holds a public development credential (leaving out
     those ``process`` never uses: NOT_USED_BY)."""
     found = []
@@ -94,6 +126,10 @@ def dev_credentials_in_use(settings: Settings, keys_file_text: str | None, proce
         found.append("SENTINEL_DECISION_PUBLIC_KEYS trusts the development decision key (anyone can sign with it)")
     if dev_key_hashes_in(keys_file_text):
         found.append(f"SENTINEL_API_KEYS_FILE ({settings.api_keys_file}) lists public development API keys")
+    dev_accounts = dev_reviewers_in(reviewers_file_text)
+    if dev_accounts:
+        found.append(f"SENTINEL_REVIEWERS_FILE ({settings.reviewers_file}) lets the development accounts "
+                     f"{', '.join(dev_accounts)} sign in with their public passwords")
     return found
 
 
@@ -110,12 +146,13 @@ def fictional_identity_in_use(settings: Settings) -> list[str]:
     return found
 
 
-def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, process: str) -> None:
+def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, process: str,
+                           reviewers_file_text: str | None = None) -> None:
     """Raise :class:`DevCredentialsRefused` naming every public credential in use, unless
     ``settings.dev_mode`` is set."""
     if settings.dev_mode:
         return
-    found = dev_credentials_in_use(settings, keys_file_text, process)
+    found = dev_credentials_in_use(settings, keys_file_text, process, reviewers_file_text)
     if found:
         raise DevCredentialsRefused(
             f"the {process} refuses to start with public development credentials:\n  - "
@@ -125,9 +162,13 @@ def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, proce
         )
 
 
+def _text(path) -> str | None:
+    return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
+
+
 def check_at_start(settings: Settings, process: str) -> None:
-    """:func:`refuse_dev_credentials` with the configured API keys file (a missing file has
-    no keys: the gateway's key store refuses it on its own)."""
-    path = settings.api_keys_file
-    text = path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
-    refuse_dev_credentials(settings, text, process)
+    """:func:`refuse_dev_credentials` with the configured API keys and reviewers files (a
+    missing file has no keys: the gateway's own loaders refuse it)."""
+    if settings.dev_mode:
+        return
+    refuse_dev_credentials(settings, _text(settings.api_keys_file), process, _text(settings.reviewers_file))

@@ -189,6 +189,11 @@ class Settings(BaseSettings):
         ROOT / "config" / "api_keys.dev.yaml",
         description="YAML of API keys (sha256 of each key, role, name); the dev file's keys are public: replace it",
     )
+    reviewers_file: Path | None = Field(
+        ROOT / "config" / "reviewers.dev.yaml",
+        description="YAML of the reviewer console's accounts (name, role reviewer or supervisor, argon2 password "
+        "hash); the dev file's passwords are public: replace it",
+    )
     user_token_secret: SecretStr = Field(
         SecretStr("dev-user-token-secret"), description="HMAC key of the signed end-user tokens"
     )

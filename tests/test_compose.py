@@ -389,10 +389,11 @@ def test_secrets_are_required_from_the_environment_not_hardcoded():  # R22
     raw = COMPOSE_FILE.read_text()
     for var in ("POSTGRES_PASSWORD", "SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET",
                 "SENTINEL_API_KEYS_FILE", "SENTINEL_PAYLOAD_KEYS", "SENTINEL_DECISION_SIGNING_KEY",
-                "SENTINEL_DECISION_PUBLIC_KEYS", "TEMPORAL_TLS_DIR"):
+                "SENTINEL_DECISION_PUBLIC_KEYS", "TEMPORAL_TLS_DIR", "SENTINEL_REVIEWERS_FILE"):
         uses = re.findall(r"\$\{" + var + r"([^}]*)\}", raw)
         assert uses and all(u.startswith(":?") for u in uses), f"{var} must be `${{{var}:?...}}`"
-    for public in ("dev-channel-secret", "dev-link-secret", "dev-user-token-secret", "api_keys.dev.yaml"):
+    for public in ("dev-channel-secret", "dev-link-secret", "dev-user-token-secret", "api_keys.dev.yaml",
+                   "reviewers.dev.yaml"):
         assert public not in raw
     assert DEV_PAYLOAD_KEYS.split(":")[1] not in raw
 
@@ -407,6 +408,8 @@ def test_app_services_get_the_user_token_secret_and_the_mounted_api_keys_file(na
     keys_path = env["SENTINEL_API_KEYS_FILE"]
     mounts = [interpolate(str(v)).split(":") for v in svc.get("volumes") or []]
     assert ["<SENTINEL_API_KEYS_FILE>", keys_path, "ro"] in mounts, f"{name}: mount the keys file read-only"
+    reviewers_path = env["SENTINEL_REVIEWERS_FILE"]  # the reviewer console's accounts (issue #13)
+    assert ["<SENTINEL_REVIEWERS_FILE>", reviewers_path, "ro"] in mounts, f"{name}: mount the reviewers file"
 
 
 # ---------------------------------------------------------------- who may talk to Temporal (issue #11)
@@ -490,6 +493,8 @@ def test_the_image_does_not_contain_the_dev_api_keys():  # R22, issue #11
         assert not dockerignored(needed), needed
     lines = [ln.strip() for ln in DOCKERFILE.read_text().splitlines()]
     assert "RUN test ! -e config/api_keys.dev.yaml" in lines, "the build fails if the dev keys got in anyway"
+    assert dockerignored("config/reviewers.dev.yaml"), "the public dev reviewer accounts stay out too"
+    assert "RUN test ! -e config/reviewers.dev.yaml" in lines
 
 
 # ---------------------------------------------------------------- files the compose file relies on

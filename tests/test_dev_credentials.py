@@ -16,9 +16,12 @@ import pytest
 import yaml
 
 from gateway.app import create_app
+from gateway.reviewers import hash_password
 from sentinel.dev_credentials import (
     DEV_API_KEY_HASHES,
+    DEV_REVIEWER_PASSWORDS,
     DevCredentialsRefused,
+    check_at_start,
     dev_credentials_in_use,
     public_secret_defaults,
     refuse_dev_credentials,
@@ -28,8 +31,10 @@ from sentinel.settings import DEV_DECISION_PUBLIC_KEY, DEV_DECISION_SIGNING_KEY,
 from tests.conftest import free_port
 
 DEV_KEYS_FILE = ROOT / "config" / "api_keys.dev.yaml"
+DEV_REVIEWERS_FILE = ROOT / "config" / "reviewers.dev.yaml"
 ALL_DEV = ("SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET", "SENTINEL_PAYLOAD_KEYS",
-           "SENTINEL_DECISION_SIGNING_KEY", "SENTINEL_DECISION_PUBLIC_KEYS", "SENTINEL_API_KEYS_FILE")
+           "SENTINEL_DECISION_SIGNING_KEY", "SENTINEL_DECISION_PUBLIC_KEYS", "SENTINEL_API_KEYS_FILE",
+           "SENTINEL_REVIEWERS_FILE")
 #: a production history key (id:base64 of 32 bytes)
 OWN_PAYLOAD_KEYS = "k1:" + "cA" * 21 + "c="
 #: a production decision signing key and its public half
@@ -72,7 +77,7 @@ def test_every_key_of_the_dev_keys_file_is_known_as_a_dev_key():
                                               ("worker", "SENTINEL_DECISION_SIGNING_KEY")])
 def test_the_refusal_names_every_dev_credential_in_one_message(process, unused):  # R22
     with pytest.raises(DevCredentialsRefused) as refused:
-        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), process)
+        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), process, DEV_REVIEWERS_FILE.read_text())
     message = str(refused.value)
     assert message.startswith(f"the {process} refuses to start")
     for name in ALL_DEV:
@@ -160,8 +165,41 @@ def test_the_gateway_app_is_not_built_with_dev_credentials(tmp_path):  # R22
     assert not db.exists(), "refused before touching anything"
     keys = tmp_path / "keys.yaml"
     keys.write_text(OWN_KEYS)
-    app = create_app(production(database_url=f"sqlite:///{db}", api_keys_file=keys, **own_secrets()))
+    reviewers = tmp_path / "reviewers.yaml"
+    reviewers.write_text(own_reviewers())
+    app = create_app(production(database_url=f"sqlite:///{db}", api_keys_file=keys, reviewers_file=reviewers,
+                                **own_secrets()))
     assert app.state.keys.names(["supervisor"]) == {"carol"}
+
+
+def own_reviewers(password: str = "carol's own long passphrase") -> str:
+    return ("accounts:\n- name: carol\n  role: supervisor\n"
+            f"  password_hash: \"{hash_password(password)}\"\n")
+
+
+def test_the_dev_reviewers_file_is_refused_outside_dev_mode(tmp_path):  # R22
+    """config/reviewers.dev.yaml lets alice, bob and carol sign in to the reviewer console
+    with public passwords: refused like the dev API keys; an own file with carol's own
+    password passes, and one dev account with its public password among own ones is caught."""
+    found = dev_credentials_in_use(production(**own_secrets()), OWN_KEYS, reviewers_file_text=DEV_REVIEWERS_FILE.read_text())
+    assert len(found) == 1 and found[0].startswith("SENTINEL_REVIEWERS_FILE ")
+    assert "alice, bob, carol" in found[0]
+    assert dev_credentials_in_use(production(**own_secrets()), OWN_KEYS, reviewers_file_text=own_reviewers()) == []
+    mixed = own_reviewers().replace("carol", "dave") + (
+        f"- name: bob\n  role: reviewer\n  password_hash: \"{hash_password(DEV_REVIEWER_PASSWORDS['bob'])}\"\n")
+    [line] = dev_credentials_in_use(production(**own_secrets()), OWN_KEYS, reviewers_file_text=mixed)
+    assert "the development accounts bob sign in" in line
+    refuse_dev_credentials(Settings(_env_file=None, dev_mode=True), None, "gateway", DEV_REVIEWERS_FILE.read_text())
+
+
+def test_check_at_start_reads_the_configured_reviewers_file(tmp_path):  # R22
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(OWN_KEYS)
+    with pytest.raises(DevCredentialsRefused, match="SENTINEL_REVIEWERS_FILE"):
+        check_at_start(production(api_keys_file=keys, **own_secrets()), "gateway")  # the default: the dev file
+    reviewers = tmp_path / "reviewers.yaml"
+    reviewers.write_text(own_reviewers())
+    check_at_start(production(api_keys_file=keys, reviewers_file=reviewers, **own_secrets()), "gateway")
 
 
 # --------------------------------------------------------------------------- real starts
@@ -193,6 +231,7 @@ def assert_refused(result: subprocess.CompletedProcess, process: str) -> None:
     assert result.returncode != 0, result
     assert f"the {process} refuses to start with public development credentials" in result.stderr, result.stderr
     assert "SENTINEL_USER_TOKEN_SECRET" in result.stderr and "SENTINEL_API_KEYS_FILE" in result.stderr
+    assert "SENTINEL_REVIEWERS_FILE" in result.stderr  # the default: the dev reviewer accounts
     # the secrets that were set are not named
     assert "SENTINEL_CHANNEL_SECRET" not in result.stderr and "SENTINEL_LINK_SECRET" not in result.stderr
     assert "Traceback" not in result.stderr, "one clear message"
