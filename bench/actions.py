@@ -36,7 +36,9 @@ SCENARIOS: list[tuple[str, dict]] = [
 
 
 async def one(stack: BenchStack, client, label: str, spec: dict) -> dict:
+    from sentinel.decision_tokens import sign_decision
     from sentinel.models import ReviewDecision
+    from sentinel.settings import DEV_DECISION_SIGNING_KEY
     from sentinel.taxonomy import WithdrawalStatus
 
     wid = f"ACT-{uuid.uuid4().hex[:8]}"
@@ -48,7 +50,11 @@ async def one(stack: BenchStack, client, label: str, spec: dict) -> dict:
         while (await client.status(wid)).status != WithdrawalStatus.UNDER_REVIEW:
             assert time.monotonic() < deadline, "risk hold never reached UNDER_REVIEW"
             await asyncio.sleep(0.3)
-        await client.review(wid, ReviewDecision(decision="approve", reviewer="bench-alice", reason="bench"))
+        # signed as the gateway signs (the dev stack's worker trusts the development key)
+        token = sign_decision(DEV_DECISION_SIGNING_KEY, withdrawal_id=wid, reviewer="bench-alice", role="reviewer",
+                              decision="approve", reason="bench", documents=[], nonce=uuid.uuid4().hex,
+                              now=time.time(), ttl_s=600)
+        await client.review(wid, ReviewDecision(decision="approve", reviewer="bench-alice", reason="bench", token=token))
         note = "1 update (review approve)"
     try:
         final = (await asyncio.wait_for(client.result(wid), args_timeout)).status.value
