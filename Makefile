@@ -19,7 +19,10 @@ HOURS        ?= 00:30 07:59 13:30 18:30
 NIGHT_HOURS  ?= 18:30 23:59
 TIMING_TESTS ?= tests/test_notice_folding.py tests/test_notice_engine.py tests/test_notice_retry.py \
                 tests/test_exactly_once.py tests/test_workflow.py tests/test_long_lives.py
-FAKETIME     := faketime -f "@$$(date -u +%Y-%m-%d) $$hour:00"
+# One offset for every process (pytest, the test server, workers, Chromium, ...): "@time"
+# would start each process's clock at that time when it starts, so later processes would lag.
+FAKETIME     := off=$$(( $$(date -u -d "$$(date -u +%F) $$hour:00" +%s) - $$(date -u +%s) )); \
+                faketime -f "$$([ $$off -ge 0 ] && echo +)$$off"
 
 test-any-hour: $(STAMP)  ## the suite except the dev-server tests, at 00:30, 07:59, 13:30 and 18:30 UTC
 	@command -v faketime >/dev/null || { echo "faketime is missing (apt-get install faketime)"; exit 2; }
