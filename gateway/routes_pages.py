@@ -28,7 +28,7 @@ from gateway.page_progress import marker, owner, progress_context, user_view
 from gateway.page_streams import stream
 from gateway.sessions import COOKIE, PRE_CSRF_COOKIE, new_pre_csrf, pre_csrf_ok
 from gateway.views import views
-from gateway.web import PREFIX, Words, money, pick_locale, problem, render, render_fragment
+from gateway.web import PREFIX, WIDGET_PATH, Words, money, pick_locale, problem, render, render_fragment
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
 from store.repo import get_record, inbox, user_withdrawals
@@ -310,6 +310,23 @@ async def inbox_page(request: Request) -> Response:
     messages, unread = await db(inbox, state.engine, session.user_id, INBOX_PAGE, 0)
     return render(request, "inbox.html", pick_locale(request), session=session,
                   csrf=state.sessions.csrf_for(session), messages=[_message(m) for m in messages], unread=unread)
+
+
+@router.get(WIDGET_PATH)
+async def widget(request: Request) -> Response:
+    """The embeddable inbox widget (a bell, the red dot, a panel with the inbox), shown in an
+    iframe on the platform's own site by ``static/widget.js``; framed only by the sites of
+    SENTINEL_PAGES_FRAME_ANCESTORS (gateway/web.py). Without a session: 401 and a bell that
+    opens the sign-in page; a staff session: 403."""
+    session = current(request)
+    locale = pick_locale(request)
+    if session is None:
+        return render(request, "widget.html", locale, status_code=401)
+    need(request, USER)
+    state = request.app.state
+    messages, unread = await db(inbox, state.engine, session.user_id, INBOX_PAGE, 0)
+    return render(request, "widget.html", locale, session=session, csrf=state.sessions.csrf_for(session),
+                  messages=[_message(m) for m in messages], unread=unread)
 
 
 @router.get(PREFIX + "/inbox/events")

@@ -4,7 +4,8 @@ the choice of language, the security headers, and the friendly problem page.
 
 Security headers on everything under ``/pages``: a Content-Security-Policy without inline
 script or style (``script-src 'self'``; the pages load their JavaScript and CSS from
-``/pages/static``), no framing, no referrer (a signed link never leaks to another site),
+``/pages/static``), no framing (but the inbox widget's page, by the configured sites), no
+referrer (a signed link never leaks to another site),
 ``nosniff``, and ``Cache-Control: no-store`` on the pages themselves.
 """
 
@@ -37,6 +38,18 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+#: the embeddable inbox widget's page: the one page a frame may show, on the sites of
+#: SENTINEL_PAGES_FRAME_ANCESTORS only
+WIDGET_PATH = PREFIX + "/widget"
+
+
+def widget_headers(frame_ancestors: list[str]) -> dict[str, str]:
+    """The widget page's headers: the same CSP but framed by ``frame_ancestors`` (validated
+    origins or 'self', sentinel/settings.py), and no X-Frame-Options (it cannot list sites)."""
+    csp = CSP.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(frame_ancestors))
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": csp}
+    del headers["X-Frame-Options"]
+    return headers
 
 
 def load_text(path: Path = WEB / "text.yaml") -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
@@ -152,11 +165,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        wanted = SECURITY_HEADERS
+        if scope["path"] == WIDGET_PATH:
+            wanted = widget_headers(scope["app"].state.settings.pages_frame_ancestors)
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in wanted.items():
                     if name.lower().encode() not in present:
                         headers.append((name.lower().encode(), value.encode()))
                 message["headers"] = headers

@@ -10,7 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+import re
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +27,10 @@ DEV_BRAND_NAME_ZH = "示例支付"
 #: public, like its public half below, which a production worker must not trust
 DEV_DECISION_SIGNING_KEY = "dev:ZGV2LWRlY2lzaW9uLWtleS1OT1QtZm9yLXByb2QtISE="
 DEV_DECISION_PUBLIC_KEY = "dev:IaEmDKQsD9NbyI5WQQxfxfge///WpfOwUtMnWSC3MCc="
+
+
+#: an origin the widget may be framed by: scheme, host (a leading "*." allowed), optional port
+_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -235,6 +241,12 @@ class Settings(BaseSettings):
     pages_signin_per_minute: int = Field(
         10, gt=0, description="sign-in attempts per client address per minute; more are answered 429"
     )
+    pages_frame_ancestors: list[str] = Field(
+        default_factory=lambda: ["'self'"],
+        description="JSON list of the sites allowed to embed the inbox widget (/pages/widget) in a frame: "
+        "origins like \"https://www.example.com\", or 'self'; it is the widget's CSP frame-ancestors. "
+        "Every other page can never be framed",
+    )
 
     # Development machine (issue #11)
     dev_mode: bool = Field(
@@ -245,6 +257,15 @@ class Settings(BaseSettings):
     # Observability
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: no export")
     otel_console: bool = Field(False, description="print spans to stdout (debugging)")
+
+    @field_validator("pages_frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, value: list[str]) -> list[str]:
+        """Each entry goes into a header: an origin (scheme://host[:port]) or 'self', nothing else."""
+        bad = [v for v in value if v != "'self'" and not _ORIGIN.fullmatch(v)]
+        if bad or not value:
+            raise ValueError(f"pages_frame_ancestors: not an origin or 'self': {bad or 'an empty list'}")
+        return value
 
     def temporal_ui_url(self) -> str:
         return "http://127.0.0.1:8233"

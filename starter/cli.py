@@ -67,6 +67,10 @@ def up(
               f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}", flush=True)
         if demo:
             asyncio.run(_demo(settings, stack))
+        from starter.demo import pages_help, scenarios
+
+        print("\n".join(pages_help(f"http://127.0.0.1:{stack.ports.gateway}", f"http://127.0.0.1:{stack.ports.ui}",
+                                    f"user-{scenarios()[2].name}")), flush=True)
         _print_ui_help(stack)
         if serve:
             print("serving; press Ctrl-C to stop", flush=True)
@@ -87,8 +91,7 @@ async def _demo(settings: Settings, stack) -> None:
 
 def _print_ui_help(stack) -> None:
     print(
-        f"""Temporal UI: http://127.0.0.1:{stack.ports.ui}/namespaces/default/workflows
-Filters for stuck payouts (paste into the UI's query box):
+        f"""Filters for stuck payouts (paste into the Temporal UI's query box):
   WithdrawalStatus="DELAYED"
   NeedsReview=true
   WithdrawalStatus="MANUAL_CHECK" OR WithdrawalStatus="UNDER_REVIEW"

@@ -19,6 +19,8 @@ import httpx
 from sentinel.models import Contact, WithdrawalRequest, WithdrawalView
 from sentinel.taxonomy import WithdrawalStatus
 from gateway.auth import make_user_token
+from gateway.routes_pages import page_for_link
+from sentinel.links import make_link
 from sentinel.settings import get_settings
 from starter.client import SentinelClient
 from starter.desk import post_decision
@@ -157,11 +159,49 @@ def render_channel(sc: Scenario, order: dict | None) -> list[str]:
     return lines
 
 
-def render(sc: Scenario, view: WithdrawalView, inbox: dict, sim_order: dict | None = None) -> str:
+#: the development accounts of the reviewer console (config/reviewers.dev.yaml keeps their
+#: hashes; public, development mode only: docs/pages.md) and the operator's API key
+#: (config/api_keys.dev.yaml)
+DEV_REVIEWERS = (("alice", "reviewer", "dev-alice-password"), ("bob", "reviewer", "dev-bob-password"),
+                 ("carol", "supervisor", "dev-carol-password"))
+DEV_OPERATOR_KEY = "dev-operator-key"
+
+
+def progress_url(gateway_url: str, link: str) -> str | None:
+    """The gateway's progress page for a notice's signed link (``{app}/withdrawals/track?..``
+    -> ``{gateway}/pages/withdrawals/track?..``, docs/pages.md), or None for another link."""
+    page = page_for_link(link)
+    return gateway_url.rstrip("/") + page if page else None
+
+
+def pages_help(gateway_url: str, temporal_ui_url: str, example_user: str) -> list[str]:
+    """Where the consoles are and how to sign in to each with the development credentials."""
+    g = gateway_url.rstrip("/")
+    reviewers = ", ".join(f"{name} / {password} ({role})" for name, role, password in DEV_REVIEWERS)
+    return [
+        "Pages (docs/pages.md):",
+        f"  user pages:         {g}/pages/signin  - paste a user token, made with",
+        f"                      python -m starter token user {example_user}",
+        f"                      then {g}/pages/records and {g}/pages/inbox",
+        f"  reviewer console:   {g}/pages/review/signin  - {reviewers}",
+        f"  operations console: {g}/pages/signin?next=/pages/ops  - paste the API key {DEV_OPERATOR_KEY}",
+        f"  Temporal UI:        {temporal_ui_url.rstrip('/')}/namespaces/default/workflows",
+    ]
+
+
+def newest_link(inbox: dict) -> str | None:
+    """The signed link of the newest inbox message that has one (the notices' own link)."""
+    return next((m["link"] for m in inbox.get("messages", []) if m.get("link")), None)
+
+
+def render(sc: Scenario, view: WithdrawalView, inbox: dict, sim_order: dict | None = None,
+           progress: str | None = None) -> str:
     lines = [f"== {sc.name}: {sc.shows}",
              f"   {view.withdrawal_id}  status={view.status.value}  category={view.category.value if view.category else '-'}"
              f"  code={view.reason_code or '-'}  severity={view.severity.value}",
              f"   next: {view.next_step}"]
+    if progress:
+        lines.append(f"   progress page: {progress}")
     if sc.channel != "generic":
         lines += render_channel(sc, sim_order)
     t0 = view.timeline[0].at if view.timeline else None
@@ -189,7 +229,8 @@ async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str)
     run_tag = time.strftime("%H%M%S")
     chosen = scenarios()
     views = await asyncio.gather(*(play(sc, client, simulator_url, gateway_url, run_tag) for sc in chosen))
-    secret = get_settings().user_token_secret
+    settings = get_settings()
+    secret = settings.user_token_secret
     async with httpx.AsyncClient(timeout=10) as http:
         for sc, view in zip(chosen, views):
             # the app reads its user's inbox with a signed user token (docs/gateway.md)
@@ -199,6 +240,10 @@ async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str)
             sim_order = None
             if sc.channel != "generic":  # what the simulator's native side saw
                 sim_order = (await http.get(f"{simulator_url}/_sim/orders/{view.order_id}")).json()
-            print(render(sc, view, inbox, sim_order), flush=True)
+            # the notice's link; a withdrawal without a notice gets one made the same way
+            link = newest_link(inbox) or make_link(settings.app_base_url, "track", view.withdrawal_id, view.user_id,
+                                                   settings.link_secret.get_secret_value(), int(time.time()),
+                                                   settings.link_ttl_s)
+            print(render(sc, view, inbox, sim_order, progress_url(gateway_url, link)), flush=True)
             print(flush=True)
     return views

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from gateway.sessions import COOKIE, RateLimit, Sessions, SessionError
-from gateway.web import CSP, TEXT, LOCALES
+from gateway.web import CSP, STATIC, TEXT, LOCALES, widget_headers
 from sentinel.contracts import ProgressUpdate
 from sentinel.links import make_link, verify_link
 from sentinel.progress import money_at, next_action, steps
@@ -60,17 +60,22 @@ async def sign_in(gw, user: str | None = None, *, key: str | None = None):
     return await gw.http.post("/pages/signin", data={"csrf": csrf, "token": token})
 
 
-def assert_safe_page(resp) -> None:
-    """CSP with script-src 'self', no inline script, no event-handler attributes, no inline style."""
-    assert resp.headers["content-security-policy"] == CSP and "script-src 'self'" in CSP
-    assert "'unsafe-inline'" not in CSP
+def assert_safe_page(resp, csp: str = CSP, framed_by: str | None = None) -> None:
+    """CSP with script-src 'self', no inline script, no event-handler attributes, no inline
+    style; never framed (or, for the widget, framed by ``framed_by`` only, no X-Frame-Options)."""
+    assert resp.headers["content-security-policy"] == csp and "script-src 'self'" in csp
+    assert "'unsafe-inline'" not in csp
     html = resp.text
     assert all('src="' in tag for tag in re.findall(r"<script[^>]*>", html)), "inline script"
     tags = re.findall(r"<[a-zA-Z][^>]*>", html)  # escaped text has no "<": only real tags
     assert not [t for t in tags if re.search(r"\son[a-z]+\s*=", t)], "inline event handler"
     assert not [t for t in tags if re.search(r"\sstyle\s*=", t)], "inline style"
     assert "<style" not in html
-    assert resp.headers["referrer-policy"] == "no-referrer" and resp.headers["x-frame-options"] == "DENY"
+    assert resp.headers["referrer-policy"] == "no-referrer"
+    if framed_by is None:
+        assert resp.headers["x-frame-options"] == "DENY" and csp.endswith("frame-ancestors 'none'")
+    else:
+        assert "x-frame-options" not in resp.headers and csp.endswith("frame-ancestors " + framed_by)
     assert "Traceback" not in html
 
 
@@ -302,3 +307,73 @@ async def test_inbox_page_escapes_what_it_shows_and_reads_through_the_inbox_api(
     assert inbox(gw.engine, user)[1] == 0
     assert (await gw.http.post("/pages/inbox/999999/read", headers={"X-CSRF-Token": csrf})).status_code == 404
     assert get_record(gw.engine, unique_id) is None
+
+
+# --------------------------------------------------------------------------- the inbox widget
+
+
+def _notice(gw, user: str, wid: str, title: str, body: str):
+    link = make_link("https://pay.example/app", "track", wid, user, SECRET, int(time.time()), 3600)
+    return add_inbox_message(gw.engine, InboxMessage(
+        key=f"{wid}/DETECTED/1", user_id=user, withdrawal_id=wid, stage="DETECTED", severity="HIGH",
+        locale="en-US", title=title, body=body, link=link))
+
+
+async def test_widget_needs_a_session_shows_the_inbox_escaped_and_marks_read_with_csrf(gw, unique_id):
+    # R21, R22: the embeddable widget is the user's inbox: 401 without a session (a bell that
+    # opens the sign-in, no message), the red dot's count and the messages escaped, mark read
+    # only with the session's CSRF token; framed by the default 'self' only.
+    user = f"u-{unique_id}"
+    msg = _notice(gw, user, unique_id, '<script>alert("t")</script>', '<img src=x onerror="alert(1)">')
+    framed = widget_headers(["'self'"])["Content-Security-Policy"]
+    resp = await gw.http.get("/pages/widget")
+    assert resp.status_code == 401
+    assert_safe_page(resp, framed, "'self'")
+    assert 'href="/pages/signin?next=/pages/inbox"' in resp.text and "inbox-list" not in resp.text
+    assert "alert" not in resp.text
+
+    await sign_in(gw, user)
+    resp = await gw.http.get("/pages/widget")
+    assert resp.status_code == 200
+    assert_safe_page(resp, framed, "'self'")
+    assert re.search(r'<span id="dot" class="dot">1</span>', resp.text) and "1 unread" in resp.text
+    assert "<script>alert" not in resp.text and "&lt;script&gt;alert" in resp.text and "<img src=x" not in resp.text
+    assert 'data-inbox-stream="/pages/inbox/events"' in resp.text  # the inbox page's own live stream
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', resp.text).group(1)
+    refused = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers={"Accept": "application/json"})
+    assert refused.status_code == 403 and inbox(gw.engine, user)[1] == 1
+    done = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers={"X-CSRF-Token": csrf,
+                                                                      "Accept": "application/json"})
+    assert done.status_code == 200 and done.json()["unread"] == 0
+    resp = await gw.http.get("/pages/widget")
+    assert '<span id="dot" class="dot" hidden>' in resp.text and "0 unread" in resp.text
+
+
+async def test_widget_frame_ancestors_come_from_the_setting_and_other_pages_stay_unframed(ts_env, tmp_path, unique_id):
+    # R22: only the configured sites may frame the widget; every other page still refuses frames.
+    settings = make_settings(tmp_path, 9, pages_frame_ancestors=["https://shop.example:8443", "'self'"])
+    async with offline_gateway(settings, SentinelClient(ts_env.client, "tq-no-worker")) as g:
+        await sign_in(g, f"u-{unique_id}")
+        resp = await g.http.get("/pages/widget")
+        csp = resp.headers["content-security-policy"]
+        assert resp.status_code == 200 and "frame-ancestors https://shop.example:8443 'self'" in csp
+        assert_safe_page(resp, csp, "https://shop.example:8443 'self'")
+        assert_safe_page(await g.http.get("/pages/inbox"))
+        static = await g.http.get("/pages/static/widget.js")
+        assert static.status_code == 200 and "javascript" in static.headers["content-type"]
+    for bad in (["https://shop.example; script-src *"], ["*"], []):
+        with pytest.raises(ValueError, match="pages_frame_ancestors"):
+            make_settings(tmp_path, 9, pages_frame_ancestors=bad)
+
+
+def test_widget_script_needs_no_relaxed_csp():
+    # R22: the host page's script and the frame's script build elements and text through the
+    # DOM only: no eval, no string-built code or markup, no style attribute (CSSOM only), so
+    # neither a strict host CSP nor ours needs 'unsafe-inline' or 'unsafe-eval'.
+    for name in ("widget.js", "pages.js"):
+        code = (STATIC / name).read_text()
+        for risky in ("eval(", "new Function", "document.write", "setTimeout(\"", "setAttribute(\"style\"",
+                      ".cssText", "insertAdjacentHTML", "javascript:"):
+            assert risky not in code, f"{name} uses {risky}"
+    widget = (STATIC / "widget.js").read_text()
+    assert "innerHTML" not in widget and "ev.origin !== origin" in widget and "ev.source !== frame.contentWindow" in widget

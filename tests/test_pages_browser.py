@@ -170,6 +170,68 @@ async def test_failed_withdrawal_red_dot_pop_up_and_read_receipt(ts_env, tmp_pat
         assert complaints == []
 
 
+def shop_app(gateway: dict[str, str]):
+    """A platform's own site on another port of 127.0.0.1: a page with a strict CSP of its
+    own that embeds the inbox widget with the one script tag of docs/pages.md."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def home(request):
+        g = gateway["url"]
+        html = (f'<!doctype html><html><head><title>Shop</title></head><body><header><b>My shop</b> '
+                f'<script src="{g}/pages/static/widget.js" data-sentinel="{g}" async></script></header>'
+                f'<p>Welcome.</p></body></html>')
+        return HTMLResponse(html, headers={"Content-Security-Policy": f"default-src 'self'; script-src {g}; frame-src {g}"})
+
+    return Starlette(routes=[Route("/", home)])
+
+
+async def test_widget_on_a_platform_page_shows_the_red_dot_and_marks_read(ts_env, tmp_path, smtp_server, unique_id):
+    # R2, R21, R22: a site listed in SENTINEL_PAGES_FRAME_ANCESTORS embeds the widget with one
+    # script tag; a failure's notice lights the bell's red dot live (the inbox stream), the panel
+    # lists it, "Mark read" clears the dot and the row; no CSP complaint on the host or the frame.
+    user = f"u-{unique_id}"
+    channel = ScriptedChannel()
+    gateway: dict[str, str] = {}
+    async with serve(shop_app(gateway)) as shop:
+        settings = make_settings(tmp_path, smtp_server.port, pages_frame_ancestors=[shop])
+        engine = engine_for(settings.database_url)
+        async with served(ts_env, settings, channel) as (sentinel, url), chromium() as browser:
+            gateway["url"] = url
+            handle = await sentinel.start_withdrawal(make_request(unique_id, user_id=user))
+            page = await browser.new_page(viewport=DESKTOP, locale="en-US")
+            complaints = watch_csp(page)
+            token = make_user_token(user, settings.user_token_secret, time.time(), 600)
+            await sign_in(page, url, token, "/pages/records")  # the platform's app signs its user in
+            await page.goto(shop + "/")
+            frame_el = page.locator("iframe.sentinel-widget-frame")
+            await expect(frame_el).to_have_attribute("src", url + "/pages/widget")
+            widget = page.frame_locator("iframe.sentinel-widget-frame")
+            await expect(widget.locator("#bell")).to_be_visible()
+            await expect(widget.locator("#dot")).to_be_hidden()
+
+            await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
+            await expect(widget.locator("#dot")).to_have_text("1", timeout=SHOWN_WITHIN_MS)
+            assert (await frame_el.bounding_box())["width"] == 48
+            await widget.locator("#bell").click()
+            await expect(widget.locator("#widget-panel")).to_be_visible()
+            await expect(widget.locator("#inbox-list li.unread")).to_have_count(1)
+            await expect(frame_el).to_have_css("width", "360px")  # widget.js sized the frame as it asked
+            await widget.locator("#inbox-list li.unread button").click()
+            await expect(widget.locator("#dot")).to_be_hidden()
+            await expect(widget.locator("#inbox-list li.unread")).to_have_count(0)
+            assert inbox(engine, user)[1] == 0
+
+            async def receipt():
+                view = await sentinel.status(unique_id)
+                [notice] = [n for n in view.notices if n.stage == Stage.DETECTED]
+                assert notice.read_at is not None
+
+            await eventually(receipt, 20)
+            assert complaints == []
+
+
 # --------------------------------------------------------------------------- screenshots
 
 

@@ -114,6 +114,25 @@
       markRead(form.closest("li").getAttribute("data-id"));
     });
   });
+  // --- the embeddable widget (/pages/widget, in an iframe on the platform's site): the bell
+  // opens the panel; widget.js on the host page sizes the frame to what this page asks for
+  // (only sizes are sent: nothing of the inbox leaves this frame)
+  if (document.body.hasAttribute("data-widget")) {
+    var panel = document.getElementById("widget-panel");
+    var bellButton = document.getElementById("bell");
+    var askSize = function () {
+      var open = !!panel && !panel.hidden;
+      window.parent.postMessage({ sentinelWidget: { open: open, width: open ? 360 : 48, height: open ? 480 : 48 } }, "*");
+    };
+    if (panel) {
+      bellButton.addEventListener("click", function () {
+        panel.hidden = !panel.hidden;
+        bellButton.setAttribute("aria-expanded", String(!panel.hidden));
+        askSize();
+      });
+    }
+    askSize();
+  }
   if (stream && window.EventSource) {
     var inboxEvents = new EventSource(stream);
     inboxEvents.addEventListener("inbox", function (ev) {
