@@ -82,7 +82,10 @@ def create_app(
         finally:
             app.state.callback_parsers.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="withdrawal-sentinel gateway", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
+    # no 307 to the same path without its trailing slash: an API caller (a channel's POST
+    # callback above all) gets 404 for a path it got wrong, not a redirect it may not follow
+    app = FastAPI(title="withdrawal-sentinel gateway", version="0.2.0", description=DESCRIPTION, lifespan=lifespan,
+                  redirect_slashes=False)
     app.state.settings = settings
     app.state.client = client
     app.state.clock = clock
