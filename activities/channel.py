@@ -31,7 +31,9 @@ class ChannelActivities:
             return self.channels[name]
         except KeyError:
             raise ApplicationError(
-                f"no adapter for channel {name!r}; known: {sorted(self.channels)}", type="UnknownChannel", non_retryable=True
+                f"no adapter for channel {name!r}; known: {sorted(self.channels)}",
+                type="UnknownChannel",
+                non_retryable=True,
             ) from None
 
     @activity.defn(name="submit_payout")

@@ -14,22 +14,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.config_files import HotFile
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.catalogue import Catalogue
+from sentinel.contracts import NoticeGivenUp
 from sentinel.links import make_link
 from sentinel.locales import template_locale
-from sentinel.contracts import NoticeGivenUp
 from sentinel.models import DeliveryResult, NoticeRequest
-from sentinel.taxonomy import Stage
-from sentinel.render import Brand, DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
-from activities.config_files import HotFile
 from sentinel.notice_policy import load_notice_policy
+from sentinel.render import Brand, DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
+from sentinel.taxonomy import Stage
 from store.repo import (
     COMMITTING,
     claim_delivery,
@@ -52,10 +52,19 @@ from store.tables import NoticeDelivery, WithdrawalEvent
 def _sent_event(notice: NoticeRequest) -> WithdrawalEvent:
     """The event record's row of a sent notice (R27), written with its delivery row."""
     return WithdrawalEvent(
-        key=f"notice/{notice.key}"[:200], withdrawal_id=notice.withdrawal.withdrawal_id, kind="notice",
-        at=datetime.now(timezone.utc), notice_channel=notice.channel, notice_key=notice.key[:200],
-        stage=notice.stage.value, rung=notice.rung, status=notice.status.value,
-        category=notice.category.value if notice.category else None, reason_code=notice.reason_code)
+        key=f"notice/{notice.key}"[:200],
+        withdrawal_id=notice.withdrawal.withdrawal_id,
+        kind="notice",
+        at=datetime.now(UTC),
+        notice_channel=notice.channel,
+        notice_key=notice.key[:200],
+        stage=notice.stage.value,
+        rung=notice.rung,
+        status=notice.status.value,
+        category=notice.category.value if notice.category else None,
+        reason_code=notice.reason_code,
+    )
+
 
 class NotifyActivities:
     def __init__(
@@ -94,21 +103,39 @@ class NotifyActivities:
         windows += [policy.fold.window_s] if policy.fold else []
         if not windows:
             return None, policy.version, None
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         recent = recent_notices(self.engine, notice.withdrawal.user_id, now - timedelta(seconds=max(windows)))
-        recent = [r for r in recent if not (r.withdrawal_id == notice.withdrawal.withdrawal_id and r.stage == notice.stage)]
+        recent = [
+            r
+            for r in recent
+            if not (r.withdrawal_id == notice.withdrawal.withdrawal_id and r.stage == notice.stage)
+        ]
         reason = policy.suppression(
-            channel=notice.channel, stage=notice.stage, category=notice.category, severity=notice.severity,
-            withdrawal_id=notice.withdrawal.withdrawal_id, recent=recent, now=now,
+            channel=notice.channel,
+            stage=notice.stage,
+            category=notice.category,
+            severity=notice.severity,
+            withdrawal_id=notice.withdrawal.withdrawal_id,
+            recent=recent,
+            now=now,
         )
-        until = None if reason else policy.fold_until(
-            channel=notice.channel, severity=notice.severity, withdrawal_id=notice.withdrawal.withdrawal_id,
-            recent=recent, now=now,
+        until = (
+            None
+            if reason
+            else policy.fold_until(
+                channel=notice.channel,
+                severity=notice.severity,
+                withdrawal_id=notice.withdrawal.withdrawal_id,
+                recent=recent,
+                now=now,
+            )
         )
         return reason, policy.version, until
 
     def _policy_version(self) -> str | None:
-        return self.notice_policy.derived(load_notice_policy).version if self.notice_policy is not None else None
+        return (
+            self.notice_policy.derived(load_notice_policy).version if self.notice_policy is not None else None
+        )
 
     def _may_be_batched(self, notice: NoticeRequest) -> bool:
         """Only a channel the policy folds can have a batched row to come back to (the
@@ -130,8 +157,13 @@ class NotifyActivities:
     def _link(self, notice: NoticeRequest) -> str:
         w = notice.withdrawal
         return make_link(
-            self.app_base_url, link_kind_for(notice), w.withdrawal_id, w.user_id, self.link_secret,
-            int(time.time()), self.link_ttl_s,
+            self.app_base_url,
+            link_kind_for(notice),
+            w.withdrawal_id,
+            w.user_id,
+            self.link_secret,
+            int(time.time()),
+            self.link_ttl_s,
         )
 
     def _render(self, notice: NoticeRequest) -> RenderedNotice:
@@ -143,7 +175,7 @@ class NotifyActivities:
             support_phone=self.support_phone,
             support_url=self.support_url,
             link=self._link(notice),
-            now=datetime.now(timezone.utc),
+            now=datetime.now(UTC),
             brand=self.brand,
         )
 
@@ -155,7 +187,9 @@ class NotifyActivities:
                 f"no notifier for channel {notice.channel!r}", type="UnknownChannel", non_retryable=True
             )
         if not notifier.can_reach(notice):
-            return DeliveryResult(key=notice.key, channel=notice.channel, status="skipped", detail="no address")
+            return DeliveryResult(
+                key=notice.key, channel=notice.channel, status="skipped", detail="no address"
+            )
         if self._may_be_batched(notice) and notice.hold_until is None:
             known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
             if known is not None and known[2] is not None:  # batched earlier: the fold window is over
@@ -186,19 +220,28 @@ class NotifyActivities:
             await asyncio.to_thread(record_suppressed, self.engine, row, reason)
             return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed", detail=reason)
         if fold_until is not None:
-            status = await asyncio.to_thread(record_batched, self.engine, row, fold_until, notice.status.value)
+            status = await asyncio.to_thread(
+                record_batched, self.engine, row, fold_until, notice.status.value
+            )
             if status != "batched":  # a retried call: the row went on meanwhile (folded into a digest)
                 known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
                 return self._not_ours(notice, status, known[1] if known else None)
-            return DeliveryResult(key=notice.key, channel=notice.channel, status="batched", send_at=fold_until,
-                                  detail=f"folded with the user's other notices at {fold_until.isoformat()}")
+            return DeliveryResult(
+                key=notice.key,
+                channel=notice.channel,
+                status="batched",
+                send_at=fold_until,
+                detail=f"folded with the user's other notices at {fold_until.isoformat()}",
+            )
         claim = await asyncio.to_thread(claim_delivery, self.engine, row)
         if not claim.send:
             return self._not_ours(notice, claim.status, claim.provider_message_id)
         if activity.info().attempt > 1 and not await asyncio.to_thread(self._still_true, notice):
             # retried while the provider was down, and the withdrawal has moved on meanwhile
             why = "no longer true when the provider could be reached again: not sent"
-            await asyncio.to_thread(finish_delivery, self.engine, claim.row_id, status="suppressed", error=why)
+            await asyncio.to_thread(
+                finish_delivery, self.engine, claim.row_id, status="suppressed", error=why
+            )
             return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed", detail=why)
         if claim.previous in ("sending", "unknown"):
             found = await self._find_sent(notice, notifier, claim.row_id, claim.provider_message_id)
@@ -214,39 +257,63 @@ class NotifyActivities:
         tried = handed_providers(marker)
         if notifier.records_hand_over and not tried:
             # it died before handing the notice to any provider: none can have it
-            activity.logger.info("notice %s: earlier attempt died before handing it to a provider; sending",
-                                 notice.key)
+            activity.logger.info(
+                "notice %s: earlier attempt died before handing it to a provider; sending", notice.key
+            )
             return None
         try:
             message_id = await notifier.find_sent(notice, tried)
         except CannotTell:
             if notifier.marks_point_of_no_return and marker != COMMITTING:
                 # it died before the provider could have the notice (SMTP: before DATA)
-                activity.logger.info("notice %s: earlier attempt died before %s could accept it; sending",
-                                     notice.key, notifier.provider)
+                activity.logger.info(
+                    "notice %s: earlier attempt died before %s could accept it; sending",
+                    notice.key,
+                    notifier.provider,
+                )
                 return None
-            policy = self.notice_policy.derived(load_notice_policy) if self.notice_policy is not None else None
+            policy = (
+                self.notice_policy.derived(load_notice_policy) if self.notice_policy is not None else None
+            )
             if policy is not None and policy.resend_unconfirmed(notice.channel):
-                activity.logger.warning("notice %s: earlier attempt died mid-send and %s cannot tell; sending again "
-                                        "(at least once)", notice.key, notifier.provider)
+                activity.logger.warning(
+                    "notice %s: earlier attempt died mid-send and %s cannot tell; sending again "
+                    "(at least once)",
+                    notice.key,
+                    notifier.provider,
+                )
                 return None
-            why = (f"an earlier attempt died mid-send and {notifier.provider} cannot tell whether it went out: "
-                   "not sent again (at most once; the inbox has the notice)")
+            why = (
+                f"an earlier attempt died mid-send and {notifier.provider} cannot tell whether it went out: "
+                "not sent again (at most once; the inbox has the notice)"
+            )
             await asyncio.to_thread(finish_delivery, self.engine, row_id, status="unconfirmed", error=why)
             activity.logger.warning("notice %s: %s", notice.key, why)
             return DeliveryResult(key=notice.key, channel=notice.channel, status="unconfirmed", detail=why)
         except DeliveryError as exc:
-            await asyncio.to_thread(finish_delivery, self.engine, row_id, status="unknown",
-                                    error=f"could not check whether it was sent: {exc}")
-            raise ApplicationError(f"{notice.key}: could not check with the provider: {exc}",
-                                   type="TransientDeliveryError") from None
+            await asyncio.to_thread(
+                finish_delivery,
+                self.engine,
+                row_id,
+                status="unknown",
+                error=f"could not check whether it was sent: {exc}",
+            )
+            raise ApplicationError(
+                f"{notice.key}: could not check with the provider: {exc}", type="TransientDeliveryError"
+            ) from None
         if message_id is None:
             return None
-        await asyncio.to_thread(finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id,
-                                error=None)
+        await asyncio.to_thread(
+            finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id, error=None
+        )
         activity.logger.info("notice %s was already sent (%s): not sent again", notice.key, message_id)
-        return DeliveryResult(key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id,
-                              detail="found at the provider after an interrupted attempt")
+        return DeliveryResult(
+            key=notice.key,
+            channel=notice.channel,
+            status="sent",
+            provider_message_id=message_id,
+            detail="found at the provider after an interrupted attempt",
+        )
 
     def _still_true(self, notice: NoticeRequest) -> bool:
         """The withdrawal is still where the notice says (projection); operator alerts always are."""
@@ -260,24 +327,49 @@ class NotifyActivities:
     async def give_up_notice(self, given_up: NoticeGivenUp) -> None:
         """The workflow stopped trying to deliver a notice: the delivery log says so."""
         marked = await asyncio.to_thread(give_up_delivery, self.engine, given_up.key, given_up.reason)
-        activity.logger.warning("notice %s given up: %s%s", given_up.key, given_up.reason,
-                                "" if marked else " (its row was already final)")
+        activity.logger.warning(
+            "notice %s given up: %s%s",
+            given_up.key,
+            given_up.reason,
+            "" if marked else " (its row was already final)",
+        )
 
-    def _not_ours(self, notice: NoticeRequest, status: str, provider_message_id: str | None) -> DeliveryResult:
+    def _not_ours(
+        self, notice: NoticeRequest, status: str, provider_message_id: str | None
+    ) -> DeliveryResult:
         if status == "sending":
             # another attempt is sending right now: let the retry policy come back later
-            raise ApplicationError(f"{notice.key} is being sent by another attempt", type="DeliveryInProgress")
+            raise ApplicationError(
+                f"{notice.key} is being sent by another attempt", type="DeliveryInProgress"
+            )
         if status == "suppressed":
-            return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed",
-                                  detail="left out of a digest: no longer true")
+            return DeliveryResult(
+                key=notice.key,
+                channel=notice.channel,
+                status="suppressed",
+                detail="left out of a digest: no longer true",
+            )
         if status == "unconfirmed":
-            return DeliveryResult(key=notice.key, channel=notice.channel, status="unconfirmed",
-                                  detail="an earlier attempt died mid-send; not sent again")
+            return DeliveryResult(
+                key=notice.key,
+                channel=notice.channel,
+                status="unconfirmed",
+                detail="an earlier attempt died mid-send; not sent again",
+            )
         if status in ("folding", "folded"):
-            return DeliveryResult(key=notice.key, channel=notice.channel, status="folded",
-                                  provider_message_id=provider_message_id, detail=f"in digest {provider_message_id}")
-        return DeliveryResult(key=notice.key, channel=notice.channel, status="duplicate",
-                              provider_message_id=provider_message_id)
+            return DeliveryResult(
+                key=notice.key,
+                channel=notice.channel,
+                status="folded",
+                provider_message_id=provider_message_id,
+                detail=f"in digest {provider_message_id}",
+            )
+        return DeliveryResult(
+            key=notice.key,
+            channel=notice.channel,
+            status="duplicate",
+            provider_message_id=provider_message_id,
+        )
 
     async def _send(
         self, notice: NoticeRequest, notifier: Notifier, rendered: RenderedNotice, row_id: int, digest: str
@@ -308,23 +400,39 @@ class NotifyActivities:
             POINT_OF_NO_RETURN.reset(token)
             HANDING_OVER.reset(handing_token)
         await asyncio.to_thread(
-            finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id,
-            template_id=rendered.template_id, text_sha256=digest, event=_sent_event(notice),
+            finish_delivery,
+            self.engine,
+            row_id,
+            status="sent",
+            provider_message_id=message_id,
+            template_id=rendered.template_id,
+            text_sha256=digest,
+            event=_sent_event(notice),
         )
         activity.logger.info("notice %s sent via %s (%s)", notice.key, notice.channel, message_id)
-        return DeliveryResult(key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id)
+        return DeliveryResult(
+            key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id
+        )
 
     async def _digest(self, notice: NoticeRequest, notifier: Notifier, known: tuple) -> DeliveryResult:
         """The fold window of a batched notice is over: lead the user's digest on this
         channel, or find this notice already folded into another one."""
         w = notice.withdrawal
-        others = await asyncio.to_thread(lead_batch, self.engine, notice.key, w.user_id, notice.channel, known[2])
+        others = await asyncio.to_thread(
+            lead_batch, self.engine, notice.key, w.user_id, notice.channel, known[2]
+        )
         if others is None:
-            status, provider_message_id, _, _ = await asyncio.to_thread(delivery_status, self.engine, notice.key)
+            status, provider_message_id, _, _ = await asyncio.to_thread(
+                delivery_status, self.engine, notice.key
+            )
             return self._not_ours(notice, status, provider_message_id)
         current = await asyncio.to_thread(withdrawal_statuses, self.engine, [r.withdrawal_id for r in others])
-        keep = [r for r in others
-                if r.withdrawal_id != w.withdrawal_id and current.get(r.withdrawal_id, ("",))[0] == r.notice_status]
+        keep = [
+            r
+            for r in others
+            if r.withdrawal_id != w.withdrawal_id
+            and current.get(r.withdrawal_id, ("",))[0] == r.notice_status
+        ]
         dropped = [r.key for r in others if r not in keep]
         row_id = known[3]
         if known[0] in ("sending", "unknown"):
@@ -336,13 +444,27 @@ class NotifyActivities:
         orders = list(dict.fromkeys(r.withdrawal_id for r in reversed(keep)))  # newest first
         if not orders:  # nothing else still true: this notice goes out on its own
             rendered = self._render(notice)
-            result = await self._send(notice, notifier, rendered, row_id, hashlib.sha256(rendered.text.encode()).hexdigest())
+            result = await self._send(
+                notice, notifier, rendered, row_id, hashlib.sha256(rendered.text.encode()).hexdigest()
+            )
         else:
-            items = [DigestItem(w.withdrawal_id, w.card_last4)] + [DigestItem(o, current[o][1] or "----") for o in orders]
-            rendered = render_digest(w.locale, items, link=self._link(notice), support_phone=self.support_phone,
-                                     support_url=self.support_url, brand=self.brand)
+            items = [DigestItem(w.withdrawal_id, w.card_last4)] + [
+                DigestItem(o, current[o][1] or "----") for o in orders
+            ]
+            rendered = render_digest(
+                w.locale,
+                items,
+                link=self._link(notice),
+                support_phone=self.support_phone,
+                support_url=self.support_url,
+                brand=self.brand,
+            )
             folded = notice.model_copy(update={"folded": orders})
-            result = await self._send(folded, notifier, rendered, row_id, hashlib.sha256(rendered.text.encode()).hexdigest())
-            result = result.model_copy(update={"detail": f"digest of {1 + len(orders)} withdrawals: {', '.join(orders)}"})
+            result = await self._send(
+                folded, notifier, rendered, row_id, hashlib.sha256(rendered.text.encode()).hexdigest()
+            )
+            result = result.model_copy(
+                update={"detail": f"digest of {1 + len(orders)} withdrawals: {', '.join(orders)}"}
+            )
         await asyncio.to_thread(finish_batch, self.engine, notice.key, [r.key for r in keep], dropped)
         return result

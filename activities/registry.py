@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from activities.channel import ChannelActivities
 from activities.config_files import HotFile
@@ -14,11 +14,11 @@ from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, OperatorEmailNotifier, SmtpConfig
 from notifiers.inbox import InboxNotifier
 from notifiers.registry import build_provider_notifiers
-from sentinel.render import Brand
 from sentinel.catalogue import default_catalogue
 from sentinel.decision_tokens import parse_public_keys
 from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import validate_delays_document
+from sentinel.render import Brand
 from sentinel.risk import load_ruleset
 from sentinel.settings import Settings
 from store.db import engine_for
@@ -65,5 +65,13 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         link_ttl_s=settings.link_ttl_s,
         notice_policy=notice_policy,
     )
-    return [tracking.init_tracking, tracking.record_progress, channel.submit_payout, channel.query_payout,
-            notify.deliver_notice, notify.give_up_notice, reviews.record_decision, reviews.current_decision_keys]
+    return [
+        tracking.init_tracking,
+        tracking.record_progress,
+        channel.submit_payout,
+        channel.query_payout,
+        notify.deliver_notice,
+        notify.give_up_notice,
+        reviews.record_decision,
+        reviews.current_decision_keys,
+    ]

@@ -24,7 +24,13 @@ class ReviewActivities:
     async def record_decision(self, audit: DecisionAudit) -> bool:
         """True when the row was written now, False when a retry found it written."""
         return await asyncio.to_thread(
-            add_audit_once, self.engine, audit.actor, audit.role, audit.action, audit.withdrawal_id, audit.detail,
+            add_audit_once,
+            self.engine,
+            audit.actor,
+            audit.role,
+            audit.action,
+            audit.withdrawal_id,
+            audit.detail,
             audit.nonce,
         )
 

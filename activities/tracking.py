@@ -7,7 +7,7 @@ status change, update the withdrawal's projection (records list, review queue)."
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from temporalio import activity
@@ -31,8 +31,15 @@ from store.repo import (
 
 
 class TrackingActivities:
-    def __init__(self, engine: Engine, delays: HotFile, notice_policy: HotFile, risk_rules: HotFile,
-                 available_channels: list[str], decision_keys: dict[str, str] | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        delays: HotFile,
+        notice_policy: HotFile,
+        risk_rules: HotFile,
+        available_channels: list[str],
+        decision_keys: dict[str, str] | None = None,
+    ):
         self.engine = engine
         self.delays = delays
         self.notice_policy = notice_policy
@@ -45,10 +52,15 @@ class TrackingActivities:
         policy = resolve_tracking_policy(self.delays.get(), req.channel, req.bank_code)
         notice_policy = self.notice_policy.derived(load_notice_policy)
         ruleset = self.risk_rules.derived(load_ruleset)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         record_withdrawal(self.engine, req, WithdrawalStatus.SUBMITTED.value, policy.delay_threshold_s)
         history = user_history(
-            self.engine, req.user_id, payee_fingerprint(req.payee_ref), history_windows(ruleset), now, req.withdrawal_id
+            self.engine,
+            req.user_id,
+            payee_fingerprint(req.payee_ref),
+            history_windows(ruleset),
+            now,
+            req.withdrawal_id,
         )
         hits = evaluate(ruleset, req, history, now, req.card_added_at)
         record_risk_hits(self.engine, req.withdrawal_id, hits)

@@ -10,10 +10,10 @@ mode, so later migrations can alter columns there too.
 
 from __future__ import annotations
 
-from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from alembic import context
 from store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config

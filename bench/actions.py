@@ -19,8 +19,18 @@ import uuid
 
 args_timeout = 20.0
 
-from bench.common import (BenchStack, count_actions, delays, history_events, loadavg, machine_block, md_table,
-                          request_for, script_all, write_section)
+from bench.common import (
+    BenchStack,
+    count_actions,
+    delays,
+    history_events,
+    loadavg,
+    machine_block,
+    md_table,
+    request_for,
+    script_all,
+    write_section,
+)
 
 SCENARIOS: list[tuple[str, dict]] = [
     ("success", {"scenario": "success", "params": {"after_s": 0.5}}),
@@ -29,8 +39,10 @@ SCENARIOS: list[tuple[str, dict]] = [
     ("limit", {"scenario": "limit", "params": {"after_s": 0.5}}),
     ("system_error_then_final", {"scenario": "system_error_then_final", "params": {"final_after_s": 2.0}}),
     ("bank_delay", {"scenario": "bank_delay", "params": {"slow_after_s": 0.5, "delay_s": 8.0}}),
-    ("success_then_return", {"scenario": "success_then_return",
-                             "params": {"success_after_s": 0.5, "return_after_s": 2.0}}),
+    (
+        "success_then_return",
+        {"scenario": "success_then_return", "params": {"success_after_s": 0.5, "return_after_s": 2.0}},
+    ),
     ("risk_hold + approve", {"scenario": "risk_hold", "params": {"after_s": 0.5}}),
 ]
 
@@ -42,7 +54,9 @@ async def one(stack: BenchStack, client, label: str, spec: dict) -> dict:
     from sentinel.taxonomy import WithdrawalStatus
 
     wid = f"ACT-{uuid.uuid4().hex[:8]}"
-    await script_all(stack.sim, [(wid, spec), (f"{wid}_R1", {"scenario": "success", "params": {"after_s": 0.5}})])
+    await script_all(
+        stack.sim, [(wid, spec), (f"{wid}_R1", {"scenario": "success", "params": {"after_s": 0.5}})]
+    )
     await client.start_withdrawal(request_for(wid))
     note = ""
     if spec["scenario"] == "risk_hold":
@@ -51,14 +65,25 @@ async def one(stack: BenchStack, client, label: str, spec: dict) -> dict:
             assert time.monotonic() < deadline, "risk hold never reached UNDER_REVIEW"
             await asyncio.sleep(0.3)
         # signed as the gateway signs (the dev stack's worker trusts the development key)
-        token = sign_decision(DEV_DECISION_SIGNING_KEY, withdrawal_id=wid, reviewer="bench-alice", role="reviewer",
-                              decision="approve", reason="bench", documents=[], nonce=uuid.uuid4().hex,
-                              now=time.time(), ttl_s=600)
-        await client.review(wid, ReviewDecision(decision="approve", reviewer="bench-alice", reason="bench", token=token))
+        token = sign_decision(
+            DEV_DECISION_SIGNING_KEY,
+            withdrawal_id=wid,
+            reviewer="bench-alice",
+            role="reviewer",
+            decision="approve",
+            reason="bench",
+            documents=[],
+            nonce=uuid.uuid4().hex,
+            now=time.time(),
+            ttl_s=600,
+        )
+        await client.review(
+            wid, ReviewDecision(decision="approve", reviewer="bench-alice", reason="bench", token=token)
+        )
         note = "1 update (review approve)"
     try:
         final = (await asyncio.wait_for(client.result(wid), args_timeout)).status.value
-    except asyncio.TimeoutError:
+    except TimeoutError:
         view = await client.status(wid)
         final = f"still open after {args_timeout:.0f} s ({view.status.value}); terminated"
         print(f"{label}: {final}; last timeline: {[e.what for e in view.timeline[-4:]]}")
@@ -69,8 +94,14 @@ async def one(stack: BenchStack, client, label: str, spec: dict) -> dict:
 
 
 async def main_async(args) -> list[dict]:
-    doc = delays(version="bench-actions", delay_threshold="6s", grace="2s", poll_schedule=["3s", "5s"],
-                 unknown_poll="1s", return_watch=args.return_watch)
+    doc = delays(
+        version="bench-actions",
+        delay_threshold="6s",
+        grace="2s",
+        poll_schedule=["3s", "5s"],
+        unknown_poll="1s",
+        return_watch=args.return_watch,
+    )
     stack = BenchStack(delays_doc=doc).start()
     try:
         client = await stack.client()
@@ -88,21 +119,27 @@ async def main_async(args) -> list[dict]:
     happy = next(r for r in results if r["label"] == "success")
     settings = {
         "delays": f"delay_threshold 6s, grace 2s, poll_schedule [3s, 5s], unknown_poll 1s, "
-                  f"return_watch {args.return_watch}",
+        f"return_watch {args.return_watch}",
         "load average before / after": f"{load0} → {load1}",
         "happy path activities": ", ".join(f"{k}×{v}" for k, v in happy["activities"].items())
-                                 + f"; local-activity markers {happy['local_activity_markers']}",
+        + f"; local-activity markers {happy['local_activity_markers']}",
     }
-    body = ["## Temporal actions per withdrawal (`bench/actions.py`)", "",
-            machine_block(settings, f"python -m bench.actions --return-watch {args.return_watch}"),
-            "Counting rule (Temporal Cloud, <https://docs.temporal.io/cloud/actions>): one action each for "
-            "workflow started, activity scheduled (and each retry attempt), timer started, signal received, "
-            "update accepted, search-attribute upsert, child workflow / external signal / cancel, memo change, "
-            "continue-as-new; all local-activity markers of one workflow task = one action; other markers one "
-            "each. Queries are billed but invisible in histories: not counted.", "",
-            md_table(["scenario", "final", "actions", "by kind", "history events"], rows), "",
-            f"**Happy path: {happy['total']} actions** (target ≤ 8: "
-            f"{'met' if happy['total'] <= 8 else 'MISSED'}).", ""]
+    body = [
+        "## Temporal actions per withdrawal (`bench/actions.py`)",
+        "",
+        machine_block(settings, f"python -m bench.actions --return-watch {args.return_watch}"),
+        "Counting rule (Temporal Cloud, <https://docs.temporal.io/cloud/actions>): one action each for "
+        "workflow started, activity scheduled (and each retry attempt), timer started, signal received, "
+        "update accepted, search-attribute upsert, child workflow / external signal / cancel, memo change, "
+        "continue-as-new; all local-activity markers of one workflow task = one action; other markers one "
+        "each. Queries are billed but invisible in histories: not counted.",
+        "",
+        md_table(["scenario", "final", "actions", "by kind", "history events"], rows),
+        "",
+        f"**Happy path: {happy['total']} actions** (target ≤ 8: "
+        f"{'met' if happy['total'] <= 8 else 'MISSED'}).",
+        "",
+    ]
     write_section("actions", "\n".join(body))
     return results
 

@@ -42,8 +42,13 @@ async def serve(address: str, task_queue: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Worker(client, task_queue=task_queue, workflows=[BareWorkflow], activities=[noop],
-                      activity_executor=ThreadPoolExecutor(max_workers=8)):
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BareWorkflow],
+        activities=[noop],
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+    ):
         await stop.wait()
 
 

@@ -28,7 +28,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.common import BenchStack, loadavg, machine_block, md_table, script_all, start_all, summary_ms, write_section
+from bench.common import (
+    BenchStack,
+    loadavg,
+    machine_block,
+    md_table,
+    script_all,
+    start_all,
+    summary_ms,
+    write_section,
+)
 from sentinel.signing import SIGNATURE_HEADER, sign
 
 SECRET = "dev-channel-secret"
@@ -45,8 +54,10 @@ async def post_raw(host: str, port: int, path: str, total: int, chunked: bool) -
     t0 = time.perf_counter()
     reader, writer = await asyncio.open_connection(host, port)
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                 f"{framing}\r\n\r\n".encode())
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"{framing}\r\n\r\n".encode()
+    )
     answer = asyncio.create_task(reader.readline())
     sent = 0
     block = b"a" * CHUNK
@@ -62,7 +73,7 @@ async def post_raw(host: str, port: int, path: str, total: int, chunked: bool) -
         pass  # the server answered and closed the connection
     try:
         line = await asyncio.wait_for(answer, 30)
-    except (asyncio.TimeoutError, ConnectionError, OSError):
+    except (TimeoutError, ConnectionError, OSError):
         line = b""
     elapsed = time.perf_counter() - t0
     writer.close()
@@ -75,12 +86,21 @@ async def post_raw(host: str, port: int, path: str, total: int, chunked: bool) -
 
 
 async def post_signed_big(http: httpx.AsyncClient, gw: str, size: int) -> dict:
-    body = json.dumps({"event_id": "evt-big", "order_id": "W-BIG", "status": "not a status word",
-                       "occurred_at": "2026-11-27T00:00:00Z", "message": "x" * size}).encode()
+    body = json.dumps(
+        {
+            "event_id": "evt-big",
+            "order_id": "W-BIG",
+            "status": "not a status word",
+            "occurred_at": "2026-11-27T00:00:00Z",
+            "message": "x" * size,
+        }
+    ).encode()
     t0 = time.perf_counter()
-    r = await http.post(f"{gw}/v1/callbacks/generic", content=body,
-                        headers={SIGNATURE_HEADER: sign(SECRET, body, int(time.time())),
-                                 "Content-Type": "application/json"})
+    r = await http.post(
+        f"{gw}/v1/callbacks/generic",
+        content=body,
+        headers={SIGNATURE_HEADER: sign(SECRET, body, int(time.time())), "Content-Type": "application/json"},
+    )
     return {"status": r.status_code, "sent": len(body), "elapsed": time.perf_counter() - t0}
 
 
@@ -118,8 +138,13 @@ async def phase(name: str, http, status_url: str, samples: int, rate: float, att
     for r in results:
         answer = str(r["status"]) if r["status"] is not None else "reset"
         statuses[answer] = statuses.get(answer, 0) + 1
-    row = {"phase": name, **summary_ms(lat), "attacks": len(results), "answers": statuses,
-           "load": f"{load0} → {loadavg()}"}
+    row = {
+        "phase": name,
+        **summary_ms(lat),
+        "attacks": len(results),
+        "answers": statuses,
+        "load": f"{load0} → {loadavg()}",
+    }
     if results:
         row["attack_ms"] = summary_ms([r["elapsed"] for r in results])["p50"]
         row["sent_mb"] = max(r["sent"] for r in results) / MB
@@ -143,7 +168,10 @@ async def main_async(samples: int = 200, rate: float = 20, attackers: int = 2) -
             await probe(http, status_url, 20, rate)  # warm-up
             cases = [
                 ("idle (no attack)", None),
-                ("30 MB, Content-Length", lambda: post_raw(host, port, "/v1/callbacks/alipay", 30 * MB, False)),
+                (
+                    "30 MB, Content-Length",
+                    lambda: post_raw(host, port, "/v1/callbacks/alipay", 30 * MB, False),
+                ),
                 ("30 MB, chunked", lambda: post_raw(host, port, "/v1/callbacks/alipay", 30 * MB, True)),
                 ("0.9 MB, signed, parsed, 400", lambda: post_signed_big(http, gw, 900_000)),
             ]
@@ -154,28 +182,62 @@ async def main_async(samples: int = 200, rate: float = 20, attackers: int = 2) -
         stack.stop()
 
     table = md_table(
-        ["phase", "status requests", "p50 ms", "p95 ms", "p99 ms", "max ms", "attack requests", "answers",
-         "attack answered in (p50 ms)", "client wrote at most (MB)", "load avg before → after"],
-        [[r["phase"], r["n"], r["p50"], r["p95"], r["p99"], r["max"], r["attacks"],
-          ", ".join(f"{k} ×{v}" for k, v in sorted(r["answers"].items())) or "-",
-          r.get("attack_ms", "-"), r.get("sent_mb", "-"), r["load"]] for r in rows])
+        [
+            "phase",
+            "status requests",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "attack requests",
+            "answers",
+            "attack answered in (p50 ms)",
+            "client wrote at most (MB)",
+            "load avg before → after",
+        ],
+        [
+            [
+                r["phase"],
+                r["n"],
+                r["p50"],
+                r["p95"],
+                r["p99"],
+                r["max"],
+                r["attacks"],
+                ", ".join(f"{k} ×{v}" for k, v in sorted(r["answers"].items())) or "-",
+                r.get("attack_ms", "-"),
+                r.get("sent_mb", "-"),
+                r["load"],
+            ]
+            for r in rows
+        ],
+    )
     worst = max(r["p99"] for r in rows if r["phase"].startswith("30 MB"))
     verdict = "met" if worst < 200 else "MISSED"
-    settings = {"gateway": "uvicorn (h11), one process, 127.0.0.1; worker, Temporal dev server, simulator alongside",
-                "status request": "GET /v1/withdrawals/{id} (the workflow's status query), one at a time, "
-                                  f"{rate:g}/s",
-                "attackers": f"{attackers} concurrent loops, each POSTing again as soon as it is answered"}
-    body = ["## Responsiveness while oversized bodies are refused (`bench/body_limits.py`)", "",
-            machine_block(settings, f"python -m bench.body_limits --samples {samples} --rate {rate:g} "
-                                    f"--attackers {attackers}"),
-            table, "",
-            f"**Status p99 while 30 MB bodies are refused: {worst:.0f} ms** (target < 200 ms: {verdict}). "
-            "“Client wrote at most” is what the attacker pushed into its socket before it saw the answer "
-            "(kernel buffers take some); the gateway reads none of a body declared too large and at most "
-            "1 MiB of a chunked one. The 413 closes the connection while the attacker is still sending, "
-            "so its kernel often reports the connection reset before the 413 is read (“reset”): either "
-            "way nothing more is read. Before issue #11 a single 30 MB Alipay POST held the gateway for "
-            "about 29 s.", ""]
+    settings = {
+        "gateway": "uvicorn (h11), one process, 127.0.0.1; worker, Temporal dev server, simulator alongside",
+        "status request": "GET /v1/withdrawals/{id} (the workflow's status query), one at a time, "
+        f"{rate:g}/s",
+        "attackers": f"{attackers} concurrent loops, each POSTing again as soon as it is answered",
+    }
+    body = [
+        "## Responsiveness while oversized bodies are refused (`bench/body_limits.py`)",
+        "",
+        machine_block(
+            settings,
+            f"python -m bench.body_limits --samples {samples} --rate {rate:g} --attackers {attackers}",
+        ),
+        table,
+        "",
+        f"**Status p99 while 30 MB bodies are refused: {worst:.0f} ms** (target < 200 ms: {verdict}). "
+        "“Client wrote at most” is what the attacker pushed into its socket before it saw the answer "
+        "(kernel buffers take some); the gateway reads none of a body declared too large and at most "
+        "1 MiB of a chunked one. The 413 closes the connection while the attacker is still sending, "
+        "so its kernel often reports the connection reset before the 413 is read (“reset”): either "
+        "way nothing more is read. Before issue #11 a single 30 MB Alipay POST held the gateway for "
+        "about 29 s.",
+        "",
+    ]
     write_section("body_limits", "\n".join(body))
     return rows
 

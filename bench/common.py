@@ -18,9 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -41,9 +42,15 @@ DOC = ROOT / "docs" / "benchmarks.md"
 QUIET_DELAYS: dict[str, Any] = {
     "version": "bench-quiet",
     "defaults": {
-        "delay_threshold": "2h", "grace": "10m", "manual_check": "24h",
-        "poll_schedule": ["1h"], "unknown_poll": "1h", "return_watch": 0,
-        "review_sla": "4h", "documents_wait": "3d", "eta_hours": 24,
+        "delay_threshold": "2h",
+        "grace": "10m",
+        "manual_check": "24h",
+        "poll_schedule": ["1h"],
+        "unknown_poll": "1h",
+        "return_watch": 0,
+        "review_sla": "4h",
+        "documents_wait": "3d",
+        "eta_hours": 24,
     },
 }
 
@@ -78,16 +85,26 @@ def machine() -> dict[str, str]:
         "Python": platform.python_version(),
         "temporalio": temporalio.__version__,
         "OS": platform.platform(),
-        "date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "date (UTC)": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
         "load average (1/5/15 min) at start": loadavg(),
     }
 
 
-def request_for(wid: str, amount: str = "88.80", email: str | None = "bench@example.com") -> WithdrawalRequest:
+def request_for(
+    wid: str, amount: str = "88.80", email: str | None = "bench@example.com"
+) -> WithdrawalRequest:
     return WithdrawalRequest(
-        withdrawal_id=wid, user_id=f"u-{wid}", amount=amount, currency="CNY", channel="generic", bank_code="CMB",
-        card_last4="4321", payee_ref="vault:tok_bench", locale="zh-CN",
-        contact=Contact(email=email) if email else Contact(), )
+        withdrawal_id=wid,
+        user_id=f"u-{wid}",
+        amount=amount,
+        currency="CNY",
+        channel="generic",
+        bank_code="CMB",
+        card_last4="4321",
+        payee_ref="vault:tok_bench",
+        locale="zh-CN",
+        contact=Contact(email=email) if email else Contact(),
+    )
 
 
 # --- the stack ---------------------------------------------------------------------------
@@ -106,14 +123,19 @@ class BenchStack:
     dev: DevStack | None = None
     tmp: Path | None = None
 
-    def start(self) -> "BenchStack":
+    def start(self) -> BenchStack:
         self.tmp = Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
         delays_file = self.tmp / "delays.bench.yaml"
         delays_file.write_text(yaml.safe_dump(self.delays_doc, sort_keys=False))
-        ports = Ports(temporal=free_port(), ui=free_port(), smtp=free_port(), simulator=free_port(),
-                      gateway=free_port())
-        self.dev = DevStack(data_dir=self.tmp, ports=ports, headless=True,
-                            env_overrides={"SENTINEL_DELAYS_FILE": str(delays_file), **self.env})
+        ports = Ports(
+            temporal=free_port(), ui=free_port(), smtp=free_port(), simulator=free_port(), gateway=free_port()
+        )
+        self.dev = DevStack(
+            data_dir=self.tmp,
+            ports=ports,
+            headless=True,
+            env_overrides={"SENTINEL_DELAYS_FILE": str(delays_file), **self.env},
+        )
         try:
             self.tmp.mkdir(parents=True, exist_ok=True)
             self.dev.start_temporal()
@@ -174,9 +196,13 @@ class BenchStack:
 
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            resp = await client.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-                namespace="default", task_queue=TaskQueue(name=client.task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+            resp = await client.client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace="default",
+                    task_queue=TaskQueue(name=client.task_queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
             if resp.pollers:
                 return
             await asyncio.sleep(0.3)
@@ -186,14 +212,17 @@ class BenchStack:
 async def script_all(sim: str, specs: Iterable[tuple[str, dict]], concurrency: int = 20) -> None:
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=30) as http:
+
         async def one(order_id: str, body: dict) -> None:
             async with sem:
                 (await http.put(f"{sim}/_sim/scripts/{order_id}", json=body)).raise_for_status()
+
         await asyncio.gather(*(one(o, b) for o, b in specs))
 
 
-async def start_all(client: SentinelClient, wids: list[str], concurrency: int = 50,
-                    amount: str = "88.80") -> list[float]:
+async def start_all(
+    client: SentinelClient, wids: list[str], concurrency: int = 50, amount: str = "88.80"
+) -> list[float]:
     """Starts the withdrawals; returns the wall-clock time each start returned."""
     sem = asyncio.Semaphore(concurrency)
     started: list[float] = [0.0] * len(wids)
@@ -202,6 +231,7 @@ async def start_all(client: SentinelClient, wids: list[str], concurrency: int = 
         async with sem:
             await client.start_withdrawal(request_for(wid, amount=amount))
             started[i] = time.time()
+
     await asyncio.gather(*(one(i, w) for i, w in enumerate(wids)))
     return started
 
@@ -217,8 +247,14 @@ async def run_withdrawals(client: SentinelClient, wids: list[str], concurrency: 
     statuses: dict[str, int] = {}
     for v in views:
         statuses[v.status.value] = statuses.get(v.status.value, 0) + 1
-    return {"n": len(wids), "wall_s": wall, "per_s": len(wids) / wall, "statuses": statuses,
-            "load_before": load0, "load_after": loadavg()}
+    return {
+        "n": len(wids),
+        "wall_s": wall,
+        "per_s": len(wids) / wall,
+        "statuses": statuses,
+        "load_before": load0,
+        "load_after": loadavg(),
+    }
 
 
 # --- histories and actions --------------------------------------------------------------
@@ -281,10 +317,19 @@ def count_actions(events: list) -> dict[str, Any]:
         kinds["other markers"] = other_markers
     if retries:
         kinds["activity retries"] = retries
-    local_markers = sum(1 for e in events if _etype(e) == "MARKER_RECORDED"
-                        and e.marker_recorded_event_attributes.marker_name == "core_local_activity")
-    return {"total": sum(kinds.values()), "kinds": kinds, "events": len(events),
-            "activities": activity_types, "local_activity_markers": local_markers}
+    local_markers = sum(
+        1
+        for e in events
+        if _etype(e) == "MARKER_RECORDED"
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    )
+    return {
+        "total": sum(kinds.values()),
+        "kinds": kinds,
+        "events": len(events),
+        "activities": activity_types,
+        "local_activity_markers": local_markers,
+    }
 
 
 # --- process sampling -------------------------------------------------------------------
@@ -314,8 +359,14 @@ def pct(values: list[float], p: float) -> float:
 
 def summary_ms(values_s: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values_s]
-    return {"n": len(ms), "p50": pct(ms, 50), "p95": pct(ms, 95), "p99": pct(ms, 99),
-            "max": max(ms) if ms else float("nan"), "mean": statistics.fmean(ms) if ms else float("nan")}
+    return {
+        "n": len(ms),
+        "p50": pct(ms, 50),
+        "p95": pct(ms, 95),
+        "p99": pct(ms, 99),
+        "max": max(ms) if ms else float("nan"),
+        "mean": statistics.fmean(ms) if ms else float("nan"),
+    }
 
 
 # --- docs/benchmarks.md -----------------------------------------------------------------

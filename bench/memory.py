@@ -10,14 +10,22 @@ process; CPU from /proc/<pid>/stat (user+system).
 from __future__ import annotations
 
 import argparse
-
-from sentinel.settings import Settings
 import asyncio
 import time
 import uuid
 
-from bench.common import (BenchStack, cpu_s, loadavg, machine_block, md_table, rss_mb, script_all, start_all,
-                          write_section)
+from bench.common import (
+    BenchStack,
+    cpu_s,
+    loadavg,
+    machine_block,
+    md_table,
+    rss_mb,
+    script_all,
+    start_all,
+    write_section,
+)
+from sentinel.settings import Settings
 
 OPEN = {"steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 604800, "status": "SUCCEEDED"}]}
 
@@ -36,15 +44,21 @@ async def settle(pid: int, quiet_cpu_per_s: float = 0.05, timeout_s: float = 600
 def verdict(rows: list[dict], a: dict, b: dict, slope: float, extra: float) -> str:
     measured = next((r for r in rows if r["open"] >= 10000), None)
     if measured is not None:
-        head = (f"**Measured: {measured['rss']:.0f} MB with {measured['open']:,} open withdrawals** "
-                f"(target ≤ 300 MB at 10,000: {'met' if measured['rss'] <= 300 else 'MISSED'}).")
+        head = (
+            f"**Measured: {measured['rss']:.0f} MB with {measured['open']:,} open withdrawals** "
+            f"(target ≤ 300 MB at 10,000: {'met' if measured['rss'] <= 300 else 'MISSED'})."
+        )
     else:
-        head = (f"**EXTRAPOLATED, not measured:** 10,000 open → about {extra:.0f} MB "
-                f"(linear from {a['open']} → {b['open']}: {slope * 1000:.1f} MB per 1,000). Target ≤ 300 MB at 10,000.")
-    return (head + " The SDK keeps at most `max_cached_workflows` workflows in memory (the rest are rebuilt "
-            "from history when a timer wakes them), so growth past the cache size is other per-workflow state. "
-            "Before the cache was bounded (SDK default 1,000) the same benchmark measured 375 MB at 1,000 and "
-            "410 MB at 2,000 open.")
+        head = (
+            f"**EXTRAPOLATED, not measured:** 10,000 open → about {extra:.0f} MB "
+            f"(linear from {a['open']} → {b['open']}: {slope * 1000:.1f} MB per 1,000). Target ≤ 300 MB at 10,000."
+        )
+    return (
+        head + " The SDK keeps at most `max_cached_workflows` workflows in memory (the rest are rebuilt "
+        "from history when a timer wakes them), so growth past the cache size is other per-workflow state. "
+        "Before the cache was bounded (SDK default 1,000) the same benchmark measured 375 MB at 1,000 and "
+        "410 MB at 2,000 open."
+    )
 
 
 async def main_async(steps: list[int]) -> list[dict]:
@@ -55,8 +69,16 @@ async def main_async(steps: list[int]) -> list[dict]:
         await stack.wait_worker_ready(client)
         pid = stack.pid("worker")
         await asyncio.sleep(3)
-        rows.append({"open": 0, "rss": rss_mb(pid), "cpu_per_wd_ms": 0.0, "idle_cpu_pct": 0.0,
-                     "start_s": 0.0, "load": loadavg()})
+        rows.append(
+            {
+                "open": 0,
+                "rss": rss_mb(pid),
+                "cpu_per_wd_ms": 0.0,
+                "idle_cpu_pct": 0.0,
+                "start_s": 0.0,
+                "load": loadavg(),
+            }
+        )
         print(rows[-1])
         opened = 0
         for target in steps:
@@ -70,8 +92,16 @@ async def main_async(steps: list[int]) -> list[dict]:
             await asyncio.sleep(10)
             idle = (cpu_s(pid) - c1) / 10 * 100
             opened = target
-            rows.append({"open": target, "rss": rss_mb(pid), "cpu_per_wd_ms": (c1 - c0) / len(wids) * 1000,
-                         "idle_cpu_pct": idle, "start_s": start_s, "load": loadavg()})
+            rows.append(
+                {
+                    "open": target,
+                    "rss": rss_mb(pid),
+                    "cpu_per_wd_ms": (c1 - c0) / len(wids) * 1000,
+                    "idle_cpu_pct": idle,
+                    "start_s": start_s,
+                    "load": loadavg(),
+                }
+            )
             print(rows[-1])
     finally:
         stack.stop()
@@ -79,16 +109,31 @@ async def main_async(steps: list[int]) -> list[dict]:
     (a, b) = rows[-2], rows[-1]
     slope = (b["rss"] - a["rss"]) / max(1, b["open"] - a["open"])
     extra = b["rss"] + slope * (10000 - b["open"])
-    table = md_table(["open withdrawals", "worker RSS MB", "worker CPU per start ms", "worker idle CPU %",
-                      "start+settle s", "load avg"],
-                     [[r["open"], r["rss"], r["cpu_per_wd_ms"], r["idle_cpu_pct"], r["start_s"], r["load"]]
-                      for r in rows])
-    settings = {"delays": "thresholds 2h/24h, polls 1h: every workflow waits on one timer",
-                "worker": f"worker.py, max_cached_workflows {Settings(_env_file=None).worker_max_cached_workflows} "
-                          "(SENTINEL_WORKER_MAX_CACHED_WORKFLOWS)"}
-    body = ["## Worker memory and CPU with open withdrawals (`bench/memory.py`)", "",
-            machine_block(settings, f"python -m bench.memory --steps {','.join(map(str, steps))}"), table, "",
-            verdict(rows, a, b, slope, extra), ""]
+    table = md_table(
+        [
+            "open withdrawals",
+            "worker RSS MB",
+            "worker CPU per start ms",
+            "worker idle CPU %",
+            "start+settle s",
+            "load avg",
+        ],
+        [[r["open"], r["rss"], r["cpu_per_wd_ms"], r["idle_cpu_pct"], r["start_s"], r["load"]] for r in rows],
+    )
+    settings = {
+        "delays": "thresholds 2h/24h, polls 1h: every workflow waits on one timer",
+        "worker": f"worker.py, max_cached_workflows {Settings(_env_file=None).worker_max_cached_workflows} "
+        "(SENTINEL_WORKER_MAX_CACHED_WORKFLOWS)",
+    }
+    body = [
+        "## Worker memory and CPU with open withdrawals (`bench/memory.py`)",
+        "",
+        machine_block(settings, f"python -m bench.memory --steps {','.join(map(str, steps))}"),
+        table,
+        "",
+        verdict(rows, a, b, slope, extra),
+        "",
+    ]
     write_section("memory", "\n".join(body))
     return rows
 

@@ -20,8 +20,16 @@ import uuid
 
 import httpx
 
-from bench.common import (BenchStack, loadavg, machine_block, md_table, script_all, start_all, summary_ms,
-                          write_section)
+from bench.common import (
+    BenchStack,
+    loadavg,
+    machine_block,
+    md_table,
+    script_all,
+    start_all,
+    summary_ms,
+    write_section,
+)
 from bench.mailsink import MailSink
 from sentinel.signing import SIGNATURE_HEADER, sign
 
@@ -46,11 +54,21 @@ async def prepared(stack, client, n: int) -> list[str]:
 async def notify_once(stack, sink, http, w: str) -> float | None:
     """POST a signed FAILED/AC04 callback for ``w``; seconds until its first mail arrived
     (None: no mail within 30 s)."""
-    body = json.dumps({"event_id": f"evt-{w}", "order_id": w, "status": "FAILED", "code": "AC04",
-                       "occurred_at": "2026-11-27T00:00:00Z"}).encode()
+    body = json.dumps(
+        {
+            "event_id": f"evt-{w}",
+            "order_id": w,
+            "status": "FAILED",
+            "code": "AC04",
+            "occurred_at": "2026-11-27T00:00:00Z",
+        }
+    ).encode()
     t0 = time.time()
-    r = await http.post(f"{stack.gw}/v1/callbacks/generic", content=body,
-                        headers={SIGNATURE_HEADER: sign(SECRET, body, int(t0))})
+    r = await http.post(
+        f"{stack.gw}/v1/callbacks/generic",
+        content=body,
+        headers={SIGNATURE_HEADER: sign(SECRET, body, int(t0))},
+    )
     r.raise_for_status()
     deadline = time.monotonic() + 30
     while w not in sink.first and time.monotonic() < deadline:
@@ -75,8 +93,13 @@ async def level(stack, client, sink, http, c: int, samples: int) -> dict:
     for w in wids:
         await client.handle(w).terminate("bench done")
     lat = [r for r in results if r is not None]
-    return {"c": c, **summary_ms(lat), "no_mail_30s": len(results) - len(lat), "rate": len(lat) / wall,
-            "load": f"{load0} → {loadavg()}"}
+    return {
+        "c": c,
+        **summary_ms(lat),
+        "no_mail_30s": len(results) - len(lat),
+        "rate": len(lat) / wall,
+        "load": f"{load0} → {loadavg()}",
+    }
 
 
 async def open_level(stack, client, sink, http, rate: float, samples: int) -> dict:
@@ -92,8 +115,12 @@ async def open_level(stack, client, sink, http, rate: float, samples: int) -> di
     for w in wids:
         await client.handle(w).terminate("bench done")
     lat = [r for r in results if r is not None]
-    return {"rate_in": rate, **summary_ms(lat), "no_mail_30s": len(results) - len(lat),
-            "load": f"{load0} → {loadavg()}"}
+    return {
+        "rate_in": rate,
+        **summary_ms(lat),
+        "no_mail_30s": len(results) - len(lat),
+        "load": f"{load0} → {loadavg()}",
+    }
 
 
 async def main_async(levels: list[int], samples: int, open_samples: int = 60) -> list[dict]:
@@ -117,23 +144,49 @@ async def main_async(levels: list[int], samples: int, open_samples: int = 60) ->
                 print(f"open loop at half the maximum ({max_rate / 2:.1f}/s): {half}")
     finally:
         stack.stop()
-    rows = [[r["c"], r["n"], r["p50"], r["p95"], r["p99"], r["max"], r["rate"], r["no_mail_30s"], r["load"]]
-            for r in out]
-    settings = {"path": "POST signed callback → gateway → signal → workflow → deliver_notice(email) → SMTP accepted",
-                "sink": "aiosmtpd in the benchmark process (time of DATA accepted)",
-                "samples per level": f"max({samples}, 4×C); open loop: {open_samples}"}
+    rows = [
+        [r["c"], r["n"], r["p50"], r["p95"], r["p99"], r["max"], r["rate"], r["no_mail_30s"], r["load"]]
+        for r in out
+    ]
+    settings = {
+        "path": "POST signed callback → gateway → signal → workflow → deliver_notice(email) → SMTP accepted",
+        "sink": "aiosmtpd in the benchmark process (time of DATA accepted)",
+        "samples per level": f"max({samples}, 4×C); open loop: {open_samples}",
+    }
     met = "met" if half["p99"] <= 300 else "missed"
-    body = ["## Time to notify (`bench/notify_latency.py`)", "",
-            machine_block(settings, f"python -m bench.notify_latency --levels {','.join(map(str, levels))} "
-                                    f"--samples {samples} --open-samples {open_samples}"),
-            "Closed loop (C streams, each posts its next callback when the previous mail arrived); the "
-            "highest notices/s is the maximum load:", "",
-            md_table(["concurrent callbacks", "n", "p50 ms", "p95 ms", "p99 ms", "max ms", "notices/s",
-                      "no mail in 30 s", "load avg before → after"], rows), "",
-            f"Open loop at half the maximum ({half['max_rate']:.1f}/s → {half['rate_in']:.1f} callbacks/s, "
-            f"{half['n']} samples): p50 {half['p50']:.0f} ms, p95 {half['p95']:.0f} ms, **p99 {half['p99']:.0f} ms**, "
-            f"max {half['max']:.0f} ms, no mail in 30 s: {half['no_mail_30s']}, load {half['load']}.", "",
-            f"Target: p99 ≤ 300 ms at half the measured maximum load: {met}.", ""]
+    body = [
+        "## Time to notify (`bench/notify_latency.py`)",
+        "",
+        machine_block(
+            settings,
+            f"python -m bench.notify_latency --levels {','.join(map(str, levels))} "
+            f"--samples {samples} --open-samples {open_samples}",
+        ),
+        "Closed loop (C streams, each posts its next callback when the previous mail arrived); the "
+        "highest notices/s is the maximum load:",
+        "",
+        md_table(
+            [
+                "concurrent callbacks",
+                "n",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "notices/s",
+                "no mail in 30 s",
+                "load avg before → after",
+            ],
+            rows,
+        ),
+        "",
+        f"Open loop at half the maximum ({half['max_rate']:.1f}/s → {half['rate_in']:.1f} callbacks/s, "
+        f"{half['n']} samples): p50 {half['p50']:.0f} ms, p95 {half['p95']:.0f} ms, **p99 {half['p99']:.0f} ms**, "
+        f"max {half['max']:.0f} ms, no mail in 30 s: {half['no_mail_30s']}, load {half['load']}.",
+        "",
+        f"Target: p99 ≤ 300 ms at half the measured maximum load: {met}.",
+        "",
+    ]
     write_section("notify_latency", "\n".join(body))
     return out + [half]
 

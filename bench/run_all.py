@@ -14,6 +14,7 @@ def main() -> None:
 
     class A:
         return_watch = 0
+
     asyncio.run(actions.main_async(A()))
     asyncio.run(throughput.main_async(n, 50))
     asyncio.run(notify_latency.main_async([1, 5, 10, 20], 20, 60))

@@ -10,7 +10,15 @@ import argparse
 import asyncio
 import uuid
 
-from bench.common import BenchStack, delays, machine_block, md_table, run_withdrawals, script_all, write_section
+from bench.common import (
+    BenchStack,
+    delays,
+    machine_block,
+    md_table,
+    run_withdrawals,
+    script_all,
+    write_section,
+)
 
 HAPPY = {"scenario": "success", "params": {"after_s": 0.2}}
 
@@ -40,13 +48,41 @@ async def main_async(n: int, counts: list[int]) -> list[dict]:
     finally:
         stack.stop()
     base = out[0]["per_s"]
-    rows = [[r["k"], r["n"], r["wall_s"], r["per_s"], r["per_s"] / base, r["statuses"],
-             f"{r['load_before']} → {r['load_after']}"] for r in out]
-    settings = {"N per run": n, "scenario": "success, callback after 0.2 s", "delays": "polls 1h, return_watch 0"}
-    body = ["## Scaling out (`bench/scaling.py`)", "",
-            machine_block(settings, f"python -m bench.scaling -n {n} --workers {','.join(map(str, counts))}"),
-            md_table(["worker processes", "N", "wall s", "withdrawals/s", "vs 1 worker", "final statuses",
-                      "load avg before → after"], rows), ""]
+    rows = [
+        [
+            r["k"],
+            r["n"],
+            r["wall_s"],
+            r["per_s"],
+            r["per_s"] / base,
+            r["statuses"],
+            f"{r['load_before']} → {r['load_after']}",
+        ]
+        for r in out
+    ]
+    settings = {
+        "N per run": n,
+        "scenario": "success, callback after 0.2 s",
+        "delays": "polls 1h, return_watch 0",
+    }
+    body = [
+        "## Scaling out (`bench/scaling.py`)",
+        "",
+        machine_block(settings, f"python -m bench.scaling -n {n} --workers {','.join(map(str, counts))}"),
+        md_table(
+            [
+                "worker processes",
+                "N",
+                "wall s",
+                "withdrawals/s",
+                "vs 1 worker",
+                "final statuses",
+                "load avg before → after",
+            ],
+            rows,
+        ),
+        "",
+    ]
     write_section("scaling", "\n".join(body))
     return out
 

@@ -14,8 +14,18 @@ import time
 import uuid
 
 from bench.bare import BareWorkflow
-from bench.common import (BenchStack, count_actions, delays, history_events, loadavg, machine_block, md_table,
-                          run_withdrawals, script_all, write_section)
+from bench.common import (
+    BenchStack,
+    count_actions,
+    delays,
+    history_events,
+    loadavg,
+    machine_block,
+    md_table,
+    run_withdrawals,
+    script_all,
+    write_section,
+)
 
 HAPPY = {"scenario": "success", "params": {"after_s": 0.2}}
 # Exception paths that reach a final state and close (return_watch 0). A HIGH notice keeps
@@ -38,8 +48,15 @@ async def run_bare(client, n: int, activities: int, local: int, concurrency: int
 
     async def start(i: int):
         async with sem:
-            handles.append(await client.start_workflow(BareWorkflow.run, args=[activities, local],
-                                                       id=f"bare-{uuid.uuid4().hex}", task_queue="bench-bare"))
+            handles.append(
+                await client.start_workflow(
+                    BareWorkflow.run,
+                    args=[activities, local],
+                    id=f"bare-{uuid.uuid4().hex}",
+                    task_queue="bench-bare",
+                )
+            )
+
     await asyncio.gather(*(start(i) for i in range(n)))
     await asyncio.gather(*(h.result() for h in handles))
     wall = time.perf_counter() - t0
@@ -50,7 +67,9 @@ async def main_async(n: int, concurrency: int) -> dict:
     doc = delays(version="bench-throughput", poll_schedule=["2s"], unknown_poll="1s", return_watch=0)
     stack = BenchStack(delays_doc=doc).start()
     try:
-        bare_proc = stack.spawn("bare-worker", [sys.executable, "-m", "bench.bare", "--address", stack.address])
+        bare_proc = stack.spawn(
+            "bare-worker", [sys.executable, "-m", "bench.bare", "--address", stack.address]
+        )
         client = await stack.client()
         await stack.wait_worker_ready(client)
         # warm-up and activity count of the happy path, from its history
@@ -80,25 +99,59 @@ async def main_async(n: int, concurrency: int) -> dict:
         stack.stop()
     ratio = r_happy["per_s"] / r_bare["per_s"]
     ratio_mix = r_mix["per_s"] / r_bare["per_s"]
-    print(f"withdrawals/s happy {r_happy['per_s']:.2f}, mix {r_mix['per_s']:.2f}; bare {r_bare['per_s']:.2f}/s; "
-          f"ratio {ratio:.2f} (mix {ratio_mix:.2f})")
+    print(
+        f"withdrawals/s happy {r_happy['per_s']:.2f}, mix {r_mix['per_s']:.2f}; bare {r_bare['per_s']:.2f}/s; "
+        f"ratio {ratio:.2f} (mix {ratio_mix:.2f})"
+    )
     rows = [
-        ["happy path (success, callback after 0.2 s)", n, r_happy["wall_s"], r_happy["per_s"], ratio,
-         r_happy["statuses"], f"{r_happy['load_before']} → {r_happy['load_after']}"],
-        ["exception mix (" + ", ".join(m["scenario"] for m in MIX) + ")", n, r_mix["wall_s"], r_mix["per_s"],
-         ratio_mix, r_mix["statuses"], f"{r_mix['load_before']} → {r_mix['load_after']}"],
-        [f"bare workflow ({n_act} no-op activities + {n_local} local)", n, r_bare["wall_s"], r_bare["per_s"], 1.0,
-         "-", f"{r_bare['load_before']} → {r_bare['load_after']}"],
+        [
+            "happy path (success, callback after 0.2 s)",
+            n,
+            r_happy["wall_s"],
+            r_happy["per_s"],
+            ratio,
+            r_happy["statuses"],
+            f"{r_happy['load_before']} → {r_happy['load_after']}",
+        ],
+        [
+            "exception mix (" + ", ".join(m["scenario"] for m in MIX) + ")",
+            n,
+            r_mix["wall_s"],
+            r_mix["per_s"],
+            ratio_mix,
+            r_mix["statuses"],
+            f"{r_mix['load_before']} → {r_mix['load_after']}",
+        ],
+        [
+            f"bare workflow ({n_act} no-op activities + {n_local} local)",
+            n,
+            r_bare["wall_s"],
+            r_bare["per_s"],
+            1.0,
+            "-",
+            f"{r_bare['load_before']} → {r_bare['load_after']}",
+        ],
     ]
-    settings = {"N": n, "start concurrency": concurrency,
-                "server": "temporal server start-dev, SQLite file, headless; worker = worker.py (own process); "
-                          "bare worker = bench/bare.py (own process)",
-                "delays": "poll_schedule [2s], unknown_poll 1s, return_watch 0, thresholds 2h",
-                "timing": "first start → last workflow closed (client.result)"}
-    body = ["## Throughput (`bench/throughput.py`)", "", machine_block(settings, f"python -m bench.throughput -n {n}"),
-            md_table(["run", "N", "wall s", "per s", "ratio to bare", "final statuses", "load avg before → after"],
-                     rows), "",
-            f"**Ratio happy path / bare: {ratio:.2f}** (target ≥ 0.7: {'met' if ratio >= 0.7 else 'MISSED'}).", ""]
+    settings = {
+        "N": n,
+        "start concurrency": concurrency,
+        "server": "temporal server start-dev, SQLite file, headless; worker = worker.py (own process); "
+        "bare worker = bench/bare.py (own process)",
+        "delays": "poll_schedule [2s], unknown_poll 1s, return_watch 0, thresholds 2h",
+        "timing": "first start → last workflow closed (client.result)",
+    }
+    body = [
+        "## Throughput (`bench/throughput.py`)",
+        "",
+        machine_block(settings, f"python -m bench.throughput -n {n}"),
+        md_table(
+            ["run", "N", "wall s", "per s", "ratio to bare", "final statuses", "load avg before → after"],
+            rows,
+        ),
+        "",
+        f"**Ratio happy path / bare: {ratio:.2f}** (target ≥ 0.7: {'met' if ratio >= 0.7 else 'MISSED'}).",
+        "",
+    ]
     write_section("throughput", "\n".join(body))
     return {"happy": r_happy, "mix": r_mix, "bare": r_bare, "ratio": ratio}
 

@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 import uuid
 
-from bench.common import (BenchStack, delays, loadavg, machine_block, md_table, script_all, start_all, summary_ms,
-                          write_section)
+from bench.common import (
+    BenchStack,
+    delays,
+    loadavg,
+    machine_block,
+    md_table,
+    script_all,
+    start_all,
+    summary_ms,
+    write_section,
+)
 from bench.mailsink import MailSink
 
 SLOW = {"steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 86400, "status": "SUCCEEDED"}]}
 
 
 async def main_async(n: int, threshold: float, grace: float) -> dict:
-    doc = delays(version="bench-timer", delay_threshold=f"{threshold:g}s", grace=f"{grace:g}s",
-                 poll_schedule=["1h"])
+    doc = delays(
+        version="bench-timer", delay_threshold=f"{threshold:g}s", grace=f"{grace:g}s", poll_schedule=["1h"]
+    )
     stack = BenchStack(delays_doc=doc, mail=False).start()
     try:
         with MailSink(stack.dev.ports.smtp, r"TP-[0-9a-f]{10}") as sink:
@@ -52,16 +61,28 @@ async def main_async(n: int, threshold: float, grace: float) -> dict:
         stack.stop()
     r, m = summary_ms(rec), summary_ms(mail)
     print(f"notice record - due: {r}\nemail accepted - due: {m}\nmissing: {missing}")
-    rows = [["notice record `at` − due", r["n"], r["p50"], r["p95"], r["p99"], r["max"]],
-            ["email accepted (SMTP) − due", m["n"], m["p50"], m["p95"], m["p99"], m["max"]]]
-    settings = {"N (started together)": n, "delay_threshold / grace": f"{threshold:g} s / {grace:g} s",
-                "polls": "1h (no poll before the alarm)", "load avg before / after": f"{load0} / {load1}",
-                "withdrawals without a delay notice": missing}
-    body = ["## Timer precision (`bench/timer_precision.py`)", "",
-            machine_block(settings, f"python -m bench.timer_precision -n {n} --threshold {threshold:g} "
-                                    f"--grace {grace:g}"),
-            md_table(["measure", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows), "",
-            "due = the timeline's submission event + delay_threshold + grace. Target: within 2 s.", ""]
+    rows = [
+        ["notice record `at` − due", r["n"], r["p50"], r["p95"], r["p99"], r["max"]],
+        ["email accepted (SMTP) − due", m["n"], m["p50"], m["p95"], m["p99"], m["max"]],
+    ]
+    settings = {
+        "N (started together)": n,
+        "delay_threshold / grace": f"{threshold:g} s / {grace:g} s",
+        "polls": "1h (no poll before the alarm)",
+        "load avg before / after": f"{load0} / {load1}",
+        "withdrawals without a delay notice": missing,
+    }
+    body = [
+        "## Timer precision (`bench/timer_precision.py`)",
+        "",
+        machine_block(
+            settings, f"python -m bench.timer_precision -n {n} --threshold {threshold:g} --grace {grace:g}"
+        ),
+        md_table(["measure", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows),
+        "",
+        "due = the timeline's submission event + delay_threshold + grace. Target: within 2 s.",
+        "",
+    ]
     write_section("timer_precision", "\n".join(body))
     return {"record": r, "mail": m, "missing": missing}
 

@@ -29,10 +29,11 @@ import binascii
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import unquote_to_bytes, urlencode
 
 import httpx
@@ -84,12 +85,16 @@ def sign_content(params: Mapping[str, Any], exclude: tuple[str, ...] = ("sign",)
     """The string Alipay signs: ``k=v`` for every non-empty value, keys sorted, joined by
     ``&``; values raw (not URL-encoded)."""
     return "&".join(
-        f"{k}={params[k]}" for k in sorted(params) if k not in exclude and params[k] is not None and params[k] != ""
+        f"{k}={params[k]}"
+        for k in sorted(params)
+        if k not in exclude and params[k] is not None and params[k] != ""
     )
 
 
 def rsa2_sign(key: rsa.RSAPrivateKey, content: str, charset: str = "utf-8") -> str:
-    return base64.b64encode(key.sign(content.encode(charset), padding.PKCS1v15(), hashes.SHA256())).decode("ascii")
+    return base64.b64encode(key.sign(content.encode(charset), padding.PKCS1v15(), hashes.SHA256())).decode(
+        "ascii"
+    )
 
 
 def rsa2_verify(key: rsa.RSAPublicKey, content: bytes, signature: str) -> bool:
@@ -215,7 +220,9 @@ class AlipayChannel(HttpChannel):
 
     # --- requests ---------------------------------------------------------------------
 
-    def signed_params(self, method: str, biz: Mapping[str, Any], notify_url: str | None = None) -> dict[str, str]:
+    def signed_params(
+        self, method: str, biz: Mapping[str, Any], notify_url: str | None = None
+    ) -> dict[str, str]:
         params = {
             "app_id": self.config.app_id,
             "method": method,
@@ -231,13 +238,18 @@ class AlipayChannel(HttpChannel):
         params["sign"] = rsa2_sign(self._app_key, sign_content(params))
         return params
 
-    async def _call(self, method: str, biz: Mapping[str, Any], notify_url: str | None = None) -> dict[str, Any]:
+    async def _call(
+        self, method: str, biz: Mapping[str, Any], notify_url: str | None = None
+    ) -> dict[str, Any]:
         body = urlencode(self.signed_params(method, biz, notify_url), encoding="utf-8").encode("ascii")
         try:
             resp = await self._client.post(
                 self.config.gateway_url,
                 content=body,
-                headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8", "Accept": "application/json"},
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded;charset=utf-8",
+                    "Accept": "application/json",
+                },
             )
         except httpx.HTTPError as exc:
             raise ChannelUnavailable(f"{method}: {type(exc).__name__}: {exc}") from exc
@@ -269,7 +281,9 @@ class AlipayChannel(HttpChannel):
         sign = json.loads(text[slice(*spans["sign"])]) if "sign" in spans else None
         if not isinstance(sign, str) or not sign:
             if code in REQUEST_ERROR_CODES:
-                raise ChannelRejectedRequest(f"{method}: gateway code {code} {sub_code or ''} (unsigned)".rstrip())
+                raise ChannelRejectedRequest(
+                    f"{method}: gateway code {code} {sub_code or ''} (unsigned)".rstrip()
+                )
             raise ChannelUnavailable(f"{method}: unsigned answer (code {code}); not trusted")
         candidates = [raw] + ([raw.replace("\\/", "/")] if "\\/" in raw else [])
         if not any(rsa2_verify(self._alipay_key, c.encode("utf-8"), sign) for c in candidates):
@@ -278,7 +292,9 @@ class AlipayChannel(HttpChannel):
 
     # --- Channel ----------------------------------------------------------------------
 
-    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+    async def submit(
+        self, request: WithdrawalRequest, order_id: str, callback_url: str | None
+    ) -> Observation:
         self._check_order_id(order_id)
         if request.currency != "CNY":
             raise ChannelRejectedRequest(f"Alipay pays CNY only, not {request.currency}")
@@ -307,27 +323,35 @@ class AlipayChannel(HttpChannel):
 
     def _transfer_answer(self, order_id: str, node: Mapping[str, Any]) -> Observation:
         code, sub_code = _text(node.get("code")), _text(node.get("sub_code"))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if code == "10000":
             self._check_echo(node, order_id, TRANSFER_METHOD)
             status = _word(node.get("status"), "status", TRANSFER_METHOD) or "10000"
-            return self.observe(order_id, status, _word(node.get("error_code"), "error_code", TRANSFER_METHOD), "submit", now)
+            return self.observe(
+                order_id, status, _word(node.get("error_code"), "error_code", TRANSFER_METHOD), "submit", now
+            )
         if code == "40004" and sub_code and sub_code != "SYSTEM_ERROR":
             return self.observe(order_id, "FAIL", _word(sub_code, "sub_code", TRANSFER_METHOD), "submit", now)
         raise self._not_a_business_answer(TRANSFER_METHOD, code, sub_code)
 
     async def query(self, order_id: str) -> Observation:
         self._check_order_id(order_id)
-        biz = {"out_biz_no": order_id, "product_code": self.config.product_code, "biz_scene": self.config.biz_scene}
+        biz = {
+            "out_biz_no": order_id,
+            "product_code": self.config.product_code,
+            "biz_scene": self.config.biz_scene,
+        }
         node = await self._call(QUERY_METHOD, biz)
         code, sub_code = _text(node.get("code")), _text(node.get("sub_code"))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if code == "10000":
             self._check_echo(node, order_id, QUERY_METHOD)
             status = _word(node.get("status"), "status", QUERY_METHOD)
             if status is None:
                 raise ChannelUnavailable(f"{QUERY_METHOD}: answer without a status")
-            return self.observe(order_id, status, _word(node.get("error_code"), "error_code", QUERY_METHOD), "poll", now)
+            return self.observe(
+                order_id, status, _word(node.get("error_code"), "error_code", QUERY_METHOD), "poll", now
+            )
         if code == "40004" and sub_code == "ORDER_NOT_EXIST":
             # Not (yet) known to Alipay: never a failure. The workflow resends the same out_biz_no.
             return self.observe(order_id, "NOT_FOUND", None, "poll", now)
@@ -345,7 +369,9 @@ class AlipayChannel(HttpChannel):
     @staticmethod
     def _check_order_id(order_id: str) -> None:
         if not _OUT_BIZ_NO.match(order_id or ""):
-            raise ChannelRejectedRequest(f"order id {order_id!r} is not a valid out_biz_no (letters, digits, - and _)")
+            raise ChannelRejectedRequest(
+                f"order id {order_id!r} is not a valid out_biz_no (letters, digits, - and _)"
+            )
 
     @staticmethod
     def _check_echo(node: Mapping[str, Any], order_id: str, method: str) -> None:
@@ -374,8 +400,11 @@ class AlipayChannel(HttpChannel):
         occurred = _notify_time(params)
         ahead = occurred.timestamp() - now
         if ahead > self.config.notify_future_skew_s:
-            raise CallbackRejected(401, f"notify is dated {ahead:.0f} s in the future (more than the "
-                                        f"{self.config.notify_future_skew_s} s of clock skew allowed)")
+            raise CallbackRejected(
+                401,
+                f"notify is dated {ahead:.0f} s in the future (more than the "
+                f"{self.config.notify_future_skew_s} s of clock skew allowed)",
+            )
         tolerance = self.config.notify_tolerance_s
         if tolerance is not None and -ahead > tolerance:
             raise CallbackRejected(401, "notify timestamp outside the accepted window")
@@ -442,7 +471,9 @@ def _raw_pairs(body: bytes) -> list[tuple[bytes, bytes]]:
         name, _, value = segment.partition(b"=")
         if len(segment) > MAX_FIELD_BYTES:
             raise CallbackRejected(400, f"a notify field is longer than {MAX_FIELD_BYTES} bytes")
-        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" "))))
+        pairs.append(
+            (unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" ")))
+        )
     return pairs
 
 
@@ -484,7 +515,7 @@ def _notify_time(params: Mapping[str, str]) -> datetime:
         try:
             if not raw_ms.isdigit():
                 raise ValueError(raw_ms)
-            return datetime.fromtimestamp(int(raw_ms) / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(int(raw_ms) / 1000, tz=UTC)
         except (ValueError, OverflowError, OSError):
             raise CallbackRejected(400, "utc_timestamp is not a time in milliseconds") from None
     raw = params.get("notify_time")

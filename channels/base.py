@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 
 from sentinel.catalogue import Catalogue
 from sentinel.classifier import classify
 from sentinel.models import Observation, WithdrawalRequest
-
 
 _RETRY_SUFFIX = re.compile(r"^(?P<wid>.+)_R(?P<n>\d+)$")
 
@@ -75,7 +75,13 @@ class Channel(ABC):
         self.catalogue = catalogue
 
     def observe(
-        self, order_id: str, raw_status: str, raw_code: str | None, source: str, at: datetime, event_id: str | None = None
+        self,
+        order_id: str,
+        raw_status: str,
+        raw_code: str | None,
+        source: str,
+        at: datetime,
+        event_id: str | None = None,
     ) -> Observation:
         return Observation(
             order_id=order_id,
@@ -89,7 +95,9 @@ class Channel(ABC):
         )
 
     @abstractmethod
-    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+    async def submit(
+        self, request: WithdrawalRequest, order_id: str, callback_url: str | None
+    ) -> Observation:
         """Send the payout. Raises ChannelUnavailable when the outcome is unknown."""
 
     @abstractmethod
@@ -114,7 +122,9 @@ class HttpChannel(Channel):
     """A channel spoken over HTTP: its config and one httpx client (``client`` in tests),
     closed with the adapter."""
 
-    def __init__(self, catalogue: Catalogue, config: Any, client: httpx.AsyncClient | None, **client_options: Any):
+    def __init__(
+        self, catalogue: Catalogue, config: Any, client: httpx.AsyncClient | None, **client_options: Any
+    ):
         super().__init__(catalogue)
         self.config = config
         self._client = client or httpx.AsyncClient(timeout=config.timeout_s, **client_options)

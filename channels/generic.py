@@ -4,9 +4,10 @@ The channel simulator speaks it too."""
 from __future__ import annotations
 
 import json
+import re
 import time
-from datetime import datetime, timezone
-from typing import Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import httpx
 
@@ -17,12 +18,10 @@ from channels.base import (
     ChannelRejectedRequest,
     ChannelUnavailable,
 )
-from sentinel.catalogue import Catalogue
 from sentinel import safe_json
+from sentinel.catalogue import Catalogue
 from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, sign, verify
-
-import re
 
 _ID = re.compile(ID_PATTERN)
 _STATUS = re.compile(r"^[A-Z_]{2,32}$")
@@ -49,11 +48,16 @@ class GenericChannel(Channel):
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
 
     def _headers(self, body: bytes) -> dict[str, str]:
-        return {SIGNATURE_HEADER: sign(self.secret, body, int(time.time())), "Content-Type": "application/json"}
+        return {
+            SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+            "Content-Type": "application/json",
+        }
 
     async def _call(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
         try:
-            resp = await self._client.request(method, self.base_url + path, content=body, headers=self._headers(body))
+            resp = await self._client.request(
+                method, self.base_url + path, content=body, headers=self._headers(body)
+            )
         except httpx.HTTPError as exc:
             raise ChannelUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if resp.status_code >= 500:
@@ -61,7 +65,7 @@ class GenericChannel(Channel):
         return resp
 
     def _from_answer(self, resp: httpx.Response, order_id: str, source: str) -> Observation:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         try:
             data = safe_json.loads(resp.content, "answer")
         except ValueError:
@@ -78,7 +82,9 @@ class GenericChannel(Channel):
             raise ChannelRejectedRequest(f"HTTP {resp.status_code}: {data}")
         return self.observe(order_id, status, data.get("code"), source, now)
 
-    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+    async def submit(
+        self, request: WithdrawalRequest, order_id: str, callback_url: str | None
+    ) -> Observation:
         payload = {
             "order_id": order_id,
             "amount": str(request.amount),

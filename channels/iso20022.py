@@ -33,10 +33,11 @@ import re
 import ssl
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from typing import Literal, Mapping
+from typing import Literal
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
@@ -232,7 +233,7 @@ def _datetime(text: str | None) -> datetime:
     except ValueError:
         raise IsoMessageError(f"GrpHdr/CreDtTm {text!r} is not an ISO date-time") from None
     # ISODateTime may be local time without an offset; read it as UTC (documented).
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _reason(infos: list[ET.Element]) -> str | None:
@@ -319,7 +320,9 @@ def parse_message(body: bytes) -> IsoMessage:
                 original = _text(group, "OrgnlMsgId")
                 if original is None or not _ID.match(original):
                     raise IsoMessageError(f"{where}: OrgnlMsgId is missing or not an order id")
-                txs.append(IsoTransaction(original, _status(status, where), _reason(_children(group, "StsRsnInf"))))
+                txs.append(
+                    IsoTransaction(original, _status(status, where), _reason(_children(group, "StsRsnInf")))
+                )
     else:
         for i, tx in enumerate(_children(message, "TxInf"), 1):
             where = f"TxInf #{i}"
@@ -453,7 +456,7 @@ def build_pacs008(config: Iso20022Config, request: WithdrawalRequest, order_id: 
     transfer = el(doc, "FIToFICstmrCdtTrf")
     header = el(transfer, "GrpHdr")
     el(header, "MsgId", order_id)
-    el(header, "CreDtTm", now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+    el(header, "CreDtTm", now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"))
     el(header, "NbOfTxs", "1")
     el(el(header, "SttlmInf"), "SttlmMtd", config.settlement_method)
 
@@ -486,12 +489,16 @@ def build_pacs008(config: Iso20022Config, request: WithdrawalRequest, order_id: 
 class Iso20022Channel(HttpChannel):
     name = "iso20022"
 
-    def __init__(self, catalogue: Catalogue, config: Iso20022Config, *, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self, catalogue: Catalogue, config: Iso20022Config, *, client: httpx.AsyncClient | None = None
+    ):
         ctx = config.ssl_context() if client is None else None
         super().__init__(catalogue, config, client, verify=ctx if ctx is not None else True)
         self.base_url = config.base_url.rstrip("/")
 
-    async def _call(self, method: str, path: str, body: bytes = b"", extra: Mapping[str, str] | None = None) -> httpx.Response:
+    async def _call(
+        self, method: str, path: str, body: bytes = b"", extra: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         headers = {
             SIGNATURE_HEADER: sign(self.config.hmac_secret, body, int(time.time())),
             "Accept": "application/xml",
@@ -515,11 +522,13 @@ class Iso20022Channel(HttpChannel):
         if not mine:
             return None
         tx = mine[-1]
-        return self.observe(order_id, tx.raw_status, tx.reason_code, source, datetime.now(timezone.utc))
+        return self.observe(order_id, tx.raw_status, tx.reason_code, source, datetime.now(UTC))
 
-    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+    async def submit(
+        self, request: WithdrawalRequest, order_id: str, callback_url: str | None
+    ) -> Observation:
         try:
-            body = build_pacs008(self.config, request, order_id, datetime.now(timezone.utc))
+            body = build_pacs008(self.config, request, order_id, datetime.now(UTC))
         except ValueError as exc:
             raise ChannelRejectedRequest(f"iso20022: {exc}") from None
         extra = {"X-Callback-Url": callback_url} if callback_url else None
@@ -530,12 +539,14 @@ class Iso20022Channel(HttpChannel):
         if resp.status_code in (401, 403):
             raise ChannelRejectedRequest(f"iso20022 submit {order_id}: HTTP {resp.status_code} (credentials)")
         if 200 <= resp.status_code < 300 and not resp.content.strip():
-            return self.observe(order_id, RECEIVED, None, "submit", datetime.now(timezone.utc))
+            return self.observe(order_id, RECEIVED, None, "submit", datetime.now(UTC))
         try:
             obs = self._observation_from(resp.content, order_id, "submit")
         except IsoMessageError as exc:
             if resp.status_code >= 400:
-                raise ChannelRejectedRequest(f"iso20022 submit {order_id}: HTTP {resp.status_code}: {resp.text[:200]}") from None
+                raise ChannelRejectedRequest(
+                    f"iso20022 submit {order_id}: HTTP {resp.status_code}: {resp.text[:200]}"
+                ) from None
             raise ChannelUnavailable(f"iso20022 submit {order_id}: unreadable answer: {exc}") from None
         if obs is None:
             if resp.status_code >= 400:
@@ -548,9 +559,11 @@ class Iso20022Channel(HttpChannel):
         path = self.config.status_path.format(end_to_end_id=quote(order_id, safe=""))
         resp = await self._call("GET", path)
         if resp.status_code == 404:
-            return self.observe(order_id, NOT_FOUND, None, "poll", datetime.now(timezone.utc))
+            return self.observe(order_id, NOT_FOUND, None, "poll", datetime.now(UTC))
         if resp.status_code >= 400:
-            raise ChannelRejectedRequest(f"iso20022 status {order_id}: HTTP {resp.status_code}: {resp.text[:200]}")
+            raise ChannelRejectedRequest(
+                f"iso20022 status {order_id}: HTTP {resp.status_code}: {resp.text[:200]}"
+            )
         try:
             obs = self._observation_from(resp.content, order_id, "poll")
         except IsoMessageError as exc:
@@ -564,7 +577,13 @@ class Iso20022Channel(HttpChannel):
         order. Raises CallbackRejected(401) for a bad signature, (400) for anything else."""
         lowered = {k.lower(): v for k, v in headers.items()}
         try:
-            verify(self.config.hmac_secret, body, lowered.get(SIGNATURE_HEADER.lower()), now, self.config.tolerance_s)
+            verify(
+                self.config.hmac_secret,
+                body,
+                lowered.get(SIGNATURE_HEADER.lower()),
+                now,
+                self.config.tolerance_s,
+            )
         except SignatureError as exc:
             raise CallbackRejected(401, str(exc)) from None
         try:

@@ -25,7 +25,9 @@ def build_channels(settings: Settings, catalogue: Catalogue | None = None) -> di
     }
     if settings.alipay_app_id:
         if settings.alipay_app_private_key is None or not settings.alipay_public_key:
-            raise ValueError("SENTINEL_ALIPAY_APP_ID is set: set SENTINEL_ALIPAY_APP_PRIVATE_KEY and SENTINEL_ALIPAY_PUBLIC_KEY too")
+            raise ValueError(
+                "SENTINEL_ALIPAY_APP_ID is set: set SENTINEL_ALIPAY_APP_PRIVATE_KEY and SENTINEL_ALIPAY_PUBLIC_KEY too"
+            )
         channels["alipay"] = AlipayChannel(
             catalogue,
             AlipayConfig(
@@ -42,11 +44,18 @@ def build_channels(settings: Settings, catalogue: Catalogue | None = None) -> di
     if settings.wechat_mch_id:
         missing = [
             name
-            for name in ("wechat_appid", "wechat_merchant_private_key", "wechat_merchant_serial_no", "wechat_apiv3_key")
+            for name in (
+                "wechat_appid",
+                "wechat_merchant_private_key",
+                "wechat_merchant_serial_no",
+                "wechat_apiv3_key",
+            )
             if not getattr(settings, name)
         ] + ([] if settings.wechat_platform_public_keys else ["wechat_platform_public_keys"])
         if missing:
-            raise ValueError(f"SENTINEL_WECHAT_MCH_ID is set: also set {', '.join('SENTINEL_' + m.upper() for m in missing)}")
+            raise ValueError(
+                f"SENTINEL_WECHAT_MCH_ID is set: also set {', '.join('SENTINEL_' + m.upper() for m in missing)}"
+            )
         channels["wechat"] = WeChatPayChannel(
             catalogue,
             WeChatPayConfig(
@@ -79,10 +88,15 @@ def build_channels(settings: Settings, catalogue: Catalogue | None = None) -> di
             ),
         )
     if settings.iso20022_base_url:
-        missing = [n for n in ("iso20022_secret", "iso20022_debtor_account", "iso20022_debtor_agent_bic")
-                   if not getattr(settings, n)]
+        missing = [
+            n
+            for n in ("iso20022_secret", "iso20022_debtor_account", "iso20022_debtor_agent_bic")
+            if not getattr(settings, n)
+        ]
         if missing:
-            raise ValueError(f"SENTINEL_ISO20022_BASE_URL is set: also set {', '.join('SENTINEL_' + m.upper() for m in missing)}")
+            raise ValueError(
+                f"SENTINEL_ISO20022_BASE_URL is set: also set {', '.join('SENTINEL_' + m.upper() for m in missing)}"
+            )
         channels["iso20022"] = Iso20022Channel(
             catalogue,
             Iso20022Config(

@@ -33,17 +33,18 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from channels.base import (
-    CallbackIgnored,
     CallbackEvent,
+    CallbackIgnored,
     CallbackRejected,
     ChannelRejectedRequest,
     ChannelUnavailable,
@@ -138,7 +139,9 @@ class StripeConfig:
         if not 1 <= self.query_page_size <= 100:
             raise ValueError("StripeConfig.query_page_size must be 1..100 (Stripe's list limit)")
         if self.query_max_pages < 1 or self.tolerance_s < 1 or self.query_lookback_s < 1:
-            raise ValueError("StripeConfig: query_max_pages, tolerance_s and query_lookback_s must be positive")
+            raise ValueError(
+                "StripeConfig: query_max_pages, tolerance_s and query_lookback_s must be positive"
+            )
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
@@ -166,7 +169,9 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return minor
 
 
-def verify_stripe_signature(secret: str, body: bytes, header: str | None, now: float, tolerance_s: int) -> int:
+def verify_stripe_signature(
+    secret: str, body: bytes, header: str | None, now: float, tolerance_s: int
+) -> int:
     """Check a ``Stripe-Signature`` header: HMAC-SHA256 of ``"<t>." + body`` with the
     endpoint secret, constant-time compared against every ``v1`` (several during a secret
     roll), and ``t`` within ``tolerance_s`` of ``now``. Returns ``t``; raises
@@ -206,7 +211,9 @@ def verify_stripe_signature(secret: str, body: bytes, header: str | None, now: f
 class StripeChannel(HttpChannel):
     name = "stripe"
 
-    def __init__(self, catalogue: Catalogue, config: StripeConfig, *, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self, catalogue: Catalogue, config: StripeConfig, *, client: httpx.AsyncClient | None = None
+    ):
         super().__init__(catalogue, config, client)
         self.api_base = config.api_base.rstrip("/")
         self._payout_ids: OrderedDict[str, str] = OrderedDict()
@@ -292,7 +299,7 @@ class StripeChannel(HttpChannel):
                 f"stripe returned payout {payout.get('id')} of order {metadata.get('order_id')!r} for {order_id!r}"
             )
         self._remember(order_id, payout.get("id"))
-        return self.observe(order_id, status, code, source, datetime.now(timezone.utc))
+        return self.observe(order_id, status, code, source, datetime.now(UTC))
 
     @staticmethod
     def _rejected(resp: httpx.Response, what: str) -> ChannelRejectedRequest:
@@ -318,7 +325,9 @@ class StripeChannel(HttpChannel):
             form.append(("method", self.config.payout_method))
         return form
 
-    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+    async def submit(
+        self, request: WithdrawalRequest, order_id: str, callback_url: str | None
+    ) -> Observation:
         # callback_url is not sent: Stripe delivers webhooks to the endpoint configured in
         # the Dashboard (or via the webhook endpoints API), not per request.
         form = self._form(request, order_id)
@@ -331,9 +340,9 @@ class StripeChannel(HttpChannel):
             code = None
         if resp.status_code == 402 or error.get("type") == "card_error":
             # "The parameters were valid but the request failed": a business answer.
-            return self.observe(order_id, "failed", code, "submit", datetime.now(timezone.utc))
+            return self.observe(order_id, "failed", code, "submit", datetime.now(UTC))
         if resp.status_code == 400 and code in BUSINESS_ERROR_CODES:
-            return self.observe(order_id, "failed", code, "submit", datetime.now(timezone.utc))
+            return self.observe(order_id, "failed", code, "submit", datetime.now(UTC))
         raise self._rejected(resp, f"create payout for {order_id}")
 
     async def query(self, order_id: str) -> Observation:
@@ -348,7 +357,7 @@ class StripeChannel(HttpChannel):
         payout = await self._find(order_id)
         if payout is None:
             # The whole lookback window was read: Stripe has no payout for this order.
-            return self.observe(order_id, "NOT_FOUND", None, "poll", datetime.now(timezone.utc))
+            return self.observe(order_id, "NOT_FOUND", None, "poll", datetime.now(UTC))
         return self._from_payout(order_id, payout, "poll")
 
     async def _find(self, order_id: str) -> dict[str, Any] | None:
@@ -384,7 +393,11 @@ class StripeChannel(HttpChannel):
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> CallbackEvent:
         lowered = {k.lower(): v for k, v in headers.items()}
         verify_stripe_signature(
-            self.config.webhook_secret, body, lowered.get(SIGNATURE_HEADER.lower()), now, self.config.tolerance_s
+            self.config.webhook_secret,
+            body,
+            lowered.get(SIGNATURE_HEADER.lower()),
+            now,
+            self.config.tolerance_s,
         )
         try:
             event = safe_json.loads(body)
@@ -405,7 +418,9 @@ class StripeChannel(HttpChannel):
         if not isinstance(payout, dict) or payout.get("object") != "payout":
             raise CallbackRejected(400, "data.object is not a payout")
         if payout.get("automatic") is True:
-            raise CallbackIgnored(f"event {event_id}: automatic payout of the platform balance, not a withdrawal")
+            raise CallbackIgnored(
+                f"event {event_id}: automatic payout of the platform balance, not a withdrawal"
+            )
         metadata = payout.get("metadata")
         order_id = metadata.get("order_id") if isinstance(metadata, dict) else None
         if not isinstance(order_id, str) or not order_id:
@@ -422,7 +437,7 @@ class StripeChannel(HttpChannel):
         if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
             raise CallbackRejected(400, "event created is not a unix time")
         try:
-            occurred = datetime.fromtimestamp(created, timezone.utc)
+            occurred = datetime.fromtimestamp(created, UTC)
         except (OverflowError, OSError, ValueError):
             raise CallbackRejected(400, "event created is out of range") from None
         self._remember(order_id, payout.get("id"))

@@ -33,10 +33,11 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -99,12 +100,12 @@ def verify_message(key: rsa.RSAPublicKey, message: bytes, signature: str) -> boo
 
 def request_message(method: str, canonical_url: str, timestamp: str, nonce: str, body: bytes) -> bytes:
     """What the merchant signs: ``METHOD\\nURL\\ntimestamp\\nnonce\\nbody\\n``."""
-    return f"{method}\n{canonical_url}\n{timestamp}\n{nonce}\n".encode("utf-8") + body + b"\n"
+    return f"{method}\n{canonical_url}\n{timestamp}\n{nonce}\n".encode() + body + b"\n"
 
 
 def response_message(timestamp: str, nonce: str, body: bytes) -> bytes:
     """What WeChat Pay signs in answers and notifications: ``timestamp\\nnonce\\nbody\\n``."""
-    return f"{timestamp}\n{nonce}\n".encode("utf-8") + body + b"\n"
+    return f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
 
 
 def decrypt_resource(apiv3_key: bytes, nonce: str, associated_data: str, ciphertext_b64: str) -> bytes:
@@ -129,7 +130,9 @@ def to_out_bill_no(order_id: str) -> str:
         raise ChannelRejectedRequest(f"order id {order_id!r} is not an order id")
     out = "".join(_ESCAPE.get(c, c) for c in order_id)
     if not _OUT_BILL_NO.match(out):
-        raise ChannelRejectedRequest(f"order id {order_id!r} does not fit out_bill_no (32 letters and digits)")
+        raise ChannelRejectedRequest(
+            f"order id {order_id!r} does not fit out_bill_no (32 letters and digits)"
+        )
     return out
 
 
@@ -235,7 +238,9 @@ class WeChatPayChannel(HttpChannel):
     ):
         super().__init__(catalogue, config, client)
         self._merchant_key = load_private_key(config.merchant_private_key_pem)
-        self._platform_keys = {serial: load_public_key(pem) for serial, pem in config.platform_public_keys.items()}
+        self._platform_keys = {
+            serial: load_public_key(pem) for serial, pem in config.platform_public_keys.items()
+        }
         self._encrypt_serial = config.encrypt_serial or next(iter(self._platform_keys))
         if self._encrypt_serial not in self._platform_keys:
             raise ValueError(f"encrypt_serial {self._encrypt_serial!r} is not in platform_public_keys")
@@ -249,16 +254,26 @@ class WeChatPayChannel(HttpChannel):
     def authorization(self, method: str, canonical_url: str, body: bytes) -> str:
         timestamp = str(int(time.time()))
         nonce = secrets.token_hex(16).upper()
-        signature = sign_message(self._merchant_key, request_message(method, canonical_url, timestamp, nonce, body))
+        signature = sign_message(
+            self._merchant_key, request_message(method, canonical_url, timestamp, nonce, body)
+        )
         return (
             f'{AUTH_SCHEMA} mchid="{self.config.mch_id}",nonce_str="{nonce}",signature="{signature}",'
             f'timestamp="{timestamp}",serial_no="{self.config.merchant_serial_no}"'
         )
 
     async def _call(
-        self, method: str, path: str, payload: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        payload: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> _Answer:
-        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        body = (
+            b""
+            if payload is None
+            else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        )
         url = httpx.URL(self.config.base_url.rstrip("/") + path)
         canonical = url.raw_path.decode("ascii")  # path plus query, as sent
         sent = {
@@ -308,7 +323,9 @@ class WeChatPayChannel(HttpChannel):
 
     # --- Channel ----------------------------------------------------------------------
 
-    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+    async def submit(
+        self, request: WithdrawalRequest, order_id: str, callback_url: str | None
+    ) -> Observation:
         out_bill_no = to_out_bill_no(order_id)
         if request.currency != "CNY":
             raise ChannelRejectedRequest(f"WeChat Pay transfers are in CNY only, not {request.currency}")
@@ -337,15 +354,19 @@ class WeChatPayChannel(HttpChannel):
             ]
         headers: dict[str, str] = {}
         if payee.user_name:
-            payload["user_name"] = encrypt_sensitive(self._platform_keys[self._encrypt_serial], payee.user_name)
+            payload["user_name"] = encrypt_sensitive(
+                self._platform_keys[self._encrypt_serial], payee.user_name
+            )
             headers["Wechatpay-Serial"] = self._encrypt_serial
         answer = await self._call("POST", TRANSFER_PATH, payload, headers)
         obs = self._transfer_answer(order_id, answer)
-        log.info("wechat submit order=%s (%s) -> %s %s", order_id, out_bill_no, obs.raw_status, obs.raw_code or "")
+        log.info(
+            "wechat submit order=%s (%s) -> %s %s", order_id, out_bill_no, obs.raw_status, obs.raw_code or ""
+        )
         return obs
 
     def _transfer_answer(self, order_id: str, answer: _Answer) -> Observation:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if 200 <= answer.status < 300:
             return self._bill(order_id, answer, "submit")
         code = answer.data.get("code")
@@ -375,7 +396,7 @@ class WeChatPayChannel(HttpChannel):
             reason = None
         elif not isinstance(reason, str) or not _WORD.match(reason):
             raise ChannelUnavailable(f"answer for {order_id} has an unreadable fail_reason")
-        return self.observe(order_id, state, reason, source, datetime.now(timezone.utc))
+        return self.observe(order_id, state, reason, source, datetime.now(UTC))
 
     async def query(self, order_id: str) -> Observation:
         answer = await self._call("GET", QUERY_PATH.format(out_bill_no=to_out_bill_no(order_id)))
@@ -385,7 +406,7 @@ class WeChatPayChannel(HttpChannel):
         where = f"query {order_id} (Request-ID {answer.request_id or '-'})"
         if answer.status == 404 or code == "NOT_FOUND":
             # No such bill: never a failure. The workflow resends the same out_bill_no.
-            return self.observe(order_id, "NOT_FOUND", None, "poll", datetime.now(timezone.utc))
+            return self.observe(order_id, "NOT_FOUND", None, "poll", datetime.now(UTC))
         if answer.status == 429 or code in UNKNOWN_CODES:
             raise ChannelUnavailable(f"{where}: HTTP {answer.status} {code}")
         raise ChannelRejectedRequest(f"{where}: HTTP {answer.status} {code}")
@@ -436,7 +457,11 @@ class WeChatPayChannel(HttpChannel):
         if not isinstance(bill, dict):
             raise CallbackRejected(400, "decrypted resource must be a JSON object")
         self._check_merchant(bill)
-        order_id, state, reason = from_out_bill_no(bill.get("out_bill_no")), bill.get("state"), bill.get("fail_reason")
+        order_id, state, reason = (
+            from_out_bill_no(bill.get("out_bill_no")),
+            bill.get("state"),
+            bill.get("fail_reason"),
+        )
         if order_id is None:
             raise CallbackRejected(400, "out_bill_no is missing or not one of our order numbers")
         if not isinstance(state, str) or not _WORD.match(state):
@@ -458,14 +483,22 @@ class WeChatPayChannel(HttpChannel):
         named = {k: bill[k] for k in MERCHANT_FIELDS if bill.get(k) is not None}
         if not named:
             raise CallbackRejected(400, "resource names no merchant (mchid)")
-        foreign = [k for k, v in named.items() if not isinstance(v, (str, int)) or str(v) != self.config.mch_id]
+        foreign = [
+            k for k, v in named.items() if not isinstance(v, (str, int)) or str(v) != self.config.mch_id
+        ]
         if foreign:
-            raise CallbackRejected(401, f"notification is for another merchant ({', '.join(foreign)} is not ours)")
+            raise CallbackRejected(
+                401, f"notification is for another merchant ({', '.join(foreign)} is not ours)"
+            )
 
     def ack(self) -> tuple[int, str, bytes]:
         # API v3: HTTP 200 or 204 means received (the body is not read); any 4xx/5xx
         # makes WeChat Pay retry. The body is the older documented form, harmless.
-        return 200, "application/json", json.dumps({"code": "SUCCESS", "message": "成功"}, ensure_ascii=False).encode()
+        return (
+            200,
+            "application/json",
+            json.dumps({"code": "SUCCESS", "message": "成功"}, ensure_ascii=False).encode(),
+        )
 
 
 def _rfc3339(value: Any) -> datetime | None:

@@ -16,12 +16,13 @@ It refuses to start with the public development credentials unless SENTINEL_DEV_
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Callable
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
+from activities.config_files import HotFile
 from channels.registry import build_channels
 from gateway import (
     errors,
@@ -38,7 +39,6 @@ from gateway import (
     routes_withdrawals,
 )
 from gateway.access_log import redact_access_log
-from activities.config_files import HotFile
 from gateway.auth import KeyStore
 from gateway.limits import BodyLimit
 from gateway.page_streams import Slots
@@ -70,7 +70,9 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     check_at_start(settings, "gateway")  # public dev credentials only with SENTINEL_DEV_MODE=1
-    parse_signing_key(settings.decision_signing_key.get_secret_value())  # a bad key stops the gateway at start
+    parse_signing_key(
+        settings.decision_signing_key.get_secret_value()
+    )  # a bad key stops the gateway at start
     redact_access_log()
 
     @asynccontextmanager
@@ -84,8 +86,13 @@ def create_app(
 
     # no 307 to the same path without its trailing slash: an API caller (a channel's POST
     # callback above all) gets 404 for a path it got wrong, not a redirect it may not follow
-    app = FastAPI(title="withdrawal-sentinel gateway", version="0.2.0", description=DESCRIPTION, lifespan=lifespan,
-                  redirect_slashes=False)
+    app = FastAPI(
+        title="withdrawal-sentinel gateway",
+        version="0.2.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
     app.state.settings = settings
     app.state.client = client
     app.state.clock = clock
@@ -102,8 +109,19 @@ def create_app(
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     errors.install(app)
-    for module in (routes_withdrawals, routes_inbox, routes_devices, routes_reviews, routes_ops, routes_callbacks,
-                   routes_receipts, routes_codec, routes_pages, routes_console, routes_review_console):
+    for module in (
+        routes_withdrawals,
+        routes_inbox,
+        routes_devices,
+        routes_reviews,
+        routes_ops,
+        routes_callbacks,
+        routes_receipts,
+        routes_codec,
+        routes_pages,
+        routes_console,
+        routes_review_console,
+    ):
         app.include_router(module.router)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="pages-static")
     routes_pages.install(app)  # last: its catch-all answers unknown page paths

@@ -29,9 +29,10 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -117,7 +118,9 @@ def make_user_token(
     if ttl <= 0:
         raise ValueError("ttl must be positive")
     if ttl > max_ttl:
-        raise ValueError(f"ttl {ttl:g} s is longer than the cap of {max_ttl:g} s (SENTINEL_USER_TOKEN_MAX_TTL_S)")
+        raise ValueError(
+            f"ttl {ttl:g} s is longer than the cap of {max_ttl:g} s (SENTINEL_USER_TOKEN_MAX_TTL_S)"
+        )
     iat = int(now)
     exp = iat + int(ttl)
     mac = _mac(_secret_bytes(secret), user_id, iat, exp)
@@ -128,7 +131,9 @@ def is_user_token(credential: str) -> bool:
     return credential.startswith(TOKEN_VERSION + ".")
 
 
-def verify_user_token(token: str, secret: str | bytes | SecretStr, now: float, max_ttl: float = MAX_TTL_S) -> str:
+def verify_user_token(
+    token: str, secret: str | bytes | SecretStr, now: float, max_ttl: float = MAX_TTL_S
+) -> str:
     """The user id of a valid token; raises :class:`TokenError` otherwise (also for a token
     whose lifetime is over ``max_ttl`` or that was issued in the future)."""
     parts = token.split(".")
@@ -237,8 +242,12 @@ async def principal(
     state = request.app.state
     if is_user_token(credential):
         try:
-            user_id = verify_user_token(credential, state.settings.user_token_secret, state.clock(),
-                                        state.settings.user_token_max_ttl_s)
+            user_id = verify_user_token(
+                credential,
+                state.settings.user_token_secret,
+                state.clock(),
+                state.settings.user_token_max_ttl_s,
+            )
         except TokenError as exc:
             raise _unauthorized("invalid user token", str(exc)) from None
         except ValueError:  # no secret configured: user tokens are off

@@ -40,7 +40,12 @@ async def deliver_observation(
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
     await asyncio.to_thread(
-        park_callback, engine, channel.name, obs.event_id or obs.dedup_key, withdrawal_id, obs.model_dump_json()
+        park_callback,
+        engine,
+        channel.name,
+        obs.event_id or obs.dedup_key,
+        withdrawal_id,
+        obs.model_dump_json(),
     )
     log.info("callback %s for untracked withdrawal %s parked", obs.event_id, withdrawal_id)
     # The workflow may have started between the signal and the park: deliver now if so.
@@ -61,7 +66,12 @@ async def deliver_observation(
     # (a return after the return window needs a person), not applied.
     await asyncio.to_thread(mark_parked_delivered, engine, [r.id for r in rows], "late")
     await asyncio.to_thread(
-        add_audit, engine, "channel:" + channel.name, "channel", "late_callback", withdrawal_id,
+        add_audit,
+        engine,
+        "channel:" + channel.name,
+        "channel",
+        "late_callback",
+        withdrawal_id,
         f"{obs.raw_status} {obs.raw_code or ''} after tracking ended ({desc.status.name if desc.status else '?'})",
     )
     log.warning("callback %s for closed withdrawal %s recorded, not applied", obs.event_id, withdrawal_id)
@@ -96,16 +106,26 @@ async def redeliver_parked(client: SentinelClient, engine: Engine, parked_id: in
         except RPCError as err2:
             if err2.status != RPCStatusCode.NOT_FOUND:
                 raise
-            raise RedeliverRefused("not tracked", f"withdrawal {row.withdrawal_id} is not tracked; the callback "
-                                   "stays parked and is applied when tracking starts") from None
+            raise RedeliverRefused(
+                "not tracked",
+                f"withdrawal {row.withdrawal_id} is not tracked; the callback "
+                "stays parked and is applied when tracking starts",
+            ) from None
         if desc.status != WorkflowExecutionStatus.RUNNING:
             state = desc.status.name if desc.status else "closed"
-            raise RedeliverRefused("tracking ended", f"withdrawal {row.withdrawal_id} is {state}: a late answer "
-                                   "needs a person, not the workflow") from None
+            raise RedeliverRefused(
+                "tracking ended",
+                f"withdrawal {row.withdrawal_id} is {state}: a late answer needs a person, not the workflow",
+            ) from None
         raise
     await asyncio.to_thread(mark_parked_delivered, engine, [row.id], "redelivered")
     await asyncio.to_thread(
-        add_audit, engine, actor, role, "redeliver_callback", row.withdrawal_id,
+        add_audit,
+        engine,
+        actor,
+        role,
+        "redeliver_callback",
+        row.withdrawal_id,
         f"parked callback {row.id} ({row.channel} {row.event_id}: {obs.raw_status} {obs.raw_code or ''}) re-sent",
     )
     return row

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query, Request
 from pydantic import BaseModel, ConfigDict
@@ -17,7 +18,9 @@ from starter.client import SentinelClient
 
 T = TypeVar("T")
 
-WithdrawalId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's withdrawal order number"), NoCard]
+WithdrawalId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="the platform's withdrawal order number"), NoCard
+]
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the platform's user id"), NoCard]
 #: row ids are 32-bit integers in PostgreSQL
 MAX_ROW_ID = 2**31 - 1

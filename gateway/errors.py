@@ -45,7 +45,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -54,7 +56,9 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for err in errors:
         loc = [p if isinstance(p, (str, int)) else str(p) for p in err.get("loc", ())]
         field = ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header"))
-        out.append({"field": field, "loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
+        out.append(
+            {"field": field, "loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+        )
     return out
 
 
@@ -77,10 +81,18 @@ def install(app: FastAPI) -> None:
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI could not read the body (e.g. JSON that is not UTF-8): the documented 422
-            return error_response(422, "invalid request", [{
-                "field": "body", "loc": ["body"], "type": "body_unreadable",
-                "msg": f"the body cannot be read as JSON ({type(exc.__cause__).__name__}); send UTF-8 JSON",
-            }])
+            return error_response(
+                422,
+                "invalid request",
+                [
+                    {
+                        "field": "body",
+                        "loc": ["body"],
+                        "type": "body_unreadable",
+                        "msg": f"the body cannot be read as JSON ({type(exc.__cause__).__name__}); send UTF-8 JSON",
+                    }
+                ],
+            )
         try:
             phrase = HTTPStatus(exc.status_code).phrase.lower()
         except ValueError:
@@ -98,7 +110,9 @@ def install(app: FastAPI) -> None:
         if exc.status == RPCStatusCode.INVALID_ARGUMENT:
             return await _api_error(request, rejected_by_temporal(exc.message))
         log.warning("Temporal call failed: %s %s", exc.status.name if exc.status else "?", exc)
-        return error_response(503, "temporarily unavailable", f"Temporal: {exc.status.name if exc.status else exc}")
+        return error_response(
+            503, "temporarily unavailable", f"Temporal: {exc.status.name if exc.status else exc}"
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug

@@ -10,7 +10,7 @@ connection). A body within the limit is handed to the app unchanged. So an unaut
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,7 +35,9 @@ DEFAULT_LIMIT = 64 * KiB
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limits: Iterable[tuple[str, int]] = ROUTE_LIMITS, default: int = DEFAULT_LIMIT):
+    def __init__(
+        self, app: ASGIApp, limits: Iterable[tuple[str, int]] = ROUTE_LIMITS, default: int = DEFAULT_LIMIT
+    ):
         self.app = app
         self.limits = [(re.compile(pattern), limit) for pattern, limit in limits]
         self.default = default
@@ -81,7 +83,8 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
     response = error_response(
-        413, "request body too large",
+        413,
+        "request body too large",
         f"this route takes at most {limit} bytes (docs/gateway.md, request size limits)",
         headers={"Connection": "close"},
     )

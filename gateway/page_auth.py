@@ -13,7 +13,9 @@ from gateway.sessions import COOKIE, Session, SessionError
 
 
 class PageProblem(Exception):
-    def __init__(self, kind: str, status: int, locale: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, kind: str, status: int, locale: str | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(kind)
         self.kind, self.status, self.locale, self.headers = kind, status, locale, headers
 

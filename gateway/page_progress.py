@@ -58,8 +58,15 @@ def next_button(view: UserStatusOut, settings: Settings, now: int) -> Button | N
     kind = next_action(view.status, view.category, list(view.awaiting_documents))
     if kind == "none":
         return None
-    url = make_link(settings.app_base_url, kind, view.withdrawal_id, view.user_id,
-                    settings.link_secret.get_secret_value(), now, settings.link_ttl_s)
+    url = make_link(
+        settings.app_base_url,
+        kind,
+        view.withdrawal_id,
+        view.user_id,
+        settings.link_secret.get_secret_value(),
+        now,
+        settings.link_ttl_s,
+    )
     return Button(kind, url)
 
 
@@ -82,5 +89,11 @@ def progress_context(view: UserStatusOut, t: Words, settings: Settings, now: int
 
 def marker(view: UserStatusOut) -> tuple:
     """What the live stream compares: a change of any of these is pushed to the page."""
-    return (view.status, view.category, view.reason_code, view.eta, tuple(view.awaiting_documents),
-            len(view.timeline))
+    return (
+        view.status,
+        view.category,
+        view.reason_code,
+        view.eta,
+        tuple(view.awaiting_documents),
+        len(view.timeline),
+    )

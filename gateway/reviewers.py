@@ -55,7 +55,9 @@ def parse_accounts(doc: Any) -> dict[str, Account]:
             raise ValueError(f"account {n}: needs exactly name, role, password_hash")
         name, role, hashed = entry["name"], entry["role"], entry["password_hash"]
         if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError(f"account {n}: name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
+            raise ValueError(
+                f"account {n}: name {name!r} must be lower-case letters, digits, '.', '_' or '-'"
+            )
         if role not in CONSOLE_ROLES:
             raise ValueError(f"account {name}: role {role!r} is not one of {', '.join(CONSOLE_ROLES)}")
         if not isinstance(hashed, str) or not hashed.startswith("$argon2"):

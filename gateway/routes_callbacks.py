@@ -39,7 +39,10 @@ def parser_pool() -> ThreadPoolExecutor:
     summary="A payout channel's asynchronous callback (R11)",
     description="Signed by the channel (docs/channels/*.md); no API key. The body is the channel's native format, "
     "at most 1 MiB.",
-    responses={200: {"description": "acknowledged in the channel's format"}, **responses(400, 401, 404, 413, 503)},
+    responses={
+        200: {"description": "acknowledged in the channel's format"},
+        **responses(400, 401, 404, 413, 503),
+    },
 )
 async def callback(request: Request, channel: str = Path(max_length=32)) -> Response:
     adapter = request.app.state.channels.get(channel)
@@ -57,7 +60,9 @@ async def callback(request: Request, channel: str = Path(max_length=32)) -> Resp
         return error_response(rejected.status, rejected.reason, f"callback refused by the {channel} adapter")
     try:
         observations = [
-            adapter.observe(e.order_id, e.raw_status, e.raw_code, "callback", e.occurred_at, event_id=e.event_id)
+            adapter.observe(
+                e.order_id, e.raw_status, e.raw_code, "callback", e.occurred_at, event_id=e.event_id
+            )
             for e in events
         ]
     except ValidationError as exc:  # e.g. an order id that holds a card number: never one of ours

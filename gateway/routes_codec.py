@@ -11,7 +11,8 @@ preflight for ``/codec/`` only, for the origins in ``SENTINEL_CODEC_CORS_ORIGINS
 
 from __future__ import annotations
 
-from typing import Annotated, Collection
+from collections.abc import Collection
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from google.protobuf import json_format
@@ -45,8 +46,10 @@ _BODY = {
                             "items": {
                                 "type": "object",
                                 "properties": {
-                                    "metadata": {"type": "object", "additionalProperties": {"type": "string",
-                                                                                            "format": "byte"}},
+                                    "metadata": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string", "format": "byte"},
+                                    },
                                     "data": {"type": "string", "format": "byte"},
                                 },
                             },
@@ -89,7 +92,9 @@ async def incoming(
     try:
         return json_format.Parse(await request.body(), Payloads())
     except json_format.ParseError as exc:
-        raise ApiError(400, "invalid payloads", f"expected {{\"payloads\": [...]}} in protobuf JSON: {exc}") from None
+        raise ApiError(
+            400, "invalid payloads", f'expected {{"payloads": [...]}} in protobuf JSON: {exc}'
+        ) from None
 
 
 def _answer(payloads) -> Response:
@@ -117,8 +122,15 @@ async def decode(request: Request, who: Operator, body: Incoming, engine=Depends
             opened.append(keyring.decrypt(payload))
         except PayloadDecryptError as exc:
             raise ApiError(400, "cannot decode", f"payloads[{i}]: {exc}") from None
-    await db(add_audit, engine, who.actor, who.role, "codec:decode", None,
-             f"{len(opened)} payloads, namespace {request.app.state.settings.temporal_namespace}")
+    await db(
+        add_audit,
+        engine,
+        who.actor,
+        who.role,
+        "codec:decode",
+        None,
+        f"{len(opened)} payloads, namespace {request.app.state.settings.temporal_namespace}",
+    )
     return _answer(opened)
 
 

@@ -22,8 +22,12 @@ from store.repo import parked_callbacks, unmapped_codes
 router = APIRouter(include_in_schema=False)
 
 #: projection column -> the workflow's search attribute (workflows/search_attributes.py)
-ATTRIBUTES = {"status": "WithdrawalStatus", "category": "ExceptionCategory", "bank_code": "BankCode",
-              "channel": "Channel"}
+ATTRIBUTES = {
+    "status": "WithdrawalStatus",
+    "category": "ExceptionCategory",
+    "bank_code": "BankCode",
+    "channel": "Channel",
+}
 
 
 def temporal_list_url(ui: str, namespace: str, attribute: str, value: str) -> str:
@@ -40,12 +44,28 @@ async def ops(request: Request) -> Response:
     counts = await db(open_counts, state.engine)
     ui = settings.temporal_ui_url()
     tables = {
-        name: [(value, n, temporal_list_url(ui, settings.temporal_namespace, ATTRIBUTES[name], value)
-                if value else None) for value, n in rows]
+        name: [
+            (
+                value,
+                n,
+                temporal_list_url(ui, settings.temporal_namespace, ATTRIBUTES[name], value)
+                if value
+                else None,
+            )
+            for value, n in rows
+        ]
         for name, rows in counts.items()
     }
     unmapped, _ = await db(unmapped_codes, state.engine, 20, 0)
     parked, parked_total = await db(parked_callbacks, state.engine, "attention", 20, 0)
-    return render(request, "ops.html", pick_locale(request), session=session,
-                  csrf=state.sessions.csrf_for(session), tables=tables, unmapped=unmapped, parked=parked,
-                  parked_total=parked_total)
+    return render(
+        request,
+        "ops.html",
+        pick_locale(request),
+        session=session,
+        csrf=state.sessions.csrf_for(session),
+        tables=tables,
+        unmapped=unmapped,
+        parked=parked,
+        parked_total=parked_total,
+    )

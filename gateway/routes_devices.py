@@ -60,9 +60,12 @@ async def register(
     try:
         row = await db(register_device, engine, user_id, body.provider, body.token, body.platform)
     except DeviceTokenTaken:
-        raise ApiError(409, "token registered to another user",
-                       "this push token is live for another user; it can be registered here once that user "
-                       "logs out on the device (DELETE .../devices/{provider}/{token}) or it stops working") from None
+        raise ApiError(
+            409,
+            "token registered to another user",
+            "this push token is live for another user; it can be registered here once that user "
+            "logs out on the device (DELETE .../devices/{provider}/{token}) or it stops working",
+        ) from None
     return DeviceOut.model_validate(row)
 
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from gateway import deps
 from gateway.auth import OPERATOR, SUPERVISOR, Principal, require
-from gateway.deps import Out, db
 from gateway.callbacks import RedeliverRefused, redeliver_parked
+from gateway.deps import Out, db
 from gateway.errors import ApiError, responses
 from starter.client import SentinelClient
 from store.events import report_between
@@ -73,8 +73,14 @@ def _parked_out(row) -> ParkedOut:
     summary = {k: obs.get(k) for k in keep}
     summary["state"] = (obs.get("classification") or {}).get("state")
     return ParkedOut(
-        id=row.id, channel=row.channel, event_id=row.event_id, withdrawal_id=row.withdrawal_id,
-        received_at=row.received_at, delivered_at=row.delivered_at, outcome=row.outcome, observation=summary,
+        id=row.id,
+        channel=row.channel,
+        event_id=row.event_id,
+        withdrawal_id=row.withdrawal_id,
+        received_at=row.received_at,
+        delivered_at=row.delivered_at,
+        outcome=row.outcome,
+        observation=summary,
     )
 
 
@@ -132,7 +138,9 @@ async def unmapped(
     engine=Depends(deps.engine),
 ) -> UnmappedPage:
     rows, total = await db(unmapped_codes, engine, limit, offset)
-    return UnmappedPage(total=total, limit=limit, offset=offset, items=[UnmappedOut.model_validate(r) for r in rows])
+    return UnmappedPage(
+        total=total, limit=limit, offset=offset, items=[UnmappedOut.model_validate(r) for r in rows]
+    )
 
 
 @router.get(
@@ -146,7 +154,9 @@ async def unmapped(
 async def analysis(
     since: datetime,
     until: datetime,
-    margin_min: int = Query(30, ge=0, le=1440, description="false alarm: money within this many minutes of the delay notice"),
+    margin_min: int = Query(
+        30, ge=0, le=1440, description="false alarm: money within this many minutes of the delay notice"
+    ),
     who: Principal = Depends(require(*OPS)),
     engine=Depends(deps.engine),
 ) -> dict[str, Any]:

@@ -12,7 +12,7 @@ those paths with their query (:func:`page_for_link` does the mapping).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
@@ -54,8 +54,15 @@ def page_for_link(link: str) -> str | None:
 
 def track_path(withdrawal_id: str, user_id: str, settings, now: int) -> str:
     """A signed progress link for the user's own pages (records, inbox)."""
-    link = make_link("https://pages.invalid" + PREFIX, "track", withdrawal_id, user_id,
-                     settings.link_secret.get_secret_value(), now, settings.link_ttl_s)
+    link = make_link(
+        "https://pages.invalid" + PREFIX,
+        "track",
+        withdrawal_id,
+        user_id,
+        settings.link_secret.get_secret_value(),
+        now,
+        settings.link_ttl_s,
+    )
     return page_for_link(link)
 
 
@@ -66,7 +73,9 @@ def _verified(request: Request, kind: str) -> dict:
     try:
         return verify_link(url, state.settings.link_secret.get_secret_value(), int(state.clock()))
     except LinkError as err:
-        raise PageProblem("expired" if str(err) == "link expired" else "link", 403 if "expired" in str(err) else 400)
+        raise PageProblem(
+            "expired" if str(err) == "link expired" else "link", 403 if "expired" in str(err) else 400
+        )
 
 
 async def _view_or_problem(request: Request, withdrawal_id: str, user_id: str, locale: str):
@@ -92,8 +101,13 @@ async def _progress(request: Request, kind: str) -> Response:
     own = session if session is not None and session.role == USER and session.user_id == uid else None
     context = progress_context(view, Words(locale), state.settings, int(state.clock()))
     return render(
-        request, "progress.html", locale, session=own, csrf=state.sessions.csrf_for(own) if own else "",
-        stream_url=f"{PREFIX}/withdrawals/track/events?{request.url.query}", **context,
+        request,
+        "progress.html",
+        locale,
+        session=own,
+        csrf=state.sessions.csrf_for(own) if own else "",
+        stream_url=f"{PREFIX}/withdrawals/track/events?{request.url.query}",
+        **context,
     )
 
 
@@ -136,7 +150,10 @@ async def track_events(request: Request) -> Response:
         except ApiError:
             return None  # keep what the page shows; the next change is sent
         context = progress_context(view, Words(locale), state.settings, int(state.clock()))
-        return marker(view), {"status": view.status.value, "html": render_fragment("_progress.html", locale, **context)}
+        return marker(view), {
+            "status": view.status.value,
+            "html": render_fragment("_progress.html", locale, **context),
+        }
 
     return stream(request, probe, load, event="update", until=link["exp"])
 
@@ -151,15 +168,39 @@ def _local_next(target: str | None) -> str:
     return PREFIX + "/records"
 
 
-def signin_page(request: Request, template: str, locale: str, path: str, next_path: str, *,
-                status_code: int = 200, failed: bool = False, signed_out: bool = False) -> Response:
+def signin_page(
+    request: Request,
+    template: str,
+    locale: str,
+    path: str,
+    next_path: str,
+    *,
+    status_code: int = 200,
+    failed: bool = False,
+    signed_out: bool = False,
+) -> Response:
     """A sign-in form with a fresh CSRF value in the form and in a cookie scoped to ``path``
     (double submit): the users' form and the reviewer console's."""
     token = new_pre_csrf()
-    response = render(request, template, locale, status_code=status_code, pre_csrf=token, failed=failed,
-                      next=next_path, signed_out=signed_out)
-    response.set_cookie(PRE_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure(request),
-                        path=path, max_age=3600)
+    response = render(
+        request,
+        template,
+        locale,
+        status_code=status_code,
+        pre_csrf=token,
+        failed=failed,
+        next=next_path,
+        signed_out=signed_out,
+    )
+    response.set_cookie(
+        PRE_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=secure(request),
+        path=path,
+        max_age=3600,
+    )
     return response
 
 
@@ -170,22 +211,36 @@ def signin_attempt(request: Request, locale: str) -> None:
         raise PageProblem("slow", 429, locale, headers={"Retry-After": str(int(wait) + 1)})
 
 
-def signed_in(request: Request, name: str, role: str, until: int | None, target: str, signin_path: str) -> Response:
+def signed_in(
+    request: Request, name: str, role: str, until: int | None, target: str, signin_path: str
+) -> Response:
     """A new session (fresh id) in the session cookie, and on to ``target``."""
     state = request.app.state
     session, cookie = state.sessions.start(name, role, until, state.clock())
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=secure(request), path=PREFIX,
-                        max_age=max(1, session.exp - int(state.clock())))
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        httponly=True,
+        samesite="lax",
+        secure=secure(request),
+        path=PREFIX,
+        max_age=max(1, session.exp - int(state.clock())),
+    )
     response.delete_cookie(PRE_CSRF_COOKIE, path=signin_path)
     return response
 
 
 @router.get(PREFIX + "/signin")
 async def signin_form(request: Request) -> Response:
-    return signin_page(request, "signin.html", pick_locale(request), PREFIX + "/signin",
-                       _local_next(request.query_params.get("next")),
-                       signed_out=request.query_params.get("out") == "1")
+    return signin_page(
+        request,
+        "signin.html",
+        pick_locale(request),
+        PREFIX + "/signin",
+        _local_next(request.query_params.get("next")),
+        signed_out=request.query_params.get("out") == "1",
+    )
 
 
 def _client(request: Request) -> str:
@@ -209,8 +264,15 @@ async def signin(request: Request) -> Response:
         credential = fields.get("token", "").strip()
     name_role_until = _credential(request, credential)
     if name_role_until is None:
-        return signin_page(request, "signin.html", locale, PREFIX + "/signin", _local_next(fields.get("next")),
-                           status_code=401, failed=True)
+        return signin_page(
+            request,
+            "signin.html",
+            locale,
+            PREFIX + "/signin",
+            _local_next(fields.get("next")),
+            status_code=401,
+            failed=True,
+        )
     name, role, until = name_role_until
     default = PREFIX + {USER: "/records", REVIEWER: "/review"}.get(role, "/ops")
     target = _local_next(fields.get("next")) if fields.get("next") else default
@@ -224,8 +286,12 @@ def _credential(request: Request, credential: str) -> tuple[str, str, int | None
         return None
     if is_user_token(credential):
         try:
-            user_id = verify_user_token(credential, state.settings.user_token_secret, state.clock(),
-                                        state.settings.user_token_max_ttl_s)
+            user_id = verify_user_token(
+                credential,
+                state.settings.user_token_secret,
+                state.clock(),
+                state.settings.user_token_max_ttl_s,
+            )
         except (TokenError, ValueError):
             return None
         return user_id, USER, int(credential.split(".")[3])
@@ -242,7 +308,9 @@ async def signout(request: Request) -> Response:
         check_csrf(request, session, await form(request))
         request.app.state.sessions.end(session, request.app.state.clock())
     console = session is not None and session.role in (REVIEWER, SUPERVISOR)
-    response = RedirectResponse(PREFIX + ("/review/signin?out=1" if console else "/signin?out=1"), status_code=303)
+    response = RedirectResponse(
+        PREFIX + ("/review/signin?out=1" if console else "/signin?out=1"), status_code=303
+    )
     response.delete_cookie(COOKIE, path=PREFIX)
     return response
 
@@ -265,27 +333,44 @@ async def records(request: Request) -> Response:
     except ValueError:
         page = 0
     rows, _ = await db(user_withdrawals, state.engine, session.user_id, RECORDS_SCAN, 0)
-    now = datetime.fromtimestamp(state.clock(), timezone.utc)
+    now = datetime.fromtimestamp(state.clock(), UTC)
     since = now - timedelta(days=PERIODS[period]) if period else None
-    picked = [r for r in rows if (not status or r.status == status)
-              and (since is None or _aware(r.created_at) >= since)]
-    shown = picked[page * RECORDS_PAGE:(page + 1) * RECORDS_PAGE]
+    picked = [
+        r
+        for r in rows
+        if (not status or r.status == status) and (since is None or _aware(r.created_at) >= since)
+    ]
+    shown = picked[page * RECORDS_PAGE : (page + 1) * RECORDS_PAGE]
     t = Words(locale)
-    items = [{
-        "record": r, "amount": _money(r, locale), "url": track_path(r.withdrawal_id, r.user_id, state.settings,
-                                                                     int(state.clock())),
-        "status_words": t(f"status_{r.status}"),
-    } for r in shown]
+    items = [
+        {
+            "record": r,
+            "amount": _money(r, locale),
+            "url": track_path(r.withdrawal_id, r.user_id, state.settings, int(state.clock())),
+            "status_words": t(f"status_{r.status}"),
+        }
+        for r in shown
+    ]
     more = None
     if len(picked) > (page + 1) * RECORDS_PAGE:
         more = f"{PREFIX}/records?" + urlencode({"status": status, "period": period, "page": page + 1})
-    return render(request, "records.html", locale, session=session, csrf=state.sessions.csrf_for(session),
-                  items=items, status=status, period=period, statuses=list(WithdrawalStatus.__members__),
-                  periods=list(PERIODS), more=more)
+    return render(
+        request,
+        "records.html",
+        locale,
+        session=session,
+        csrf=state.sessions.csrf_for(session),
+        items=items,
+        status=status,
+        period=period,
+        statuses=list(WithdrawalStatus.__members__),
+        periods=list(PERIODS),
+        more=more,
+    )
 
 
 def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _money(record, locale: str) -> str:
@@ -297,8 +382,13 @@ def _money(record, locale: str) -> str:
 
 def _message(m) -> dict:
     return {
-        "id": m.id, "title": m.title, "body": m.body, "severity": m.severity, "withdrawal_id": m.withdrawal_id,
-        "created_at": _aware(m.created_at).isoformat(), "read": m.read_at is not None,
+        "id": m.id,
+        "title": m.title,
+        "body": m.body,
+        "severity": m.severity,
+        "withdrawal_id": m.withdrawal_id,
+        "created_at": _aware(m.created_at).isoformat(),
+        "read": m.read_at is not None,
         "url": page_for_link(m.link) if m.link else None,
     }
 
@@ -308,8 +398,15 @@ async def inbox_page(request: Request) -> Response:
     session = need(request, USER)
     state = request.app.state
     messages, unread = await db(inbox, state.engine, session.user_id, INBOX_PAGE, 0)
-    return render(request, "inbox.html", pick_locale(request), session=session,
-                  csrf=state.sessions.csrf_for(session), messages=[_message(m) for m in messages], unread=unread)
+    return render(
+        request,
+        "inbox.html",
+        pick_locale(request),
+        session=session,
+        csrf=state.sessions.csrf_for(session),
+        messages=[_message(m) for m in messages],
+        unread=unread,
+    )
 
 
 @router.get(WIDGET_PATH)
@@ -325,8 +422,15 @@ async def widget(request: Request) -> Response:
     need(request, USER)
     state = request.app.state
     messages, unread = await db(inbox, state.engine, session.user_id, INBOX_PAGE, 0)
-    return render(request, "widget.html", locale, session=session, csrf=state.sessions.csrf_for(session),
-                  messages=[_message(m) for m in messages], unread=unread)
+    return render(
+        request,
+        "widget.html",
+        locale,
+        session=session,
+        csrf=state.sessions.csrf_for(session),
+        messages=[_message(m) for m in messages],
+        unread=unread,
+    )
 
 
 @router.get(PREFIX + "/inbox/events")
@@ -360,16 +464,24 @@ async def inbox_read(request: Request, message_id: str) -> Response:
         raise PageProblem("notfound", 404)
     state = request.app.state
     try:
-        done = await routes_inbox.read(session.user_id, int(message_id), who=_principal(session),
-                                       engine=state.engine, client=state.client)
+        done = await routes_inbox.read(
+            session.user_id,
+            int(message_id),
+            who=_principal(session),
+            engine=state.engine,
+            client=state.client,
+        )
     except ApiError as err:
-        raise PageProblem("notfound" if err.status == 404 else "busy", err.status if err.status == 404 else 503)
+        raise PageProblem(
+            "notfound" if err.status == 404 else "busy", err.status if err.status == 404 else 503
+        )
     except RPCError:
         raise PageProblem("busy", 503) from None
     if "application/json" in request.headers.get("accept", ""):
         _, unread = await db(inbox, state.engine, session.user_id, 1, 0)
-        return JSONResponse({"ok": True, "read_at": done.read_at.isoformat() if done.read_at else None,
-                             "unread": unread})
+        return JSONResponse(
+            {"ok": True, "read_at": done.read_at.isoformat() if done.read_at else None, "unread": unread}
+        )
     return RedirectResponse(PREFIX + "/inbox", status_code=303)
 
 
@@ -393,4 +505,3 @@ def install(app) -> None:
     @app.get(PREFIX + "/{rest:path}", include_in_schema=False)
     async def _not_found(request: Request, rest: str) -> Response:
         return problem(request, "notfound", 404)
-

@@ -73,8 +73,12 @@ async def twilio(request: Request, engine=Depends(deps.engine)) -> ReceiptOut:
         raise ApiError(404, "not configured", "Twilio receipts need SENTINEL_TWILIO_AUTH_TOKEN")
     raw = await request.body()
     try:
-        params = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw),
-                           max_num_fields=MAX_FORM_FIELDS)
+        params = parse_qsl(
+            raw.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(raw),
+            max_num_fields=MAX_FORM_FIELDS,
+        )
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, "malformed body", "expected application/x-www-form-urlencoded") from None
     base = str(request.app.state.settings.callback_base_url).rstrip("/")
@@ -90,7 +94,9 @@ async def twilio(request: Request, engine=Depends(deps.engine)) -> ReceiptOut:
         return ReceiptOut()
     error = None
     if status == "failed":
-        error = f"twilio {form.get('MessageStatus')}" + (f" ErrorCode={form['ErrorCode']}" if form.get("ErrorCode") else "")
+        error = f"twilio {form.get('MessageStatus')}" + (
+            f" ErrorCode={form['ErrorCode']}" if form.get("ErrorCode") else ""
+        )
     stored = await db(delivery_receipt, engine, key, status, error)
     if stored is None:
         log.warning("Twilio receipt for unknown delivery %s (%s)", key, form.get("MessageSid"))
@@ -154,10 +160,18 @@ async def tencent(request: Request, token: str = ReceiptToken, engine=Depends(de
     _check_receipts_token(request, token)
     for report in await _reports(request, ("report_status", "sid")):
         ok = report["report_status"] == "SUCCESS"
-        error = None if ok else f"tencent {report.get('errmsg') or ''} {report.get('description') or ''}".strip()
+        error = (
+            None if ok else f"tencent {report.get('errmsg') or ''} {report.get('description') or ''}".strip()
+        )
         message_id = f"tencent:{report['sid']}"
-        stored = await db(delivery_receipt, engine, None, "delivered" if ok else "failed", error,
-                          provider_message_id=message_id)
+        stored = await db(
+            delivery_receipt,
+            engine,
+            None,
+            "delivered" if ok else "failed",
+            error,
+            provider_message_id=message_id,
+        )
         if stored is None:
             log.warning("Tencent report for unknown message %s", message_id)
     return JSONResponse({"result": 0, "errmsg": "OK"})

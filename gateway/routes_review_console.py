@@ -16,7 +16,7 @@ supervisor; a user's session or an operator's gets 403.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -48,8 +48,13 @@ QUEUE_SCAN = 200
 DONE = ("approve", "reject", "request_documents", "assign")
 _ID = re.compile(ID_PATTERN)
 #: the desk's refusals (ApiError.error) -> the message the case page shows
-REFUSALS = {"four-eyes": "four_eyes", "not awaiting review": "not_awaiting", "forbidden": "not_allowed",
-            "invalid request": "assign_unknown", "not found": "not_awaiting"}
+REFUSALS = {
+    "four-eyes": "four_eyes",
+    "not awaiting review": "not_awaiting",
+    "forbidden": "not_allowed",
+    "invalid request": "assign_unknown",
+    "not found": "not_awaiting",
+}
 
 
 def _who(session) -> Principal:
@@ -84,8 +89,14 @@ class _Slas:
 
 @router.get(BASE + "/signin")
 async def signin_form(request: Request) -> Response:
-    return signin_page(request, "review_signin.html", pick_locale(request), BASE + "/signin",
-                       _next(request.query_params.get("next")), signed_out=request.query_params.get("out") == "1")
+    return signin_page(
+        request,
+        "review_signin.html",
+        pick_locale(request),
+        BASE + "/signin",
+        _next(request.query_params.get("next")),
+        signed_out=request.query_params.get("out") == "1",
+    )
 
 
 @router.post(BASE + "/signin")
@@ -97,10 +108,21 @@ async def signin(request: Request) -> Response:
     if not pre_csrf_ok(request.cookies.get(PRE_CSRF_COOKIE), fields.get("csrf")):
         raise PageProblem("csrf", 403, locale)
     name, password = fields.get("name", "").strip(), fields.get("password", "")
-    account = await run_in_threadpool(request.app.state.reviewers.verify, name, password) if name and password else None
+    account = (
+        await run_in_threadpool(request.app.state.reviewers.verify, name, password)
+        if name and password
+        else None
+    )
     if account is None:
-        return signin_page(request, "review_signin.html", locale, BASE + "/signin", _next(fields.get("next")),
-                           status_code=401, failed=True)
+        return signin_page(
+            request,
+            "review_signin.html",
+            locale,
+            BASE + "/signin",
+            _next(fields.get("next")),
+            status_code=401,
+            failed=True,
+        )
     return signed_in(request, account.name, account.role, None, _next(fields.get("next")), BASE + "/signin")
 
 
@@ -112,16 +134,30 @@ async def queue(request: Request) -> Response:
     session = need(request, *CONSOLE)
     state = request.app.state
     locale = pick_locale(request)
-    now = datetime.fromtimestamp(state.clock(), timezone.utc)
+    now = datetime.fromtimestamp(state.clock(), UTC)
     rows, total = await db(review_queue_page, state.engine, limit=QUEUE_SCAN, offset=0, now=now)
     slas = _Slas(request)
-    items = [{"record": r, "due": sla_due(r.review_since, slas(r.channel, r.bank_code)),
-              "amount": money(r.amount, r.currency, locale)} for r in rows]
+    items = [
+        {
+            "record": r,
+            "due": sla_due(r.review_since, slas(r.channel, r.bank_code)),
+            "amount": money(r.amount, r.currency, locale),
+        }
+        for r in rows
+    ]
     for item in items:
         item["overdue"] = item["due"] is not None and item["due"] <= now
     items = by_due(items, lambda i: i["due"], lambda i: i["record"].withdrawal_id)
-    return render(request, "review_queue.html", locale, session=session, csrf=state.sessions.csrf_for(session),
-                  items=items, total=total, shown=len(items))
+    return render(
+        request,
+        "review_queue.html",
+        locale,
+        session=session,
+        csrf=state.sessions.csrf_for(session),
+        items=items,
+        total=total,
+        shown=len(items),
+    )
 
 
 # --------------------------------------------------------------------------- one case
@@ -133,12 +169,15 @@ def _case_id(withdrawal_id: str) -> str:
     return withdrawal_id
 
 
-async def _case_page(request: Request, session, withdrawal_id: str, *, status_code: int = 200,
-                     error: str | None = None) -> Response:
+async def _case_page(
+    request: Request, session, withdrawal_id: str, *, status_code: int = 200, error: str | None = None
+) -> Response:
     state = request.app.state
     locale = pick_locale(request)
     try:
-        case = await routes_reviews.case(withdrawal_id, who=_who(session), engine=state.engine, v=views(request))
+        case = await routes_reviews.case(
+            withdrawal_id, who=_who(session), engine=state.engine, v=views(request)
+        )
     except ApiError as err:
         raise PageProblem("notfound", 404, locale) if err.status == 404 else PageProblem("busy", 503, locale)
     except RPCError:
@@ -150,14 +189,25 @@ async def _case_page(request: Request, session, withdrawal_id: str, *, status_co
     since = (view.review_since if view else None) or record.review_since
     done = request.query_params.get("done")
     return render(
-        request, "review_case.html", locale, status_code=status_code, session=session,
-        csrf=state.sessions.csrf_for(session), case=case, record=record, view=view,
-        amount=money(record.amount, record.currency, locale), reason_code=reason_code, entry=entry,
+        request,
+        "review_case.html",
+        locale,
+        status_code=status_code,
+        session=session,
+        csrf=state.sessions.csrf_for(session),
+        case=case,
+        record=record,
+        view=view,
+        amount=money(record.amount, record.currency, locale),
+        reason_code=reason_code,
+        entry=entry,
         hits=[(h, described.get(h.rule_id, "")) for h in case.risk_hits],
         uploads=[a for a in case.audit if a.action == "documents_uploaded"],
         due=sla_due(since, _Slas(request)(record.channel, record.bank_code)),
-        documents=sorted(routes_reviews.known_documents()), error=error,
-        done=done if done in DONE else None, me=session.name,
+        documents=sorted(routes_reviews.known_documents()),
+        error=error,
+        done=done if done in DONE else None,
+        me=session.name,
         assignees=sorted(state.keys.names(CONSOLE)) if session.role == SUPERVISOR else [],
     )
 
@@ -182,8 +232,9 @@ async def take(request: Request, withdrawal_id: str) -> Response:
     except ValidationError:
         return await _case_page(request, session, wid, status_code=400, error="assign_unknown")
     except ApiError as err:
-        return await _case_page(request, session, wid, status_code=err.status,
-                                error=REFUSALS.get(err.error, "not_allowed"))
+        return await _case_page(
+            request, session, wid, status_code=err.status, error=REFUSALS.get(err.error, "not_allowed")
+        )
     return RedirectResponse(f"{BASE}/{wid}?done=assign", status_code=303)
 
 
@@ -198,15 +249,19 @@ async def decide(request: Request, withdrawal_id: str) -> Response:
     state = request.app.state
     documents = [d for d in sorted(routes_reviews.known_documents()) if fields.get(f"doc_{d}")]
     try:
-        body = routes_reviews.DecisionBody(decision=fields.get("decision", ""), reason=fields.get("reason", ""),
-                                           documents=documents)
+        body = routes_reviews.DecisionBody(
+            decision=fields.get("decision", ""), reason=fields.get("reason", ""), documents=documents
+        )
     except ValidationError:
         return await _case_page(request, session, wid, status_code=400, error="decision_invalid")
     try:
-        await routes_reviews.decide(wid, body, request, who=_who(session), client=state.client, v=views(request))
+        await routes_reviews.decide(
+            wid, body, request, who=_who(session), client=state.client, v=views(request)
+        )
     except ApiError as err:
-        return await _case_page(request, session, wid, status_code=err.status,
-                                error=REFUSALS.get(err.error, "not_allowed"))
+        return await _case_page(
+            request, session, wid, status_code=err.status, error=REFUSALS.get(err.error, "not_allowed")
+        )
     except RPCError:
         raise PageProblem("busy", 503) from None
     return RedirectResponse(f"{BASE}/{wid}?done={body.decision}", status_code=303)

@@ -18,7 +18,7 @@ workflow: the same person approving twice is 409.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -78,7 +78,7 @@ class DecisionBody(BaseModel):
         return list(dict.fromkeys(v))
 
     @model_validator(mode="after")
-    def _documents_match(self) -> "DecisionBody":
+    def _documents_match(self) -> DecisionBody:
         if self.decision == "request_documents" and not self.documents:
             raise ValueError("request_documents needs the list of documents")
         if self.decision != "request_documents" and self.documents:
@@ -146,8 +146,9 @@ class Sla(BaseModel):
 class CaseOut(BaseModel):
     record: RecordOut
     view: StatusOut | None = Field(
-        None, description="the workflow's status query (source: live); the projection (source: projection) when "
-        "the workflow does not answer in time; null if the workflow is gone"
+        None,
+        description="the workflow's status query (source: live); the projection (source: projection) when "
+        "the workflow does not answer in time; null if the workflow is gone",
     )
     risk_hits: list[RiskHitOut]
     audit: list[AuditOut]
@@ -158,7 +159,7 @@ def _age(since: datetime | None, now: datetime) -> int | None:
     if since is None:
         return None
     if since.tzinfo is None:
-        since = since.replace(tzinfo=timezone.utc)
+        since = since.replace(tzinfo=UTC)
     return max(0, int((now - since).total_seconds()))
 
 
@@ -171,7 +172,11 @@ def _sla(view: StatusOut | None) -> Sla:
     escalations = [
         n.at for n in view.notices if n.stage == Stage.REVIEW_DELAYED and (since is None or n.at >= since)
     ]
-    return Sla(review_since=since, escalated=bool(escalations), escalated_at=min(escalations) if escalations else None)
+    return Sla(
+        review_since=since,
+        escalated=bool(escalations),
+        escalated_at=min(escalations) if escalations else None,
+    )
 
 
 @router.get(
@@ -195,13 +200,23 @@ async def queue(
     who: Principal = Depends(require(*DESK)),
     engine=Depends(deps.engine),
 ) -> QueuePage:
-    now = datetime.fromtimestamp(request.app.state.clock(), timezone.utc)
+    now = datetime.fromtimestamp(request.app.state.clock(), UTC)
     rows, total = await db(
-        review_queue_page, engine, category=category.value if category else None, status=status,
-        older_than_s=min_age_s, min_amount=min_amount, assignee=assignee, unassigned=unassigned, now=now,
-        limit=limit, offset=offset,
+        review_queue_page,
+        engine,
+        category=category.value if category else None,
+        status=status,
+        older_than_s=min_age_s,
+        min_amount=min_amount,
+        assignee=assignee,
+        unassigned=unassigned,
+        now=now,
+        limit=limit,
+        offset=offset,
     )
-    items = [QueueItem.model_validate(r).model_copy(update={"age_s": _age(r.review_since, now)}) for r in rows]
+    items = [
+        QueueItem.model_validate(r).model_copy(update={"age_s": _age(r.review_since, now)}) for r in rows
+    ]
     return QueuePage(total=total, limit=limit, offset=offset, items=items)
 
 
@@ -259,9 +274,18 @@ async def assign(
         if who.role != SUPERVISOR:
             raise ApiError(403, "forbidden", "only a supervisor assigns cases to others")
         if target not in request.app.state.keys.names(DESK):
-            raise ApiError(422, "invalid request", [{"field": "assignee", "loc": ["body", "assignee"],
-                                                    "msg": f"{target!r} does not work the review desk",
-                                                    "type": "value_error"}])
+            raise ApiError(
+                422,
+                "invalid request",
+                [
+                    {
+                        "field": "assignee",
+                        "loc": ["body", "assignee"],
+                        "msg": f"{target!r} does not work the review desk",
+                        "type": "value_error",
+                    }
+                ],
+            )
     record = await db(get_record, engine, withdrawal_id)
     if record is None:
         raise ApiError(404, "not found", f"withdrawal {withdrawal_id} has no record")
@@ -272,8 +296,15 @@ async def assign(
     if not await db(assign_review, engine, withdrawal_id, target):
         raise ApiError(409, "not awaiting review", f"withdrawal {withdrawal_id} left the queue")
     previous = record.assignee
-    await db(add_audit, engine, who.actor, who.role, "assign", withdrawal_id,
-             f"assigned to {target}" + (f" (was {previous})" if previous else ""))
+    await db(
+        add_audit,
+        engine,
+        who.actor,
+        who.role,
+        "assign",
+        withdrawal_id,
+        f"assigned to {target}" + (f" (was {previous})" if previous else ""),
+    )
     return AssignOut(withdrawal_id=withdrawal_id, assignee=target, previous=previous)
 
 
@@ -297,15 +328,25 @@ async def decide(
     if who.role == OPERATOR:
         view = await v.live_or_503(withdrawal_id, who)
         if view.status != WithdrawalStatus.MANUAL_CHECK:
-            raise ApiError(403, "forbidden", f"operators decide manual checks only; this one is {view.status.value}")
+            raise ApiError(
+                403, "forbidden", f"operators decide manual checks only; this one is {view.status.value}"
+            )
     settings = request.app.state.settings
     token = sign_decision(
-        settings.decision_signing_key.get_secret_value(), withdrawal_id=withdrawal_id, reviewer=who.name,
-        role=who.role, decision=body.decision, reason=body.reason, documents=body.documents,
-        nonce=secrets.token_urlsafe(16), now=request.app.state.clock(), ttl_s=settings.decision_token_ttl_s,
+        settings.decision_signing_key.get_secret_value(),
+        withdrawal_id=withdrawal_id,
+        reviewer=who.name,
+        role=who.role,
+        decision=body.decision,
+        reason=body.reason,
+        documents=body.documents,
+        nonce=secrets.token_urlsafe(16),
+        now=request.app.state.clock(),
+        ttl_s=settings.decision_token_ttl_s,
     )
-    decision = ReviewDecision(decision=body.decision, reviewer=who.name, reason=body.reason, documents=body.documents,
-                              token=token)
+    decision = ReviewDecision(
+        decision=body.decision, reviewer=who.name, reason=body.reason, documents=body.documents, token=token
+    )
     try:
         after = await client.review(withdrawal_id, decision)
     except NotAwaitingReview as exc:
@@ -314,7 +355,9 @@ async def decide(
         raise ApiError(409, "four-eyes", str(exc)) from None
     except DecisionRefused as exc:
         # our own token refused: the worker does not trust this gateway's key (configuration)
-        raise ApiError(503, "decision not accepted", f"the workflow refused the signed decision: {exc}") from None
+        raise ApiError(
+            503, "decision not accepted", f"the workflow refused the signed decision: {exc}"
+        ) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "not found", f"withdrawal {withdrawal_id} is not tracked") from None

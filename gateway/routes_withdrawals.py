@@ -4,12 +4,22 @@ user's records list (R16), the user's document upload (R18) and deep-link read r
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
 from typing import Annotated
 
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
+
 from gateway import deps
-from gateway.auth import OPERATOR, PAYMENT_SERVICE, REVIEWER, SUPERVISOR, USER, Principal, ensure_user_access, require
+from gateway.auth import (
+    OPERATOR,
+    PAYMENT_SERVICE,
+    REVIEWER,
+    SUPERVISOR,
+    USER,
+    Principal,
+    ensure_user_access,
+    require,
+)
 from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, status_url
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, UserStatusOut, Views, views
@@ -37,7 +47,9 @@ class LinkAck(BaseModel):
     """The user opened the deep link of a notice (its key is in the link)."""
 
     model_config = ConfigDict(extra="forbid")
-    key: Annotated[str, NoCard] = Field(min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1")
+    key: Annotated[str, NoCard] = Field(
+        min_length=1, max_length=200, description="the notice key, e.g. W1001/DETECTED/1"
+    )
 
 
 _SAME_FIELDS = ("user_id", "amount", "currency", "channel", "bank_code", "card_last4")
@@ -64,8 +76,11 @@ async def start(
         if record.payee_fingerprint != payee_fingerprint(req.payee_ref):
             differs.append("payee_ref")
         if differs:
-            raise ApiError(409, "withdrawal exists with other details",
-                           f"withdrawal {req.withdrawal_id} is tracked already; differing fields: {', '.join(differs)}")
+            raise ApiError(
+                409,
+                "withdrawal exists with other details",
+                f"withdrawal {req.withdrawal_id} is tracked already; differing fields: {', '.join(differs)}",
+            )
     handle = await client.start_withdrawal(req)
     return Started(workflow_id=handle.id, status_url=status_url(req.withdrawal_id))
 
@@ -106,7 +121,9 @@ async def records(
 ) -> RecordsPage:
     ensure_user_access(who, user_id, others=(PAYMENT_SERVICE, SUPERVISOR, OPERATOR))
     rows, total = await db(user_withdrawals, engine, user_id, limit, offset)
-    return RecordsPage(total=total, limit=limit, offset=offset, items=[RecordOut.model_validate(r) for r in rows])
+    return RecordsPage(
+        total=total, limit=limit, offset=offset, items=[RecordOut.model_validate(r) for r in rows]
+    )
 
 
 @router.post(
@@ -128,11 +145,21 @@ async def upload_documents(
 ) -> Accepted:
     view = await v.live_or_503(withdrawal_id, who)
     if not view.awaiting_documents:
-        raise ApiError(409, "not waiting for documents",
-                       f"withdrawal {withdrawal_id} is {view.status.value} and no documents are requested")
+        raise ApiError(
+            409,
+            "not waiting for documents",
+            f"withdrawal {withdrawal_id} is {view.status.value} and no documents are requested",
+        )
     await client.upload_documents(withdrawal_id, upload)
-    await db(add_audit, engine, who.actor, who.role, "documents_uploaded", withdrawal_id,
-             f"{', '.join(upload.documents)} (reference {upload.reference}); requested: {', '.join(view.awaiting_documents)}")
+    await db(
+        add_audit,
+        engine,
+        who.actor,
+        who.role,
+        "documents_uploaded",
+        withdrawal_id,
+        f"{', '.join(upload.documents)} (reference {upload.reference}); requested: {', '.join(view.awaiting_documents)}",
+    )
     return Accepted(status_url=status_url(withdrawal_id))
 
 
@@ -156,7 +183,16 @@ async def ack_notice(
     if not any(body.key == n.key or body.key.startswith(n.key + "/") for n in view.notices):
         raise ApiError(404, "no such notice", f"withdrawal {withdrawal_id} has no notice {body.key!r}")
     await client.notice_read(withdrawal_id, NoticeAck(key=body.key, channel="link"))
-    await db(append_event, engine, WithdrawalEvent(  # the event record (R27): first open counts
-        key=f"read/link/{body.key}"[:200], withdrawal_id=withdrawal_id, kind="read", at=utcnow(),
-        notice_channel="link", notice_key=body.key))
+    await db(
+        append_event,
+        engine,
+        WithdrawalEvent(  # the event record (R27): first open counts
+            key=f"read/link/{body.key}"[:200],
+            withdrawal_id=withdrawal_id,
+            kind="read",
+            at=utcnow(),
+            notice_channel="link",
+            notice_key=body.key,
+        ),
+    )
     return deps.Ok()

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from fastapi import Request
 from pydantic import Field
@@ -82,25 +83,42 @@ def not_tracked(withdrawal_id: str) -> ApiError:
 
 
 def unavailable(withdrawal_id: str, why: str) -> ApiError:
-    return ApiError(503, "temporarily unavailable", f"withdrawal {withdrawal_id}: the workflow did not answer "
-                    f"({why}); retry later", headers={"Retry-After": RETRY_AFTER_S})
+    return ApiError(
+        503,
+        "temporarily unavailable",
+        f"withdrawal {withdrawal_id}: the workflow did not answer ({why}); retry later",
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
 
 
 def utc(at: datetime | None) -> datetime | None:
     """Timestamps read back from the database may have lost their zone: they are UTC."""
-    return at.replace(tzinfo=timezone.utc) if at is not None and at.tzinfo is None else at
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def projected(record: WithdrawalRecord) -> StatusOut:
     status = WithdrawalStatus(record.status)
     category = ExceptionCategory(record.category) if record.category else None
     return StatusOut(
-        withdrawal_id=record.withdrawal_id, user_id=record.user_id, amount=record.amount, currency=record.currency,
-        channel=record.channel, bank_code=record.bank_code, card_last4=record.card_last4,
-        status=status, category=category, severity=Severity(record.severity), reason_code=record.reason_code,
-        needs_review=record.needs_review, review_since=utc(record.review_since),
+        withdrawal_id=record.withdrawal_id,
+        user_id=record.user_id,
+        amount=record.amount,
+        currency=record.currency,
+        channel=record.channel,
+        bank_code=record.bank_code,
+        card_last4=record.card_last4,
+        status=status,
+        category=category,
+        severity=Severity(record.severity),
+        reason_code=record.reason_code,
+        needs_review=record.needs_review,
+        review_since=utc(record.review_since),
         next_step=next_step(status, category),
-        order_id=None, attempt=None, four_eyes=None, source="projection", as_of=utc(record.updated_at),
+        order_id=None,
+        attempt=None,
+        four_eyes=None,
+        source="projection",
+        as_of=utc(record.updated_at),
     )
 
 
@@ -138,7 +156,7 @@ class Views:
             if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
                 raise Unanswered(late) from None
             raise Unanswered(f"Temporal: {err.status.name if err.status else err}") from None
-        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        now = datetime.fromtimestamp(self.clock(), UTC)
         return StatusOut(**dict(view), source="live", as_of=now)
 
     async def live_or_503(self, withdrawal_id: str, who: Principal) -> StatusOut:

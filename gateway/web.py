@@ -11,10 +11,11 @@ referrer (a signed link never leaks to another site),
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from fastapi import Request
@@ -111,15 +112,15 @@ def utc_text(at: datetime | None) -> str:
     """Shown until the page's script writes the reader's local time."""
     if at is None:
         return ""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def iso(at: datetime | None) -> str:
     if at is None:
         return ""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).isoformat()
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat()
 
 
 templates = Environment(
@@ -136,8 +137,13 @@ templates.filters["iso"] = iso
 def render(request: Request, name: str, locale: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     settings = request.app.state.settings
     html = templates.get_template(name).render(
-        t=Words(locale), locale=locale, prefix=PREFIX, support_phone=settings.support_phone,
-        support_url=settings.support_url, session=context.pop("session", None), csrf=context.pop("csrf", ""),
+        t=Words(locale),
+        locale=locale,
+        prefix=PREFIX,
+        support_phone=settings.support_phone,
+        support_url=settings.support_url,
+        session=context.pop("session", None),
+        csrf=context.pop("csrf", ""),
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
@@ -147,7 +153,9 @@ def render_fragment(name: str, locale: str, **context: Any) -> str:
     return templates.get_template(name).render(t=Words(locale), locale=locale, prefix=PREFIX, **context)
 
 
-def problem(request: Request, kind: str, status_code: int, locale: str | None = None, **extra: Any) -> HTMLResponse:
+def problem(
+    request: Request, kind: str, status_code: int, locale: str | None = None, **extra: Any
+) -> HTMLResponse:
     """The friendly page for ``kind`` (link, expired, unknown, busy, signin, forbidden,
     csrf, slow, notfound): what happened and what to do, never a stack trace."""
     locale = locale or pick_locale(request)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
-from typing import Awaitable, Callable, Collection
 
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
@@ -21,7 +21,9 @@ class DeliveryError(Exception):
 #: Set by the notice activity around ``send``: a notifier that can tell when the provider
 #: can no longer refuse the notice (SMTP: right before DATA) calls it then, so that after a
 #: crash the activity knows whether the notice could have gone out at all.
-POINT_OF_NO_RETURN: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("point_of_no_return", default=None)
+POINT_OF_NO_RETURN: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "point_of_no_return", default=None
+)
 
 
 async def passing_point_of_no_return() -> None:

@@ -16,8 +16,16 @@ from sentinel.render import RenderedNotice
 
 
 class SmtpConfig:
-    def __init__(self, host: str, port: int, sender: str, username: str | None = None,
-                 password: str | None = None, starttls: bool = False, timeout_s: float = 15.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout_s: float = 15.0,
+    ):
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password, self.starttls, self.timeout_s = username, password, starttls, timeout_s
 
@@ -27,7 +35,9 @@ def message_id_for(key: str, sender: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
-def build_message(cfg: SmtpConfig, to: str, rendered: RenderedNotice, key: str, withdrawal_id: str) -> EmailMessage:
+def build_message(
+    cfg: SmtpConfig, to: str, rendered: RenderedNotice, key: str, withdrawal_id: str
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = cfg.sender
     msg["To"] = to
@@ -62,8 +72,12 @@ class EmailNotifier(Notifier):
         msg = build_message(self.cfg, to, rendered, notice.key, notice.withdrawal.withdrawal_id)
         try:
             async with aiosmtplib.SMTP(
-                hostname=self.cfg.host, port=self.cfg.port, username=self.cfg.username, password=self.cfg.password,
-                start_tls=self.cfg.starttls, timeout=self.cfg.timeout_s,
+                hostname=self.cfg.host,
+                port=self.cfg.port,
+                username=self.cfg.username,
+                password=self.cfg.password,
+                start_tls=self.cfg.starttls,
+                timeout=self.cfg.timeout_s,
             ) as smtp:
                 await smtp.mail(extract_sender(msg) or self.cfg.sender)
                 for rcpt in extract_recipients(msg):

@@ -8,7 +8,7 @@ key (a second insert returns the stored message). A takeover therefore finds the
 from __future__ import annotations
 
 import asyncio
-from typing import Collection
+from collections.abc import Collection
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -49,7 +49,9 @@ class InboxNotifier(Notifier):
         try:
             stored = await asyncio.to_thread(add_inbox_message, self.engine, message)
         except OperationalError as exc:  # the database is unreachable: the retry writes it (idempotent)
-            raise DeliveryError(f"inbox: database unavailable ({type(exc.orig).__name__})", retryable=True) from None
+            raise DeliveryError(
+                f"inbox: database unavailable ({type(exc.orig).__name__})", retryable=True
+            ) from None
         return message_id(stored)
 
     async def find_sent(self, notice: NoticeRequest, tried: Collection[str] | None = None) -> str | None:
@@ -59,5 +61,7 @@ class InboxNotifier(Notifier):
         try:
             found = await asyncio.to_thread(find_inbox_message, self.engine, notice.key)
         except OperationalError as exc:  # cannot ask now: the activity retries, never guesses
-            raise DeliveryError(f"inbox: database unavailable ({type(exc.orig).__name__})", retryable=True) from None
+            raise DeliveryError(
+                f"inbox: database unavailable ({type(exc.orig).__name__})", retryable=True
+            ) from None
         return None if found is None else message_id(found)

@@ -35,9 +35,10 @@ import base64
 import json
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
@@ -86,7 +87,7 @@ class ServiceAccount:
     token_uri: str = GOOGLE_TOKEN_URI
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any]) -> "ServiceAccount":
+    def from_info(cls, info: Mapping[str, Any]) -> ServiceAccount:
         """From the JSON key file Google hands out (``type: service_account``)."""
         return cls(
             project_id=str(info["project_id"]),
@@ -97,7 +98,7 @@ class ServiceAccount:
         )
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ServiceAccount":
+    def from_file(cls, path: str | Path) -> ServiceAccount:
         return cls.from_info(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
@@ -156,7 +157,9 @@ class ServiceAccountTokens:
             if response.status_code != 200:
                 # a rejected key is a configuration problem of this provider: retryable, so
                 # the chain can fail over (and the breaker opens)
-                raise DeliveryError(f"fcm: token endpoint answered HTTP {response.status_code}", retryable=True)
+                raise DeliveryError(
+                    f"fcm: token endpoint answered HTTP {response.status_code}", retryable=True
+                )
             data = json_body(response, PROVIDER)
             token = data.get("access_token")
             if not token:
@@ -222,7 +225,9 @@ class FcmPushNotifier(Notifier):
         self.tokens_for = tokens_for
         self.on_invalid_token = on_invalid_token
         self.client = client or httpx.AsyncClient(timeout=cfg.timeout_s)
-        self.tokens = ServiceAccountTokens(self.account, token_uri=cfg.token_uri, client=self.client, clock=clock)
+        self.tokens = ServiceAccountTokens(
+            self.account, token_uri=cfg.token_uri, client=self.client, clock=clock
+        )
         self.url = f"{cfg.api_base.rstrip('/')}/v1/projects/{self.account.project_id}/messages:send"
 
     async def aclose(self) -> None:
@@ -260,7 +265,12 @@ class FcmPushNotifier(Notifier):
         for attempt in (1, 2):
             access = await self.tokens.token()
             response = await http_request(
-                self.client, PROVIDER, "POST", self.url, json=body, headers={"authorization": f"Bearer {access}"}
+                self.client,
+                PROVIDER,
+                "POST",
+                self.url,
+                json=body,
+                headers={"authorization": f"Bearer {access}"},
             )
             if response.status_code == 401 and attempt == 1:
                 self.tokens.invalidate()  # expired or revoked early: fetch a new one, once
@@ -295,7 +305,9 @@ class FcmPushNotifier(Notifier):
         if not devices:
             raise DeliveryError("fcm: no device token", retryable=False)
         lock_screen_safe(notice, rendered.push_title, rendered.push_body)
-        results = await asyncio.gather(*(self._send_one(t, notice, rendered) for t in devices), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._send_one(t, notice, rendered) for t in devices), return_exceptions=True
+        )
         sent = [r for r in results if isinstance(r, str)]
         if sent:
             return sent[0] if len(sent) == 1 else f"{sent[0]} (+{len(sent) - 1})"

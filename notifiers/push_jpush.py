@@ -30,8 +30,9 @@ permitted), 2002 (rate limit), 1000 / 1030 (internal), 429, 5xx and timeouts are
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, MutableMapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -99,7 +100,9 @@ class JPushNotifier(Notifier):
         if not isinstance(error, dict):
             error = {}
         code = error.get("code")
-        message = " ".join(f"jpush {what}: HTTP {response.status_code} {code or ''} {error.get('message', '')}".split())
+        message = " ".join(
+            f"jpush {what}: HTTP {response.status_code} {code or ''} {error.get('message', '')}".split()
+        )
         if status_is_retryable(response.status_code):
             return DeliveryError(message, retryable=True)
         return DeliveryError(message, retryable=code not in NON_RETRYABLE_CODES)
@@ -111,8 +114,12 @@ class JPushNotifier(Notifier):
         if cached and now - cached[1] < CID_TTL_S:
             return cached[0]
         response = await http_request(
-            self.client, PROVIDER, "GET", f"{self.base}/v3/push/cid",
-            params={"count": 1, "type": "push"}, auth=self.auth,
+            self.client,
+            PROVIDER,
+            "GET",
+            f"{self.base}/v3/push/cid",
+            params={"count": 1, "type": "push"},
+            auth=self.auth,
         )
         if response.status_code != 200:
             raise self._error(response, "cid")
@@ -153,7 +160,9 @@ class JPushNotifier(Notifier):
         body = self.payload(devices, notice, rendered)
         if self.cfg.use_cid:
             body = {"cid": await self.cid_for(notice.key), **body}
-        response = await http_request(self.client, PROVIDER, "POST", f"{self.base}/v3/push", json=body, auth=self.auth)
+        response = await http_request(
+            self.client, PROVIDER, "POST", f"{self.base}/v3/push", json=body, auth=self.auth
+        )
         if response.status_code == 200:
             msg_id = json_body(response, PROVIDER).get("msg_id")
             if msg_id:

@@ -7,7 +7,8 @@ a token the provider reports dead is marked invalid."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
@@ -18,9 +19,9 @@ from notifiers.routing import DEFAULT_PUSH_ROUTES, ProviderChain
 from notifiers.sms_aliyun import AliyunSmsConfig, AliyunSmsNotifier
 from notifiers.sms_tencent import TencentSmsConfig, TencentSmsNotifier
 from notifiers.sms_twilio import TwilioConfig, TwilioSmsNotifier
+from notifiers.template_check import check_provider_templates
 from notifiers.voice_aliyun import AliyunVoiceConfig, AliyunVoiceNotifier
 from notifiers.voice_twilio import TwilioVoiceNotifier
-from notifiers.template_check import check_provider_templates
 from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import parse_duration
 from sentinel.render import Brand
@@ -38,16 +39,29 @@ def _push_providers(settings: Settings, engine) -> list[Notifier]:
 
     push: list[Notifier] = []
     if settings.fcm_service_account_file:
-        push.append(FcmPushNotifier(
-            FcmConfig(ServiceAccount.from_file(settings.fcm_service_account_file), api_base=settings.fcm_api_base),
-            lambda user_id: device_tokens(engine, user_id, "fcm"),
-            on_invalid_token=lambda user_id, token: forget_device(engine, "fcm", token, "FCM: token unregistered", user_id),
-        ))
+        push.append(
+            FcmPushNotifier(
+                FcmConfig(
+                    ServiceAccount.from_file(settings.fcm_service_account_file),
+                    api_base=settings.fcm_api_base,
+                ),
+                lambda user_id: device_tokens(engine, user_id, "fcm"),
+                on_invalid_token=lambda user_id, token: forget_device(
+                    engine, "fcm", token, "FCM: token unregistered", user_id
+                ),
+            )
+        )
     if settings.jpush_app_key and settings.jpush_master_secret:
-        push.append(JPushNotifier(
-            JPushConfig(settings.jpush_app_key, _secret(settings.jpush_master_secret), api_base=settings.jpush_api_base),
-            lambda user_id: device_tokens(engine, user_id, "jpush"),
-        ))
+        push.append(
+            JPushNotifier(
+                JPushConfig(
+                    settings.jpush_app_key,
+                    _secret(settings.jpush_master_secret),
+                    api_base=settings.jpush_api_base,
+                ),
+                lambda user_id: device_tokens(engine, user_id, "jpush"),
+            )
+        )
     return push
 
 
@@ -56,8 +70,9 @@ def _check_templates(settings: Settings, data: Mapping[str, Any]) -> None:
     refused outside development mode, logged in development."""
     policy = load_notice_policy(yaml.safe_load(settings.notice_policy_file.read_text(encoding="utf-8")))
     brand = Brand(settings.brand_name, settings.brand_name_zh, settings.sms_link)
-    for problem in check_provider_templates(data, policy, brand=brand, support_phone=settings.support_phone,
-                                            strict=not settings.dev_mode):
+    for problem in check_provider_templates(
+        data, policy, brand=brand, support_phone=settings.support_phone, strict=not settings.dev_mode
+    ):
         log.warning("provider templates: %s", problem)
 
 
@@ -67,25 +82,39 @@ def build_provider_notifiers(
     """``{"sms": chain, "voice": chain, "push": chain}`` for the providers that have
     credentials; a channel with no configured provider is absent (the policy then skips
     it). Push needs ``engine`` (the device tokens)."""
-    data = data if data is not None else (yaml.safe_load(settings.providers_file.read_text(encoding="utf-8")) or {})
+    data = (
+        data
+        if data is not None
+        else (yaml.safe_load(settings.providers_file.read_text(encoding="utf-8")) or {})
+    )
     sms: list[Notifier] = []
     voice: list[Notifier] = []
     aliyun = data.get("aliyun") or {}
     if settings.aliyun_access_key_id and settings.aliyun_access_key_secret:
-        creds = dict(access_key_id=settings.aliyun_access_key_id,
-                     access_key_secret=_secret(settings.aliyun_access_key_secret))
+        creds = dict(
+            access_key_id=settings.aliyun_access_key_id,
+            access_key_secret=_secret(settings.aliyun_access_key_secret),
+        )
         if aliyun.get("sms"):
             sms.append(AliyunSmsNotifier(AliyunSmsConfig(**creds, **aliyun["sms"])))
         if aliyun.get("voice"):
             voice.append(AliyunVoiceNotifier(AliyunVoiceConfig(**creds, **aliyun["voice"])))
     tencent = data.get("tencent") or {}
     if settings.tencent_secret_id and settings.tencent_secret_key and tencent:
-        sms.append(TencentSmsNotifier(TencentSmsConfig(
-            secret_id=settings.tencent_secret_id, secret_key=_secret(settings.tencent_secret_key), **tencent)))
+        sms.append(
+            TencentSmsNotifier(
+                TencentSmsConfig(
+                    secret_id=settings.tencent_secret_id,
+                    secret_key=_secret(settings.tencent_secret_key),
+                    **tencent,
+                )
+            )
+        )
     twilio = data.get("twilio") or {}
     if settings.twilio_account_sid and settings.twilio_auth_token:
-        cfg = TwilioConfig(account_sid=settings.twilio_account_sid, auth_token=_secret(settings.twilio_auth_token),
-                           **twilio)
+        cfg = TwilioConfig(
+            account_sid=settings.twilio_account_sid, auth_token=_secret(settings.twilio_auth_token), **twilio
+        )
         sms.append(TwilioSmsNotifier(cfg))
         if cfg.from_number:
             voice.append(TwilioVoiceNotifier(cfg))
@@ -101,12 +130,17 @@ def build_provider_notifiers(
         failover_on_ambiguous=False,
     )
     chains: dict[str, Notifier] = {}
-    for channel, providers, routes in (("sms", sms, data.get("sms_routes")), ("voice", voice, data.get("voice_routes")),
-                                       ("push", push, data.get("push_routes") or [(r.prefix, r.providers) for r in DEFAULT_PUSH_ROUTES])):
+    for channel, providers, routes in (
+        ("sms", sms, data.get("sms_routes")),
+        ("voice", voice, data.get("voice_routes")),
+        ("push", push, data.get("push_routes") or [(r.prefix, r.providers) for r in DEFAULT_PUSH_ROUTES]),
+    ):
         if not providers:
             continue
         names = {p.provider for p in providers}
-        rules = [(prefix, [n for n in chain if n in names]) for prefix, chain in (routes or [("", sorted(names))])]
+        rules = [
+            (prefix, [n for n in chain if n in names]) for prefix, chain in (routes or [("", sorted(names))])
+        ]
         rules = [(prefix, chain) for prefix, chain in rules if chain]
         chains[channel] = ProviderChain(channel, providers, rules, **options)
     return chains

@@ -39,8 +39,9 @@ retryable everywhere.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -74,7 +75,9 @@ async def http_request(
     except httpx.TimeoutException as exc:
         raise AmbiguousDeliveryError(f"{provider}: timeout ({type(exc).__name__})", retryable=True) from exc
     except httpx.TransportError as exc:
-        raise AmbiguousDeliveryError(f"{provider}: transport error ({type(exc).__name__})", retryable=True) from exc
+        raise AmbiguousDeliveryError(
+            f"{provider}: transport error ({type(exc).__name__})", retryable=True
+        ) from exc
 
 
 def json_body(response: httpx.Response, provider: str) -> dict[str, Any]:
@@ -84,7 +87,8 @@ def json_body(response: httpx.Response, provider: str) -> dict[str, Any]:
         data = response.json()
     except ValueError:
         raise DeliveryError(
-            f"{provider}: HTTP {response.status_code}, not JSON", retryable=status_is_retryable(response.status_code)
+            f"{provider}: HTTP {response.status_code}, not JSON",
+            retryable=status_is_retryable(response.status_code),
         ) from None
     if not isinstance(data, dict):
         raise DeliveryError(f"{provider}: HTTP {response.status_code}, unexpected JSON", retryable=True)
@@ -156,7 +160,10 @@ class CircuitBreaker:
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
     def __init__(
-        self, failure_threshold: int = 5, cooldown_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        failure_threshold: int = 5,
+        cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 ALGORITHM = "ACS3-HMAC-SHA256"
@@ -78,7 +78,14 @@ def canonical_request(
     """(CanonicalRequest, SignedHeaders)."""
     header_block, signed_headers = canonical_headers(headers)
     text = "\n".join(
-        (method.upper(), canonical_uri(path), canonical_query(params), header_block, signed_headers, payload_hash)
+        (
+            method.upper(),
+            canonical_uri(path),
+            canonical_query(params),
+            header_block,
+            signed_headers,
+            payload_hash,
+        )
     )
     return text, signed_headers
 
@@ -99,7 +106,7 @@ def acs_date(when: datetime) -> str:
     """``x-acs-date``: ISO 8601 UTC, seconds, ``Z``."""
     if when.tzinfo is None:
         raise ValueError("the signing date needs a time zone")
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

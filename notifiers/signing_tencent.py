@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Mapping, Sequence
+from datetime import UTC, datetime
 
 ALGORITHM = "TC3-HMAC-SHA256"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -43,7 +43,7 @@ def _hmac(key: bytes, msg: str) -> bytes:
 
 def utc_date(timestamp: int) -> str:
     """The credential-scope date: the UTC (never local) date of the timestamp."""
-    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(int(timestamp), tz=UTC).strftime("%Y-%m-%d")
 
 
 def credential_scope(timestamp: int, service: str) -> str:

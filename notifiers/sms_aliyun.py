@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import uuid
 from abc import abstractmethod
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 
@@ -51,8 +52,23 @@ CHINA_TZ = timezone(timedelta(hours=8))
 # --------------------------------------------------------------------------- templates
 
 #: notice fields a template variable may take its value from
-FIELD_NAMES = ("order_no", "card_last4", "bank_code", "title", "short", "link", "stage", "category", "status",
-               "count", "orders", "reason", "order_tail", "support_phone", "support_spoken")
+FIELD_NAMES = (
+    "order_no",
+    "card_last4",
+    "bank_code",
+    "title",
+    "short",
+    "link",
+    "stage",
+    "category",
+    "status",
+    "count",
+    "orders",
+    "reason",
+    "order_tail",
+    "support_phone",
+    "support_spoken",
+)
 DEFAULT_PARAMS: tuple[tuple[str, str], ...] = (("order_no", "order_no"), ("card_last4", "card_last4"))
 
 
@@ -87,10 +103,12 @@ class TemplateSpec:
 
     code: str
     params: tuple[tuple[str, str], ...] = DEFAULT_PARAMS  # (variable name, notice field)
-    text: str | None = None  # the registered text, ${name} for a variable (checked: notifiers/template_check.py)
+    text: str | None = (
+        None  # the registered text, ${name} for a variable (checked: notifiers/template_check.py)
+    )
 
     @classmethod
-    def parse(cls, value: Any) -> "TemplateSpec":
+    def parse(cls, value: Any) -> TemplateSpec:
         """``"SMS_123"`` | ``{"code": "SMS_123", "params": {"order": "order_no"}}`` |
         ``{"code": "1234567", "params": ["order_no", "card_last4"]}`` (positional)."""
         if isinstance(value, TemplateSpec):
@@ -136,17 +154,26 @@ def template_keys(notice: NoticeRequest) -> list[str]:
         pass
     if notice.folded:  # a digest of several withdrawals has its own registered template
         keys = [f"{locale}/DIGEST", "DIGEST"]
-    failed = [f"{stage}/failed"] if notice.status in (WithdrawalStatus.FAILED, WithdrawalStatus.RETURNED) else []
-    keys += [f"{locale}/{stage}/{category}", f"{locale}/{stage}", *failed, f"{stage}/{category}", stage, "default"]
+    failed = (
+        [f"{stage}/failed"] if notice.status in (WithdrawalStatus.FAILED, WithdrawalStatus.RETURNED) else []
+    )
+    keys += [
+        f"{locale}/{stage}/{category}",
+        f"{locale}/{stage}",
+        *failed,
+        f"{stage}/{category}",
+        stage,
+        "default",
+    ]
     return list(dict.fromkeys(keys))
 
 
 class TemplateRegistry:
     """Provider templates keyed by notice (see :func:`template_keys`). Data, e.g.::
 
-        {"DETECTED/ACCOUNT_INFO_ERROR": "SMS_460001",
-         "DELAYED": {"code": "SMS_460002", "params": {"order": "order_no", "card": "card_last4"}},
-         "default": "SMS_460000"}
+    {"DETECTED/ACCOUNT_INFO_ERROR": "SMS_460001",
+     "DELAYED": {"code": "SMS_460002", "params": {"order": "order_no", "card": "card_last4"}},
+     "default": "SMS_460000"}
     """
 
     def __init__(self, templates: Mapping[str, Any]):
@@ -216,7 +243,7 @@ class AliyunRpc:
         self.security_token = security_token
         self.timeout_s = timeout_s
         self._client = client
-        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.now = now or (lambda: datetime.now(UTC))
         self.nonce = nonce or (lambda: uuid.uuid4().hex)
         self.provider = provider
 
@@ -245,12 +272,16 @@ class AliyunRpc:
             security_token=self.security_token,
         )
         headers = {**signed.headers, "accept": "application/json"}
-        response = await http_request(self.client, self.provider, "POST", signed.url, headers=headers, content=b"")
+        response = await http_request(
+            self.client, self.provider, "POST", signed.url, headers=headers, content=b""
+        )
         data = json_body(response, self.provider)
         code = str(data.get("Code", ""))
         if response.status_code == 200 and code == "OK":
             return data
-        message = f"{self.provider} {action}: HTTP {response.status_code} {code or '-'} {data.get('Message', '')}"
+        message = (
+            f"{self.provider} {action}: HTTP {response.status_code} {code or '-'} {data.get('Message', '')}"
+        )
         message = message.strip()
         if status_is_retryable(response.status_code):
             raise DeliveryError(message, retryable=True)
@@ -318,7 +349,9 @@ class AliyunTemplateNotifier(Notifier):
         phone = notice.withdrawal.contact.phone
         return has_prefix(phone, self.cfg.country_prefixes) and self.registry.lookup(notice) is not None
 
-    def template_values(self, notice: NoticeRequest, rendered: RenderedNotice) -> tuple[str, TemplateSpec, dict[str, str]]:
+    def template_values(
+        self, notice: NoticeRequest, rendered: RenderedNotice
+    ) -> tuple[str, TemplateSpec, dict[str, str]]:
         """The phone number, the template and its variable values, or a non-retryable
         DeliveryError when there is no number or no template for this notice."""
         phone = notice.withdrawal.contact.phone
@@ -367,10 +400,15 @@ class AliyunSmsNotifier(AliyunTemplateNotifier):
         for day in (today, today - timedelta(days=1)):
             page = 1
             while True:
-                data = await self.rpc.call_json("QuerySendDetails", {
-                    "PhoneNumber": aliyun_phone(phone), "SendDate": day.strftime("%Y%m%d"),
-                    "PageSize": str(QUERY_PAGE_SIZE), "CurrentPage": str(page),
-                })
+                data = await self.rpc.call_json(
+                    "QuerySendDetails",
+                    {
+                        "PhoneNumber": aliyun_phone(phone),
+                        "SendDate": day.strftime("%Y%m%d"),
+                        "PageSize": str(QUERY_PAGE_SIZE),
+                        "CurrentPage": str(page),
+                    },
+                )
                 details = (data.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
                 for d in details:
                     if d.get("OutId") == notice.key:

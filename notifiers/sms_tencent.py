@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -120,7 +121,9 @@ class TencentSmsNotifier(Notifier):
         }
 
     async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
-        payload = json.dumps(self.request_body(notice, rendered), ensure_ascii=False, separators=(",", ":")).encode()
+        payload = json.dumps(
+            self.request_body(notice, rendered), ensure_ascii=False, separators=(",", ":")
+        ).encode()
         signed = sign_request(
             secret_id=self.cfg.secret_id,
             secret_key=self.cfg.secret_key,
@@ -133,7 +136,9 @@ class TencentSmsNotifier(Notifier):
             payload=payload,
             timestamp=int(self.clock()),
         )
-        response = await http_request(self.client, PROVIDER, "POST", self.url, headers=signed.headers, content=payload)
+        response = await http_request(
+            self.client, PROVIDER, "POST", self.url, headers=signed.headers, content=payload
+        )
         if status_is_retryable(response.status_code):
             raise DeliveryError(f"tencent SendSms: HTTP {response.status_code}", retryable=True)
         body = json_body(response, PROVIDER).get("Response")
@@ -143,7 +148,8 @@ class TencentSmsNotifier(Notifier):
         if isinstance(error, dict):
             code = str(error.get("Code", ""))
             raise DeliveryError(
-                f"tencent SendSms: {code} {error.get('Message', '')}".strip(), retryable=tencent_code_is_retryable(code)
+                f"tencent SendSms: {code} {error.get('Message', '')}".strip(),
+                retryable=tencent_code_is_retryable(code),
             )
         statuses = body.get("SendStatusSet") or []
         if not statuses or not isinstance(statuses[0], dict):
@@ -153,5 +159,6 @@ class TencentSmsNotifier(Notifier):
         if code == "Ok" and status.get("SerialNo"):
             return str(status["SerialNo"])
         raise DeliveryError(
-            f"tencent SendSms: {code} {status.get('Message', '')}".strip(), retryable=tencent_code_is_retryable(code)
+            f"tencent SendSms: {code} {status.get('Message', '')}".strip(),
+            retryable=tencent_code_is_retryable(code),
         )

@@ -21,9 +21,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -88,7 +89,9 @@ def twilio_error(response: httpx.Response, what: str) -> DeliveryError:
     if not isinstance(data, dict):
         data = {}
     code = data.get("code")
-    message = " ".join(f"twilio {what}: HTTP {response.status_code} {code or ''} {data.get('message', '')}".split())
+    message = " ".join(
+        f"twilio {what}: HTTP {response.status_code} {code or ''} {data.get('message', '')}".split()
+    )
     status = response.status_code
     if status_is_retryable(status) or status in (401, 403, 404, 409):
         return DeliveryError(message, retryable=True)

@@ -22,7 +22,8 @@ mode a problem stops the start, in development it is logged.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from notifiers.sms_aliyun import FIELD_NAMES, TemplateRegistry, notice_fields, template_keys
 from sentinel.links import make_link
@@ -31,11 +32,11 @@ from sentinel.notice_policy import NoticePolicy
 from sentinel.render import (
     USER_STAGES,
     Brand,
+    DigestItem,
     link_kind_for,
     reason_groups,
     render_digest,
     render_notice,
-    DigestItem,
     sample_withdrawal,
     sms_info,
 )
@@ -70,27 +71,69 @@ def reachable_routes(policy: NoticePolicy, channel: str) -> Iterator[tuple[Any, 
 
 def _subtypes(category: ExceptionCategory | None) -> list[str | None]:
     """One subtype per reason group of the category (and none: the default group)."""
-    return [None] + [subtypes[0] for subtypes in reason_groups().get(category, {}).values()] if category else [None]
+    return (
+        [None] + [subtypes[0] for subtypes in reason_groups().get(category, {}).values()]
+        if category
+        else [None]
+    )
 
 
-def _samples(policy: NoticePolicy, channel: str, brand: Brand, support_phone: str) -> Iterator[tuple[str, NoticeRequest, Any]]:
-    w = sample_withdrawal(withdrawal_id=CHECK_ORDER, locale="zh-CN",
-                          contact={"phone": "+8613800138000", "timezone": "Asia/Shanghai"})
+def _samples(
+    policy: NoticePolicy, channel: str, brand: Brand, support_phone: str
+) -> Iterator[tuple[str, NoticeRequest, Any]]:
+    w = sample_withdrawal(
+        withdrawal_id=CHECK_ORDER,
+        locale="zh-CN",
+        contact={"phone": "+8613800138000", "timezone": "Asia/Shanghai"},
+    )
     for stage, category in reachable_routes(policy, channel):
         for status in (WithdrawalStatus.PROCESSING, WithdrawalStatus.FAILED):
             for subtype in _subtypes(category):
-                notice = NoticeRequest(key="check", channel=channel, stage=stage, category=category, subtype=subtype,
-                                       severity=Severity.HIGH, status=status, withdrawal=w)
-                link = make_link("https://check.example/app", link_kind_for(notice), w.withdrawal_id, w.user_id,
-                                 "check", 0, 60)
-                rendered = render_notice(notice, support_phone=support_phone, support_url="https://check.example/help",
-                                         link=link, brand=brand)
+                notice = NoticeRequest(
+                    key="check",
+                    channel=channel,
+                    stage=stage,
+                    category=category,
+                    subtype=subtype,
+                    severity=Severity.HIGH,
+                    status=status,
+                    withdrawal=w,
+                )
+                link = make_link(
+                    "https://check.example/app",
+                    link_kind_for(notice),
+                    w.withdrawal_id,
+                    w.user_id,
+                    "check",
+                    0,
+                    60,
+                )
+                rendered = render_notice(
+                    notice,
+                    support_phone=support_phone,
+                    support_url="https://check.example/help",
+                    link=link,
+                    brand=brand,
+                )
                 route = f"{stage.value}/{category.value if category else '-'}/{status.value.lower()}"
                 yield route, notice, rendered
-    digest = NoticeRequest(key="check", channel=channel, stage=USER_STAGES[0], severity=Severity.HIGH,
-                           status=WithdrawalStatus.FAILED, withdrawal=w, folded=["W2", "W3"])
-    rendered = render_digest("zh-CN", [DigestItem(CHECK_ORDER, "1234")] * 3, link="https://check.example/app",
-                             support_phone=support_phone, support_url="https://check.example/help", brand=brand)
+    digest = NoticeRequest(
+        key="check",
+        channel=channel,
+        stage=USER_STAGES[0],
+        severity=Severity.HIGH,
+        status=WithdrawalStatus.FAILED,
+        withdrawal=w,
+        folded=["W2", "W3"],
+    )
+    rendered = render_digest(
+        "zh-CN",
+        [DigestItem(CHECK_ORDER, "1234")] * 3,
+        link="https://check.example/app",
+        support_phone=support_phone,
+        support_url="https://check.example/help",
+        brand=brand,
+    )
     yield "DIGEST", digest, rendered
 
 
@@ -114,17 +157,23 @@ def template_problems(
             names = set(_VAR.findall(spec.text))
             params = {name for name, _ in spec.params}
             if names != params:
-                problems.append(f"{where} {key} ({spec.code}): text variables {sorted(names)} != params {sorted(params)}")
+                problems.append(
+                    f"{where} {key} ({spec.code}): text variables {sorted(names)} != params {sorted(params)}"
+                )
             unknown = sorted({f for _, f in spec.params} - set(FIELD_NAMES))
             if unknown:
                 problems.append(f"{where} {key} ({spec.code}): unknown notice fields {unknown}")
             if channel == "sms" and brand.sms_link not in spec.text:
-                problems.append(f"{where} {key} ({spec.code}): the short link {brand.sms_link!r} is not in the text")
+                problems.append(
+                    f"{where} {key} ({spec.code}): the short link {brand.sms_link!r} is not in the text"
+                )
         seen: set[tuple[str, str]] = set()
         for route, notice, rendered in _samples(policy, channel, brand, support_phone):
             spec = registry.lookup(notice)
             if spec is None:
-                problems.append(f"{where}: no template for {route} (keys tried: {', '.join(template_keys(notice))})")
+                problems.append(
+                    f"{where}: no template for {route} (keys tried: {', '.join(template_keys(notice))})"
+                )
                 continue
             if spec.text is None:
                 continue
@@ -137,7 +186,9 @@ def template_problems(
                 message = f"【{sign}】{filled}"
                 info = sms_info(message)
                 if not info.fits:
-                    problems.append(f"{where} {spec.code} for {route}: {info.units} > {info.limit} units: {message}")
+                    problems.append(
+                        f"{where} {spec.code} for {route}: {info.units} > {info.limit} units: {message}"
+                    )
             elif _NOT_FOR_VOICE.search(filled):
                 problems.append(f"{where} {spec.code} for {route}: not made for listening: {filled}")
     return list(dict.fromkeys(problems))  # one line per problem (a route repeats for each reason group)
@@ -147,13 +198,15 @@ class ProviderTemplatesIncomplete(ValueError):
     """config/providers.yaml has a route without a usable template (the message lists them)."""
 
 
-def check_provider_templates(data: Mapping[str, Any], policy: NoticePolicy, *, brand: Brand, support_phone: str,
-                             strict: bool) -> list[str]:
+def check_provider_templates(
+    data: Mapping[str, Any], policy: NoticePolicy, *, brand: Brand, support_phone: str, strict: bool
+) -> list[str]:
     """:func:`template_problems`; raises :class:`ProviderTemplatesIncomplete` when ``strict``
     (production) and there is any, else returns them for the caller to log."""
     problems = template_problems(data, policy, brand=brand, support_phone=support_phone)
     if problems and strict:
         raise ProviderTemplatesIncomplete(
-            "provider templates (config/providers.yaml) do not cover every notice:\n  - " + "\n  - ".join(problems)
+            "provider templates (config/providers.yaml) do not cover every notice:\n  - "
+            + "\n  - ".join(problems)
         )
     return problems

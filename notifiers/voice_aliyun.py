@@ -11,8 +11,9 @@ message id.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from notifiers.sms_aliyun import AliyunTemplateNotifier, aliyun_phone
 from sentinel.models import NoticeRequest

@@ -10,7 +10,7 @@ Same credentials, error classification and ``StatusCallback`` (with the notice k
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx

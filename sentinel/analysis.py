@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 #: amount bands, in the currency's major unit (upper bound exclusive, label)
@@ -34,7 +34,7 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 def as_utc(at: datetime) -> datetime:
     """``at`` with its zone; a time without one is taken as UTC (SQLite stores UTC without it)."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def amount_band(amount: Decimal) -> str:
@@ -102,8 +102,12 @@ class _Withdrawal:
 
     def dims(self) -> dict[str, str]:
         s = self.started
-        return {"channel": s.channel or "?", "bank": s.bank_code or "?", "amount_band": s.amount_band or "?",
-                "hour_of_week": hour_of_week(s.at)}
+        return {
+            "channel": s.channel or "?",
+            "bank": s.bank_code or "?",
+            "amount_band": s.amount_band or "?",
+            "hour_of_week": hour_of_week(s.at),
+        }
 
     def detected(self) -> EventRow | None:
         return next((r for r in self.statuses if r.category or r.status in EXCEPTION_STATUSES), None)
@@ -115,8 +119,15 @@ class _Withdrawal:
         return next((r for r in reversed(self.statuses) if r.status in FINAL_STATUSES), None)
 
     def first_notice(self, stage: str | None = None, after: datetime | None = None) -> EventRow | None:
-        return next((n for n in self.notices if (stage is None and n.stage != "OPERATOR_ALERT" or n.stage == stage)
-                     and (after is None or n.at >= after)), None)
+        return next(
+            (
+                n
+                for n in self.notices
+                if (stage is None and n.stage != "OPERATOR_ALERT" or n.stage == stage)
+                and (after is None or n.at >= after)
+            ),
+            None,
+        )
 
 
 def _collect(rows: list[EventRow]) -> tuple[dict[str, _Withdrawal], list[EventRow]]:
@@ -131,8 +142,9 @@ def _collect(rows: list[EventRow]) -> tuple[dict[str, _Withdrawal], list[EventRo
 
 def _exception_rates(found: dict[str, _Withdrawal]) -> dict:
     total = len(found)
-    by: dict[str, dict[str, list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in
-                                           ("channel", "bank", "amount_band", "hour_of_week")}
+    by: dict[str, dict[str, list[int]]] = {
+        d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank", "amount_band", "hour_of_week")
+    }
     codes: dict[str, int] = defaultdict(int)
     categories: dict[str, int] = defaultdict(int)
     exceptions = 0
@@ -148,10 +160,14 @@ def _exception_rates(found: dict[str, _Withdrawal]) -> dict:
             categories[cat] += 1
     out = {"withdrawals": total, "exceptions": exceptions, "rate": _rate(exceptions, total)}
     for dim, groups in by.items():
-        out[f"by_{dim}"] = {k: {"withdrawals": n, "exceptions": e, "rate": _rate(e, n)}
-                            for k, (n, e) in sorted(groups.items())}
+        out[f"by_{dim}"] = {
+            k: {"withdrawals": n, "exceptions": e, "rate": _rate(e, n)}
+            for k, (n, e) in sorted(groups.items())
+        }
     out["by_code"] = {k: {"withdrawals": n, "rate": _rate(n, total)} for k, n in sorted(codes.items())}
-    out["by_category"] = {k: {"withdrawals": n, "rate": _rate(n, total)} for k, n in sorted(categories.items())}
+    out["by_category"] = {
+        k: {"withdrawals": n, "rate": _rate(n, total)} for k, n in sorted(categories.items())
+    }
     return out
 
 
@@ -168,7 +184,9 @@ def _timing(found: dict[str, _Withdrawal]) -> tuple[dict, dict]:
     return percentiles(detect), percentiles(notify)
 
 
-def _alarms(found: dict[str, _Withdrawal], margin: timedelta, default_threshold: timedelta) -> tuple[dict, dict]:
+def _alarms(
+    found: dict[str, _Withdrawal], margin: timedelta, default_threshold: timedelta
+) -> tuple[dict, dict]:
     false_by = {d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank")}
     missed_by = {d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank")}
     for w in found.values():
@@ -180,25 +198,36 @@ def _alarms(found: dict[str, _Withdrawal], margin: timedelta, default_threshold:
             for d in false_by:
                 false_by[d][dims[d]][0] += 1
                 false_by[d][dims[d]][1] += false_alarm
-        threshold = (timedelta(seconds=w.started.delay_threshold_s) if w.started.delay_threshold_s
-                     else default_threshold)
+        threshold = (
+            timedelta(seconds=w.started.delay_threshold_s)
+            if w.started.delay_threshold_s
+            else default_threshold
+        )
         if arrived is not None and arrived - w.started.at > threshold:
             for d in missed_by:
                 missed_by[d][dims[d]][0] += 1
                 missed_by[d][dims[d]][1] += delay_notice is None
-    false_alarms = {"margin_s": margin.total_seconds(),
-                    "total": sum(f for _, f in false_by["channel"].values())}
+    false_alarms = {
+        "margin_s": margin.total_seconds(),
+        "total": sum(f for _, f in false_by["channel"].values()),
+    }
     missed = {"total": sum(m for _, m in missed_by["channel"].values())}
     for d in ("channel", "bank"):
-        false_alarms[f"by_{d}"] = {k: {"delay_notices": n, "false_alarms": f, "rate": _rate(f, n)}
-                                   for k, (n, f) in sorted(false_by[d].items())}
-        missed[f"by_{d}"] = {k: {"arrived_late": n, "missed": m, "rate": _rate(m, n)}
-                             for k, (n, m) in sorted(missed_by[d].items())}
+        false_alarms[f"by_{d}"] = {
+            k: {"delay_notices": n, "false_alarms": f, "rate": _rate(f, n)}
+            for k, (n, f) in sorted(false_by[d].items())
+        }
+        missed[f"by_{d}"] = {
+            k: {"arrived_late": n, "missed": m, "rate": _rate(m, n)}
+            for k, (n, m) in sorted(missed_by[d].items())
+        }
     return false_alarms, missed
 
 
 def _notices(found: dict[str, _Withdrawal]) -> dict:
-    per: dict[str, dict] = defaultdict(lambda: {"sent": 0, "read": 0, "escalations": 0, "corrections": 0, "waits": []})
+    per: dict[str, dict] = defaultdict(
+        lambda: {"sent": 0, "read": 0, "escalations": 0, "corrections": 0, "waits": []}
+    )
     for w in found.values():
         for n in w.notices:
             c = per[n.notice_channel or "?"]
@@ -206,30 +235,53 @@ def _notices(found: dict[str, _Withdrawal]) -> dict:
             c["escalations"] += bool(n.rung)
             c["corrections"] += n.stage == "CORRECTION"
             key = n.notice_key or ""
-            reads = [r.at for r in w.reads if r.at >= n.at and (
-                r.notice_key == key or (r.notice_channel == "link" and _group(r.notice_key or "") == _group(key)))]
+            reads = [
+                r.at
+                for r in w.reads
+                if r.at >= n.at
+                and (
+                    r.notice_key == key
+                    or (r.notice_channel == "link" and _group(r.notice_key or "") == _group(key))
+                )
+            ]
             if reads:
                 c["read"] += 1
                 c["waits"].append((min(reads) - n.at).total_seconds())
     out = {}
     for channel, c in sorted(per.items()):
-        out[channel] = {"sent": c["sent"], "read": c["read"], "read_rate": _rate(c["read"], c["sent"]),
-                        "time_to_read_s": percentiles(c["waits"]), "escalations": c["escalations"],
-                        "corrections": c["corrections"]}
-    return {"by_channel": out, "escalations": sum(c["escalations"] for c in out.values()),
-            "corrections": sum(c["corrections"] for c in out.values())}
+        out[channel] = {
+            "sent": c["sent"],
+            "read": c["read"],
+            "read_rate": _rate(c["read"], c["sent"]),
+            "time_to_read_s": percentiles(c["waits"]),
+            "escalations": c["escalations"],
+            "corrections": c["corrections"],
+        }
+    return {
+        "by_channel": out,
+        "escalations": sum(c["escalations"] for c in out.values()),
+        "corrections": sum(c["corrections"] for c in out.values()),
+    }
 
 
 def _unmapped(rows: list[EventRow]) -> list[dict]:
     seen: dict[tuple, set] = defaultdict(set)
     for r in rows:
-        seen[(r.at.date().isoformat(), r.channel or "?", r.status or "", r.reason_code or "")].add(r.withdrawal_id)
-    return [{"day": day, "channel": ch, "raw_status": st, "raw_code": code, "withdrawals": len(ids)}
-            for (day, ch, st, code), ids in sorted(seen.items())]
+        seen[(r.at.date().isoformat(), r.channel or "?", r.status or "", r.reason_code or "")].add(
+            r.withdrawal_id
+        )
+    return [
+        {"day": day, "channel": ch, "raw_status": st, "raw_code": code, "withdrawals": len(ids)}
+        for (day, ch, st, code), ids in sorted(seen.items())
+    ]
 
 
-def analyse(rows: list[EventRow], *, false_alarm_margin: timedelta = timedelta(minutes=30),
-            default_threshold: timedelta = timedelta(minutes=30)) -> dict:
+def analyse(
+    rows: list[EventRow],
+    *,
+    false_alarm_margin: timedelta = timedelta(minutes=30),
+    default_threshold: timedelta = timedelta(minutes=30),
+) -> dict:
     """The report of ``rows`` (see docs/analysis.md for each figure)."""
     found, unmapped = _collect(rows)
     detect, notify = _timing(found)
@@ -263,30 +315,68 @@ def to_markdown(report: dict) -> str:
     """The report as Markdown, for people."""
     period = f"{report.get('since', '...')} to {report.get('until', '...')}"
     rates = report["exception_rates"]
-    lines = [f"# Exception analysis, withdrawals started {period}", "",
-             f"Withdrawals: {report['withdrawals']}; exceptions: {rates['exceptions']} (rate {rates['rate']}); "
-             f"outcomes: {', '.join(f'{k} {v}' for k, v in report['outcomes'].items()) or 'none'}.", ""]
+    lines = [
+        f"# Exception analysis, withdrawals started {period}",
+        "",
+        f"Withdrawals: {report['withdrawals']}; exceptions: {rates['exceptions']} (rate {rates['rate']}); "
+        f"outcomes: {', '.join(f'{k} {v}' for k, v in report['outcomes'].items()) or 'none'}.",
+        "",
+    ]
     for dim in ("channel", "bank", "amount_band", "hour_of_week"):
-        lines += _table(f"Exception rate by {dim.replace('_', ' ')}", [dim, "withdrawals", "exceptions", "rate"],
-                        [[k, v["withdrawals"], v["exceptions"], v["rate"]] for k, v in rates[f"by_{dim}"].items()])
+        lines += _table(
+            f"Exception rate by {dim.replace('_', ' ')}",
+            [dim, "withdrawals", "exceptions", "rate"],
+            [[k, v["withdrawals"], v["exceptions"], v["rate"]] for k, v in rates[f"by_{dim}"].items()],
+        )
     for dim in ("code", "category"):
-        lines += _table(f"Exception rate by {dim}", [dim, "withdrawals", "rate"],
-                        [[k, v["withdrawals"], v["rate"]] for k, v in rates[f"by_{dim}"].items()])
-    lines += _table("Time to detect and to notify (seconds)", ["measure", "count", "p50", "p95", "p99"],
-                    [[name, t["count"], t["p50"], t["p95"], t["p99"]] for name, t in
-                     (("detect", report["time_to_detect_s"]), ("notify", report["time_to_notify_s"]))])
+        lines += _table(
+            f"Exception rate by {dim}",
+            [dim, "withdrawals", "rate"],
+            [[k, v["withdrawals"], v["rate"]] for k, v in rates[f"by_{dim}"].items()],
+        )
+    lines += _table(
+        "Time to detect and to notify (seconds)",
+        ["measure", "count", "p50", "p95", "p99"],
+        [
+            [name, t["count"], t["p50"], t["p95"], t["p99"]]
+            for name, t in (("detect", report["time_to_detect_s"]), ("notify", report["time_to_notify_s"]))
+        ],
+    )
     fa, md = report["false_alarms"], report["missed_delays"]
     for dim in ("channel", "bank"):
-        lines += _table(f"False alarms by {dim} (money within {fa['margin_s']:.0f} s of the delay notice)",
-                        [dim, "delay notices", "false alarms", "rate"],
-                        [[k, v["delay_notices"], v["false_alarms"], v["rate"]] for k, v in fa[f"by_{dim}"].items()])
-        lines += _table(f"Missed delays by {dim}", [dim, "arrived late", "no delay notice", "rate"],
-                        [[k, v["arrived_late"], v["missed"], v["rate"]] for k, v in md[f"by_{dim}"].items()])
-    lines += _table("Notice effectiveness by channel",
-                    ["channel", "sent", "read", "read rate", "read p50 s", "read p95 s", "escalations", "corrections"],
-                    [[k, v["sent"], v["read"], v["read_rate"], v["time_to_read_s"]["p50"], v["time_to_read_s"]["p95"],
-                      v["escalations"], v["corrections"]] for k, v in report["notices"]["by_channel"].items()])
-    lines += _table("Unmapped codes by day", ["day", "channel", "raw status", "raw code", "withdrawals"],
-                    [[u["day"], u["channel"], u["raw_status"], u["raw_code"], u["withdrawals"]]
-                     for u in report["unmapped_codes"]])
+        lines += _table(
+            f"False alarms by {dim} (money within {fa['margin_s']:.0f} s of the delay notice)",
+            [dim, "delay notices", "false alarms", "rate"],
+            [[k, v["delay_notices"], v["false_alarms"], v["rate"]] for k, v in fa[f"by_{dim}"].items()],
+        )
+        lines += _table(
+            f"Missed delays by {dim}",
+            [dim, "arrived late", "no delay notice", "rate"],
+            [[k, v["arrived_late"], v["missed"], v["rate"]] for k, v in md[f"by_{dim}"].items()],
+        )
+    lines += _table(
+        "Notice effectiveness by channel",
+        ["channel", "sent", "read", "read rate", "read p50 s", "read p95 s", "escalations", "corrections"],
+        [
+            [
+                k,
+                v["sent"],
+                v["read"],
+                v["read_rate"],
+                v["time_to_read_s"]["p50"],
+                v["time_to_read_s"]["p95"],
+                v["escalations"],
+                v["corrections"],
+            ]
+            for k, v in report["notices"]["by_channel"].items()
+        ],
+    )
+    lines += _table(
+        "Unmapped codes by day",
+        ["day", "channel", "raw status", "raw code", "withdrawals"],
+        [
+            [u["day"], u["channel"], u["raw_status"], u["raw_code"], u["withdrawals"]]
+            for u in report["unmapped_codes"]
+        ],
+    )
     return "\n".join(lines)

@@ -36,19 +36,37 @@ is immutable and safe to share (``default_catalogue`` caches it).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sentinel.taxonomy import ExceptionCategory, Fixer, PayoutState, RetryDecision
 
 CODES_DIR = Path(__file__).resolve().parent / "codes"
 
 #: The channels the default catalogue must describe.
-CHANNELS: tuple[str, ...] = ("generic", "stripe", "iso20022", "nacha", "alipay", "wechat", "unionpay", "chinapay")
+CHANNELS: tuple[str, ...] = (
+    "generic",
+    "stripe",
+    "iso20022",
+    "nacha",
+    "alipay",
+    "wechat",
+    "unionpay",
+    "chinapay",
+)
 
 #: Every user text must exist in these locales (R17).
 REQUIRED_LOCALES: tuple[str, ...] = ("zh-CN", "en-US")
@@ -64,7 +82,9 @@ class _Frozen(BaseModel):
 
 def _check_texts(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
-        raise ValueError(f"must be a mapping of locale -> text, e.g. {{zh-CN: ..., en-US: ...}}; got {value!r}")
+        raise ValueError(
+            f"must be a mapping of locale -> text, e.g. {{zh-CN: ..., en-US: ...}}; got {value!r}"
+        )
     out: dict[str, str] = {}
     for locale, text in value.items():
         if not isinstance(locale, str) or not _LOCALE.match(locale):
@@ -105,7 +125,7 @@ class CodeEntry(_Frozen):
     @classmethod
     def _code_is_text(cls, v: Any) -> Any:
         if not isinstance(v, str):
-            raise ValueError(f"code {v!r} is not a string; quote numeric codes in YAML, e.g. \"0103\"")
+            raise ValueError(f'code {v!r} is not a string; quote numeric codes in YAML, e.g. "0103"')
         return v
 
     @field_validator("reference_row", mode="before")
@@ -126,9 +146,11 @@ class CodeEntry(_Frozen):
         return _check_texts(v)
 
     @model_validator(mode="after")
-    def _traceable(self) -> "CodeEntry":
+    def _traceable(self) -> CodeEntry:
         if not self.reference_row and not self.reference:
-            raise ValueError("needs reference_row (row of payout-codes.md) or reference (where the code comes from)")
+            raise ValueError(
+                "needs reference_row (row of payout-codes.md) or reference (where the code comes from)"
+            )
         return self
 
     def reason_text(self, locale: str) -> str:
@@ -177,12 +199,12 @@ class SourceCatalogue(_Frozen):
         out: dict[Any, Any] = {}
         for raw, entry in v.items():
             if not isinstance(raw, str):
-                raise ValueError(f"status {raw!r} is not a string; quote numeric statuses in YAML, e.g. \"00\"")
+                raise ValueError(f'status {raw!r} is not a string; quote numeric statuses in YAML, e.g. "00"')
             out[raw] = {"state": entry} if isinstance(entry, str) else entry
         return out
 
     @model_validator(mode="after")
-    def _unique_codes(self) -> "SourceCatalogue":
+    def _unique_codes(self) -> SourceCatalogue:
         seen: set[str] = set()
         for entry in self.codes:
             if entry.code in seen:
@@ -205,7 +227,7 @@ class Catalogue(_Frozen):
     _codes: dict[str, dict[str, CodeEntry]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _links(self) -> "Catalogue":
+    def _links(self) -> Catalogue:
         for name, src in self.sources.items():
             if src.source != name:
                 raise ValueError(f"source {src.source!r} is filed under {name!r}")
@@ -214,7 +236,9 @@ class Catalogue(_Frozen):
                 if base is None:
                     raise ValueError(f"{name}: codes_from names unknown source {src.codes_from!r}")
                 if base.codes_from is not None:
-                    raise ValueError(f"{name}: codes_from {src.codes_from!r} itself uses codes_from; one level only")
+                    raise ValueError(
+                        f"{name}: codes_from {src.codes_from!r} itself uses codes_from; one level only"
+                    )
         return self
 
     def model_post_init(self, __context: Any) -> None:
@@ -300,7 +324,9 @@ def load_source(path: Path) -> SourceCatalogue:
         except ValidationError as exc:
             raise ValueError(f"{where}: code {label}: {_errors(exc)}") from None
         if entry.code in seen:
-            raise ValueError(f"{where}: code {entry.code!r}: duplicate code (entries #{seen[entry.code]} and #{i + 1})")
+            raise ValueError(
+                f"{where}: code {entry.code!r}: duplicate code (entries #{seen[entry.code]} and #{i + 1})"
+            )
         seen[entry.code] = i + 1
         codes.append(entry)
 
@@ -309,7 +335,9 @@ def load_source(path: Path) -> SourceCatalogue:
         raise ValueError(f"{where}: states must be a non-empty mapping of raw status -> PayoutState")
     for raw, value in raw_states.items():
         if not isinstance(raw, str):
-            raise ValueError(f"{where}: status {raw!r}: not a string; quote numeric statuses in YAML, e.g. \"00\"")
+            raise ValueError(
+                f'{where}: status {raw!r}: not a string; quote numeric statuses in YAML, e.g. "00"'
+            )
         try:
             StateEntry.model_validate({"state": value} if isinstance(value, str) else value)
         except ValidationError as exc:

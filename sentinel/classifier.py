@@ -70,15 +70,20 @@ _NO_CODE: dict[PayoutState, Classification] = {
         fixer=_F.OPERATIONS,
         mapped=False,
     ),
-    _S.HELD: Classification(state=_S.HELD, category=_C.RISK_HOLD, retry=_R.AFTER_OPS_FIX, fixer=_F.OPERATIONS),
+    _S.HELD: Classification(
+        state=_S.HELD, category=_C.RISK_HOLD, retry=_R.AFTER_OPS_FIX, fixer=_F.OPERATIONS
+    ),
     _S.RETURNED: Classification(
         state=_S.RETURNED, category=_C.RETURNED_AFTER_SUCCESS, retry=_R.AFTER_USER_FIX, fixer=_F.USER
     ),
     _S.AWAITING_USER: Classification(
         state=_S.AWAITING_USER, category=_C.AWAITING_USER_ACTION, retry=_R.WAIT, fixer=_F.USER
     ),
-    _S.CANCELLED: Classification(state=_S.CANCELLED, category=_C.CANCELLED, retry=_R.NO_RETRY, fixer=_F.NOBODY),
+    _S.CANCELLED: Classification(
+        state=_S.CANCELLED, category=_C.CANCELLED, retry=_R.NO_RETRY, fixer=_F.NOBODY
+    ),
 }
+
 
 def classify(catalogue: Catalogue, channel: str, raw_status: str, code: str | None) -> Classification:
     """The channel's (status, code) in our terms. See the module docstring for the rules."""

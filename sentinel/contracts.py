@@ -37,7 +37,9 @@ class InitResult(_C):
     policy: TrackingPolicy
     notice_policy: NoticePolicy
     available_channels: list[str]
-    parked: list[Observation] = Field(default_factory=list, description="callbacks that came before the start")
+    parked: list[Observation] = Field(
+        default_factory=list, description="callbacks that came before the start"
+    )
     parked_ids: list[int] = Field(
         default_factory=list,
         description="their rows: marked applied by the next progress write, once they are in the workflow's history",
@@ -70,9 +72,13 @@ class DocumentsUpload(_C):
     """The user uploaded the documents a reviewer asked for (R18)."""
 
     documents: list[DocumentKind] = Field(
-        min_length=1, max_length=len(DOCUMENT_KINDS), description="which of the requested documents (each once)"
+        min_length=1,
+        max_length=len(DOCUMENT_KINDS),
+        description="which of the requested documents (each once)",
     )
-    reference: Annotated[str, NoCard] = Field(min_length=1, max_length=128, description="where the documents are stored")
+    reference: Annotated[str, NoCard] = Field(
+        min_length=1, max_length=128, description="where the documents are stored"
+    )
 
     @field_validator("documents")
     @classmethod
@@ -185,4 +191,6 @@ class CarriedState(_C):
     resends: int = 0
     limit_waits: int = 0
     decision_keys: dict[str, str] = Field(default_factory=dict)
-    used_nonces: list[str] = Field(default_factory=list, description="nonces of the decision tokens already used")
+    used_nonces: list[str] = Field(
+        default_factory=list, description="nonces of the decision tokens already used"
+    )

@@ -23,9 +23,9 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -97,7 +97,9 @@ def _key_entries(text: str, what: str) -> list[tuple[str, bytes]]:
             continue
         kid, sep, b64 = part.partition(":")
         if not sep or not _KID.match(kid):
-            raise ValueError(f"{what}: each key is <key id>:<base64 of 32 bytes>; key ids are letters, digits, _.-")
+            raise ValueError(
+                f"{what}: each key is <key id>:<base64 of 32 bytes>; key ids are letters, digits, _.-"
+            )
         try:
             raw = base64.b64decode(b64.strip(), validate=True)
         except (binascii.Error, ValueError):
@@ -175,8 +177,15 @@ def sign_decision(
     if ttl_s <= 0:
         raise ValueError("ttl must be positive")
     claims = {
-        "kid": kid, "wid": withdrawal_id, "rev": reviewer, "role": role, "dec": decision,
-        "h": digest(reason, documents), "n": nonce, "iat": int(now), "exp": int(now) + int(ttl_s),
+        "kid": kid,
+        "wid": withdrawal_id,
+        "rev": reviewer,
+        "role": role,
+        "dec": decision,
+        "h": digest(reason, documents),
+        "n": nonce,
+        "iat": int(now),
+        "exp": int(now) + int(ttl_s),
     }
     body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8"))
     signed = f"{VERSION}.{body}"
@@ -194,8 +203,14 @@ def read_claims(token: str) -> DecisionClaims:
     try:
         raw = json.loads(_unb64(parts[1]).decode("utf-8"))
         claims = DecisionClaims(
-            kid=str(raw["kid"]), withdrawal_id=str(raw["wid"]), reviewer=str(raw["rev"]), role=str(raw["role"]),
-            decision=str(raw["dec"]), digest=str(raw["h"]), nonce=str(raw["n"]), issued=int(raw["iat"]),
+            kid=str(raw["kid"]),
+            withdrawal_id=str(raw["wid"]),
+            reviewer=str(raw["rev"]),
+            role=str(raw["role"]),
+            decision=str(raw["dec"]),
+            digest=str(raw["h"]),
+            nonce=str(raw["n"]),
+            issued=int(raw["iat"]),
             expires=int(raw["exp"]),
         )
     except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError):
@@ -238,7 +253,8 @@ def verify_decision(
         signed, _, signature = token.rpartition(".")
         try:
             Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
-                _unb64(signature), signed.encode("ascii"))
+                _unb64(signature), signed.encode("ascii")
+            )
         except (InvalidSignature, binascii.Error, ValueError):
             raise DecisionTokenError("decision token signature does not match") from None
     at = int(now.timestamp())
@@ -247,7 +263,9 @@ def verify_decision(
     if claims.issued > at + ISSUED_AHEAD_S:
         raise DecisionTokenError("decision token issued in the future")
     if claims.withdrawal_id != withdrawal_id:
-        raise DecisionTokenError(f"decision token is for withdrawal {claims.withdrawal_id}, not {withdrawal_id}")
+        raise DecisionTokenError(
+            f"decision token is for withdrawal {claims.withdrawal_id}, not {withdrawal_id}"
+        )
     if claims.nonce in set(used_nonces):
         raise DecisionTokenError("decision token already used")
     if claims.reviewer != decision.reviewer:

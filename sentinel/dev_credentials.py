@@ -34,7 +34,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import SecretStr
 
-from sentinel.settings import DEV_BRAND_NAME, DEV_BRAND_NAME_ZH, DEV_DECISION_PUBLIC_KEY, DEV_SUPPORT_PHONE, Settings
+from sentinel.settings import (
+    DEV_BRAND_NAME,
+    DEV_BRAND_NAME_ZH,
+    DEV_DECISION_PUBLIC_KEY,
+    DEV_SUPPORT_PHONE,
+    Settings,
+)
 
 #: the public API keys of config/api_keys.dev.yaml (README, docs/gateway.md)
 DEV_API_KEYS = (
@@ -47,10 +53,18 @@ DEV_API_KEYS = (
 DEV_API_KEY_HASHES = frozenset(hashlib.sha256(k.encode()).hexdigest() for k in DEV_API_KEYS)
 
 #: the public passwords of config/reviewers.dev.yaml (docs/pages.md)
-DEV_REVIEWER_PASSWORDS = {"alice": "dev-alice-password", "bob": "dev-bob-password", "carol": "dev-carol-password"}
+DEV_REVIEWER_PASSWORDS = {
+    "alice": "dev-alice-password",
+    "bob": "dev-bob-password",
+    "carol": "dev-carol-password",
+}
 
 #: settings every user notice prints, with their fictional development values
-DEV_IDENTITY = {"support_phone": DEV_SUPPORT_PHONE, "brand_name": DEV_BRAND_NAME, "brand_name_zh": DEV_BRAND_NAME_ZH}
+DEV_IDENTITY = {
+    "support_phone": DEV_SUPPORT_PHONE,
+    "brand_name": DEV_BRAND_NAME,
+    "brand_name_zh": DEV_BRAND_NAME_ZH,
+}
 #: North American numbers 555-0100..0199 are reserved for fiction
 _FICTIONAL_PHONE = re.compile(r"(?<!\d)555[ -]?01\d\d(?!\d)")
 
@@ -107,8 +121,12 @@ def dev_reviewers_in(reviewers_file_text: str | None) -> list[str]:
     return found
 
 
-def dev_credentials_in_use(settings: Settings, keys_file_text: str | None, process: str | None = None,
-                           reviewers_file_text: str | None = None) -> list[str]:
+def dev_credentials_in_use(
+    settings: Settings,
+    keys_file_text: str | None,
+    process: str | None = None,
+    reviewers_file_text: str | None = None,
+) -> list[str]:
     """One line per setting that still holds a public development credential (leaving out
     those ``process`` never uses: NOT_USED_BY)."""
     found = []
@@ -123,13 +141,17 @@ def dev_credentials_in_use(settings: Settings, keys_file_text: str | None, proce
     dev_public = DEV_DECISION_PUBLIC_KEY.partition(":")[2]
     if "decision_public_keys" not in unused and dev_public in settings.decision_public_keys:
         # the public half of the public development signing key: anyone could sign decisions
-        found.append("SENTINEL_DECISION_PUBLIC_KEYS trusts the development decision key (anyone can sign with it)")
+        found.append(
+            "SENTINEL_DECISION_PUBLIC_KEYS trusts the development decision key (anyone can sign with it)"
+        )
     if dev_key_hashes_in(keys_file_text):
         found.append(f"SENTINEL_API_KEYS_FILE ({settings.api_keys_file}) lists public development API keys")
     dev_accounts = dev_reviewers_in(reviewers_file_text)
     if dev_accounts:
-        found.append(f"SENTINEL_REVIEWERS_FILE ({settings.reviewers_file}) lets the development accounts "
-                     f"{', '.join(dev_accounts)} sign in with their public passwords")
+        found.append(
+            f"SENTINEL_REVIEWERS_FILE ({settings.reviewers_file}) lets the development accounts "
+            f"{', '.join(dev_accounts)} sign in with their public passwords"
+        )
     return found
 
 
@@ -139,15 +161,20 @@ def fictional_identity_in_use(settings: Settings) -> list[str]:
     found = []
     for name, value in DEV_IDENTITY.items():
         if getattr(settings, name) == value:
-            found.append(f"{env_name(name)} is the fictional development default {value!r}: notices would carry it")
+            found.append(
+                f"{env_name(name)} is the fictional development default {value!r}: notices would carry it"
+            )
     phone = settings.support_phone
     if phone != DEV_SUPPORT_PHONE and _FICTIONAL_PHONE.search(phone):
-        found.append(f"{env_name('support_phone')} {phone!r} is a fictional 555-01xx number: nobody answers it")
+        found.append(
+            f"{env_name('support_phone')} {phone!r} is a fictional 555-01xx number: nobody answers it"
+        )
     return found
 
 
-def refuse_dev_credentials(settings: Settings, keys_file_text: str | None, process: str,
-                           reviewers_file_text: str | None = None) -> None:
+def refuse_dev_credentials(
+    settings: Settings, keys_file_text: str | None, process: str, reviewers_file_text: str | None = None
+) -> None:
     """Raise :class:`DevCredentialsRefused` naming every public credential in use, unless
     ``settings.dev_mode`` is set."""
     if settings.dev_mode:

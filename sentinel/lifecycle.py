@@ -66,8 +66,16 @@ class Route(str, Enum):
 
 
 #: routes whose notice may not say "failed": the money is not final yet
-NOT_FINAL = frozenset({Route.RESEND, Route.WAIT_AND_RESEND, Route.OPS_FIX, Route.MANUAL_CHECK,
-                       Route.RISK_REVIEW, Route.COMPLIANCE_REVIEW})
+NOT_FINAL = frozenset(
+    {
+        Route.RESEND,
+        Route.WAIT_AND_RESEND,
+        Route.OPS_FIX,
+        Route.MANUAL_CHECK,
+        Route.RISK_REVIEW,
+        Route.COMPLIANCE_REVIEW,
+    }
+)
 #: routes that always page operations
 ALERTS = frozenset({Route.OPS_FIX, Route.MANUAL_CHECK})
 
@@ -113,7 +121,9 @@ def route_failure(
     return Decision(decision.route, decision.why, decision.at, alert)
 
 
-def _route(cls: Classification, *, resends: int, waits: int, policy: TrackingPolicy, now: datetime) -> Decision:
+def _route(
+    cls: Classification, *, resends: int, waits: int, policy: TrackingPolicy, now: datetime
+) -> Decision:
     category, retry = cls.category, cls.retry
     if not cls.mapped:
         return Decision(Route.MANUAL_CHECK, "a code the catalogue does not know: a person decides")
@@ -124,14 +134,21 @@ def _route(cls: Classification, *, resends: int, waits: int, policy: TrackingPol
     if retry == _R.AUTO_SAME_ORDER:
         backoff = policy.rate_limit_retry_s if category == _C.BALANCE_OR_LIMIT else policy.auto_retry_s
         if resends < len(backoff):
-            return Decision(Route.RESEND, f"refused for a passing reason; resend {resends + 1} of {len(backoff)}",
-                            at=now + timedelta(seconds=backoff[resends]))
+            return Decision(
+                Route.RESEND,
+                f"refused for a passing reason; resend {resends + 1} of {len(backoff)}",
+                at=now + timedelta(seconds=backoff[resends]),
+            )
         return Decision(Route.MANUAL_CHECK, f"still refused after {len(backoff)} resends")
     if retry == _R.WAIT and category in (_C.BALANCE_OR_LIMIT, _C.BANK_DELAY):
         if waits < policy.max_limit_waits:
             what = "a limit" if category == _C.BALANCE_OR_LIMIT else "the bank's cut-off"
-            return Decision(Route.WAIT_AND_RESEND, f"{what}: sent again when it resets", at=next_reset(now, policy))
-        return Decision(Route.MANUAL_CHECK, f"still refused after {policy.max_limit_waits} waits for the limit")
+            return Decision(
+                Route.WAIT_AND_RESEND, f"{what}: sent again when it resets", at=next_reset(now, policy)
+            )
+        return Decision(
+            Route.MANUAL_CHECK, f"still refused after {policy.max_limit_waits} waits for the limit"
+        )
     if category == _C.RISK_HOLD:
         return Decision(Route.RISK_REVIEW, "a risk check holds it: a reviewer decides")
     if category == _C.REGULATORY and cls.fixer != Fixer.USER:
@@ -145,7 +162,9 @@ def _route(cls: Classification, *, resends: int, waits: int, policy: TrackingPol
     return Decision(Route.FAILED, "final: nothing to retry")
 
 
-def route_return(cls: Classification, alert_categories: frozenset[ExceptionCategory] | set[ExceptionCategory]) -> bool:
+def route_return(
+    cls: Classification, alert_categories: frozenset[ExceptionCategory] | set[ExceptionCategory]
+) -> bool:
     """Whether a bank return (money back after a success) also pages operations: an unknown
     return code always does (a person reads it), and the policy's categories do."""
     return not cls.mapped or cls.state == PayoutState.RETURNED and cls.category in alert_categories
@@ -182,7 +201,11 @@ class RouteRow:
 
 
 def route_table(
-    catalogue: Catalogue, notice_policy: NoticePolicy, policy: TrackingPolicy, channels: list[str], now: datetime
+    catalogue: Catalogue,
+    notice_policy: NoticePolicy,
+    policy: TrackingPolicy,
+    channels: list[str],
+    now: datetime,
 ) -> list[RouteRow]:
     """Every refusal code of every catalogue, grouped by (category, retry, fixer, route):
     what the workflow does and what the user is told on which channels (docs/notices.md)."""
@@ -191,15 +214,32 @@ def route_table(
         for entry in doc.codes:
             if entry.retry == RetryDecision.QUERY_FIRST:
                 continue  # never a refusal: the answer counts as unknown and is queried (R5)
-            cls = Classification(state=PayoutState.FAILED, category=entry.category, subtype=entry.subtype,
-                                 retry=entry.retry, fixer=entry.fixer)
-            decision = route_failure(cls, resends=0, waits=0, policy=policy,
-                                     alert_categories=set(notice_policy.operator_alert_categories), now=now)
+            cls = Classification(
+                state=PayoutState.FAILED,
+                category=entry.category,
+                subtype=entry.subtype,
+                retry=entry.retry,
+                fixer=entry.fixer,
+            )
+            decision = route_failure(
+                cls,
+                resends=0,
+                waits=0,
+                policy=policy,
+                alert_categories=set(notice_policy.operator_alert_categories),
+                now=now,
+            )
             key = (entry.category, entry.retry, entry.fixer, decision.route, decision.alert_operators)
             groups.setdefault(key, []).append(f"{source}:{entry.code}")
     rows = []
-    for (category, retry, fixer, route, alerts), codes in sorted(groups.items(), key=lambda kv: (
-            kv[0][3].value, kv[0][0].value if kv[0][0] else "", kv[0][1].value if kv[0][1] else "")):
+    for (category, retry, fixer, route, alerts), codes in sorted(
+        groups.items(),
+        key=lambda kv: (
+            kv[0][3].value,
+            kv[0][0].value if kv[0][0] else "",
+            kv[0][1].value if kv[0][1] else "",
+        ),
+    ):
         status, stage, variant = SEEN[route]
         if stage is None:
             notice, sent = "none at once", ()

@@ -78,7 +78,12 @@ def make_link(
         raise ValueError(f"ttl_s must be an integer between 1 and {MAX_TTL_S}")
     exp = int(now) + ttl_s
     query = urlencode(
-        {"wid": withdrawal_id, "uid": user_id, "exp": exp, "sig": _sign(secret, kind, withdrawal_id, user_id, exp)}
+        {
+            "wid": withdrawal_id,
+            "uid": user_id,
+            "exp": exp,
+            "sig": _sign(secret, kind, withdrawal_id, user_id, exp),
+        }
     )
     return f"{base_url.rstrip('/')}/{KINDS[kind]}?{query}"
 

@@ -8,11 +8,19 @@ platform's card vault resolves when the payout is sent (R22).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from sentinel.locales import normalise_locale
 from sentinel.pan import REFUSAL, has_card_number, refuse_card_number
@@ -59,7 +67,9 @@ class _Model(BaseModel):
 class Contact(_Model):
     """Where the user can be reached. Stays out of search attributes and memos."""
 
-    email: Annotated[str | None, NoCard] = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: Annotated[str | None, NoCard] = Field(
+        default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    )
     #: not checked for card numbers: an E.164 number has at most 15 digits and one in ten
     #: would pass Luhn; its pattern is its check
     phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$", description="E.164")
@@ -79,12 +89,16 @@ class WithdrawalRequest(_Model):
     bank_code: Annotated[str, NoCard] = Field(pattern=r"^[A-Z0-9_]{2,16}$")
     card_last4: str = Field(pattern=r"^\d{4}$")
     payee_ref: Annotated[str, NoCard] = Field(
-        min_length=1, max_length=128, description="opaque reference the card vault resolves; never a card number"
+        min_length=1,
+        max_length=128,
+        description="opaque reference the card vault resolves; never a card number",
     )
     locale: Locale = "zh-CN"
     contact: Contact = Field(default_factory=Contact)
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    card_added_at: datetime | None = Field(default=None, description="when the user bound this card (risk rules)")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    card_added_at: datetime | None = Field(
+        default=None, description="when the user bound this card (risk rules)"
+    )
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -133,7 +147,9 @@ class Observation(_Model):
     raw_status: str = Field(max_length=64)
     raw_code: str | None = Field(default=None, max_length=64)
     classification: Classification
-    event_id: str | None = Field(default=None, max_length=128, description="the channel's delivery id, if any")
+    event_id: str | None = Field(
+        default=None, max_length=128, description="the channel's delivery id, if any"
+    )
     observed_at: datetime
 
     @property
@@ -147,15 +163,18 @@ class ReviewDecision(_Model):
     decision: Literal["approve", "reject", "request_documents"]
     reviewer: Id
     reason: Annotated[str, NoCard] = Field(min_length=1, max_length=500)
-    documents: list[DocumentKind] = Field(default_factory=list, description="with request_documents: e.g. id_photo")
+    documents: list[DocumentKind] = Field(
+        default_factory=list, description="with request_documents: e.g. id_photo"
+    )
     token: str | None = Field(
-        None, max_length=2048,
+        None,
+        max_length=2048,
         description="the gateway's signed proof of who decided (sentinel/decision_tokens.py); required by the "
         "workflow, kept out of its views",
     )
 
     @model_validator(mode="after")
-    def _documents_listed(self) -> "ReviewDecision":
+    def _documents_listed(self) -> ReviewDecision:
         if self.decision == "request_documents" and not self.documents:
             raise ValueError("request_documents needs the list of documents")
         return self
@@ -191,14 +210,18 @@ class NoticeRecord(_Model):
     failed: list[str] = Field(default_factory=list)
     suppressed: list[str] = Field(default_factory=list, description="skipped, folded or inhibited")
     dropped: list[str] = Field(default_factory=list, description="deferred, then no longer true")
-    deferred: list[str] = Field(default_factory=list, description="channel@time for sends held to quiet/legal hours")
+    deferred: list[str] = Field(
+        default_factory=list, description="channel@time for sends held to quiet/legal hours"
+    )
     documents: list[str] = Field(default_factory=list)
     rung: int = 0
     escalate_at: datetime | None = None
     read_at: datetime | None = None
     at: datetime
     alert: str | None = Field(default=None, max_length=300, description="operator alerts: what went wrong")
-    variant: str | None = Field(None, description="what was scheduled when it was decided (RETRYING, LIMIT_WAIT, OPS_FIX)")
+    variant: str | None = Field(
+        None, description="what was scheduled when it was decided (RETRYING, LIMIT_WAIT, OPS_FIX)"
+    )
     retry_at: datetime | None = Field(None, description="when the payout is sent again, if that is scheduled")
 
 
@@ -209,7 +232,9 @@ class TrackingPolicy(_Model):
     delay_threshold_s: float = Field(gt=0, description="after this a payout not yet final counts as delayed")
     grace_s: float = Field(ge=0, description="a delay must last this long before anyone is told (R23)")
     manual_check_s: float = Field(gt=0, description="after this an unfinished payout goes to MANUAL_CHECK")
-    poll_schedule_s: list[float] = Field(min_length=1, description="waits between polls; the last one repeats")
+    poll_schedule_s: list[float] = Field(
+        min_length=1, description="waits between polls; the last one repeats"
+    )
     unknown_poll_s: float = Field(gt=0, description="wait before re-querying an UNKNOWN answer")
     return_watch_s: float = Field(ge=0, description="how long a success is watched for a return")
     review_sla_s: float = Field(gt=0, description="a review case older than this is escalated")
@@ -220,20 +245,30 @@ class TrackingPolicy(_Model):
         description="waits before each automatic resend after a passing refusal (bank offline); their count bounds it",
     )
     rate_limit_retry_s: list[float] = Field(
-        default_factory=lambda: [30.0, 120.0, 600.0], description="waits before each resend after a rate limit"
+        default_factory=lambda: [30.0, 120.0, 600.0],
+        description="waits before each resend after a rate limit",
     )
-    limit_reset_at: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-                                description="when the channel's daily limits reset, local time of limit_reset_tz")
-    limit_reset_tz: str = Field("Asia/Shanghai", description="the channel's own zone for daily limits and cut-offs")
-    max_limit_waits: int = Field(3, ge=0, le=30, description="days a withdrawal waits for a limit before a manual check")
+    limit_reset_at: str = Field(
+        "00:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="when the channel's daily limits reset, local time of limit_reset_tz",
+    )
+    limit_reset_tz: str = Field(
+        "Asia/Shanghai", description="the channel's own zone for daily limits and cut-offs"
+    )
+    max_limit_waits: int = Field(
+        3, ge=0, le=30, description="days a withdrawal waits for a limit before a manual check"
+    )
     max_history_events: int = Field(
-        5000, ge=100, le=40000,
+        5000,
+        ge=100,
+        le=40000,
         description="past this many history events the workflow continues as new, carrying its whole state "
         "(also when Temporal suggests it)",
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> "TrackingPolicy":
+    def _ordered(self) -> TrackingPolicy:
         if self.manual_check_s <= self.delay_threshold_s:
             raise ValueError("manual_check must be later than delay_threshold")
         return self
@@ -288,13 +323,17 @@ class NoticeRequest(_Model):
     documents: list[str] = Field(default_factory=list)
     rung: int = 0
     folded: list[str] = Field(
-        default_factory=list, description="set by the notice activity for a digest: the other orders it folds in"
+        default_factory=list,
+        description="set by the notice activity for a digest: the other orders it folds in",
     )
     alert: str | None = Field(default=None, max_length=300, description="operator alerts: what went wrong")
     variant: str | None = Field(
-        None, description="what the workflow has scheduled, when it decides the text: RETRYING, LIMIT_WAIT, OPS_FIX"
+        None,
+        description="what the workflow has scheduled, when it decides the text: RETRYING, LIMIT_WAIT, OPS_FIX",
     )
-    retry_at: datetime | None = Field(None, description="RETRYING / LIMIT_WAIT: when the payout is sent again")
+    retry_at: datetime | None = Field(
+        None, description="RETRYING / LIMIT_WAIT: when the payout is sent again"
+    )
     hold_until: datetime | None = Field(
         None,
         description="deferred to this moment (quiet or legal hours): the activity records it as batched, so the "

@@ -6,8 +6,9 @@ to suppress."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -119,7 +120,7 @@ class NoticePolicy(_P):
     retry: NoticeRetry = Field(default_factory=NoticeRetry)
 
     @model_validator(mode="after")
-    def _every_severity_has_a_ladder(self) -> "NoticePolicy":
+    def _every_severity_has_a_ladder(self) -> NoticePolicy:
         missing = [s.value for s in Severity if s not in self.ladders]
         if missing:
             raise ValueError(f"ladders missing for severities {missing}")
@@ -158,7 +159,9 @@ class NoticePolicy(_P):
 
     # --- when ---------------------------------------------------------------------------
 
-    def send_at(self, channel: str, severity: Severity, now: datetime, tz_name: str, phone: str | None) -> datetime:
+    def send_at(
+        self, channel: str, severity: Severity, now: datetime, tz_name: str, phone: str | None
+    ) -> datetime:
         """When a notice may go out on ``channel``: now, or the next opening of the windows
         that apply (quiet hours for low severities, legal hours for SMS/voice)."""
         if channel in ALWAYS_NOW:
@@ -214,11 +217,16 @@ class NoticePolicy(_P):
                     return f"inhibited by {r.stage.value}/{r.category.value if r.category else '-'} of {r.withdrawal_id}"
         cap = self.cap
         if cap and channel in cap.channels and severity not in cap.exempt_severities:
-            sent = [r for r in recent if r.channel in cap.channels and (now - r.at).total_seconds() <= cap.window_s]
+            sent = [
+                r
+                for r in recent
+                if r.channel in cap.channels and (now - r.at).total_seconds() <= cap.window_s
+            ]
             if len(sent) >= cap.max:
-                return f"folded: {len(sent)} interruptive notices within {int(cap.window_s)} s (cap {cap.max})"
+                return (
+                    f"folded: {len(sent)} interruptive notices within {int(cap.window_s)} s (cap {cap.max})"
+                )
         return None
-
 
     def resend_unconfirmed(self, channel: str) -> bool:
         """After a crash between the provider's accept and the log, with a provider that
@@ -226,7 +234,13 @@ class NoticePolicy(_P):
         return self.unconfirmed_send.get(channel, "hold") == "resend"
 
     def fold_until(
-        self, *, channel: str, severity: Severity, withdrawal_id: str, recent: list[RecentNotice], now: datetime
+        self,
+        *,
+        channel: str,
+        severity: Severity,
+        withdrawal_id: str,
+        recent: list[RecentNotice],
+        now: datetime,
     ) -> datetime | None:
         """When this notice should go out folded with the user's other notices on this
         channel (None: send it now). The window runs from the user's latest interruptive
@@ -234,8 +248,13 @@ class NoticePolicy(_P):
         fold = self.fold
         if fold is None or channel not in fold.channels or severity in fold.exempt_severities:
             return None
-        others = [r.at for r in recent
-                  if r.channel == channel and r.withdrawal_id != withdrawal_id and (now - r.at).total_seconds() < fold.window_s]
+        others = [
+            r.at
+            for r in recent
+            if r.channel == channel
+            and r.withdrawal_id != withdrawal_id
+            and (now - r.at).total_seconds() < fold.window_s
+        ]
         if not others:
             return None
         return max(others) + timedelta(seconds=fold.window_s)

@@ -26,7 +26,7 @@ numbers, channel-assigned event ids); every other id and text is refused when it
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 MIN_DIGITS = 12
 MAX_DIGITS = 19
@@ -89,8 +89,12 @@ def card_number_spans(text: str) -> list[tuple[int, int]]:
                 digits += group[j].group()
                 if len(digits) > MAX_DIGITS:
                     break
-                if (len(digits) >= MIN_DIGITS and int(digits[0]) != 0 and luhn_valid(digits)
-                        and not _glued(text, group[i].start(), group[j].end())):
+                if (
+                    len(digits) >= MIN_DIGITS
+                    and int(digits[0]) != 0
+                    and luhn_valid(digits)
+                    and not _glued(text, group[i].start(), group[j].end())
+                ):
                     spans.append((group[i].start(), group[j].end()))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):

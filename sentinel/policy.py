@@ -8,7 +8,8 @@ R13, R23, R30, R31.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sentinel.models import TrackingPolicy
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus

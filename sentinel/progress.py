@@ -34,15 +34,30 @@ def steps(status: WithdrawalStatus) -> list[Step]:
     if status == S.DELAYED:
         return [Step("submitted", "done"), Step("bank", "warn"), Step("arrived", "todo")]
     if status == S.UNDER_REVIEW:
-        return [Step("submitted", "done"), Step("review", "warn"), Step("bank", "todo"), Step("arrived", "todo")]
+        return [
+            Step("submitted", "done"),
+            Step("review", "warn"),
+            Step("bank", "todo"),
+            Step("arrived", "todo"),
+        ]
     if status == S.MANUAL_CHECK:
-        return [Step("submitted", "done"), Step("bank", "done"), Step("check", "warn"), Step("arrived", "todo")]
+        return [
+            Step("submitted", "done"),
+            Step("bank", "done"),
+            Step("check", "warn"),
+            Step("arrived", "todo"),
+        ]
     if status == S.SUCCEEDED:
         return [Step("submitted", "done"), Step("bank", "done"), Step("arrived", "done")]
     if status == S.FAILED:
         return [Step("submitted", "done"), Step("bank", "done"), Step("failed", "problem")]
     if status == S.RETURNED:
-        return [Step("submitted", "done"), Step("bank", "done"), Step("arrived", "done"), Step("returned", "problem")]
+        return [
+            Step("submitted", "done"),
+            Step("bank", "done"),
+            Step("arrived", "done"),
+            Step("returned", "problem"),
+        ]
     raise ValueError(f"no steps for status {status!r}")
 
 
@@ -59,7 +74,9 @@ def money_at(status: WithdrawalStatus) -> str:
     return "balance"  # FAILED, RETURNED: the funds came back
 
 
-def next_action(status: WithdrawalStatus, category: ExceptionCategory | None, awaiting_documents: list[str]) -> str:
+def next_action(
+    status: WithdrawalStatus, category: ExceptionCategory | None, awaiting_documents: list[str]
+) -> str:
     """The one thing the user can do: ``upload_documents`` (a reviewer asked for them),
     ``fix_card`` (the payout failed or came back on the card details), or ``none``."""
     if awaiting_documents:

@@ -18,17 +18,17 @@ Public API:
 
 from __future__ import annotations
 
-from html import escape as _html_escape
-
 import math
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
+from html import escape as _html_escape
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -118,7 +118,7 @@ REASON_GROUPS_FILE = Path(__file__).resolve().parent / "reason_groups.yaml"
 PAGES = ("payee", "payee_wallet", "limits", "identity")
 
 
-@lru_cache(maxsize=None)
+@cache
 def bank_names() -> dict[str, dict[str, str]]:
     """``sentinel/banks.yaml``: bank code -> {locale: name}."""
     data = yaml.safe_load(BANKS_FILE.read_text(encoding="utf-8")) or {}
@@ -133,7 +133,7 @@ def bank_name(code: str, locale: str) -> str:
     return bank_names().get(code, {}).get(template_locale(locale), code)
 
 
-@lru_cache(maxsize=None)
+@cache
 def reason_groups() -> dict[ExceptionCategory, dict[str, tuple[str, ...]]]:
     """``sentinel/reason_groups.yaml``: category -> group -> the subtypes in it."""
     data = yaml.safe_load(REASON_GROUPS_FILE.read_text(encoding="utf-8")) or {}
@@ -143,7 +143,9 @@ def reason_groups() -> dict[ExceptionCategory, dict[str, tuple[str, ...]]]:
         out[ExceptionCategory(category)] = {}
         for group, subtypes in groups.items():
             if group == DEFAULT_KEY or set(subtypes) & seen:
-                raise ValueError(f"reason_groups.yaml: {category}.{group}: 'default' is implicit; a subtype is in one group")
+                raise ValueError(
+                    f"reason_groups.yaml: {category}.{group}: 'default' is implicit; a subtype is in one group"
+                )
             seen |= set(subtypes)
             out[ExceptionCategory(category)][group] = tuple(subtypes)
     return out
@@ -257,7 +259,7 @@ class TemplateFile(BaseModel):
     stages: dict[Stage, dict[str, NoticeTemplate]]
 
     @model_validator(mode="after")
-    def _complete(self) -> "TemplateFile":
+    def _complete(self) -> TemplateFile:
         missing = [s.value for s in Stage if s not in self.stages]
         if missing:
             raise ValueError(f"stages missing: {missing}")
@@ -281,15 +283,25 @@ class TemplateFile(BaseModel):
         for category, groups in wanted.items():
             missing_groups = groups - set(self.reasons.get(category, {}))
             if missing_groups:
-                raise ValueError(f"reasons.{category}: a phrase per reason group is required, missing {sorted(missing_groups)}")
+                raise ValueError(
+                    f"reasons.{category}: a phrase per reason group is required, missing {sorted(missing_groups)}"
+                )
         return self
 
 
 _TEXT_ENV = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
+    undefined=StrictUndefined,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=False,
 )
 _HTML_ENV = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
+    undefined=StrictUndefined,
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=False,
 )
 _FIELDS = ("title", "reason", "progress", "action", "short")
 
@@ -323,7 +335,7 @@ def _layout(layout: Layout, where: str) -> dict[str, Template]:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_templates(locale: str) -> _Compiled:
     """Parse, validate and compile ``templates/<locale>.yaml`` once per process."""
     if locale not in LOCALES:
@@ -340,19 +352,33 @@ def load_templates(locale: str) -> _Compiled:
     return _Compiled(
         doc=doc,
         fields=fields,
-        reasons={(c, g): _compile(t, f"reasons.{c}.{g}") for c, groups in doc.reasons.items() for g, t in groups.items()},
-        channel_texts={k: _compile(v, f"channel_texts.{k}") for k, v in doc.channel_texts.model_dump().items()},
-        labels={"card": _compile(doc.labels.card, "labels.card"), "short_ref": _compile(doc.labels.short_ref, "labels.short_ref"),
-                "sms_tag": _compile(doc.sms_tag, "sms_tag")},
+        reasons={
+            (c, g): _compile(t, f"reasons.{c}.{g}")
+            for c, groups in doc.reasons.items()
+            for g, t in groups.items()
+        },
+        channel_texts={
+            k: _compile(v, f"channel_texts.{k}") for k, v in doc.channel_texts.model_dump().items()
+        },
+        labels={
+            "card": _compile(doc.labels.card, "labels.card"),
+            "short_ref": _compile(doc.labels.short_ref, "labels.short_ref"),
+            "sms_tag": _compile(doc.sms_tag, "sms_tag"),
+        },
         eta={k: _compile(v, f"eta_phrases.{k}") for k, v in doc.eta_phrases.model_dump().items()},
         money={s: _compile(v, f"money.{s.value}") for s, v in doc.money.items()},
         layout=_layout(doc.layout, "layout"),
         operator_layout=_layout(doc.operator_layout, "operator_layout"),
-        digest={f: _compile(getattr(doc.digest, f), f"digest.{f}") for f in ("subject", "short", "push_body", "voice", "text")},
+        digest={
+            f: _compile(getattr(doc.digest, f), f"digest.{f}")
+            for f in ("subject", "short", "push_body", "voice", "text")
+        },
     )
 
 
-def _template_key(doc: TemplateFile, stage: Stage, category: ExceptionCategory | None, variant: str | None = None) -> str:
+def _template_key(
+    doc: TemplateFile, stage: Stage, category: ExceptionCategory | None, variant: str | None = None
+) -> str:
     entries = doc.stages[stage]
     if variant is not None and variant in entries:
         return variant
@@ -395,11 +421,11 @@ def _zone(name: str) -> timezone | ZoneInfo:
     try:
         return ZoneInfo(name)
     except Exception:  # unknown zone or no tz database: UTC rather than no notice
-        return timezone.utc
+        return UTC
 
 
 def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def _format_eta(eta: datetime, fmt: str, tz_name: str) -> str:
@@ -469,7 +495,7 @@ def speak_digits(text: str) -> str:
         base, extra = divmod(len(d), count)
         sizes = [base] * (count - extra) + [base + 1] * extra
         starts = [sum(sizes[:i]) for i in range(count)]
-        return " ".join(d[start:start + size] for start, size in zip(starts, sizes))
+        return " ".join(d[start : start + size] for start, size in zip(starts, sizes))
 
     return _DIGITS.sub(group, text)
 
@@ -503,7 +529,12 @@ def _channel_texts(templates: dict[str, Template], ctx: dict[str, Any]) -> dict[
     if dropped:
         sms = _tidy(templates["sms_without_order"].render(ctx))
     voice = speak_digits(_tidy(templates["voice"].render({**ctx, "short": ctx["voice_short"]})))
-    return {"sms": sms, "dropped": dropped, "push_body": _tidy(templates["push_body"].render(ctx)), "voice": voice}
+    return {
+        "sms": sms,
+        "dropped": dropped,
+        "push_body": _tidy(templates["push_body"].render(ctx)),
+        "voice": voice,
+    }
 
 
 class RenderedNotice(BaseModel):
@@ -571,7 +602,11 @@ def render_notice(
     allow = (w.withdrawal_id, w.user_id, support_phone, support_url)
 
     # Fail fast on caller-provided texts, even where a template does not use them (R22).
-    for name, value in (("reason_text", reason_text), ("action_text", action_text), ("support_phone", support_phone)):
+    for name, value in (
+        ("reason_text", reason_text),
+        ("action_text", action_text),
+        ("support_phone", support_phone),
+    ):
         if value:
             assert_no_card_number(value, allow if name != "support_phone" else ())
     for doc_name in notice.documents:
@@ -607,7 +642,9 @@ def render_notice(
         "channel": w.channel,
         "eta": _format_eta(notice.eta, doc.eta_format, tz_name) if notice.eta else None,
         "retry_at": _format_eta(notice.retry_at, doc.eta_format, tz_name) if notice.retry_at else None,
-        "retry_at_short": _format_eta(notice.retry_at, doc.eta_short_format, tz_name) if notice.retry_at else None,
+        "retry_at_short": _format_eta(notice.retry_at, doc.eta_short_format, tz_name)
+        if notice.retry_at
+        else None,
         "eta_hours": eta_hours,
         "reason_text": _tidy(reason_text) if reason_text else None,
         "action_text": _tidy(action_text) if action_text else None,
@@ -641,7 +678,12 @@ def render_notice(
     text = layout["text"].render(ctx).strip() + "\n"
     html = layout["html"].render(ctx).strip() + "\n"
     if notice.stage is Stage.OPERATOR_ALERT:
-        channel_texts = {"sms": ctx["short"], "dropped": False, "push_body": ctx["short"], "voice": ctx["short"]}
+        channel_texts = {
+            "sms": ctx["short"],
+            "dropped": False,
+            "push_body": ctx["short"],
+            "voice": ctx["short"],
+        }
     else:
         channel_texts = _channel_texts(compiled.channel_texts, ctx)
 
@@ -678,7 +720,13 @@ class DigestItem:
 
 
 def render_digest(
-    locale: str, items: list[DigestItem], *, link: str, support_phone: str, support_url: str, brand: Brand | None = None
+    locale: str,
+    items: list[DigestItem],
+    *,
+    link: str,
+    support_phone: str,
+    support_url: str,
+    brand: Brand | None = None,
 ) -> RenderedNotice:
     """One message for several withdrawals of the user (newest first): order numbers and
     card endings only; the app has each one's reason and next step."""
@@ -690,7 +738,10 @@ def render_digest(
     _check_url(link, "link")
     ctx: dict[str, Any] = {
         **_identity_ctx(compiled, locale, brand or Brand(), support_phone),
-        "count": len(items), "items": items, "link": link, "labels": doc.labels.model_dump(),
+        "count": len(items),
+        "items": items,
+        "link": link,
+        "labels": doc.labels.model_dump(),
     }
     subject = _tidy(compiled.digest["subject"].render(ctx))
     short = _tidy(compiled.digest["short"].render(ctx))
@@ -702,9 +753,23 @@ def render_digest(
     for output in (subject, short, text, push_body, voice):
         assert_no_card_number(output, allow)
     return RenderedNotice(
-        subject=subject, text=text, html=html, short=short, link=link, link_kind="track",
-        template_id=f"{locale}/DIGEST", locale=locale, title=subject, reason="", progress="", action="",
-        push_title=subject, push_body=push_body, voice=voice, sms_order_dropped=True, support_phone=support_phone,
+        subject=subject,
+        text=text,
+        html=html,
+        short=short,
+        link=link,
+        link_kind="track",
+        template_id=f"{locale}/DIGEST",
+        locale=locale,
+        title=subject,
+        reason="",
+        progress="",
+        action="",
+        push_title=subject,
+        push_body=push_body,
+        voice=voice,
+        sms_order_dropped=True,
+        support_phone=support_phone,
     )
 
 
@@ -772,8 +837,8 @@ def render_all_combinations(
     support_url: str = "https://pay.example/support",
     base_url: str = "https://pay.example/app",
     link_secret: str = "lint-only-secret",
-    now: datetime = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc),
-    eta: datetime | None = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc),
+    now: datetime = datetime(2026, 11, 27, 8, 0, tzinfo=UTC),
+    eta: datetime | None = datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
     documents: tuple[str, ...] = ("id_photo", "transaction_proof"),
     reason_code: str | None = "LINT_CODE",
 ) -> Iterator[tuple[NoticeRequest, RenderedNotice]]:
@@ -804,14 +869,23 @@ def render_all_combinations(
                         retry_at=now + timedelta(hours=6) if variant in ("RETRYING", "LIMIT_WAIT") else None,
                     )
                     link = make_link(
-                        base_url, link_kind_for(notice), w.withdrawal_id, w.user_id, link_secret, int(now.timestamp()), 86400
+                        base_url,
+                        link_kind_for(notice),
+                        w.withdrawal_id,
+                        w.user_id,
+                        link_secret,
+                        int(now.timestamp()),
+                        86400,
                     )
-                    yield notice, render_notice(
+                    yield (
                         notice,
-                        reason_text=None,
-                        action_text=None,
-                        support_phone=support_phone,
-                        support_url=support_url,
-                        link=link,
-                        now=now,
+                        render_notice(
+                            notice,
+                            reason_text=None,
+                            action_text=None,
+                            support_phone=support_phone,
+                            support_url=support_url,
+                            link=link,
+                            now=now,
+                        ),
                     )

@@ -5,8 +5,9 @@ the order by due time is not always the order by age. Pure: no clock, no I/O."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -15,11 +16,11 @@ def sla_due(review_since: datetime | None, review_sla_s: float | None) -> dateti
     """When the review SLA of a case runs out (UTC); None when either is unknown."""
     if review_since is None or review_sla_s is None:
         return None
-    since = review_since if review_since.tzinfo else review_since.replace(tzinfo=timezone.utc)
+    since = review_since if review_since.tzinfo else review_since.replace(tzinfo=UTC)
     return since + timedelta(seconds=review_sla_s)
 
 
 def by_due(cases: Iterable[T], due: Callable[[T], datetime | None], tie: Callable[[T], str]) -> list[T]:
     """``cases`` soonest due first; those without a due time last; ties by ``tie`` (the id)."""
-    far = datetime.max.replace(tzinfo=timezone.utc)
+    far = datetime.max.replace(tzinfo=UTC)
     return sorted(cases, key=lambda c: (due(c) is None, due(c) or far, tie(c)))

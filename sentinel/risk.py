@@ -13,9 +13,10 @@ Rule kinds:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,7 +57,7 @@ class Rule(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _parameters(self) -> "Rule":
+    def _parameters(self) -> Rule:
         need = {
             "amount_above": self.limits,
             "velocity": self.max_count and self.window_s,
@@ -79,7 +80,7 @@ class RuleSet(BaseModel):
     rules: list[Rule]
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "RuleSet":
+    def _unique_ids(self) -> RuleSet:
         ids = [r.id for r in self.rules]
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
@@ -128,8 +129,13 @@ def evaluate(
 
     def hit(rule: Rule, detail: str) -> None:
         hits.append(
-            RiskHit(rule_id=rule.id, rule_version=ruleset.version, description=rule.description,
-                    documents=rule.documents, detail=detail)
+            RiskHit(
+                rule_id=rule.id,
+                rule_version=ruleset.version,
+                description=rule.description,
+                documents=rule.documents,
+                detail=detail,
+            )
         )
 
     for rule in ruleset.rules:

@@ -7,10 +7,9 @@ Secrets (the callback HMAC secret, SMTP password) come from here, never from cod
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-
-import re
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,10 +40,12 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field("default", description="Temporal namespace")
     task_queue: str = Field("withdrawal-sentinel", description="task queue of the worker")
     worker_max_cached_workflows: int = Field(
-        250, description="workflows kept in worker memory; others are rebuilt from history when they wake (RSS bound)"
+        250,
+        description="workflows kept in worker memory; others are rebuilt from history when they wake (RSS bound)",
     )
     temporal_tls_cert: Path | None = Field(
-        None, description="client certificate (PEM) this process shows the Temporal frontend (mTLS); set with "
+        None,
+        description="client certificate (PEM) this process shows the Temporal frontend (mTLS); set with "
         "SENTINEL_TEMPORAL_TLS_KEY; unset: plain connection (development)",
     )
     temporal_tls_key: Path | None = Field(None, description="private key (PEM) of SENTINEL_TEMPORAL_TLS_CERT")
@@ -52,7 +53,8 @@ class Settings(BaseSettings):
         None, description="CA certificate (PEM) that signed the Temporal frontend's server certificate"
     )
     temporal_tls_server_name: str | None = Field(
-        None, description="name to expect in the frontend's server certificate, when it is not the address's host"
+        None,
+        description="name to expect in the frontend's server certificate, when it is not the address's host",
     )
     payload_keys: SecretStr = Field(
         SecretStr(DEV_PAYLOAD_KEYS),
@@ -67,17 +69,24 @@ class Settings(BaseSettings):
     )
 
     # Configuration as data
-    delays_file: Path = Field(ROOT / "config" / "delays.yaml", description="delay thresholds per channel/bank")
-    risk_rules_file: Path = Field(ROOT / "config" / "risk_rules.yaml", description="risk rules (R12), re-read on change")
+    delays_file: Path = Field(
+        ROOT / "config" / "delays.yaml", description="delay thresholds per channel/bank"
+    )
+    risk_rules_file: Path = Field(
+        ROOT / "config" / "risk_rules.yaml", description="risk rules (R12), re-read on change"
+    )
 
     # Channels: the generic bank protocol (also spoken by the simulator)
-    channel_base_url: str = Field("http://127.0.0.1:8701", description="base URL of the generic payout channel")
+    channel_base_url: str = Field(
+        "http://127.0.0.1:8701", description="base URL of the generic payout channel"
+    )
     channel_secret: SecretStr = Field(
         SecretStr("dev-channel-secret"), description="HMAC-SHA256 secret shared with the generic channel"
     )
     callback_tolerance_s: int = Field(
-        300, description="oldest callback timestamp accepted, seconds; also how far in the future a signed "
-        "Alipay notify may be dated"
+        300,
+        description="oldest callback timestamp accepted, seconds; also how far in the future a signed "
+        "Alipay notify may be dated",
     )
     channel_timeout_s: float = Field(10.0, description="HTTP timeout for channel calls, seconds")
 
@@ -89,16 +98,26 @@ class Settings(BaseSettings):
     alipay_app_private_key: SecretStr | None = Field(
         None, description="the app's RSA2 private key, PEM or bare base64"
     )
-    alipay_public_key: str | None = Field(None, description="the app's Alipay public key (支付宝公钥), PEM or bare base64")
-    alipay_notify_tolerance_s: int = Field(172800, description="oldest signed Alipay notify accepted, seconds")
+    alipay_public_key: str | None = Field(
+        None, description="the app's Alipay public key (支付宝公钥), PEM or bare base64"
+    )
+    alipay_notify_tolerance_s: int = Field(
+        172800, description="oldest signed Alipay notify accepted, seconds"
+    )
     alipay_order_title: str = Field("提现", description="title of the transfer in the payee's Alipay bill")
 
     # WeChat Pay 商家转账 (docs/channels/wechatpay.md): built when wechat_mch_id is set
-    wechat_mch_id: str | None = Field(None, description="WeChat Pay merchant id (商户号); unset: no WeChat adapter")
+    wechat_mch_id: str | None = Field(
+        None, description="WeChat Pay merchant id (商户号); unset: no WeChat adapter"
+    )
     wechat_appid: str | None = Field(None, description="AppID the payees' OpenIDs belong to")
     wechat_base_url: str = Field("https://api.mch.weixin.qq.com", description="WeChat Pay API v3 base URL")
-    wechat_merchant_private_key: SecretStr | None = Field(None, description="merchant API private key (apiclient_key.pem)")
-    wechat_merchant_serial_no: str | None = Field(None, description="serial number of the merchant API certificate")
+    wechat_merchant_private_key: SecretStr | None = Field(
+        None, description="merchant API private key (apiclient_key.pem)"
+    )
+    wechat_merchant_serial_no: str | None = Field(
+        None, description="serial number of the merchant API certificate"
+    )
     wechat_platform_public_keys: dict[str, str] = Field(
         default_factory=dict, description="JSON {serial or PUB_KEY_ID: PEM} of the WeChat Pay keys"
     )
@@ -107,19 +126,31 @@ class Settings(BaseSettings):
     wechat_scene_report_infos: list[tuple[str, str]] = Field(
         default_factory=list, description="JSON [[info_type, info_content], ...] the scene requires"
     )
-    wechat_transfer_remark: str = Field("提现", description="transfer remark shown to the user, at most 32 characters")
+    wechat_transfer_remark: str = Field(
+        "提现", description="transfer remark shown to the user, at most 32 characters"
+    )
 
     # Stripe payouts (set the secret key to enable the adapter)
     stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL")
-    stripe_secret_key: SecretStr | None = Field(None, description="Stripe secret key; set to enable Stripe payouts")
-    stripe_webhook_secret: SecretStr | None = Field(None, description="signing secret of the Stripe webhook endpoint")
-    stripe_account: str | None = Field(None, description="Stripe Connect account to act on (Stripe-Account header)")
+    stripe_secret_key: SecretStr | None = Field(
+        None, description="Stripe secret key; set to enable Stripe payouts"
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, description="signing secret of the Stripe webhook endpoint"
+    )
+    stripe_account: str | None = Field(
+        None, description="Stripe Connect account to act on (Stripe-Account header)"
+    )
 
     # ISO 20022 bank connection (set the base URL to enable the adapter)
     iso20022_base_url: str | None = Field(None, description="the bank's ISO 20022 endpoint; set to enable")
-    iso20022_secret: SecretStr | None = Field(None, description="HMAC secret shared with the bank (both directions)")
+    iso20022_secret: SecretStr | None = Field(
+        None, description="HMAC secret shared with the bank (both directions)"
+    )
     iso20022_debtor_name: str = Field("Withdrawal Platform Ltd", description="our name as the paying party")
-    iso20022_debtor_account: str | None = Field(None, description="our account (IBAN or other id) at the bank")
+    iso20022_debtor_account: str | None = Field(
+        None, description="our account (IBAN or other id) at the bank"
+    )
     iso20022_debtor_agent_bic: str | None = Field(None, description="our bank's BIC")
 
     # Email (R6)
@@ -132,30 +163,45 @@ class Settings(BaseSettings):
 
     # Notices
     support_phone: str = Field(
-        DEV_SUPPORT_PHONE, min_length=3, max_length=20, pattern=r"^\+?[0-9][0-9 -]*[0-9]$",
+        DEV_SUPPORT_PHONE,
+        min_length=3,
+        max_length=20,
+        pattern=r"^\+?[0-9][0-9 -]*[0-9]$",
         description="your support hotline, printed in every notice on every channel (R19); the default is a "
         "fictional 555 number for development: production must set its own (refused otherwise)",
     )
     support_url: str = Field("https://pay.example/support", description="online support entry (R19)")
     brand_name: str = Field(
-        DEV_BRAND_NAME, min_length=1, max_length=16,
+        DEV_BRAND_NAME,
+        min_length=1,
+        max_length=16,
         description="your brand as English notices name it (SMS tag [Example Pay]); the default is a fictional "
         "development brand: production must set its own (refused otherwise)",
     )
     brand_name_zh: str = Field(
-        DEV_BRAND_NAME_ZH, min_length=1, max_length=8,
+        DEV_BRAND_NAME_ZH,
+        min_length=1,
+        max_length=8,
         description="your brand as Chinese notices name it (SMS tag 【示例支付】); development default is fictional: "
         "production must set its own (refused otherwise)",
     )
     sms_link: str = Field(
-        "pay.example/w", max_length=40, pattern=r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/[A-Za-z0-9._~/-]*)?$",
+        "pay.example/w",
+        max_length=40,
+        pattern=r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/[A-Za-z0-9._~/-]*)?$",
         description="short link printed in SMS (they have no room for a signed deep link): opens the app's "
         "withdrawals page, where the user signs in and finds the order; China SMS templates register it as text",
     )
-    app_base_url: str = Field("https://pay.example/app", description="base of the deep links in notices (R16)")
-    link_secret: SecretStr = Field(SecretStr("dev-link-secret"), description="HMAC key of the signed deep links")
+    app_base_url: str = Field(
+        "https://pay.example/app", description="base of the deep links in notices (R16)"
+    )
+    link_secret: SecretStr = Field(
+        SecretStr("dev-link-secret"), description="HMAC key of the signed deep links"
+    )
     link_ttl_s: int = Field(7 * 86400, description="how long a deep link in a notice stays valid, seconds")
-    notice_policy_file: Path = Field(ROOT / "config" / "notice_policy.yaml", description="severity and channels")
+    notice_policy_file: Path = Field(
+        ROOT / "config" / "notice_policy.yaml", description="severity and channels"
+    )
     operator_email: str | None = Field("ops@sentinel.example", description="where operator alerts go")
 
     # Callbacks reach the gateway here (sent to the channel with each payout)
@@ -165,22 +211,33 @@ class Settings(BaseSettings):
     gateway_host: str = Field("127.0.0.1", description="bind address of the HTTP gateway")
     gateway_port: int = Field(8700, description="port of the HTTP gateway")
     status_query_timeout_s: float = Field(
-        1.0, gt=0, description="how long the gateway waits for a workflow's live status query before it answers "
+        1.0,
+        gt=0,
+        description="how long the gateway waits for a workflow's live status query before it answers "
         "from the app database's projection (status reads) or 503 (changes that need the live view), seconds",
     )
 
     # Notice providers (issue #5): data in providers_file, credentials here
-    providers_file: Path = Field(ROOT / "config" / "providers.yaml", description="routes and provider data (no secrets)")
-    aliyun_access_key_id: str | None = Field(None, description="Aliyun RAM AccessKey id; enables Aliyun SMS and voice")
+    providers_file: Path = Field(
+        ROOT / "config" / "providers.yaml", description="routes and provider data (no secrets)"
+    )
+    aliyun_access_key_id: str | None = Field(
+        None, description="Aliyun RAM AccessKey id; enables Aliyun SMS and voice"
+    )
     aliyun_access_key_secret: SecretStr | None = Field(None, description="Aliyun RAM AccessKey secret")
     tencent_secret_id: str | None = Field(None, description="Tencent Cloud SecretId; enables Tencent SMS")
     tencent_secret_key: SecretStr | None = Field(None, description="Tencent Cloud SecretKey")
-    twilio_account_sid: str | None = Field(None, description="Twilio account SID; enables Twilio SMS and voice")
-    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (also checks status callbacks)")
+    twilio_account_sid: str | None = Field(
+        None, description="Twilio account SID; enables Twilio SMS and voice"
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="Twilio auth token (also checks status callbacks)"
+    )
     receipts_token: SecretStr | None = Field(
-        None, description="secret path segment of the receipt URLs given to Aliyun and Tencent (they do not sign "
+        None,
+        description="secret path segment of the receipt URLs given to Aliyun and Tencent (they do not sign "
         "receipts): /v1/receipts/aliyun/<token>, /v1/receipts/tencent/<token>; redacted in the gateway's access "
-        "log; unset: those endpoints answer 404"
+        "log; unset: those endpoints answer 404",
     )
     fcm_service_account_file: Path | None = Field(
         None, description="Firebase service-account key file (JSON); enables push through FCM HTTP v1"
@@ -188,7 +245,9 @@ class Settings(BaseSettings):
     fcm_api_base: str = Field("https://fcm.googleapis.com", description="FCM API base URL")
     jpush_app_key: str | None = Field(None, description="JPush AppKey; enables push through JPush v3")
     jpush_master_secret: SecretStr | None = Field(None, description="JPush Master Secret")
-    jpush_api_base: str = Field("https://api.jpush.cn", description="JPush API base (https://bjapi.push.jiguang.cn for Beijing)")
+    jpush_api_base: str = Field(
+        "https://api.jpush.cn", description="JPush API base (https://bjapi.push.jiguang.cn for Beijing)"
+    )
 
     # Gateway authentication (issue #3)
     api_keys_file: Path | None = Field(
@@ -223,17 +282,21 @@ class Settings(BaseSettings):
         description="JSON list of browser origins (the Temporal UI) allowed to call /codec/encode and /codec/decode",
     )
     user_token_max_ttl_s: int = Field(
-        30 * 86400, description="longest lifetime (expiry - issue time) of a user token minted or accepted, seconds"
+        30 * 86400,
+        description="longest lifetime (expiry - issue time) of a user token minted or accepted, seconds",
     )
 
     # Web pages (issue #13): progress, records, inbox, the embeddable inbox widget
     pages_session_ttl_s: int = Field(
-        8 * 3600, gt=0, description="longest life of a page session cookie, seconds (never past the user token's "
-        "own expiry)"
+        8 * 3600,
+        gt=0,
+        description="longest life of a page session cookie, seconds (never past the user token's own expiry)",
     )
     pages_max_streams: int = Field(
-        200, gt=0, description="live update streams (server-sent events) open at once per gateway process; "
-        "past it a page answers 503 and falls back to reloading"
+        200,
+        gt=0,
+        description="live update streams (server-sent events) open at once per gateway process; "
+        "past it a page answers 503 and falls back to reloading",
     )
     pages_stream_poll_s: float = Field(
         1.5, gt=0, description="how often an open live stream checks its withdrawal or inbox, seconds"
@@ -250,8 +313,9 @@ class Settings(BaseSettings):
 
     # Development machine (issue #11)
     dev_mode: bool = Field(
-        False, description="allow the public development credentials (dev-* secrets, config/api_keys.dev.yaml); "
-        "without it the gateway and the worker refuse to start with them. Never set in production"
+        False,
+        description="allow the public development credentials (dev-* secrets, config/api_keys.dev.yaml); "
+        "without it the gateway and the worker refuse to start with them. Never set in production",
     )
 
     # Observability

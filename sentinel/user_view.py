@@ -20,11 +20,22 @@ from sentinel.models import NoticeRecord, TimelineEvent, WithdrawalView
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 
 #: the notices addressed to the user; anything else (OPERATOR_ALERT, any stage added later) stays hidden
-USER_STAGES = frozenset({
-    Stage.DETECTED, Stage.DELAYED, Stage.UNDER_REVIEW, Stage.DOCUMENTS_REQUESTED, Stage.REVIEW_DELAYED,
-    Stage.DOCUMENTS_EXPIRED, Stage.MANUAL_CHECK, Stage.APPROVED, Stage.REJECTED, Stage.RESOLVED,
-    Stage.CORRECTION, Stage.RETURNED,
-})
+USER_STAGES = frozenset(
+    {
+        Stage.DETECTED,
+        Stage.DELAYED,
+        Stage.UNDER_REVIEW,
+        Stage.DOCUMENTS_REQUESTED,
+        Stage.REVIEW_DELAYED,
+        Stage.DOCUMENTS_EXPIRED,
+        Stage.MANUAL_CHECK,
+        Stage.APPROVED,
+        Stage.REJECTED,
+        Stage.RESOLVED,
+        Stage.CORRECTION,
+        Stage.RETURNED,
+    }
+)
 
 #: (event source, how its text starts, what the user reads; None: the text as it is, the
 #: user's own action). A timeline event that matches none of these is not shown.
@@ -41,8 +52,11 @@ _PLAIN: tuple[tuple[str, str, str | None], ...] = (
     ("timer", "review not decided", "the review takes longer than usual"),
     ("timer", "requested documents not received", "requested documents not received in time; cancelled"),
     ("workflow", "manual check: ", "we are checking the payout with the bank"),
-    ("workflow", "the bank reports paid after the failure notice",
-     "the bank reports it paid after all; we are checking"),
+    (
+        "workflow",
+        "the bank reports paid after the failure notice",
+        "the bank reports it paid after all; we are checking",
+    ),
 )
 
 
@@ -99,9 +113,15 @@ def plain_event(event: TimelineEvent) -> UserEvent | None:
 
 def user_notice(notice: NoticeRecord) -> UserNotice:
     return UserNotice(
-        key=notice.key, stage=notice.stage, category=notice.category, status=notice.status,
-        channels=list(notice.channels), delivered=list(notice.delivered), documents=list(notice.documents),
-        read_at=notice.read_at, at=notice.at,
+        key=notice.key,
+        stage=notice.stage,
+        category=notice.category,
+        status=notice.status,
+        channels=list(notice.channels),
+        delivered=list(notice.delivered),
+        documents=list(notice.documents),
+        read_at=notice.read_at,
+        at=notice.at,
     )
 
 
@@ -114,9 +134,19 @@ def for_user(view: WithdrawalView) -> UserStatusView:
         if plain is not None and not (timeline and timeline[-1].what == plain.what):
             timeline.append(plain)
     return UserStatusView(
-        withdrawal_id=view.withdrawal_id, user_id=view.user_id, amount=view.amount, currency=view.currency,
-        channel=view.channel, bank_code=view.bank_code, card_last4=view.card_last4,
-        status=view.status, category=view.category, reason_code=view.reason_code,
-        next_step=view.next_step, eta=view.eta, awaiting_documents=list(view.awaiting_documents),
-        timeline=timeline, notices=[user_notice(n) for n in view.notices if n.stage in USER_STAGES],
+        withdrawal_id=view.withdrawal_id,
+        user_id=view.user_id,
+        amount=view.amount,
+        currency=view.currency,
+        channel=view.channel,
+        bank_code=view.bank_code,
+        card_last4=view.card_last4,
+        status=view.status,
+        category=view.category,
+        reason_code=view.reason_code,
+        next_step=view.next_step,
+        eta=view.eta,
+        awaiting_documents=list(view.awaiting_documents),
+        timeline=timeline,
+        notices=[user_notice(n) for n in view.notices if n.stage in USER_STAGES],
     )

@@ -6,7 +6,7 @@ the window's next start, never dropped."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -51,7 +51,7 @@ class TimeWindow(BaseModel):
         candidate = datetime.combine(local.date(), start, tzinfo=tz)
         if candidate <= local:
             candidate += timedelta(days=1)
-        return candidate.astimezone(timezone.utc)
+        return candidate.astimezone(UTC)
 
 
 def zone(name: str) -> ZoneInfo:

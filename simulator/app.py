@@ -24,8 +24,9 @@ import ipaddress
 import logging
 import re
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +37,13 @@ from sentinel.signing import SIGNATURE_HEADER, SignatureError, verify
 from simulator.dialects.base import Dialect
 from simulator.engine import DEFAULT_RETRY_DELAYS, AlreadySubmitted, DuplicateOrder, Engine, NoCallbackYet
 from simulator.protocol import RequestError, parse_json_object, parse_payout_request
-from simulator.scripts import DEFAULT_SCENARIO, SCENARIO_DESCRIPTIONS, SCENARIOS, scenario_params, script_from_spec
+from simulator.scripts import (
+    DEFAULT_SCENARIO,
+    SCENARIO_DESCRIPTIONS,
+    SCENARIOS,
+    scenario_params,
+    script_from_spec,
+)
 
 log = logging.getLogger("simulator")
 
@@ -142,7 +149,9 @@ def create_app(
             )
         if created and order.script.submit == "http_500":
             # The order is recorded, but the answer is "lost": the platform must query.
-            return JSONResponse({"error": "internal_error", "reason": "simulated system error"}, status_code=500)
+            return JSONResponse(
+                {"error": "internal_error", "reason": "simulated system error"}, status_code=500
+            )
         return JSONResponse(order.body())
 
     @app.get("/v1/payouts/{order_id}")
@@ -184,13 +193,19 @@ def _admin_router(engine: Engine, any_host: bool) -> APIRouter:
         try:
             engine.set_script(order_id, script)
         except AlreadySubmitted:
-            return _error(409, "conflict", f"order {order_id} has already been submitted; script it before submitting")
+            return _error(
+                409, "conflict", f"order {order_id} has already been submitted; script it before submitting"
+            )
         return JSONResponse({"order_id": order_id, "script": script.model_dump(mode="json")})
 
     @router.get("/scenarios")
     async def list_scenarios() -> list[dict[str, Any]]:
         return [
-            {"name": name, "description": SCENARIO_DESCRIPTIONS.get(name, ""), "params": scenario_params(name)}
+            {
+                "name": name,
+                "description": SCENARIO_DESCRIPTIONS.get(name, ""),
+                "params": scenario_params(name),
+            }
             for name in SCENARIOS
         ]
 
@@ -214,7 +229,9 @@ def _admin_router(engine: Engine, any_host: bool) -> APIRouter:
             record = engine.send_callback(order, replay=replay)
         except NoCallbackYet:
             return _error(409, "conflict", f"order {order_id} has sent no callback yet; nothing to replay")
-        log.info("admin %s callback order=%s event=%s", "replay" if replay else "send", order_id, record.event_id)
+        log.info(
+            "admin %s callback order=%s event=%s", "replay" if replay else "send", order_id, record.event_id
+        )
         if wait:
             await record.done.wait()
             return JSONResponse(record.view())

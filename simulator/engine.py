@@ -11,15 +11,16 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from sentinel.signing import SIGNATURE_HEADER, sign
-from simulator.protocol import PayoutRequest, callback_body, encode, payout_body, utc_iso
 from simulator.dialects.base import CallbackEvent
+from simulator.protocol import PayoutRequest, callback_body, encode, payout_body, utc_iso
 from simulator.scripts import DEFAULT_SCENARIO, Script, Step, build_scenario, message_for
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def new_event_id() -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -159,7 +160,7 @@ class Engine:
         callback_timeout_s: float = 5.0,
         default_scenario: str = DEFAULT_SCENARIO,
         clock: Callable[[], float] = time.time,
-        dialects: Sequence["Dialect"] = (),
+        dialects: Sequence[Dialect] = (),
     ) -> None:
         if not secret:
             raise ValueError("the channel secret must not be empty")
@@ -173,7 +174,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client: httpx.AsyncClient | None = None
         self._closed = False
-        self.dialects: dict[str, "Dialect"] = {d.name: d for d in dialects}
+        self.dialects: dict[str, Dialect] = {d.name: d for d in dialects}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -240,7 +241,12 @@ class Engine:
             if not existing.request.same_order(request) or existing.dialect != dialect:
                 log.info("submit order=%s rejected: DUPLICATE with different fields", request.order_id)
                 raise DuplicateOrder(request.order_id)
-            log.info("submit order=%s repeated: status=%s code=%s", request.order_id, existing.status, existing.code)
+            log.info(
+                "submit order=%s repeated: status=%s code=%s",
+                request.order_id,
+                existing.status,
+                existing.code,
+            )
             return existing, False
         script = self._scripts.pop(request.order_id, None) or self.default_script
         now = _now()
@@ -313,7 +319,9 @@ class Engine:
                 raise NoCallbackYet(order.order_id)
             body = dict(order.callbacks[-1].body)
         else:
-            body = callback_body(new_event_id(), order.order_id, order.status, order.code, order.message, _now())
+            body = callback_body(
+                new_event_id(), order.order_id, order.status, order.code, order.message, _now()
+            )
         record = CallbackRecord(body=body, replay=replay)
         order.callbacks.append(record)
         self._spawn(self._deliver(order, record), f"sim-callback-{record.event_id}")
@@ -331,8 +339,12 @@ class Engine:
             return order.request.callback_url, headers, payload
         body = record.body
         event = CallbackEvent(
-            event_id=body["event_id"], order_id=body["order_id"], status=body["status"], code=body["code"],
-            message=body["message"], occurred_at=datetime.fromisoformat(body["occurred_at"].replace("Z", "+00:00")),
+            event_id=body["event_id"],
+            order_id=body["order_id"],
+            status=body["status"],
+            code=body["code"],
+            message=body["message"],
+            occurred_at=datetime.fromisoformat(body["occurred_at"].replace("Z", "+00:00")),
         )
         native = self.dialects[order.dialect].callback(order, event, self._clock())
         return None if native is None else (native.url, native.headers, native.body)
@@ -344,8 +356,13 @@ class Engine:
                 request = self._request_for(order, record)
                 if request is None:
                     record.state = "not_sent"
-                    log.info("callback order=%s event=%s: %s sends no notification for %s",
-                             order.order_id, record.event_id, order.dialect, record.body["status"])
+                    log.info(
+                        "callback order=%s event=%s: %s sends no notification for %s",
+                        order.order_id,
+                        record.event_id,
+                        order.dialect,
+                        record.body["status"],
+                    )
                     return
                 url, headers, payload = request
                 attempt = Attempt(at=_now())

@@ -25,9 +25,11 @@ def _private_pem(key: rsa.RSAPrivateKey) -> str:
 
 
 def _public_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
 
 
 def _rsa() -> rsa.RSAPrivateKey:
@@ -122,7 +124,9 @@ def platform_env(keys: SimKeys, simulator_url: str) -> dict[str, str]:
         "SENTINEL_WECHAT_BASE_URL": f"{base}/wechat",
         "SENTINEL_WECHAT_MERCHANT_PRIVATE_KEY": keys.wechat_merchant_private_pem,
         "SENTINEL_WECHAT_MERCHANT_SERIAL_NO": keys.wechat_merchant_serial,
-        "SENTINEL_WECHAT_PLATFORM_PUBLIC_KEYS": json.dumps({keys.wechat_platform_serial: keys.wechat_platform_public_pem}),
+        "SENTINEL_WECHAT_PLATFORM_PUBLIC_KEYS": json.dumps(
+            {keys.wechat_platform_serial: keys.wechat_platform_public_pem}
+        ),
         "SENTINEL_WECHAT_APIV3_KEY": keys.wechat_apiv3_key,
         "SENTINEL_STRIPE_API_BASE": f"{base}/stripe",
         "SENTINEL_STRIPE_SECRET_KEY": keys.stripe_secret_key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +31,9 @@ class PayoutRequest(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     bank_code: str = Field(pattern=r"^[A-Z0-9_]{2,16}$")
     payee_ref: str = Field(min_length=1, max_length=128)
-    card_last4: str | None = Field(None, pattern=r"^\d{4}$", description="absent when the channel never sees a card")
+    card_last4: str | None = Field(
+        None, pattern=r"^\d{4}$", description="absent when the channel never sees a card"
+    )
     callback_url: str = Field(max_length=2048)
 
     @field_validator("amount", mode="before")
@@ -64,7 +66,7 @@ class PayoutRequest(BaseModel):
     def amount_decimal(self) -> Decimal:
         return Decimal(self.amount)
 
-    def same_order(self, other: "PayoutRequest") -> bool:
+    def same_order(self, other: PayoutRequest) -> bool:
         """Whether a repeated submit carries the same fields (amounts compared as numbers)."""
         return self.model_dump(exclude={"amount"}) == other.model_dump(exclude={"amount"}) and (
             self.amount_decimal == other.amount_decimal
@@ -115,7 +117,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def utc_iso(moment: datetime) -> str:
     """``2026-11-27T02:10:00Z``."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def payout_body(order_id: str, status: str, code: str | None, message: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ body of ``PUT /_sim/scripts/{order_id}`` into a script.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -139,7 +140,9 @@ def _system_error_then_final(*, final_after_s: float = 3.0) -> Script:
     )
 
 
-def _success_then_return(*, success_after_s: float = 1.0, return_after_s: float = 4.0, code: str = "AC04") -> Script:
+def _success_then_return(
+    *, success_after_s: float = 1.0, return_after_s: float = 4.0, code: str = "AC04"
+) -> Script:
     return Script(
         steps=(
             Step(after_s=success_after_s, status="SUCCEEDED", callback=True),
@@ -230,7 +233,9 @@ def script_from_spec(spec: Any) -> Script:
             raise ValueError("'params' must be an object")
         return build_scenario(name, params)
     if "steps" not in spec:
-        raise ValueError("give either 'scenario' (with optional 'params') or 'steps' (with optional 'submit')")
+        raise ValueError(
+            "give either 'scenario' (with optional 'params') or 'steps' (with optional 'submit')"
+        )
     extra = sorted(set(spec) - {"steps", "submit"})
     if extra:
         raise ValueError(f"a step script takes only 'steps' and 'submit', not {', '.join(extra)}")

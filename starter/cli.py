@@ -1,20 +1,20 @@
 """Command line for the payment service, reviewers and operators (R34).
 
-    python -m starter up                      # the whole embedded stack + demo, until Ctrl-C
-    python -m starter start W1001 --user u1 --amount 100.00 --bank ICBC --last4 1234 --payee-ref vault:tok
-    python -m starter status W1001
-    python -m starter review list             # the review queue (filters: --category, --min-age, ...)
-    python -m starter review approve W1001 --reason "verified"   # through the gateway, as SENTINEL_API_KEY's owner
-    python -m starter review reject W1001 --reason "fraud ring"
-    python -m starter review docs W1001 --reason "source of funds" --documents bank_statement
-    python -m starter stuck                   # DELAYED / MANUAL_CHECK / UNDER_REVIEW, via visibility
-    python -m starter parked list             # parked callbacks that need a person
-    python -m starter parked redeliver 17 --operator ops
-    python -m starter token user u1           # a signed user token (for testing the gateway)
-    python -m starter analysis --since 2026-12-01 --until 2026-12-08   # exception analysis (R27)
-    python -m starter keys decision --kid k1  # a new key pair that signs and verifies review decisions
-    python -m starter migrate                 # upgrade the application database (Alembic)
-    python -m starter settings                # the settings in force
+python -m starter up                      # the whole embedded stack + demo, until Ctrl-C
+python -m starter start W1001 --user u1 --amount 100.00 --bank ICBC --last4 1234 --payee-ref vault:tok
+python -m starter status W1001
+python -m starter review list             # the review queue (filters: --category, --min-age, ...)
+python -m starter review approve W1001 --reason "verified"   # through the gateway, as SENTINEL_API_KEY's owner
+python -m starter review reject W1001 --reason "fraud ring"
+python -m starter review docs W1001 --reason "source of funds" --documents bank_statement
+python -m starter stuck                   # DELAYED / MANUAL_CHECK / UNDER_REVIEW, via visibility
+python -m starter parked list             # parked callbacks that need a person
+python -m starter parked redeliver 17 --operator ops
+python -m starter token user u1           # a signed user token (for testing the gateway)
+python -m starter analysis --since 2026-12-01 --until 2026-12-08   # exception analysis (R27)
+python -m starter keys decision --kid k1  # a new key pair that signs and verifies review decisions
+python -m starter migrate                 # upgrade the application database (Alembic)
+python -m starter settings                # the settings in force
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import json
 import os
 import signal
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,24 +53,43 @@ def up(
     play the demo; keep serving until Ctrl-C; then stop everything that was started."""
     from starter.devstack import DevStack
 
-    stack = DevStack(data_dir=data_dir, env_overrides={
-        "SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml"),
-    })
-    settings = Settings(_env_file=None, **{  # what the children get, for this process too
-        "temporal_address": f"127.0.0.1:{stack.ports.temporal}",
-    })
+    stack = DevStack(
+        data_dir=data_dir,
+        env_overrides={
+            "SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml"),
+        },
+    )
+    settings = Settings(
+        _env_file=None,
+        **{  # what the children get, for this process too
+            "temporal_address": f"127.0.0.1:{stack.ports.temporal}",
+        },
+    )
     try:
-        print(f"starting Temporal dev server (SQLite {data_dir / 'temporal.db'}), UI http://127.0.0.1:{stack.ports.ui}",
-              flush=True)
+        print(
+            f"starting Temporal dev server (SQLite {data_dir / 'temporal.db'}), UI http://127.0.0.1:{stack.ports.ui}",
+            flush=True,
+        )
         stack.start_all()
-        print(f"started: SMTP :{stack.ports.smtp} (mails in {data_dir / 'mail'}), simulator :{stack.ports.simulator},"
-              f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}", flush=True)
+        print(
+            f"started: SMTP :{stack.ports.smtp} (mails in {data_dir / 'mail'}), simulator :{stack.ports.simulator},"
+            f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}",
+            flush=True,
+        )
         if demo:
             asyncio.run(_demo(settings, stack))
         from starter.demo import pages_help, scenarios
 
-        print("\n".join(pages_help(f"http://127.0.0.1:{stack.ports.gateway}", f"http://127.0.0.1:{stack.ports.ui}",
-                                    f"user-{scenarios()[2].name}")), flush=True)
+        print(
+            "\n".join(
+                pages_help(
+                    f"http://127.0.0.1:{stack.ports.gateway}",
+                    f"http://127.0.0.1:{stack.ports.ui}",
+                    f"user-{scenarios()[2].name}",
+                )
+            ),
+            flush=True,
+        )
         _print_ui_help(stack)
         if serve:
             print("serving; press Ctrl-C to stop", flush=True)
@@ -86,7 +105,9 @@ async def _demo(settings: Settings, stack) -> None:
     from starter.demo import run_demo
 
     client = await SentinelClient.connect(settings)
-    await run_demo(client, f"http://127.0.0.1:{stack.ports.simulator}", f"http://127.0.0.1:{stack.ports.gateway}")
+    await run_demo(
+        client, f"http://127.0.0.1:{stack.ports.simulator}", f"http://127.0.0.1:{stack.ports.gateway}"
+    )
 
 
 def _print_ui_help(stack) -> None:
@@ -132,8 +153,16 @@ def start(
 ) -> None:
     """Start tracking a withdrawal (idempotent)."""
     req = WithdrawalRequest(
-        withdrawal_id=withdrawal_id, user_id=user, amount=Decimal(amount), currency=currency, channel=channel,
-        bank_code=bank, card_last4=last4, payee_ref=payee_ref, locale=locale, contact=Contact(email=email, phone=phone),
+        withdrawal_id=withdrawal_id,
+        user_id=user,
+        amount=Decimal(amount),
+        currency=currency,
+        channel=channel,
+        bank_code=bank,
+        card_last4=last4,
+        payee_ref=payee_ref,
+        locale=locale,
+        contact=Contact(email=email, phone=phone),
     )
 
     async def go():
@@ -166,7 +195,9 @@ class _ReviewGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-review_app = typer.Typer(cls=_ReviewGroup, no_args_is_help=True, help="The review desk: the queue and decisions.")
+review_app = typer.Typer(
+    cls=_ReviewGroup, no_args_is_help=True, help="The review desk: the queue and decisions."
+)
 app.add_typer(review_app, name="review")
 
 
@@ -176,8 +207,15 @@ def _engine():
     return engine_for(get_settings().database_url)
 
 
-def _decide(withdrawal_id: str, decision: str, reason: str, documents: list[str], api_key: str, gateway: str | None,
-            reviewer: str | None) -> None:
+def _decide(
+    withdrawal_id: str,
+    decision: str,
+    reason: str,
+    documents: list[str],
+    api_key: str,
+    gateway: str | None,
+    reviewer: str | None,
+) -> None:
     """Send the decision through the gateway's HTTP API with the reviewer's own API key:
     the gateway names the reviewer (the key's owner), signs the decision for the workflow,
     and the workflow writes the audit row (issue #11). Nothing here talks to Temporal."""
@@ -187,11 +225,15 @@ def _decide(withdrawal_id: str, decision: str, reason: str, documents: list[str]
     from starter.desk import DeskRefused, post_decision
 
     if reviewer is not None:
-        print("--reviewer is no longer taken: the reviewer is the owner of the API key (--api-key, SENTINEL_API_KEY)",
-              file=sys.stderr)
+        print(
+            "--reviewer is no longer taken: the reviewer is the owner of the API key (--api-key, SENTINEL_API_KEY)",
+            file=sys.stderr,
+        )
         raise typer.Exit(2)
     try:
-        DecisionBody(decision=decision, reason=reason, documents=documents)  # the gateway's own rules, before sending
+        DecisionBody(
+            decision=decision, reason=reason, documents=documents
+        )  # the gateway's own rules, before sending
     except ValueError as exc:
         print(f"invalid decision: {exc}", file=sys.stderr)
         raise typer.Exit(2)
@@ -219,26 +261,47 @@ def review_list(
     as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
 ) -> None:
     """The review queue, oldest first (from the withdrawal records)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from store.repo import review_queue_page
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows, total = review_queue_page(
-        _engine(), category=category, status=status, older_than_s=min_age,
-        min_amount=Decimal(min_amount) if min_amount else None, assignee=assignee, unassigned=unassigned, now=now,
+        _engine(),
+        category=category,
+        status=status,
+        older_than_s=min_age,
+        min_amount=Decimal(min_amount) if min_amount else None,
+        assignee=assignee,
+        unassigned=unassigned,
+        now=now,
         limit=limit,
     )
     for r in rows:
-        since = r.review_since.replace(tzinfo=r.review_since.tzinfo or timezone.utc) if r.review_since else None
+        since = (
+            r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
+        )
         age = int((now - since).total_seconds()) if since else None
         if as_json:
-            print(json.dumps({"withdrawal_id": r.withdrawal_id, "user_id": r.user_id, "status": r.status,
-                              "category": r.category, "amount": str(r.amount), "currency": r.currency,
-                              "age_s": age, "assignee": r.assignee}))
+            print(
+                json.dumps(
+                    {
+                        "withdrawal_id": r.withdrawal_id,
+                        "user_id": r.user_id,
+                        "status": r.status,
+                        "category": r.category,
+                        "amount": str(r.amount),
+                        "currency": r.currency,
+                        "age_s": age,
+                        "assignee": r.assignee,
+                    }
+                )
+            )
         else:
-            print(f"{r.withdrawal_id:24} {r.status:13} {r.category or '-':22} {r.amount:>14} {r.currency}"
-                  f" {_age_text(age):>8} {r.assignee or '-'}")
+            print(
+                f"{r.withdrawal_id:24} {r.status:13} {r.category or '-':22} {r.amount:>14} {r.currency}"
+                f" {_age_text(age):>8} {r.assignee or '-'}"
+            )
     if not as_json:
         print(f"{total} case(s) waiting" + (f", {len(rows)} shown" if len(rows) < total else ""))
 
@@ -252,23 +315,38 @@ def _age_text(seconds: int | None) -> str:
 
 
 _REASON = typer.Option(..., help="why (kept in the audit log and the timeline)")
-_API_KEY = typer.Option(..., envvar="SENTINEL_API_KEY", show_default=False,
-                        help="your own API key (reviewer, supervisor, operator): the gateway names you by it")
-_GATEWAY = typer.Option(None, envvar="SENTINEL_GATEWAY_URL",
-                        help="base URL of the gateway; default SENTINEL_CALLBACK_BASE_URL")
+_API_KEY = typer.Option(
+    ...,
+    envvar="SENTINEL_API_KEY",
+    show_default=False,
+    help="your own API key (reviewer, supervisor, operator): the gateway names you by it",
+)
+_GATEWAY = typer.Option(
+    None, envvar="SENTINEL_GATEWAY_URL", help="base URL of the gateway; default SENTINEL_CALLBACK_BASE_URL"
+)
 _NO_REVIEWER = typer.Option(None, hidden=True, help="no longer taken: the API key names the reviewer")
 
 
 @review_app.command("approve")
-def review_approve(withdrawal_id: str, reason: str = _REASON, api_key: str = _API_KEY,
-                   gateway: str | None = _GATEWAY, reviewer: str | None = _NO_REVIEWER) -> None:
+def review_approve(
+    withdrawal_id: str,
+    reason: str = _REASON,
+    api_key: str = _API_KEY,
+    gateway: str | None = _GATEWAY,
+    reviewer: str | None = _NO_REVIEWER,
+) -> None:
     """Approve: the payout is released (four-eyes: a second, different reviewer may be needed)."""
     _decide(withdrawal_id, "approve", reason, [], api_key, gateway, reviewer)
 
 
 @review_app.command("reject")
-def review_reject(withdrawal_id: str, reason: str = _REASON, api_key: str = _API_KEY,
-                  gateway: str | None = _GATEWAY, reviewer: str | None = _NO_REVIEWER) -> None:
+def review_reject(
+    withdrawal_id: str,
+    reason: str = _REASON,
+    api_key: str = _API_KEY,
+    gateway: str | None = _GATEWAY,
+    reviewer: str | None = _NO_REVIEWER,
+) -> None:
     """Reject: the withdrawal fails and the funds go back to the user's balance."""
     _decide(withdrawal_id, "reject", reason, [], api_key, gateway, reviewer)
 
@@ -277,7 +355,9 @@ def review_reject(withdrawal_id: str, reason: str = _REASON, api_key: str = _API
 def review_docs(
     withdrawal_id: str,
     reason: str = _REASON,
-    documents: list[str] = typer.Option(..., help="id_photo, transaction_proof, bank_statement, address_proof"),
+    documents: list[str] = typer.Option(
+        ..., help="id_photo, transaction_proof, bank_statement, address_proof"
+    ),
     api_key: str = _API_KEY,
     gateway: str | None = _GATEWAY,
     reviewer: str | None = _NO_REVIEWER,
@@ -301,9 +381,12 @@ def review_decide(
 
 
 @app.command()
-def stuck(query: str = typer.Option(
-    'WithdrawalStatus="DELAYED" OR WithdrawalStatus="MANUAL_CHECK" OR WithdrawalStatus="UNDER_REVIEW"',
-    help="a Temporal visibility query")) -> None:
+def stuck(
+    query: str = typer.Option(
+        'WithdrawalStatus="DELAYED" OR WithdrawalStatus="MANUAL_CHECK" OR WithdrawalStatus="UNDER_REVIEW"',
+        help="a Temporal visibility query",
+    ),
+) -> None:
     """List withdrawals waiting on a bank or a person (visibility query, no PII)."""
     from workflows import search_attributes as sa
 
@@ -311,8 +394,10 @@ def stuck(query: str = typer.Option(
         client = await _client()
         async for wf in client.client.list_workflows(query):
             attrs = wf.typed_search_attributes
-            print(f"{wf.id:40} {attrs.get(sa.WITHDRAWAL_STATUS) or '-':14} {attrs.get(sa.EXCEPTION_CATEGORY) or '-':22}"
-                  f" {attrs.get(sa.CHANNEL) or '-':8} {attrs.get(sa.BANK_CODE) or '-':8} started {wf.start_time:%Y-%m-%d %H:%M:%S}")
+            print(
+                f"{wf.id:40} {attrs.get(sa.WITHDRAWAL_STATUS) or '-':14} {attrs.get(sa.EXCEPTION_CATEGORY) or '-':22}"
+                f" {attrs.get(sa.CHANNEL) or '-':8} {attrs.get(sa.BANK_CODE) or '-':8} started {wf.start_time:%Y-%m-%d %H:%M:%S}"
+            )
 
     asyncio.run(go())
 
@@ -338,9 +423,11 @@ def parked_list(
         raise typer.Exit(2)
     for r in rows:
         obs = json.loads(r.observation_json)
-        print(f"{r.id:>6} {r.channel:10} {r.withdrawal_id:24} {r.event_id:28} "
-              f"{obs.get('raw_status', '?')} {obs.get('raw_code') or ''} "
-              f"received {r.received_at:%Y-%m-%d %H:%M:%S} {r.outcome or 'undelivered'}")
+        print(
+            f"{r.id:>6} {r.channel:10} {r.withdrawal_id:24} {r.event_id:28} "
+            f"{obs.get('raw_status', '?')} {obs.get('raw_code') or ''} "
+            f"received {r.received_at:%Y-%m-%d %H:%M:%S} {r.outcome or 'undelivered'}"
+        )
     print(f"{total} parked callback(s)")
 
 
@@ -371,10 +458,14 @@ def unmapped(limit: int = typer.Option(50, min=1, max=500)) -> None:
 
     rows, total = unmapped_codes(_engine(), limit, 0)
     if rows:
-        print(f"{'channel':10} {'status':16} {'code':14} {'count':>6}  {'first seen':19}  {'last seen':19}  last withdrawal")
+        print(
+            f"{'channel':10} {'status':16} {'code':14} {'count':>6}  {'first seen':19}  {'last seen':19}  last withdrawal"
+        )
     for r in rows:
-        print(f"{r.channel:10} {r.raw_status:16} {r.raw_code or '-':14} {r.count:>6}  "
-              f"{r.first_seen:%Y-%m-%d %H:%M:%S}  {r.last_seen:%Y-%m-%d %H:%M:%S}  {r.last_withdrawal_id or ''}")
+        print(
+            f"{r.channel:10} {r.raw_status:16} {r.raw_code or '-':14} {r.count:>6}  "
+            f"{r.first_seen:%Y-%m-%d %H:%M:%S}  {r.last_seen:%Y-%m-%d %H:%M:%S}  {r.last_withdrawal_id or ''}"
+        )
     print(f"{total} unmapped code(s)")
 
 
@@ -385,8 +476,9 @@ app.add_typer(token_app, name="token")
 @token_app.command("user")
 def token_user(
     user_id: str,
-    ttl: int | None = typer.Option(None, help="seconds; default SENTINEL_USER_TOKEN_TTL_S, at most "
-                                   "SENTINEL_USER_TOKEN_MAX_TTL_S"),
+    ttl: int | None = typer.Option(
+        None, help="seconds; default SENTINEL_USER_TOKEN_TTL_S, at most SENTINEL_USER_TOKEN_MAX_TTL_S"
+    ),
 ) -> None:
     """Print a signed user token (Authorization: Bearer <token>) for USER_ID."""
     import time
@@ -395,8 +487,11 @@ def token_user(
 
     s = get_settings()
     try:
-        print(make_user_token(user_id, s.user_token_secret, time.time(), ttl or s.user_token_ttl_s,
-                              s.user_token_max_ttl_s))
+        print(
+            make_user_token(
+                user_id, s.user_token_secret, time.time(), ttl or s.user_token_ttl_s, s.user_token_max_ttl_s
+            )
+        )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         raise typer.Exit(2)
@@ -424,10 +519,14 @@ def keys_decision(kid: str = typer.Option(..., help="key id, e.g. the year and m
 
 @app.command()
 def analysis(
-    since: datetime = typer.Option(..., help="withdrawals started at or after (ISO date or time; UTC without a zone)"),
+    since: datetime = typer.Option(
+        ..., help="withdrawals started at or after (ISO date or time; UTC without a zone)"
+    ),
     until: datetime = typer.Option(..., help="... and before this"),
     fmt: str = typer.Option("markdown", "--format", help="markdown or json"),
-    margin_min: int = typer.Option(30, min=0, help="false alarm: money within this many minutes of the delay notice"),
+    margin_min: int = typer.Option(
+        30, min=0, help="false alarm: money within this many minutes of the delay notice"
+    ),
 ) -> None:
     """The exception analysis of the withdrawals started in [since, until) (R27, docs/analysis.md)."""
     from datetime import timedelta
@@ -447,7 +546,8 @@ def analysis(
 @app.command()
 def migrate(revision: str = typer.Argument("head", help="target revision")) -> None:
     """Upgrade the application database (SENTINEL_DATABASE_URL) with the Alembic migrations."""
-    from store.db import current_revision, make_engine, migrate as run
+    from store.db import current_revision, make_engine
+    from store.db import migrate as run
 
     url = get_settings().database_url
     run(url, revision)
@@ -518,7 +618,7 @@ ROUTES_START, ROUTES_END = "<!-- routes:start -->", "<!-- routes:end -->"
 def routes_markdown() -> str:
     """The route table of docs/notices.md, generated from the catalogue, the lifecycle and
     the shipped policies (a test keeps the doc equal to it)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import yaml
 
@@ -530,15 +630,26 @@ def routes_markdown() -> str:
     settings = Settings(_env_file=None)
     notice_policy = load_notice_policy(yaml.safe_load(settings.notice_policy_file.read_text()))
     policy = resolve_tracking_policy(yaml.safe_load(settings.delays_file.read_text()), "generic", "-")
-    rows = route_table(default_catalogue(), notice_policy, policy, ["inbox", "email", "sms", "push", "voice"],
-                       datetime(2026, 1, 1, tzinfo=timezone.utc))
-    out = ["| codes | category / retry / fixer | route | status the user sees | notice at once | channels | operators |",
-           "|---|---|---|---|---|---|---|"]
+    rows = route_table(
+        default_catalogue(),
+        notice_policy,
+        policy,
+        ["inbox", "email", "sms", "push", "voice"],
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    out = [
+        "| codes | category / retry / fixer | route | status the user sees | notice at once | channels | operators |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        codes = ", ".join(f"`{c}`" for c in r.codes[:4]) + (f" and {len(r.codes) - 4} more" if len(r.codes) > 4 else "")
+        codes = ", ".join(f"`{c}`" for c in r.codes[:4]) + (
+            f" and {len(r.codes) - 4} more" if len(r.codes) > 4 else ""
+        )
         cat = " / ".join(x.value if x else "-" for x in (r.category, r.retry, r.fixer))
-        out.append(f"| {codes} | {cat} | {r.route.value} | {r.status.value} | {r.notice} | "
-                   f"{', '.join(r.channels) or '-'} | {'alerted' if r.alerts else '-'} |")
+        out.append(
+            f"| {codes} | {cat} | {r.route.value} | {r.status.value} | {r.notice} | "
+            f"{', '.join(r.channels) or '-'} | {'alerted' if r.alerts else '-'} |"
+        )
     return "\n".join(out) + "\n"
 
 

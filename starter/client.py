@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import TLSConfig
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import Observation, ReviewDecision, WithdrawalRequest, WithdrawalView, workflow_id_for
@@ -70,7 +74,7 @@ class SentinelClient:
         self.task_queue = task_queue
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> "SentinelClient":
+    async def connect(cls, settings: Settings | None = None) -> SentinelClient:
         settings = settings or get_settings()
         return cls(await connect(settings), settings.task_queue)
 

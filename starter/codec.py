@@ -23,8 +23,8 @@ import binascii
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -64,13 +64,15 @@ class Keyring:
             if key_id in self._keys:
                 raise PayloadKeyError(f"payload key id {key_id!r} is listed twice")
             if len(key) != KEY_BYTES:
-                raise PayloadKeyError(f"payload key {key_id!r} must be {KEY_BYTES} bytes (AES-256), got {len(key)}")
+                raise PayloadKeyError(
+                    f"payload key {key_id!r} must be {KEY_BYTES} bytes (AES-256), got {len(key)}"
+                )
             self._keys[key_id] = AESGCM(key)
         self.current_id = keys[0][0]
         self._current = self._keys[self.current_id]
 
     @classmethod
-    def parse(cls, text: str | SecretStr) -> "Keyring":
+    def parse(cls, text: str | SecretStr) -> Keyring:
         """``id:base64key,id:base64key,...``, newest first."""
         if isinstance(text, SecretStr):
             text = text.get_secret_value()
@@ -122,7 +124,9 @@ class Keyring:
         try:
             out.ParseFromString(plain)
         except DecodeError:
-            raise PayloadDecryptError(f"payload under key id {key_id!r} opens to something that is not a payload") from None
+            raise PayloadDecryptError(
+                f"payload under key id {key_id!r} opens to something that is not a payload"
+            ) from None
         return out
 
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import httpx
 
-from sentinel.models import Contact, WithdrawalRequest, WithdrawalView
-from sentinel.taxonomy import WithdrawalStatus
 from gateway.auth import make_user_token
 from gateway.routes_pages import page_for_link
 from sentinel.links import make_link
+from sentinel.models import Contact, WithdrawalRequest, WithdrawalView
 from sentinel.settings import get_settings
+from sentinel.taxonomy import WithdrawalStatus
 from starter.client import SentinelClient
 from starter.desk import post_decision
 
@@ -64,48 +64,120 @@ NATIVE_PROTOCOLS = {
 def _native(channel: str, code: str, name: str, shows: str, locale: str, **request) -> Scenario:
     """A withdrawal over ``channel``'s native protocol, scripted to fail with ISO ``code``
     (the simulator's dialect sends the channel's own code for it)."""
-    return Scenario(name, {"scenario": "account_error", "params": {"after_s": 1, "code": code}}, shows,
-                    locale=locale, request={"channel": channel, **request})
+    return Scenario(
+        name,
+        {"scenario": "account_error", "params": {"after_s": 1, "code": code}},
+        shows,
+        locale=locale,
+        request={"channel": channel, **request},
+    )
 
 
 def scenarios() -> list[Scenario]:
     waiting = lambda v: v.status == WithdrawalStatus.DELAYED  # noqa: E731
     return [
         Scenario("success", {"scenario": "success"}, "happy path: callback decides, no notice"),
-        Scenario("bank_delay", {"scenario": "bank_delay", "params": {"delay_s": 20}},
-                 "R1: bank slow (AB08), delay notice after the grace period, then 'arrived'"),
-        Scenario("account_error", {"scenario": "account_error"},
-                 "R2: account closed (AC04): failed, funds back, fix-card link", locale="zh-CN"),
-        Scenario("risk_hold", {"scenario": "risk_hold"}, "R3: risk hold: 'under review', reviewer approves",
-                 review=Decide("approve", "identity confirmed")),
+        Scenario(
+            "bank_delay",
+            {"scenario": "bank_delay", "params": {"delay_s": 20}},
+            "R1: bank slow (AB08), delay notice after the grace period, then 'arrived'",
+        ),
+        Scenario(
+            "account_error",
+            {"scenario": "account_error"},
+            "R2: account closed (AC04): failed, funds back, fix-card link",
+            locale="zh-CN",
+        ),
+        Scenario(
+            "risk_hold",
+            {"scenario": "risk_hold"},
+            "R3: risk hold: 'under review', reviewer approves",
+            review=Decide("approve", "identity confirmed"),
+        ),
         Scenario("limit", {"scenario": "limit"}, "R4: over the single limit (AM02): refused with the reason"),
-        Scenario("platform_error", {"steps": [{"after_s": 1, "status": "FAILED", "code": "FF01", "callback": True}]},
-                 "R5: channel integration fault (FF01): manual check, operators alerted, operator rejects",
-                 review=Decide("reject", "re-run after fix", api_key="dev-operator-key")),
+        Scenario(
+            "platform_error",
+            {"steps": [{"after_s": 1, "status": "FAILED", "code": "FF01", "callback": True}]},
+            "R5: channel integration fault (FF01): manual check, operators alerted, operator rejects",
+            review=Decide("reject", "re-run after fix", api_key="dev-operator-key"),
+        ),
         # issue #10: what the catalogue decides for a refusal is what happens, and what the user reads
-        Scenario("resend", {"steps": [{"after_s": 1, "status": "FAILED", "code": "AB08", "callback": True}]},
-                 "bank offline (RJCT AB08): sent again as the next attempt, arrives; never told 'failed'"),
-        Scenario("ops_fix", {"steps": [{"after_s": 1, "status": "FAILED", "code": "MS03", "callback": True}]},
-                 "refused for our own reason (MS03): manual check, operators alerted, user told 'delayed on our "
-                 "side'", done=lambda v: v.status == WithdrawalStatus.MANUAL_CHECK),
-        Scenario("cut_off", {"steps": [{"after_s": 1, "status": "FAILED", "code": "TM01", "callback": True}]},
-                 "past the bank's cut-off (TM01): waits for the next day, the user is told the date",
-                 done=lambda v: v.status == WithdrawalStatus.DELAYED and bool(v.notices)),
-        Scenario("unknown_then_final", {"scenario": "system_error_then_final"},
-                 "R5: channel answered 500: never a failure, queried until the final answer"),
-        Scenario("returned", {"scenario": "success_then_return"}, "arrived, then returned by the bank (AC04)",
-                 done=lambda v: v.status == WithdrawalStatus.RETURNED),
-        Scenario("stuck", {"scenario": "bank_delay", "params": {"delay_s": 3600}},
-                 "stays DELAYED: find it in the UI with WithdrawalStatus=\"DELAYED\"", done=waiting),
+        Scenario(
+            "resend",
+            {"steps": [{"after_s": 1, "status": "FAILED", "code": "AB08", "callback": True}]},
+            "bank offline (RJCT AB08): sent again as the next attempt, arrives; never told 'failed'",
+        ),
+        Scenario(
+            "ops_fix",
+            {"steps": [{"after_s": 1, "status": "FAILED", "code": "MS03", "callback": True}]},
+            "refused for our own reason (MS03): manual check, operators alerted, user told 'delayed on our "
+            "side'",
+            done=lambda v: v.status == WithdrawalStatus.MANUAL_CHECK,
+        ),
+        Scenario(
+            "cut_off",
+            {"steps": [{"after_s": 1, "status": "FAILED", "code": "TM01", "callback": True}]},
+            "past the bank's cut-off (TM01): waits for the next day, the user is told the date",
+            done=lambda v: v.status == WithdrawalStatus.DELAYED and bool(v.notices),
+        ),
+        Scenario(
+            "unknown_then_final",
+            {"scenario": "system_error_then_final"},
+            "R5: channel answered 500: never a failure, queried until the final answer",
+        ),
+        Scenario(
+            "returned",
+            {"scenario": "success_then_return"},
+            "arrived, then returned by the bank (AC04)",
+            done=lambda v: v.status == WithdrawalStatus.RETURNED,
+        ),
+        Scenario(
+            "stuck",
+            {"scenario": "bank_delay", "params": {"delay_s": 3600}},
+            'stays DELAYED: find it in the UI with WithdrawalStatus="DELAYED"',
+            done=waiting,
+        ),
         # R2 over each native protocol: the channel's own code, classified ACCOUNT_INFO_ERROR
-        _native("alipay", "BE01", "alipay_native", "Alipay: payee name mismatch (BE01 -> FAIL/PAYEE_USER_INFO_ERROR)",
-                "zh-CN", bank_code="ALIPAY", payee_ref="074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"),
-        _native("wechat", "BE01", "wechat_native", "WeChat Pay: real name does not match (BE01 -> FAIL/NAME_NOT_CORRECT)",
-                "zh-CN", bank_code="WECHAT", payee_ref="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
-        _native("stripe", "AC04", "stripe_native", "Stripe: bank account closed (AC04 -> failed/account_closed)",
-                "en-US", bank_code="STRIPE", currency="USD", amount="125.00", payee_ref="ba_1DemoSimExternalAcct"),
-        _native("iso20022", "AC04", "iso20022_native", "ISO 20022 bank: account closed (pacs.002 RJCT AC04)",
-                "en-US", bank_code="COBADEFFXXX", currency="EUR", amount="980.00", payee_ref="vault:tok_iso_demo"),
+        _native(
+            "alipay",
+            "BE01",
+            "alipay_native",
+            "Alipay: payee name mismatch (BE01 -> FAIL/PAYEE_USER_INFO_ERROR)",
+            "zh-CN",
+            bank_code="ALIPAY",
+            payee_ref="074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5",
+        ),
+        _native(
+            "wechat",
+            "BE01",
+            "wechat_native",
+            "WeChat Pay: real name does not match (BE01 -> FAIL/NAME_NOT_CORRECT)",
+            "zh-CN",
+            bank_code="WECHAT",
+            payee_ref="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+        ),
+        _native(
+            "stripe",
+            "AC04",
+            "stripe_native",
+            "Stripe: bank account closed (AC04 -> failed/account_closed)",
+            "en-US",
+            bank_code="STRIPE",
+            currency="USD",
+            amount="125.00",
+            payee_ref="ba_1DemoSimExternalAcct",
+        ),
+        _native(
+            "iso20022",
+            "AC04",
+            "iso20022_native",
+            "ISO 20022 bank: account closed (pacs.002 RJCT AC04)",
+            "en-US",
+            bank_code="COBADEFFXXX",
+            currency="EUR",
+            amount="980.00",
+            payee_ref="vault:tok_iso_demo",
+        ),
     ]
 
 
@@ -113,19 +185,29 @@ def _settled(notice) -> bool:
     """Every channel of the notice is delivered, failed, suppressed, dropped or deferred to
     its send window (quiet hours / legal hours: it goes out later, by itself)."""
     deferred = {d.split("@", 1)[0] for d in notice.deferred}
-    done = set(notice.delivered) | set(notice.failed) | set(notice.suppressed) | set(notice.dropped) | deferred
+    done = (
+        set(notice.delivered) | set(notice.failed) | set(notice.suppressed) | set(notice.dropped) | deferred
+    )
     return set(notice.channels) <= done
 
 
-async def play(sc: Scenario, client: SentinelClient, simulator_url: str, gateway_url: str,
-               run_tag: str) -> WithdrawalView:
+async def play(
+    sc: Scenario, client: SentinelClient, simulator_url: str, gateway_url: str, run_tag: str
+) -> WithdrawalView:
     wid = f"DEMO-{run_tag}-{sc.name}"
     async with httpx.AsyncClient(timeout=10) as http:
         (await http.put(f"{simulator_url}/_sim/scripts/{wid}", json=sc.script)).raise_for_status()
     fields = dict(
-        withdrawal_id=wid, user_id=f"user-{sc.name}", amount="1250.00", currency="CNY", channel="generic",
-        bank_code="ICBC", card_last4="1234", payee_ref=f"vault:tok_{uuid.uuid4().hex[:8]}",
-        locale=sc.locale, contact=Contact(email=f"{sc.name}@example.com"),
+        withdrawal_id=wid,
+        user_id=f"user-{sc.name}",
+        amount="1250.00",
+        currency="CNY",
+        channel="generic",
+        bank_code="ICBC",
+        card_last4="1234",
+        payee_ref=f"vault:tok_{uuid.uuid4().hex[:8]}",
+        locale=sc.locale,
+        contact=Contact(email=f"{sc.name}@example.com"),
     )
     req = WithdrawalRequest(**{**fields, **sc.request})
     await client.start_withdrawal(req)
@@ -151,19 +233,26 @@ def render_channel(sc: Scenario, order: dict | None) -> list[str]:
     lines = [f"   via {sc.channel}: {NATIVE_PROTOCOLS.get(sc.channel, sc.channel)}"]
     if not order or order.get("status") == "NOT_FOUND":
         return lines + ["   simulator: no such order"]
-    lines.append(f"   simulator: dialect={order['dialect']}  order {order['status']}/{order.get('code') or '-'}"
-                 f"  amount={order['amount']} {order['currency']}")
+    lines.append(
+        f"   simulator: dialect={order['dialect']}  order {order['status']}/{order.get('code') or '-'}"
+        f"  amount={order['amount']} {order['currency']}"
+    )
     for cb in order.get("callbacks", []):
-        lines.append(f"   simulator: callback {cb['status']}/{cb['code'] or '-'} -> {order['callback_url']}"
-                     f"  {cb['state']} (HTTP {cb['http_status']}, {cb['attempts']} attempt(s))")
+        lines.append(
+            f"   simulator: callback {cb['status']}/{cb['code'] or '-'} -> {order['callback_url']}"
+            f"  {cb['state']} (HTTP {cb['http_status']}, {cb['attempts']} attempt(s))"
+        )
     return lines
 
 
 #: the development accounts of the reviewer console (config/reviewers.dev.yaml keeps their
 #: hashes; public, development mode only: docs/pages.md) and the operator's API key
 #: (config/api_keys.dev.yaml)
-DEV_REVIEWERS = (("alice", "reviewer", "dev-alice-password"), ("bob", "reviewer", "dev-bob-password"),
-                 ("carol", "supervisor", "dev-carol-password"))
+DEV_REVIEWERS = (
+    ("alice", "reviewer", "dev-alice-password"),
+    ("bob", "reviewer", "dev-bob-password"),
+    ("carol", "supervisor", "dev-carol-password"),
+)
 DEV_OPERATOR_KEY = "dev-operator-key"
 
 
@@ -194,12 +283,19 @@ def newest_link(inbox: dict) -> str | None:
     return next((m["link"] for m in inbox.get("messages", []) if m.get("link")), None)
 
 
-def render(sc: Scenario, view: WithdrawalView, inbox: dict, sim_order: dict | None = None,
-           progress: str | None = None) -> str:
-    lines = [f"== {sc.name}: {sc.shows}",
-             f"   {view.withdrawal_id}  status={view.status.value}  category={view.category.value if view.category else '-'}"
-             f"  code={view.reason_code or '-'}  severity={view.severity.value}",
-             f"   next: {view.next_step}"]
+def render(
+    sc: Scenario,
+    view: WithdrawalView,
+    inbox: dict,
+    sim_order: dict | None = None,
+    progress: str | None = None,
+) -> str:
+    lines = [
+        f"== {sc.name}: {sc.shows}",
+        f"   {view.withdrawal_id}  status={view.status.value}  category={view.category.value if view.category else '-'}"
+        f"  code={view.reason_code or '-'}  severity={view.severity.value}",
+        f"   next: {view.next_step}",
+    ]
     if progress:
         lines.append(f"   progress page: {progress}")
     if sc.channel != "generic":
@@ -216,8 +312,10 @@ def render(sc: Scenario, view: WithdrawalView, inbox: dict, sim_order: dict | No
             extra += f"  suppressed={','.join(n.suppressed)}"
         if n.escalate_at:
             extra += f"  escalates if unread at {n.escalate_at:%H:%M:%S}"
-        lines.append(f"   notice {n.stage.value:<18} severity={n.severity.value:<6} via {','.join(n.channels) or '-'}"
-                     f"  delivered={','.join(n.delivered) or '-'}{extra}")
+        lines.append(
+            f"   notice {n.stage.value:<18} severity={n.severity.value:<6} via {','.join(n.channels) or '-'}"
+            f"  delivered={','.join(n.delivered) or '-'}{extra}"
+        )
     messages = inbox.get("messages", [])
     if messages:
         lines.append(f"   inbox (unread {inbox.get('unread')}), newest message:")
@@ -235,15 +333,25 @@ async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str)
         for sc, view in zip(chosen, views):
             # the app reads its user's inbox with a signed user token (docs/gateway.md)
             token = make_user_token(view.user_id, secret, time.time(), 300)
-            inbox = (await http.get(f"{gateway_url}/v1/users/{view.user_id}/inbox",
-                                    headers={"Authorization": f"Bearer {token}"})).json()
+            inbox = (
+                await http.get(
+                    f"{gateway_url}/v1/users/{view.user_id}/inbox",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            ).json()
             sim_order = None
             if sc.channel != "generic":  # what the simulator's native side saw
                 sim_order = (await http.get(f"{simulator_url}/_sim/orders/{view.order_id}")).json()
             # the notice's link; a withdrawal without a notice gets one made the same way
-            link = newest_link(inbox) or make_link(settings.app_base_url, "track", view.withdrawal_id, view.user_id,
-                                                   settings.link_secret.get_secret_value(), int(time.time()),
-                                                   settings.link_ttl_s)
+            link = newest_link(inbox) or make_link(
+                settings.app_base_url,
+                "track",
+                view.withdrawal_id,
+                view.user_id,
+                settings.link_secret.get_secret_value(),
+                int(time.time()),
+                settings.link_ttl_s,
+            )
             print(render(sc, view, inbox, sim_order, progress_url(gateway_url, link)), flush=True)
             print(flush=True)
     return views

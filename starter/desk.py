@@ -29,8 +29,9 @@ async def post_decision(
     (withdrawal_id, decision, reviewer, status), or :class:`DeskRefused`."""
     body = {"decision": decision, "reason": reason, "documents": list(documents or [])}
     async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout) as http:
-        resp = await http.post(f"/v1/reviews/{withdrawal_id}/decision", json=body,
-                               headers={"Authorization": f"Bearer {api_key}"})
+        resp = await http.post(
+            f"/v1/reviews/{withdrawal_id}/decision", json=body, headers={"Authorization": f"Bearer {api_key}"}
+        )
     if resp.status_code == 200:
         return resp.json()
     try:

@@ -32,7 +32,9 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen | None = None, name: str = "") -> None:
+def wait_port(
+    host: str, port: int, timeout_s: float, proc: subprocess.Popen | None = None, name: str = ""
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if port_open(host, port):
@@ -125,10 +127,18 @@ class DevStack:
             if port_open("127.0.0.1", port):
                 raise RuntimeError(f"port {port} is already in use: is another Temporal server running?")
         args = [
-            self.temporal_binary(), "server", "start-dev",
-            "--db-filename", str(self.data_dir / "temporal.db"),
-            "--ip", "127.0.0.1", "--port", str(self.ports.temporal),
-            "--log-level", "warn", *cli_flags(),
+            self.temporal_binary(),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.temporal),
+            "--log-level",
+            "warn",
+            *cli_flags(),
         ]
         if self.headless:
             args.append("--headless")
@@ -138,20 +148,55 @@ class DevStack:
         wait_port("127.0.0.1", self.ports.temporal, 60, proc, "temporal dev server")
 
     def start_mail(self) -> None:
-        proc = self._spawn("mailsink", [sys.executable, "-m", "starter.mailsink", "--port", str(self.ports.smtp),
-                                        "--dir", str(self.data_dir / "mail")])
+        proc = self._spawn(
+            "mailsink",
+            [
+                sys.executable,
+                "-m",
+                "starter.mailsink",
+                "--port",
+                str(self.ports.smtp),
+                "--dir",
+                str(self.data_dir / "mail"),
+            ],
+        )
         wait_port("127.0.0.1", self.ports.smtp, 20, proc, "mail sink")
 
     def start_simulator(self) -> None:
         self.sim_keys()  # the file exists before the simulator reads it
-        proc = self._spawn("simulator", [sys.executable, "-m", "simulator", "--port", str(self.ports.simulator),
-                                         "--keys", str(self.keys_path), "--platform-url", self.gateway_url])
+        proc = self._spawn(
+            "simulator",
+            [
+                sys.executable,
+                "-m",
+                "simulator",
+                "--port",
+                str(self.ports.simulator),
+                "--keys",
+                str(self.keys_path),
+                "--platform-url",
+                self.gateway_url,
+            ],
+        )
         wait_port("127.0.0.1", self.ports.simulator, 20, proc, "channel simulator")
 
     def start_gateway(self) -> None:
-        proc = self._spawn("gateway", [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:app",
-                                       "--host", "127.0.0.1", "--port", str(self.ports.gateway),
-                                       "--log-level", "warning"])
+        proc = self._spawn(
+            "gateway",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "gateway.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.gateway),
+                "--log-level",
+                "warning",
+            ],
+        )
         wait_port("127.0.0.1", self.ports.gateway, 30, proc, "gateway")
 
     def start_worker(self) -> None:

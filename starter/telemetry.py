@@ -13,8 +13,12 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 _configured = False
 
 
-def setup_tracing(service_name: str, otlp_endpoint: str | None, console: bool = False,
-                  extra_exporter: SpanExporter | None = None) -> TracerProvider | None:
+def setup_tracing(
+    service_name: str,
+    otlp_endpoint: str | None,
+    console: bool = False,
+    extra_exporter: SpanExporter | None = None,
+) -> TracerProvider | None:
     """Install a global tracer provider once. Without any exporter nothing is installed,
     so tracing costs nothing when it is not wanted."""
     global _configured

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -118,7 +118,9 @@ def migrate_engine(engine: Engine, revision: str = "head") -> None:
         cfg = alembic_config(conn)
         names = set(inspect(conn).get_table_names())
         if "alembic_version" not in names and names & {"notice_delivery", "inbox_message", "parked_callback"}:
-            log.warning("database predates migrations: stamping revision %s, then upgrading", BASELINE_REVISION)
+            log.warning(
+                "database predates migrations: stamping revision %s, then upgrading", BASELINE_REVISION
+            )
             command.stamp(cfg, BASELINE_REVISION)
         command.upgrade(cfg, revision)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, or_, select as sa_select
+from sqlalchemy import event, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -44,7 +45,11 @@ def append_event(engine: Engine, row: WithdrawalEvent) -> bool:
 
 def events_for(engine: Engine, withdrawal_id: str) -> list[WithdrawalEvent]:
     with Session(engine) as session:
-        stmt = select(WithdrawalEvent).where(WithdrawalEvent.withdrawal_id == withdrawal_id).order_by(WithdrawalEvent.id)
+        stmt = (
+            select(WithdrawalEvent)
+            .where(WithdrawalEvent.withdrawal_id == withdrawal_id)
+            .order_by(WithdrawalEvent.id)
+        )
         return list(session.exec(stmt))
 
 
@@ -52,15 +57,23 @@ def events_between(engine: Engine, since: datetime, until: datetime) -> list[Eve
     """The rows the analysis of [since, until) needs: every row of the withdrawals started
     in the period (whenever the row was written), and the unmapped codes seen in it."""
     started = sa_select(WithdrawalEvent.withdrawal_id).where(
-        WithdrawalEvent.kind == "started", WithdrawalEvent.at >= since, WithdrawalEvent.at < until)
-    unmapped = (WithdrawalEvent.kind == "unmapped") & (WithdrawalEvent.at >= since) & (WithdrawalEvent.at < until)
+        WithdrawalEvent.kind == "started", WithdrawalEvent.at >= since, WithdrawalEvent.at < until
+    )
+    unmapped = (
+        (WithdrawalEvent.kind == "unmapped") & (WithdrawalEvent.at >= since) & (WithdrawalEvent.at < until)
+    )
     with Session(engine) as session:
-        rows = session.exec(select(WithdrawalEvent).where(
-            or_(WithdrawalEvent.withdrawal_id.in_(started), unmapped)).order_by(WithdrawalEvent.id))
+        rows = session.exec(
+            select(WithdrawalEvent)
+            .where(or_(WithdrawalEvent.withdrawal_id.in_(started), unmapped))
+            .order_by(WithdrawalEvent.id)
+        )
         return [EventRow(**{**r.model_dump(exclude={"id"}), "at": as_utc(r.at)}) for r in rows]
 
 
-def report_between(engine: Engine, since: datetime, until: datetime, margin: timedelta = timedelta(minutes=30)) -> dict:
+def report_between(
+    engine: Engine, since: datetime, until: datetime, margin: timedelta = timedelta(minutes=30)
+) -> dict:
     """The analysis (sentinel/analysis.py) of the withdrawals started in [since, until);
     times without a zone are UTC. ValueError when the period is empty."""
     since, until = as_utc(since), as_utc(until)

@@ -19,8 +19,10 @@ def open_counts(engine: Engine) -> dict[str, list[tuple[str | None, int]]]:
         for name in DIMENSIONS:
             column = getattr(WithdrawalRecord, name)
             rows = session.exec(
-                select(column, func.count()).where(WithdrawalRecord.status.not_in(FINAL))
-                .group_by(column).order_by(func.count().desc(), column)
+                select(column, func.count())
+                .where(WithdrawalRecord.status.not_in(FINAL))
+                .group_by(column)
+                .order_by(func.count().desc(), column)
             )
             out[name] = [(value, int(count)) for value, count in rows]
     return out

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, func, or_, update
@@ -15,16 +15,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from sentinel.analysis import amount_band
 from sentinel.contracts import ProgressUpdate
 from sentinel.models import Observation, WithdrawalRequest
 from sentinel.notice_policy import RecentNotice
-from sentinel.analysis import amount_band
 from sentinel.risk import RiskHit, UserHistory
 from store.db import insert_once
 from store.events import add_event
 from store.tables import (
-    DeviceToken,
     AuditLog,
+    DeviceToken,
     InboxMessage,
     NoticeDelivery,
     ParkedCallback,
@@ -62,8 +62,10 @@ def _may_take_over(*statuses: str):
     """A delivery row another attempt may claim: in one of ``statuses``, or ``sending``
     by an attempt dead for STALE_SENDING_S (a live attempt is never doubled)."""
     stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
-    return or_(NoticeDelivery.status.in_(statuses),
-               and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale))
+    return or_(
+        NoticeDelivery.status.in_(statuses),
+        and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
+    )
 
 
 def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
@@ -84,15 +86,24 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
         previous = existing.status
         result = session.execute(
             update(NoticeDelivery)
-            .where(NoticeDelivery.id == existing.id, NoticeDelivery.status == previous,
-                   _may_take_over("queued", "failed", "unknown"))
+            .where(
+                NoticeDelivery.id == existing.id,
+                NoticeDelivery.status == previous,
+                _may_take_over("queued", "failed", "unknown"),
+            )
             .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         session.commit()
         session.refresh(existing)
         send = result.rowcount == 1
-        return Claim(send, existing.id, existing.attempts, existing.status, existing.provider_message_id,
-                     previous if send else None)
+        return Claim(
+            send,
+            existing.id,
+            existing.attempts,
+            existing.status,
+            existing.provider_message_id,
+            previous if send else None,
+        )
 
 
 def finish_delivery(
@@ -155,7 +166,12 @@ def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, no
     retried activity finds its row already batched, or already folded into a digest). A row
     still batched for an earlier moment is moved to ``send_after`` (a fold window that
     ended at night waits for the morning with the user's other notices)."""
-    row.status, row.send_after, row.notice_status, row.updated_at = "batched", send_after, notice_status, utcnow()
+    row.status, row.send_after, row.notice_status, row.updated_at = (
+        "batched",
+        send_after,
+        notice_status,
+        utcnow(),
+    )
     key = row.key
     with Session(engine) as session:
         session.add(row)
@@ -164,10 +180,15 @@ def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, no
             return "batched"
         except IntegrityError:
             session.rollback()
-        session.execute(update(NoticeDelivery)
-                        .where(NoticeDelivery.key == key, NoticeDelivery.status == "batched",
-                               NoticeDelivery.send_after < send_after)
-                        .values(send_after=send_after, updated_at=utcnow()))
+        session.execute(
+            update(NoticeDelivery)
+            .where(
+                NoticeDelivery.key == key,
+                NoticeDelivery.status == "batched",
+                NoticeDelivery.send_after < send_after,
+            )
+            .values(send_after=send_after, updated_at=utcnow())
+        )
         session.commit()
         return session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == key)).one()
 
@@ -193,16 +214,23 @@ def lead_batch(
             return None
         session.execute(
             update(NoticeDelivery)
-            .where(NoticeDelivery.user_id == user_id, NoticeDelivery.channel == channel,
-                   NoticeDelivery.status == "batched", NoticeDelivery.key != key,
-                   *([NoticeDelivery.send_after <= due] if due is not None else []))
+            .where(
+                NoticeDelivery.user_id == user_id,
+                NoticeDelivery.channel == channel,
+                NoticeDelivery.status == "batched",
+                NoticeDelivery.key != key,
+                *([NoticeDelivery.send_after <= due] if due is not None else []),
+            )
             .values(status="folding", provider_message_id=key, updated_at=utcnow())
         )
         session.commit()
-        return list(session.exec(
-            select(NoticeDelivery).where(NoticeDelivery.status == "folding", NoticeDelivery.provider_message_id == key)
-            .order_by(NoticeDelivery.id)
-        ))
+        return list(
+            session.exec(
+                select(NoticeDelivery)
+                .where(NoticeDelivery.status == "folding", NoticeDelivery.provider_message_id == key)
+                .order_by(NoticeDelivery.id)
+            )
+        )
 
 
 def finish_batch(engine: Engine, key: str, folded: list[str], dropped: list[str]) -> None:
@@ -210,19 +238,30 @@ def finish_batch(engine: Engine, key: str, folded: list[str], dropped: list[str]
     provider_message_id), the ones no longer true are ``suppressed``."""
     with Session(engine) as session:
         if folded:
-            session.execute(update(NoticeDelivery).where(NoticeDelivery.key.in_(folded))
-                            .values(status="folded", provider_message_id=key, updated_at=utcnow()))
+            session.execute(
+                update(NoticeDelivery)
+                .where(NoticeDelivery.key.in_(folded))
+                .values(status="folded", provider_message_id=key, updated_at=utcnow())
+            )
         if dropped:
-            session.execute(update(NoticeDelivery).where(NoticeDelivery.key.in_(dropped))
-                            .values(status="suppressed", error=f"no longer true when digest {key} went out",
-                                    updated_at=utcnow()))
+            session.execute(
+                update(NoticeDelivery)
+                .where(NoticeDelivery.key.in_(dropped))
+                .values(
+                    status="suppressed",
+                    error=f"no longer true when digest {key} went out",
+                    updated_at=utcnow(),
+                )
+            )
         session.commit()
 
 
 def withdrawal_statuses(engine: Engine, withdrawal_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     """{withdrawal id: (status, card_last4)} from the projection."""
     with Session(engine) as session:
-        rows = session.exec(select(WithdrawalRecord).where(WithdrawalRecord.withdrawal_id.in_(withdrawal_ids)))
+        rows = session.exec(
+            select(WithdrawalRecord).where(WithdrawalRecord.withdrawal_id.in_(withdrawal_ids))
+        )
         return {r.withdrawal_id: (r.status, r.card_last4) for r in rows}
 
 
@@ -233,8 +272,11 @@ COMMITTING = "committing"
 def mark_committing(engine: Engine, row_id: int) -> None:
     """The send is past the point where the provider could still not have it."""
     with Session(engine) as session:
-        session.execute(update(NoticeDelivery).where(NoticeDelivery.id == row_id)
-                        .values(provider_message_id=COMMITTING, updated_at=utcnow()))
+        session.execute(
+            update(NoticeDelivery)
+            .where(NoticeDelivery.id == row_id)
+            .values(provider_message_id=COMMITTING, updated_at=utcnow())
+        )
         session.commit()
 
 
@@ -247,7 +289,7 @@ def handed_providers(marker: str | None) -> tuple[str, ...] | None:
     """The providers a ``handed:`` marker names; None when ``marker`` is not one."""
     if marker is None or not marker.startswith(HANDED):
         return None
-    return tuple(n for n in marker[len(HANDED):].split(",") if n)
+    return tuple(n for n in marker[len(HANDED) :].split(",") if n)
 
 
 def mark_handed(engine: Engine, row_id: int, provider: str) -> None:
@@ -266,7 +308,11 @@ def mark_handed(engine: Engine, row_id: int, provider: str) -> None:
 
 def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
     with Session(engine) as session:
-        stmt = select(NoticeDelivery).where(NoticeDelivery.withdrawal_id == withdrawal_id).order_by(NoticeDelivery.id)
+        stmt = (
+            select(NoticeDelivery)
+            .where(NoticeDelivery.withdrawal_id == withdrawal_id)
+            .order_by(NoticeDelivery.id)
+        )
         return list(session.exec(stmt))
 
 
@@ -306,9 +352,9 @@ def inbox(engine: Engine, user_id: str, limit: int = 50, offset: int = 0) -> tup
             .limit(limit)
         )
         unread = session.exec(
-            select(func.count()).select_from(InboxMessage).where(
-                InboxMessage.user_id == user_id, InboxMessage.read_at.is_(None)
-            )
+            select(func.count())
+            .select_from(InboxMessage)
+            .where(InboxMessage.user_id == user_id, InboxMessage.read_at.is_(None))
         ).one()
         return list(session.exec(stmt)), int(unread)
 
@@ -317,7 +363,9 @@ def mark_read(engine: Engine, user_id: str, message_id: int, at: datetime | None
     return read_message(engine, user_id, message_id, at) is not None
 
 
-def read_message(engine: Engine, user_id: str, message_id: int, at: datetime | None = None) -> InboxMessage | None:
+def read_message(
+    engine: Engine, user_id: str, message_id: int, at: datetime | None = None
+) -> InboxMessage | None:
     """Mark one of this user's messages read (idempotent: the first read time stays) and
     return it; None when the user has no such message."""
     with Session(engine) as session:
@@ -327,9 +375,18 @@ def read_message(engine: Engine, user_id: str, message_id: int, at: datetime | N
         if msg.read_at is None:
             msg.read_at = at or utcnow()
             session.add(msg)
-            add_event(session, WithdrawalEvent(
-                key=f"read/inbox/{msg.key}", withdrawal_id=msg.withdrawal_id, kind="read", at=msg.read_at,
-                notice_channel="inbox", notice_key=msg.key, stage=msg.stage))
+            add_event(
+                session,
+                WithdrawalEvent(
+                    key=f"read/inbox/{msg.key}",
+                    withdrawal_id=msg.withdrawal_id,
+                    kind="read",
+                    at=msg.read_at,
+                    notice_channel="inbox",
+                    notice_key=msg.key,
+                    stage=msg.stage,
+                ),
+            )
             session.commit()
             session.refresh(msg)
         return msg
@@ -338,10 +395,16 @@ def read_message(engine: Engine, user_id: str, message_id: int, at: datetime | N
 # --- parked callbacks -----------------------------------------------------------------
 
 
-def park_callback(engine: Engine, channel: str, event_id: str, withdrawal_id: str, observation_json: str) -> bool:
+def park_callback(
+    engine: Engine, channel: str, event_id: str, withdrawal_id: str, observation_json: str
+) -> bool:
     """Keep a callback for a withdrawal that is not tracked yet. False if already kept."""
-    return insert_once(engine, ParkedCallback(
-        channel=channel, event_id=event_id, withdrawal_id=withdrawal_id, observation_json=observation_json))
+    return insert_once(
+        engine,
+        ParkedCallback(
+            channel=channel, event_id=event_id, withdrawal_id=withdrawal_id, observation_json=observation_json
+        ),
+    )
 
 
 def parked_for(engine: Engine, withdrawal_id: str) -> list[ParkedCallback]:
@@ -401,30 +464,56 @@ def parked_callbacks(
 
 
 def record_unmapped(
-    engine: Engine, channel: str, raw_status: str, raw_code: str | None, subtype: str | None,
-    withdrawal_id: str | None, at: datetime | None = None,
+    engine: Engine,
+    channel: str,
+    raw_status: str,
+    raw_code: str | None,
+    subtype: str | None,
+    withdrawal_id: str | None,
+    at: datetime | None = None,
 ) -> None:
     """Count an answer the catalogue does not map (one row per channel/status/code)."""
     at = at or utcnow()
     key = (channel, raw_status, raw_code or "")
-    where = (UnmappedCode.channel == key[0], UnmappedCode.raw_status == key[1], UnmappedCode.raw_code == key[2])
+    where = (
+        UnmappedCode.channel == key[0],
+        UnmappedCode.raw_status == key[1],
+        UnmappedCode.raw_code == key[2],
+    )
     with Session(engine) as session:
         if withdrawal_id:  # the event record (R27): once per withdrawal and answer
-            add_event(session, WithdrawalEvent(
-                key=f"unmapped/{withdrawal_id}/{channel}/{raw_status}/{raw_code or ''}"[:200],
-                withdrawal_id=withdrawal_id, kind="unmapped", at=at, channel=channel, status=raw_status[:64],
-                reason_code=(raw_code or "")[:64]))
+            add_event(
+                session,
+                WithdrawalEvent(
+                    key=f"unmapped/{withdrawal_id}/{channel}/{raw_status}/{raw_code or ''}"[:200],
+                    withdrawal_id=withdrawal_id,
+                    kind="unmapped",
+                    at=at,
+                    channel=channel,
+                    status=raw_status[:64],
+                    reason_code=(raw_code or "")[:64],
+                ),
+            )
         for _ in range(2):  # insert, or count up when another writer inserted it first
             result = session.execute(
-                update(UnmappedCode).where(*where).values(
-                    count=UnmappedCode.count + 1, last_seen=at, last_withdrawal_id=withdrawal_id
-                )
+                update(UnmappedCode)
+                .where(*where)
+                .values(count=UnmappedCode.count + 1, last_seen=at, last_withdrawal_id=withdrawal_id)
             )
             if result.rowcount:
                 session.commit()
                 return
-            session.add(UnmappedCode(channel=key[0], raw_status=key[1], raw_code=key[2], subtype=subtype,
-                                     first_seen=at, last_seen=at, last_withdrawal_id=withdrawal_id))
+            session.add(
+                UnmappedCode(
+                    channel=key[0],
+                    raw_status=key[1],
+                    raw_code=key[2],
+                    subtype=subtype,
+                    first_seen=at,
+                    last_seen=at,
+                    last_withdrawal_id=withdrawal_id,
+                )
+            )
             try:
                 session.commit()
                 return
@@ -438,8 +527,15 @@ async def count_unmapped(engine: Engine, channel: str, obs: Observation, withdra
     if obs.classification.mapped:
         return
     try:
-        await asyncio.to_thread(record_unmapped, engine, channel, obs.raw_status, obs.raw_code,
-                                obs.classification.subtype, withdrawal_id)
+        await asyncio.to_thread(
+            record_unmapped,
+            engine,
+            channel,
+            obs.raw_status,
+            obs.raw_code,
+            obs.classification.subtype,
+            withdrawal_id,
+        )
     except Exception:  # noqa: BLE001
         log.exception("could not count unmapped code %s/%s", obs.raw_status, obs.raw_code)
 
@@ -448,7 +544,10 @@ def unmapped_codes(engine: Engine, limit: int = 100, offset: int = 0) -> tuple[l
     with Session(engine) as session:
         total = int(session.exec(select(func.count()).select_from(UnmappedCode)).one())
         rows = session.exec(
-            select(UnmappedCode).order_by(UnmappedCode.last_seen.desc(), UnmappedCode.id).offset(offset).limit(limit)
+            select(UnmappedCode)
+            .order_by(UnmappedCode.last_seen.desc(), UnmappedCode.id)
+            .offset(offset)
+            .limit(limit)
         )
         return list(rows), total
 
@@ -457,7 +556,12 @@ def unmapped_codes(engine: Engine, limit: int = 100, offset: int = 0) -> tuple[l
 
 
 def delivery_receipt(
-    engine: Engine, key: str | None, status: str, error: str | None = None, *, provider_message_id: str | None = None
+    engine: Engine,
+    key: str | None,
+    status: str,
+    error: str | None = None,
+    *,
+    provider_message_id: str | None = None,
 ) -> str | None:
     """A provider's delivery receipt for the delivery ``key`` (or, for providers whose
     receipts carry only their own message id, ``provider_message_id``): ``delivered`` or
@@ -468,7 +572,11 @@ def delivery_receipt(
         raise ValueError("status must be delivered or failed")
     if (key is None) == (provider_message_id is None):
         raise ValueError("give key or provider_message_id")
-    where = NoticeDelivery.key == key if key is not None else NoticeDelivery.provider_message_id == provider_message_id
+    where = (
+        NoticeDelivery.key == key
+        if key is not None
+        else NoticeDelivery.provider_message_id == provider_message_id
+    )
     with Session(engine) as session:
         row = session.exec(select(NoticeDelivery).where(where)).first()
         if row is None:
@@ -491,21 +599,41 @@ def payee_fingerprint(payee_ref: str) -> str:
     return hashlib.sha256(payee_ref.encode()).hexdigest()
 
 
-def record_withdrawal(engine: Engine, req: WithdrawalRequest, status: str, delay_threshold_s: float | None = None) -> bool:
+def record_withdrawal(
+    engine: Engine, req: WithdrawalRequest, status: str, delay_threshold_s: float | None = None
+) -> bool:
     """Insert the projection row once, and the event record's ``started`` row (R27) in the
     same transaction; False if it already exists (a repeated start)."""
     with Session(engine) as session:
         if session.get(WithdrawalRecord, req.withdrawal_id) is not None:
             return False
-        add_event(session, WithdrawalEvent(
-            key=f"started/{req.withdrawal_id}", withdrawal_id=req.withdrawal_id, kind="started", at=req.created_at,
-            channel=req.channel, bank_code=req.bank_code, amount_band=amount_band(req.amount), currency=req.currency,
-            delay_threshold_s=None if delay_threshold_s is None else int(delay_threshold_s), status=status))
+        add_event(
+            session,
+            WithdrawalEvent(
+                key=f"started/{req.withdrawal_id}",
+                withdrawal_id=req.withdrawal_id,
+                kind="started",
+                at=req.created_at,
+                channel=req.channel,
+                bank_code=req.bank_code,
+                amount_band=amount_band(req.amount),
+                currency=req.currency,
+                delay_threshold_s=None if delay_threshold_s is None else int(delay_threshold_s),
+                status=status,
+            ),
+        )
         session.add(
             WithdrawalRecord(
-                withdrawal_id=req.withdrawal_id, user_id=req.user_id, amount=req.amount, currency=req.currency,
-                channel=req.channel, bank_code=req.bank_code, card_last4=req.card_last4,
-                payee_fingerprint=payee_fingerprint(req.payee_ref), locale=req.locale, status=status,
+                withdrawal_id=req.withdrawal_id,
+                user_id=req.user_id,
+                amount=req.amount,
+                currency=req.currency,
+                channel=req.channel,
+                bank_code=req.bank_code,
+                card_last4=req.card_last4,
+                payee_fingerprint=payee_fingerprint(req.payee_ref),
+                locale=req.locale,
+                status=status,
                 created_at=req.created_at,
             )
         )
@@ -527,11 +655,19 @@ def update_progress(engine: Engine, update: ProgressUpdate) -> None:
         if (row.status, row.category, row.reason_code) != (update.status.value, category, update.reason_code):
             # a transition: the event record (R27), in this transaction (a retried write finds
             # the row already moved and adds nothing)
-            add_event(session, WithdrawalEvent(
-                key=f"status/{update.withdrawal_id}/{update.at.isoformat()}/{update.status.value}/{category}/"
+            add_event(
+                session,
+                WithdrawalEvent(
+                    key=f"status/{update.withdrawal_id}/{update.at.isoformat()}/{update.status.value}/{category}/"
                     f"{update.reason_code}"[:200],
-                withdrawal_id=update.withdrawal_id, kind="status", at=update.at, status=update.status.value,
-                category=category, reason_code=update.reason_code))
+                    withdrawal_id=update.withdrawal_id,
+                    kind="status",
+                    at=update.at,
+                    status=update.status.value,
+                    category=category,
+                    reason_code=update.reason_code,
+                ),
+            )
         row.status = update.status.value
         row.category = update.category.value if update.category else None
         row.severity = update.severity.value
@@ -555,21 +691,29 @@ def user_history(
         failures: dict[str, int] = {}
         for rule_id, seconds in windows.items():
             since = now - timedelta(seconds=seconds)
-            base = select(func.count()).select_from(WithdrawalRecord).where(
-                WithdrawalRecord.user_id == user_id,
-                WithdrawalRecord.created_at >= since,
-                WithdrawalRecord.withdrawal_id != exclude_id,
+            base = (
+                select(func.count())
+                .select_from(WithdrawalRecord)
+                .where(
+                    WithdrawalRecord.user_id == user_id,
+                    WithdrawalRecord.created_at >= since,
+                    WithdrawalRecord.withdrawal_id != exclude_id,
+                )
             )
             counts[rule_id] = int(session.exec(base).one()) + 1  # this one too
             failures[rule_id] = int(session.exec(base.where(WithdrawalRecord.status == "FAILED")).one())
         to_card = session.exec(
-            select(func.count()).select_from(WithdrawalRecord).where(
+            select(func.count())
+            .select_from(WithdrawalRecord)
+            .where(
                 WithdrawalRecord.user_id == user_id,
                 WithdrawalRecord.payee_fingerprint == fingerprint,
                 WithdrawalRecord.withdrawal_id != exclude_id,
             )
         ).one()
-    return UserHistory(withdrawals_in_window=counts, failures_in_window=failures, earlier_withdrawals_to_card=int(to_card))
+    return UserHistory(
+        withdrawals_in_window=counts, failures_in_window=failures, earlier_withdrawals_to_card=int(to_card)
+    )
 
 
 def record_risk_hits(engine: Engine, withdrawal_id: str, hits: list[RiskHit]) -> None:
@@ -579,12 +723,20 @@ def record_risk_hits(engine: Engine, withdrawal_id: str, hits: list[RiskHit]) ->
         if session.exec(select(RiskHitRow).where(RiskHitRow.withdrawal_id == withdrawal_id)).first():
             return  # a retried activity: already recorded
         for h in hits:
-            session.add(RiskHitRow(withdrawal_id=withdrawal_id, rule_id=h.rule_id, rule_version=h.rule_version,
-                                   detail=h.detail))
+            session.add(
+                RiskHitRow(
+                    withdrawal_id=withdrawal_id,
+                    rule_id=h.rule_id,
+                    rule_version=h.rule_version,
+                    detail=h.detail,
+                )
+            )
         session.commit()
 
 
-def user_withdrawals(engine: Engine, user_id: str, limit: int = 20, offset: int = 0) -> tuple[list[WithdrawalRecord], int]:
+def user_withdrawals(
+    engine: Engine, user_id: str, limit: int = 20, offset: int = 0
+) -> tuple[list[WithdrawalRecord], int]:
     with Session(engine) as session:
         total = session.exec(
             select(func.count()).select_from(WithdrawalRecord).where(WithdrawalRecord.user_id == user_id)
@@ -621,7 +773,9 @@ def _review_filter(
     if status:
         stmt = stmt.where(WithdrawalRecord.status == status)
     if older_than_s is not None:
-        stmt = stmt.where(WithdrawalRecord.review_since <= (now or utcnow()) - timedelta(seconds=older_than_s))
+        stmt = stmt.where(
+            WithdrawalRecord.review_since <= (now or utcnow()) - timedelta(seconds=older_than_s)
+        )
     if min_amount is not None:
         stmt = stmt.where(WithdrawalRecord.amount >= min_amount)
     if assignee:
@@ -646,17 +800,33 @@ def review_queue(
 ) -> list[WithdrawalRecord]:
     """Withdrawals waiting for a person, oldest first (R29)."""
     return review_queue_page(
-        engine, category=category, older_than_s=older_than_s, min_amount=min_amount, assignee=assignee,
-        unassigned=unassigned, status=status, now=now, limit=limit, offset=offset,
+        engine,
+        category=category,
+        older_than_s=older_than_s,
+        min_amount=min_amount,
+        assignee=assignee,
+        unassigned=unassigned,
+        status=status,
+        now=now,
+        limit=limit,
+        offset=offset,
     )[0]
 
 
-def review_queue_page(engine: Engine, *, limit: int = 50, offset: int = 0, **filters) -> tuple[list[WithdrawalRecord], int]:
+def review_queue_page(
+    engine: Engine, *, limit: int = 50, offset: int = 0, **filters
+) -> tuple[list[WithdrawalRecord], int]:
     """One page of the review queue (oldest first) and the number of cases matching the filters."""
     with Session(engine) as session:
-        total = int(session.exec(_review_filter(select(func.count()).select_from(WithdrawalRecord), **filters)).one())
+        total = int(
+            session.exec(_review_filter(select(func.count()).select_from(WithdrawalRecord), **filters)).one()
+        )
         stmt = _review_filter(select(WithdrawalRecord), **filters)
-        stmt = stmt.order_by(WithdrawalRecord.review_since, WithdrawalRecord.withdrawal_id).offset(offset).limit(limit)
+        stmt = (
+            stmt.order_by(WithdrawalRecord.review_since, WithdrawalRecord.withdrawal_id)
+            .offset(offset)
+            .limit(limit)
+        )
         return list(session.exec(stmt)), total
 
 
@@ -676,19 +846,27 @@ def risk_hits_for(engine: Engine, withdrawal_id: str) -> list[RiskHitRow]:
         return list(session.exec(select(RiskHitRow).where(RiskHitRow.withdrawal_id == withdrawal_id)))
 
 
-def add_audit(engine: Engine, actor: str, role: str, action: str, withdrawal_id: str | None, detail: str | None) -> None:
+def add_audit(
+    engine: Engine, actor: str, role: str, action: str, withdrawal_id: str | None, detail: str | None
+) -> None:
     with Session(engine) as session:
-        session.add(AuditLog(actor=actor, role=role, action=action, withdrawal_id=withdrawal_id, detail=detail))
+        session.add(
+            AuditLog(actor=actor, role=role, action=action, withdrawal_id=withdrawal_id, detail=detail)
+        )
         session.commit()
 
 
-def add_audit_once(engine: Engine, actor: str, role: str, action: str, withdrawal_id: str, detail: str | None,
-                   ref: str) -> bool:
+def add_audit_once(
+    engine: Engine, actor: str, role: str, action: str, withdrawal_id: str, detail: str | None, ref: str
+) -> bool:
     """An audit row that a retried writer (an activity) may write again: one row per
     (withdrawal, ``ref``). False when it was there already."""
     with Session(engine) as session:
-        session.add(AuditLog(actor=actor, role=role, action=action, withdrawal_id=withdrawal_id, detail=detail,
-                             ref=ref))
+        session.add(
+            AuditLog(
+                actor=actor, role=role, action=action, withdrawal_id=withdrawal_id, detail=detail, ref=ref
+            )
+        )
         try:
             session.commit()
         except IntegrityError:
@@ -699,7 +877,11 @@ def add_audit_once(engine: Engine, actor: str, role: str, action: str, withdrawa
 
 def audit_for(engine: Engine, withdrawal_id: str) -> list[AuditLog]:
     with Session(engine) as session:
-        return list(session.exec(select(AuditLog).where(AuditLog.withdrawal_id == withdrawal_id).order_by(AuditLog.id)))
+        return list(
+            session.exec(
+                select(AuditLog).where(AuditLog.withdrawal_id == withdrawal_id).order_by(AuditLog.id)
+            )
+        )
 
 
 def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[RecentNotice]:
@@ -718,7 +900,7 @@ def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[Recent
                 stage=r.stage,
                 category=r.category,
                 channel=r.channel,
-                at=r.updated_at if r.updated_at.tzinfo else r.updated_at.replace(tzinfo=timezone.utc),
+                at=r.updated_at if r.updated_at.tzinfo else r.updated_at.replace(tzinfo=UTC),
             )
             for r in rows
         ]
@@ -743,7 +925,9 @@ class DeviceTokenTaken(Exception):
     """The push token is live for another user: it is not moved without that user's logout."""
 
 
-def register_device(engine: Engine, user_id: str, provider: str, token: str, platform: str | None = None) -> DeviceToken:
+def register_device(
+    engine: Engine, user_id: str, provider: str, token: str, platform: str | None = None
+) -> DeviceToken:
     """Add (or revive) a device's push token. Idempotent. A token another user holds moves
     to this user only once it is invalid (that user's app unregistered it at logout, or the
     provider reported it dead); while it is live, :class:`DeviceTokenTaken` (whoever knows a
@@ -775,18 +959,22 @@ def device_tokens(engine: Engine, user_id: str, provider: str) -> list[str]:
     """The user's live tokens for ``provider``, newest first."""
     with Session(engine) as session:
         rows = session.exec(
-            select(DeviceToken.token).where(
-                DeviceToken.user_id == user_id, DeviceToken.provider == provider, DeviceToken.invalid_at.is_(None)
-            ).order_by(DeviceToken.registered_at.desc(), DeviceToken.id.desc())
+            select(DeviceToken.token)
+            .where(
+                DeviceToken.user_id == user_id,
+                DeviceToken.provider == provider,
+                DeviceToken.invalid_at.is_(None),
+            )
+            .order_by(DeviceToken.registered_at.desc(), DeviceToken.id.desc())
         )
         return list(rows)
 
 
 def devices_of(engine: Engine, user_id: str) -> list[DeviceToken]:
     with Session(engine) as session:
-        return list(session.exec(
-            select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id)
-        ))
+        return list(
+            session.exec(select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id))
+        )
 
 
 def forget_device(engine: Engine, provider: str, token: str, reason: str, user_id: str | None = None) -> bool:

@@ -19,7 +19,7 @@ fails until the migrations produce exactly these tables).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import Column, Numeric, Text, UniqueConstraint
@@ -27,7 +27,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class NoticeDelivery(SQLModel, table=True):
@@ -47,7 +47,8 @@ class NoticeDelivery(SQLModel, table=True):
     policy_version: str | None = Field(default=None, max_length=40)
     text_sha256: str | None = Field(default=None, max_length=64)
     status: str = Field(
-        default="queued", max_length=16,
+        default="queued",
+        max_length=16,
         description="queued, sending, sent, delivered, failed, read, suppressed, unknown (a crash mid-send the "
         "provider could not be asked about yet), unconfirmed (the same with a provider that cannot be asked: "
         "held, never sent twice); batched -> folding -> folded "
@@ -56,8 +57,12 @@ class NoticeDelivery(SQLModel, table=True):
     attempts: int = 0
     provider_message_id: str | None = Field(default=None, max_length=200)
     error: str | None = Field(default=None, sa_column=Column(Text))
-    send_after: datetime | None = Field(default=None, description="a batched notice: when its fold window ends")
-    notice_status: str | None = Field(default=None, max_length=16, description="withdrawal status the notice speaks of")
+    send_after: datetime | None = Field(
+        default=None, description="a batched notice: when its fold window ends"
+    )
+    notice_status: str | None = Field(
+        default=None, max_length=16, description="withdrawal status the notice speaks of"
+    )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -110,7 +115,9 @@ class WithdrawalRecord(SQLModel, table=True):
     channel: str = Field(max_length=32)
     bank_code: str = Field(max_length=16)
     card_last4: str = Field(max_length=4)
-    payee_fingerprint: str = Field(index=True, max_length=64, description="sha256 of payee_ref: same card, no card data")
+    payee_fingerprint: str = Field(
+        index=True, max_length=64, description="sha256 of payee_ref: same card, no card data"
+    )
     locale: str = Field(max_length=8)
     status: str = Field(index=True, max_length=16)
     category: str | None = Field(default=None, max_length=40)
@@ -208,13 +215,23 @@ class WithdrawalEvent(SQLModel, table=True):
     at: datetime = Field(index=True)
     channel: str | None = Field(default=None, max_length=32, description="payout channel")
     bank_code: str | None = Field(default=None, max_length=16)
-    amount_band: str | None = Field(default=None, max_length=16, description="<100, 100-1k, 1k-10k, 10k-100k, >=100k")
+    amount_band: str | None = Field(
+        default=None, max_length=16, description="<100, 100-1k, 1k-10k, 10k-100k, >=100k"
+    )
     currency: str | None = Field(default=None, max_length=3)
     delay_threshold_s: int | None = Field(default=None, description="started: the delay threshold in force")
-    status: str | None = Field(default=None, max_length=64, description="withdrawal status; unmapped: raw status")
+    status: str | None = Field(
+        default=None, max_length=64, description="withdrawal status; unmapped: raw status"
+    )
     category: str | None = Field(default=None, max_length=40)
-    reason_code: str | None = Field(default=None, max_length=64, description="channel code; unmapped: raw code")
-    notice_channel: str | None = Field(default=None, max_length=32, description="inbox, email, sms, push, voice, link")
-    notice_key: str | None = Field(default=None, max_length=200, description="notice: its delivery key; read: the key read")
+    reason_code: str | None = Field(
+        default=None, max_length=64, description="channel code; unmapped: raw code"
+    )
+    notice_channel: str | None = Field(
+        default=None, max_length=32, description="inbox, email, sms, push, voice, link"
+    )
+    notice_key: str | None = Field(
+        default=None, max_length=200, description="notice: its delivery key; read: the key read"
+    )
     stage: str | None = Field(default=None, max_length=32)
     rung: int | None = Field(default=None, description="notice: escalation rung (0: the first notice)")

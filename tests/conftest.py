@@ -8,11 +8,11 @@ import functools
 import inspect
 import os
 import shutil
-import sys
 import socket
+import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -144,4 +144,4 @@ def unique_id():
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

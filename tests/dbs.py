@@ -86,7 +86,9 @@ def _postgres_url_for_module(request) -> str:
             module.stash[_PG_STASH] = ("url", url)
             return url
     reason = module.stash[_PG_STASH][1]
-    pytest.skip(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT} ({reason}): production database path not tested here")
+    pytest.skip(
+        f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT} ({reason}): production database path not tested here"
+    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

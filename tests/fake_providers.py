@@ -20,7 +20,7 @@ import hmac
 import json
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -38,7 +38,7 @@ from sentinel.render import RenderedNotice, canonical_status, link_kind_for, ren
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage
 from tests.local_server import serve
 
-NOW = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 CN_PHONE = "+8613800138000"
 US_PHONE = "+14155550100"
 
@@ -81,8 +81,13 @@ def make_notice(
 
 def render(notice: NoticeRequest) -> RenderedNotice:
     link = make_link(
-        "https://pay.example/app", link_kind_for(notice), notice.withdrawal.withdrawal_id,
-        notice.withdrawal.user_id, "test-link-secret", int(NOW.timestamp()), 86400,
+        "https://pay.example/app",
+        link_kind_for(notice),
+        notice.withdrawal.withdrawal_id,
+        notice.withdrawal.user_id,
+        "test-link-secret",
+        int(NOW.timestamp()),
+        86400,
     )
     return render_notice(
         notice, support_phone="95188", support_url="https://pay.example/support", link=link, now=NOW
@@ -120,7 +125,7 @@ class Fake:
 
 
 def _skew_ok(when: datetime, limit_s: float) -> bool:
-    return abs((datetime.now(timezone.utc) - when).total_seconds()) <= limit_s
+    return abs((datetime.now(UTC) - when).total_seconds()) <= limit_s
 
 
 # --------------------------------------------------------------------------- fake Aliyun
@@ -142,7 +147,9 @@ class FakeAliyun(Fake):
         "SingleCallByTts": ("CalledShowNumber", "CalledNumber", "TtsCode", "TtsParam", "OutId"),
         "QuerySendDetails": ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"),
     }
-    AUTH = re.compile(r"^ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([a-z0-9;-]+),Signature=([0-9a-f]{64})$")
+    AUTH = re.compile(
+        r"^ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([a-z0-9;-]+),Signature=([0-9a-f]{64})$"
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -152,14 +159,27 @@ class FakeAliyun(Fake):
     def details(self, query: dict[str, str]) -> dict[str, Any]:
         """QuerySendDetails: the SMS sent to one number on one day (China time), paged."""
         china = timezone(timedelta(hours=8))
-        sent = [r for r in self.received if r["action"] == "SendSms" and r.get("accepted", True)
-                and r["params"]["PhoneNumbers"] == query["PhoneNumber"]
-                and datetime.now(china).strftime("%Y%m%d") == query["SendDate"]]
+        sent = [
+            r
+            for r in self.received
+            if r["action"] == "SendSms"
+            and r.get("accepted", True)
+            and r["params"]["PhoneNumbers"] == query["PhoneNumber"]
+            and datetime.now(china).strftime("%Y%m%d") == query["SendDate"]
+        ]
         size, page = int(query["PageSize"]), int(query["CurrentPage"])
-        dtos = [{"PhoneNum": r["params"]["PhoneNumbers"], "SendStatus": 3, "ErrCode": "DELIVERED",
-                 "TemplateCode": r["params"]["TemplateCode"], "OutId": r["params"]["OutId"],
-                 "SendDate": datetime.now(china).strftime("%Y-%m-%d %H:%M:%S"), "Content": "..."}
-                for r in sent][(page - 1) * size: page * size]
+        dtos = [
+            {
+                "PhoneNum": r["params"]["PhoneNumbers"],
+                "SendStatus": 3,
+                "ErrCode": "DELIVERED",
+                "TemplateCode": r["params"]["TemplateCode"],
+                "OutId": r["params"]["OutId"],
+                "SendDate": datetime.now(china).strftime("%Y-%m-%d %H:%M:%S"),
+                "Content": "...",
+            }
+            for r in sent
+        ][(page - 1) * size : page * size]
         return {"TotalCount": len(sent), "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos}}
 
     def check_signature(self, request: Request, headers: dict[str, str], body: bytes) -> str | None:
@@ -173,7 +193,9 @@ class FakeAliyun(Fake):
         if headers.get("x-acs-content-sha256") != hashlib.sha256(body).hexdigest():
             return "ContentSHA256NotMatched"
         try:
-            when = datetime.strptime(headers.get("x-acs-date", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            when = datetime.strptime(headers.get("x-acs-date", ""), "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=UTC
+            )
         except ValueError:
             return "InvalidTimeStamp.Format"
         if not _skew_ok(when, 15 * 60):
@@ -184,17 +206,23 @@ class FakeAliyun(Fake):
         names = sorted(n for n in headers if n in ("host", "content-type") or n.startswith("x-acs-"))
         if signed_headers != ";".join(names):
             return "IncompleteSignature"  # every x-acs-* header must be signed
-        pairs = sorted((_rfc3986(k), _rfc3986(v)) for k, v in parse_qsl(request.url.query, keep_blank_values=True))
-        canonical = "\n".join([
-            request.method,
-            "/",
-            "&".join(f"{k}={v}" for k, v in pairs),
-            "".join(f"{n}:{headers[n].strip()}\n" for n in names),
-            ";".join(names),
-            hashlib.sha256(body).hexdigest(),
-        ])
+        pairs = sorted(
+            (_rfc3986(k), _rfc3986(v)) for k, v in parse_qsl(request.url.query, keep_blank_values=True)
+        )
+        canonical = "\n".join(
+            [
+                request.method,
+                "/",
+                "&".join(f"{k}={v}" for k, v in pairs),
+                "".join(f"{n}:{headers[n].strip()}\n" for n in names),
+                ";".join(names),
+                hashlib.sha256(body).hexdigest(),
+            ]
+        )
         to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-        if not hmac.compare_digest(hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest(), sig):
+        if not hmac.compare_digest(
+            hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest(), sig
+        ):
             return "SignatureDoesNotMatch"
         self.nonces.add(nonce)
         return None
@@ -228,12 +256,26 @@ class FakeAliyun(Fake):
         elif isinstance(act, tuple) and act[0] == "code":
             return JSONResponse({"Code": act[1], "Message": act[1], "RequestId": request_id})
         if action == "SendSms":
-            return JSONResponse({"Code": "OK", "Message": "OK", "BizId": f"{len(self.received)}900619746936498^0",
-                                 "RequestId": request_id})
+            return JSONResponse(
+                {
+                    "Code": "OK",
+                    "Message": "OK",
+                    "BizId": f"{len(self.received)}900619746936498^0",
+                    "RequestId": request_id,
+                }
+            )
         if action == "QuerySendDetails":
-            return JSONResponse({"Code": "OK", "Message": "OK", "RequestId": request_id, **self.details(params)})
-        return JSONResponse({"Code": "OK", "Message": "OK", "CallId": f"116012354148^{len(self.received)}",
-                             "RequestId": request_id})
+            return JSONResponse(
+                {"Code": "OK", "Message": "OK", "RequestId": request_id, **self.details(params)}
+            )
+        return JSONResponse(
+            {
+                "Code": "OK",
+                "Message": "OK",
+                "CallId": f"116012354148^{len(self.received)}",
+                "RequestId": request_id,
+            }
+        )
 
 
 # --------------------------------------------------------------------------- fake Tencent
@@ -269,17 +311,26 @@ class FakeTencent(Fake):
             ts = int(headers.get("x-tc-timestamp", ""))
         except ValueError:
             return "InvalidParameter"
-        when = datetime.fromtimestamp(ts, tz=timezone.utc)
+        when = datetime.fromtimestamp(ts, tz=UTC)
         if not _skew_ok(when, 300):
             return "AuthFailure.SignatureExpire"
         if m["date"] != when.strftime("%Y-%m-%d") or m["service"] != "sms":
             return "AuthFailure.SignatureFailure"
         signed = m["signed"].split(";")
-        if signed != sorted(signed) or not {"content-type", "host"} <= set(signed) \
-                or any(s not in headers for s in signed):
+        if (
+            signed != sorted(signed)
+            or not {"content-type", "host"} <= set(signed)
+            or any(s not in headers for s in signed)
+        ):
             return "AuthFailure.SignatureFailure"
-        canonical = "POST\n/\n\n" + "".join(f"{s}:{headers[s].strip().lower()}\n" for s in signed) + "\n" + \
-            m["signed"] + "\n" + hashlib.sha256(body).hexdigest()
+        canonical = (
+            "POST\n/\n\n"
+            + "".join(f"{s}:{headers[s].strip().lower()}\n" for s in signed)
+            + "\n"
+            + m["signed"]
+            + "\n"
+            + hashlib.sha256(body).hexdigest()
+        )
         scope = f"{m['date']}/sms/tc3_request"
         to_sign = f"TC3-HMAC-SHA256\n{ts}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         key = hmac.new(("TC3" + secret).encode(), m["date"].encode(), hashlib.sha256).digest()
@@ -321,11 +372,23 @@ class FakeTencent(Fake):
         elif isinstance(act, tuple) and act[0] == "error":
             return self._answer({"Error": {"Code": act[1], "Message": act[1]}})
         code = act[1] if isinstance(act, tuple) and act[0] == "code" else "Ok"
-        return self._answer({"SendStatusSet": [{
-            "SerialNo": f"5000:{len(self.received)}04571066915705365784949619" if code == "Ok" else "",
-            "PhoneNumber": data["PhoneNumberSet"][0], "Fee": 1, "SessionContext": data["SessionContext"],
-            "Code": code, "Message": "send success" if code == "Ok" else code, "IsoCode": "CN",
-        }]})
+        return self._answer(
+            {
+                "SendStatusSet": [
+                    {
+                        "SerialNo": f"5000:{len(self.received)}04571066915705365784949619"
+                        if code == "Ok"
+                        else "",
+                        "PhoneNumber": data["PhoneNumberSet"][0],
+                        "Fee": 1,
+                        "SessionContext": data["SessionContext"],
+                        "Code": code,
+                        "Message": "send success" if code == "Ok" else code,
+                        "IsoCode": "CN",
+                    }
+                ]
+            }
+        )
 
 
 # --------------------------------------------------------------------------- fake Twilio
@@ -340,8 +403,12 @@ class FakeTwilio(Fake):
         self.app.add_api_route("/2010-04-01/Accounts/{sid}/{resource}", self.handle, methods=["POST"])
 
     def _error(self, status: int, code: int, message: str) -> JSONResponse:
-        body = {"code": code, "message": message, "status": status,
-                "more_info": f"https://www.twilio.com/docs/errors/{code}"}
+        body = {
+            "code": code,
+            "message": message,
+            "status": status,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        }
         return JSONResponse(body, status_code=status)
 
     async def handle(self, sid: str, resource: str, request: Request) -> Response:
@@ -372,7 +439,9 @@ class FakeTwilio(Fake):
         elif isinstance(act, tuple) and act[0] == "code":
             return self._error(400, act[1], "rejected")
         prefix = "SM" if resource == "Messages.json" else "CA"
-        return JSONResponse({"sid": prefix + uuid.uuid4().hex, "status": "queued", "to": form["To"]}, status_code=201)
+        return JSONResponse(
+            {"sid": prefix + uuid.uuid4().hex, "status": "queued", "to": form["To"]}, status_code=201
+        )
 
 
 # --------------------------------------------------------------------------- fixtures & builders
@@ -442,21 +511,37 @@ async def client():
 
 
 def aliyun_sms(fake: FakeAliyun, client: httpx.AsyncClient, **overrides: Any) -> AliyunSmsNotifier:
-    cfg = dict(access_key_id="LTAItestkey", access_key_secret="aliyun-test-secret", sign_name="某某支付",
-               templates=ALIYUN_TEMPLATES, endpoint=fake.url)
+    cfg = dict(
+        access_key_id="LTAItestkey",
+        access_key_secret="aliyun-test-secret",
+        sign_name="某某支付",
+        templates=ALIYUN_TEMPLATES,
+        endpoint=fake.url,
+    )
     cfg.update(overrides)
     return AliyunSmsNotifier(AliyunSmsConfig(**cfg), client=client)
 
 
 def tencent_sms(fake: FakeTencent, client: httpx.AsyncClient, **overrides: Any) -> TencentSmsNotifier:
-    cfg = dict(secret_id="AKIDtestsecretid", secret_key="tencent-test-secret-key", sms_sdk_app_id=FakeTencent.APP_ID,
-               sign_name="某某支付", templates=TENCENT_TEMPLATES, endpoint=fake.url)
+    cfg = dict(
+        secret_id="AKIDtestsecretid",
+        secret_key="tencent-test-secret-key",
+        sms_sdk_app_id=FakeTencent.APP_ID,
+        sign_name="某某支付",
+        templates=TENCENT_TEMPLATES,
+        endpoint=fake.url,
+    )
     cfg.update(overrides)
     return TencentSmsNotifier(TencentSmsConfig(**cfg), client=client)
 
 
 def twilio_config(fake: FakeTwilio, **overrides: Any) -> TwilioConfig:
-    cfg = dict(account_sid=FakeTwilio.SID, auth_token=FakeTwilio.TOKEN, from_number="+15005550006",
-               api_base=fake.url, status_callback_url="https://hooks.pay.example/twilio/status")
+    cfg = dict(
+        account_sid=FakeTwilio.SID,
+        auth_token=FakeTwilio.TOKEN,
+        from_number="+15005550006",
+        api_base=fake.url,
+        status_callback_url="https://hooks.pay.example/twilio/status",
+    )
     cfg.update(overrides)
     return TwilioConfig(**cfg)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import asyncio
 import json
 import os
@@ -12,7 +10,8 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -33,20 +32,35 @@ SENT = {"sent"}
 
 
 def make_stack(data: Path) -> DevStack:
-    ports = Ports(temporal=free_port(), ui=free_port(), smtp=free_port(), simulator=free_port(), gateway=free_port())
-    return DevStack(data_dir=data, ports=ports, headless=True,
-                    env_overrides={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")})
+    ports = Ports(
+        temporal=free_port(), ui=free_port(), smtp=free_port(), simulator=free_port(), gateway=free_port()
+    )
+    return DevStack(
+        data_dir=data,
+        ports=ports,
+        headless=True,
+        env_overrides={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")},
+    )
 
 
 async def connect(stack: DevStack) -> SentinelClient:
-    return await SentinelClient.connect(Settings(_env_file=None, temporal_address=f"127.0.0.1:{stack.ports.temporal}"))
+    return await SentinelClient.connect(
+        Settings(_env_file=None, temporal_address=f"127.0.0.1:{stack.ports.temporal}")
+    )
 
 
 def request_for(wid: str, user: str | None = None) -> WithdrawalRequest:
     # one user per withdrawal: the notice policy's per-user cap and inhibition stay out of the way
     return WithdrawalRequest(
-        withdrawal_id=wid, user_id=user or f"u-{wid}", amount="66.60", currency="CNY", channel="generic",
-        bank_code="CMB", card_last4="4321", payee_ref="vault:tok_fault", locale="zh-CN",
+        withdrawal_id=wid,
+        user_id=user or f"u-{wid}",
+        amount="66.60",
+        currency="CNY",
+        channel="generic",
+        bank_code="CMB",
+        card_last4="4321",
+        payee_ref="vault:tok_fault",
+        locale="zh-CN",
         contact=Contact(email=f"{wid.lower()}@example.com"),
     )
 
@@ -80,21 +94,27 @@ async def script(sim_url: str, wid: str, body: dict) -> None:
 
 
 #: the order stays PROCESSING for an hour: only the callbacks the test sends decide it
-PROCESSING_ONLY = {"steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 3600, "status": "PROCESSING"}]}
+PROCESSING_ONLY = {
+    "steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 3600, "status": "PROCESSING"}]
+}
 
 
-def callback_body(order_id: str, event_id: str, status: str, code: str | None = None,
-                  occurred_at: datetime | None = None) -> bytes:
-    at = (occurred_at or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z")
-    return json.dumps({"event_id": event_id, "order_id": order_id, "status": status, "code": code,
-                       "occurred_at": at}).encode()
+def callback_body(
+    order_id: str, event_id: str, status: str, code: str | None = None, occurred_at: datetime | None = None
+) -> bytes:
+    at = (occurred_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+    return json.dumps(
+        {"event_id": event_id, "order_id": order_id, "status": status, "code": code, "occurred_at": at}
+    ).encode()
 
 
 def signed(body: bytes, secret: str = DEV_SECRET) -> dict[str, str]:
     return {SIGNATURE_HEADER: sign(secret, body, int(time.time())), "Content-Type": "application/json"}
 
 
-async def post_callback(http: httpx.AsyncClient, gw_url: str, body: bytes, secret: str = DEV_SECRET) -> httpx.Response:
+async def post_callback(
+    http: httpx.AsyncClient, gw_url: str, body: bytes, secret: str = DEV_SECRET
+) -> httpx.Response:
     return await http.post(f"{gw_url}/v1/callbacks/generic", content=body, headers=signed(body, secret))
 
 

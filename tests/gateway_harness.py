@@ -30,6 +30,7 @@ from tests.workflow_harness import make_request, running
 
 HELD = "60000.00"  # CNY: the large_amount risk rule holds it for review (UNDER_REVIEW)
 
+
 @pytest.fixture()
 async def ts_env():
     """A time-skipping test server of its own for each test (about 0.1 s to start),
@@ -93,23 +94,34 @@ class Gateway:
         return bearer(DEV_KEYS[name])
 
     def user(self, user_id: str, *, now: float | None = None, ttl: float = 3600) -> dict[str, str]:
-        token = make_user_token(user_id, self.settings.user_token_secret, self.clock() if now is None else now, ttl)
+        token = make_user_token(
+            user_id, self.settings.user_token_secret, self.clock() if now is None else now, ttl
+        )
         return bearer(token)
 
     # --- calls
-    async def callback(self, body: bytes | dict, *, secret: str | None = None, at: int | None = None,
-                       channel: str = "generic", signature: str | None = None) -> httpx.Response:
+    async def callback(
+        self,
+        body: bytes | dict,
+        *,
+        secret: str | None = None,
+        at: int | None = None,
+        channel: str = "generic",
+        signature: str | None = None,
+    ) -> httpx.Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         header = signature or sign(secret or self.secret, raw, at if at is not None else int(time.time()))
         return await self.http.post(
-            f"/v1/callbacks/{channel}", content=raw,
+            f"/v1/callbacks/{channel}",
+            content=raw,
             headers={SIGNATURE_HEADER: header, "Content-Type": "application/json"},
         )
 
     async def start(self, req: WithdrawalRequest) -> httpx.Response:
         self.started.add(req.withdrawal_id)
-        return await self.http.post("/v1/withdrawals", json=json.loads(req.model_dump_json()),
-                                    headers=self.key("payment-service"))
+        return await self.http.post(
+            "/v1/withdrawals", json=json.loads(req.model_dump_json()), headers=self.key("payment-service")
+        )
 
     async def view(self, wid: str, timeout: float = 15.0) -> StatusOut:
         """The workflow's own (live) answer. On a loaded machine a query now and then misses
@@ -132,7 +144,9 @@ class Gateway:
                 return view
             await asyncio.sleep(0.05)
 
-    async def decide(self, wid: str, who: str, decision: str, reason: str = "checked", **extra) -> httpx.Response:
+    async def decide(
+        self, wid: str, who: str, decision: str, reason: str = "checked", **extra
+    ) -> httpx.Response:
         """A decision through the gateway. In production the gateway and Temporal share one
         clock; here the test server's clock runs ahead once a test skips time, so the
         gateway signs the decision at the test server's time (its token would be expired
@@ -141,8 +155,11 @@ class Gateway:
         if self.env is not None:
             self.clock.offset = (await self.env.get_current_time()).timestamp() - time.time()
         try:
-            return await self.http.post(f"/v1/reviews/{wid}/decision", headers=self.key(who),
-                                        json={"decision": decision, "reason": reason, **extra})
+            return await self.http.post(
+                f"/v1/reviews/{wid}/decision",
+                headers=self.key(who),
+                json={"decision": decision, "reason": reason, **extra},
+            )
         finally:
             self.clock.offset = saved
 
@@ -231,7 +248,9 @@ def _busy(desc) -> bool:
     return bool(raw.pending_activities) or raw.HasField("pending_workflow_task")
 
 
-def event(order_id: str, status: str = "FAILED", code: str | None = "AC04", event_id: str = "evt-1", **extra) -> dict:
+def event(
+    order_id: str, status: str = "FAILED", code: str | None = "AC04", event_id: str = "evt-1", **extra
+) -> dict:
     """A generic-channel callback body (docs/channels/generic.md)."""
     body = {
         "event_id": event_id,

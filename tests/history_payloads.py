@@ -4,7 +4,7 @@ a recorded file), opened with the product's codec: what an operator with the key
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload

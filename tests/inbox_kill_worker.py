@@ -48,7 +48,11 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     repo.STALE_SENDING_S = stale_s
     notices = [NoticeRequest.model_validate(n) for n in json.loads(path.read_text())]
-    fn = next(a for a in build_activities(Settings(_env_file=None)) if getattr(a, "__name__", "") == "deliver_notice")
+    fn = next(
+        a
+        for a in build_activities(Settings(_env_file=None))
+        if getattr(a, "__name__", "") == "deliver_notice"
+    )
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     slots = asyncio.Semaphore(concurrency)

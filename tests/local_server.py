@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
 
@@ -26,7 +27,9 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, host: str = "127.0.0.1", *, lifespan: str = "off", **config: Any) -> AsyncIterator[str]:
+async def serve(
+    app: Any, host: str = "127.0.0.1", *, lifespan: str = "off", **config: Any
+) -> AsyncIterator[str]:
     """Serve ``app`` until the block ends; yields its base URL (``https://`` when
     ``ssl_certfile`` is among the ``config`` keywords, which go to ``uvicorn.Config``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -36,7 +39,12 @@ async def serve(app: Any, host: str = "127.0.0.1", *, lifespan: str = "off", **c
     url = f"{scheme}://{host}:{sock.getsockname()[1]}"
     server = _Server(
         uvicorn.Config(
-            app, log_level="warning", lifespan=lifespan, access_log=False, timeout_graceful_shutdown=1, **config
+            app,
+            log_level="warning",
+            lifespan=lifespan,
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            **config,
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -21,8 +21,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from sentinel.models import ReviewDecision
-from tests.decisions import signed
 from tests.conftest import DEV_CONVERTER, SmtpSink, free_port
+from tests.decisions import signed
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 from workflows import search_attributes as sa
@@ -39,7 +39,9 @@ async def scenario(env, settings, name: str) -> None:
         if name == "large_amount_approved":
             handle = await client.start_withdrawal(make_request(wid, amount="60000.00"))
             await env.sleep(5)
-            await client.review(wid, await signed(env, wid, ReviewDecision(decision="approve", reviewer="rev-1", reason="ok")))
+            await client.review(
+                wid, await signed(env, wid, ReviewDecision(decision="approve", reviewer="rev-1", reason="ok"))
+            )
             await handle.signal("bank_callback", channel.callback(wid, "SUCCEEDED", None, "evt-1"))
         else:
             handle = await client.start_withdrawal(make_request(wid))
@@ -51,7 +53,12 @@ async def scenario(env, settings, name: str) -> None:
             elif name == "risk_hold_rejected":
                 await handle.signal("bank_callback", channel.callback(wid, "HELD", "FR01", "evt-1"))
                 await env.sleep(5)
-                await client.review(wid, await signed(env, wid, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud")))
+                await client.review(
+                    wid,
+                    await signed(
+                        env, wid, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud")
+                    ),
+                )
             elif name == "success_then_return":
                 await handle.signal("bank_callback", channel.callback(wid, "SUCCEEDED", None, "evt-1"))
                 await env.sleep(60)
@@ -71,15 +78,27 @@ async def main() -> None:
         test_server_existing_path=str(beside) if beside.exists() else shutil.which("temporal-test-server"),
         data_converter=DEV_CONVERTER,
     )
-    attrs = {k.name: (IndexedValueType.INDEXED_VALUE_TYPE_BOOL if k is sa.NEEDS_REVIEW
-                      else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD) for k in sa.ALL_KEYS}
+    attrs = {
+        k.name: (
+            IndexedValueType.INDEXED_VALUE_TYPE_BOOL
+            if k is sa.NEEDS_REVIEW
+            else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        )
+        for k in sa.ALL_KEYS
+    }
     await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(namespace="default", search_attributes=attrs))
+        AddSearchAttributesRequest(namespace="default", search_attributes=attrs)
+    )
     tmp = Path(tempfile.mkdtemp())
     settings = make_settings(tmp, sink.port)
     OUT.mkdir(exist_ok=True)
-    for name in ("account_error", "delayed_then_success", "risk_hold_rejected", "success_then_return",
-                 "large_amount_approved"):
+    for name in (
+        "account_error",
+        "delayed_then_success",
+        "risk_hold_rejected",
+        "success_then_return",
+        "large_amount_approved",
+    ):
         await scenario(env, settings, name)
     await env.shutdown()
     controller.stop()

@@ -3,8 +3,8 @@ classification goes through the real catalogue and classifier (``Channel.observe
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from channels.base import CallbackEvent, Channel, ChannelUnavailable
 from sentinel.catalogue import default_catalogue
@@ -29,9 +29,11 @@ class ScriptedChannel(Channel):
         if answer is UNAVAILABLE:
             raise ChannelUnavailable("scripted: channel unavailable")
         status, code = answer
-        return self.observe(order_id, status, code, source, datetime.now(timezone.utc))
+        return self.observe(order_id, status, code, source, datetime.now(UTC))
 
-    async def submit(self, request: WithdrawalRequest, order_id: str, callback_url: str | None) -> Observation:
+    async def submit(
+        self, request: WithdrawalRequest, order_id: str, callback_url: str | None
+    ) -> Observation:
         self.submits.append(order_id)
         return self._answer(self.submit_answers, order_id, "submit")
 
@@ -46,4 +48,4 @@ class ScriptedChannel(Channel):
         return 200, "application/json", b"{}"
 
     def callback(self, order_id: str, status: str, code: str | None, event_id: str) -> Observation:
-        return self.observe(order_id, status, code, "callback", datetime.now(timezone.utc), event_id=event_id)
+        return self.observe(order_id, status, code, "callback", datetime.now(UTC), event_id=event_id)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -58,7 +58,9 @@ class DialectSim:
 
 
 @contextlib.asynccontextmanager
-async def dialect_sim(*dialects, secret: str = "sim-secret", retry_delays=(0.05, 0.1)) -> AsyncIterator[DialectSim]:
+async def dialect_sim(
+    *dialects, secret: str = "sim-secret", retry_delays=(0.05, 0.1)
+) -> AsyncIterator[DialectSim]:
     recv = FastAPI()
     holder: dict[str, DialectSim] = {}
 

@@ -22,23 +22,46 @@ TOKEN = "rcpt-Secret-9f8e7d6c5b4a"
 
 
 def test_redact_keeps_the_route_and_the_query():
-    assert redact(f'"POST /v1/receipts/aliyun/{TOKEN}?x=1 HTTP/1.1" 200') == \
-        f'"POST /v1/receipts/aliyun/{REDACTED}?x=1 HTTP/1.1" 200'
+    assert (
+        redact(f'"POST /v1/receipts/aliyun/{TOKEN}?x=1 HTTP/1.1" 200')
+        == f'"POST /v1/receipts/aliyun/{REDACTED}?x=1 HTTP/1.1" 200'
+    )
     assert redact(f"/v1/receipts/tencent/{TOKEN}") == f"/v1/receipts/tencent/{REDACTED}"
-    assert redact("/v1/receipts/twilio?notice_key=W1/DETECTED/1/sms") == "/v1/receipts/twilio?notice_key=W1/DETECTED/1/sms"
+    assert (
+        redact("/v1/receipts/twilio?notice_key=W1/DETECTED/1/sms")
+        == "/v1/receipts/twilio?notice_key=W1/DETECTED/1/sms"
+    )
 
 
 def test_the_access_log_of_a_receipt_request_does_not_contain_the_secret(tmp_path):  # R22
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
-    env.update(PYTHONPATH=str(ROOT), SENTINEL_DEV_MODE="1", SENTINEL_RECEIPTS_TOKEN=TOKEN,
-               SENTINEL_DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}")
+    env.update(
+        PYTHONPATH=str(ROOT),
+        SENTINEL_DEV_MODE="1",
+        SENTINEL_RECEIPTS_TOKEN=TOKEN,
+        SENTINEL_DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+    )
     log = (tmp_path / "gateway.log").open("w+")
     # --lifespan off: the receipt routes need only the database, not Temporal
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "off"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "gateway.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -3,30 +3,43 @@ hand-made rows whose answers are worked out by hand in the comments."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sentinel.analysis import EventRow, amount_band, analyse, percentiles, to_markdown
 
 #: Monday 2026-11-30 09:00 UTC
-T0 = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
 S = timedelta(seconds=1)
 
 
 def started(wid, at, channel, bank, band, threshold_s=600):
-    return EventRow(wid, "started", at, key=f"started/{wid}", channel=channel, bank_code=bank, amount_band=band,
-                    currency="CNY", delay_threshold_s=threshold_s, status="SUBMITTED")
+    return EventRow(
+        wid,
+        "started",
+        at,
+        key=f"started/{wid}",
+        channel=channel,
+        bank_code=bank,
+        amount_band=band,
+        currency="CNY",
+        delay_threshold_s=threshold_s,
+        status="SUBMITTED",
+    )
 
 
 def status(wid, at, st, category=None, code=None):
-    return EventRow(wid, "status", at, key=f"status/{wid}/{at}", status=st, category=category, reason_code=code)
+    return EventRow(
+        wid, "status", at, key=f"status/{wid}/{at}", status=st, category=category, reason_code=code
+    )
 
 
 def notice(wid, at, stage, channel, seq=1, rung=0):
     key = f"{wid}/{stage}/{seq}/{channel}" + (f"/r{rung}" if rung else "")
-    return EventRow(wid, "notice", at, key=f"notice/{key}", notice_channel=channel, notice_key=key, stage=stage,
-                    rung=rung)
+    return EventRow(
+        wid, "notice", at, key=f"notice/{key}", notice_channel=channel, notice_key=key, stage=stage, rung=rung
+    )
 
 
 def read(wid, at, channel, key):
@@ -34,8 +47,9 @@ def read(wid, at, channel, key):
 
 
 def unmapped(wid, at, code):
-    return EventRow(wid, "unmapped", at, key=f"unmapped/{wid}/{code}", channel="alipay", status="FAIL",
-                    reason_code=code)
+    return EventRow(
+        wid, "unmapped", at, key=f"unmapped/{wid}/{code}", channel="alipay", status="FAIL", reason_code=code
+    )
 
 
 T1 = T0 + timedelta(hours=1)  # Monday 10:00
@@ -79,9 +93,21 @@ ROWS = [
 
 def test_amount_bands_in_the_major_unit():
     # R27: the bands are documented in docs/analysis.md; upper bounds are exclusive
-    assert [amount_band(Decimal(a)) for a in ("0.01", "99.99", "100", "999.9999", "1000", "9999", "10000",
-                                              "99999.99", "100000", "5000000")] == [
-        "<100", "<100", "100-1k", "100-1k", "1k-10k", "1k-10k", "10k-100k", "10k-100k", ">=100k", ">=100k"]
+    assert [
+        amount_band(Decimal(a))
+        for a in (
+            "0.01",
+            "99.99",
+            "100",
+            "999.9999",
+            "1000",
+            "9999",
+            "10000",
+            "99999.99",
+            "100000",
+            "5000000",
+        )
+    ] == ["<100", "<100", "100-1k", "100-1k", "1k-10k", "1k-10k", "10k-100k", "10k-100k", ">=100k", ">=100k"]
 
 
 def test_percentiles_nearest_rank():
@@ -98,16 +124,22 @@ def test_exception_rates_by_dimension_code_and_category():
     assert r["outcomes"] == {"FAILED": 1, "SUCCEEDED": 4}
     rates = r["exception_rates"]
     assert (rates["exceptions"], rates["rate"]) == (3, 0.6)
-    assert rates["by_channel"] == {"alipay": {"withdrawals": 2, "exceptions": 1, "rate": 0.5},
-                                   "generic": {"withdrawals": 3, "exceptions": 2, "rate": 0.6667}}
+    assert rates["by_channel"] == {
+        "alipay": {"withdrawals": 2, "exceptions": 1, "rate": 0.5},
+        "generic": {"withdrawals": 3, "exceptions": 2, "rate": 0.6667},
+    }
     assert rates["by_bank"]["CMB"] == {"withdrawals": 2, "exceptions": 1, "rate": 0.5}
     assert rates["by_amount_band"][">=100k"] == {"withdrawals": 1, "exceptions": 1, "rate": 1.0}
     assert rates["by_amount_band"]["<100"] == {"withdrawals": 1, "exceptions": 0, "rate": 0.0}
-    assert rates["by_hour_of_week"] == {"Mon 09": {"withdrawals": 3, "exceptions": 2, "rate": 0.6667},
-                                        "Mon 10": {"withdrawals": 2, "exceptions": 1, "rate": 0.5}}
+    assert rates["by_hour_of_week"] == {
+        "Mon 09": {"withdrawals": 3, "exceptions": 2, "rate": 0.6667},
+        "Mon 10": {"withdrawals": 2, "exceptions": 1, "rate": 0.5},
+    }
     assert rates["by_code"] == {"AC04": {"withdrawals": 1, "rate": 0.2}}  # W8's P1 is not in the period
-    assert rates["by_category"] == {"ACCOUNT_INFO_ERROR": {"withdrawals": 1, "rate": 0.2},
-                                    "BANK_DELAY": {"withdrawals": 2, "rate": 0.4}}
+    assert rates["by_category"] == {
+        "ACCOUNT_INFO_ERROR": {"withdrawals": 1, "rate": 0.2},
+        "BANK_DELAY": {"withdrawals": 2, "rate": 0.4},
+    }
 
 
 def test_time_to_detect_and_to_notify():
@@ -127,13 +159,17 @@ def test_false_alarm_and_missed_delay_per_bank_and_channel():
     assert fa["by_bank"] == {"ICBC": {"delay_notices": 2, "false_alarms": 1, "rate": 0.5}}
     md = r["missed_delays"]
     assert md["total"] == 1
-    assert md["by_channel"] == {"alipay": {"arrived_late": 1, "missed": 1, "rate": 1.0},
-                                "generic": {"arrived_late": 2, "missed": 0, "rate": 0.0}}
+    assert md["by_channel"] == {
+        "alipay": {"arrived_late": 1, "missed": 1, "rate": 1.0},
+        "generic": {"arrived_late": 2, "missed": 0, "rate": 0.0},
+    }
     assert md["by_bank"]["CMB"] == {"arrived_late": 1, "missed": 1, "rate": 1.0}
     assert analyse(ROWS, false_alarm_margin=timedelta(minutes=15))["false_alarms"]["total"] == 0
     # a longer threshold: W4's 20 min is no longer late
-    slow = [started("W4", T1, "alipay", "CMB", "100-1k", threshold_s=1800) if r.key == "started/W4" else r
-            for r in ROWS]
+    slow = [
+        started("W4", T1, "alipay", "CMB", "100-1k", threshold_s=1800) if r.key == "started/W4" else r
+        for r in ROWS
+    ]
     assert analyse(slow)["missed_delays"]["total"] == 0
     assert "alipay" not in analyse(slow)["missed_delays"]["by_channel"]
 

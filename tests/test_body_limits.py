@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Mapping
+from collections.abc import Mapping
 
 import pytest
 
@@ -70,8 +70,10 @@ async def test_a_declared_length_over_the_limit_is_413_before_a_byte_is_read(gw:
     body = Pulled(30 * MiB)
     resp = await gw.http.post(path, content=body, headers={"Content-Length": str(30 * MiB), **PAY})
     assert resp.status_code == 413, resp.text
-    assert resp.json() == {"error": "request body too large",
-                           "detail": f"this route takes at most {limit} bytes (docs/gateway.md, request size limits)"}
+    assert resp.json() == {
+        "error": "request body too large",
+        "detail": f"this route takes at most {limit} bytes (docs/gateway.md, request size limits)",
+    }
     assert resp.headers["connection"] == "close"
     assert body.pulled == 0
 
@@ -99,7 +101,9 @@ async def test_every_post_documents_413_and_422_in_the_error_model(gw: Gateway):
     assert len(posts) >= 10
     for path, op in posts.items():
         assert "413" in op["responses"], path
-        assert op["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody"), path
+        assert op["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/ErrorBody"
+        ), path
     for path, op in posts.items():
         if "requestBody" in op and "application/json" in op["requestBody"]["content"]:
             assert "422" in op["responses"], path
@@ -107,7 +111,9 @@ async def test_every_post_documents_413_and_422_in_the_error_model(gw: Gateway):
 
 async def test_json_that_is_not_utf8_is_the_documented_422(gw: Gateway):
     body = b'{"withdrawal_id": "W\xff1", "user_id": "u-1"}'
-    resp = await gw.http.post("/v1/withdrawals", content=body, headers={**PAY, "Content-Type": "application/json"})
+    resp = await gw.http.post(
+        "/v1/withdrawals", content=body, headers={**PAY, "Content-Type": "application/json"}
+    )
     assert resp.status_code == 422, resp.text
     [problem] = resp.json()["detail"]
     assert problem["field"] == "body" and "UTF-8" in problem["msg"]
@@ -149,16 +155,22 @@ async def test_signature_check_and_parsing_run_off_the_event_loop(gw: Gateway):
 # --- document uploads -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("documents, why", [
-    (["id_photo", "passport_scan"], "Input should be 'id_photo'"),
-    (["../../etc/passwd"], "id_photo"),
-    (["id_photo", "transaction_proof", "bank_statement", "address_proof", "id_photo"], "at most 4"),
-    ([], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "documents, why",
+    [
+        (["id_photo", "passport_scan"], "Input should be 'id_photo'"),
+        (["../../etc/passwd"], "id_photo"),
+        (["id_photo", "transaction_proof", "bank_statement", "address_proof", "id_photo"], "at most 4"),
+        ([], "at least 1"),
+    ],
+)
 async def test_document_upload_names_known_documents_a_bounded_number_of_times(gw: Gateway, documents, why):
     """R18: only the documents a reviewer can ask for (config/risk_rules.yaml), each once."""
-    resp = await gw.http.post("/v1/withdrawals/W1/documents", headers=gw.user("u-42"),
-                              json={"documents": documents, "reference": "upload-77"})
+    resp = await gw.http.post(
+        "/v1/withdrawals/W1/documents",
+        headers=gw.user("u-42"),
+        json={"documents": documents, "reference": "upload-77"},
+    )
     assert resp.status_code == 422, resp.text
     problems = resp.json()["detail"]
     assert all(p["field"].startswith("documents") for p in problems), problems

@@ -99,7 +99,9 @@ class Row:
 @pytest.fixture(scope="module")
 def table() -> list[Row]:
     if not REFERENCE.is_file():
-        pytest.skip(f"reference table {REFERENCE} is not present in this checkout; coverage cannot be checked")
+        pytest.skip(
+            f"reference table {REFERENCE} is not present in this checkout; coverage cannot be checked"
+        )
     rows = []
     for line in REFERENCE.read_text(encoding="utf-8").splitlines():
         if re.match(r"^\|\s*\d+\s*\|", line):
@@ -162,7 +164,9 @@ def test_code_rows_match_reference_category(table: list[Row], catalogue: Catalog
                 problems.append(f"row {row.number}: {row.channel} {code!r} does not cite the row")
             want = CATEGORY_EXCEPTIONS.get((row.channel, code), (expected, ""))[0]
             if entry.category != want:
-                problems.append(f"row {row.number}: {row.channel} {code!r} is {entry.category.value}, table says {want.value}")
+                problems.append(
+                    f"row {row.number}: {row.channel} {code!r} is {entry.category.value}, table says {want.value}"
+                )
             checked += 1
     assert not problems, "\n".join(problems)
     assert checked >= 150, f"only {checked} codes checked; is the table parser broken?"
@@ -182,15 +186,33 @@ def test_category_exceptions_are_needed(table: list[Row], catalogue: Catalogue) 
 @pytest.mark.parametrize(
     "channel,codes",
     [
-        ("alipay", ["PAYER_STATUS_ERROR", "PAYCARD_UNABLE_PAYMENT", "PAYER_CERTIFY_CHECK_FAIL", "PAYER_PERMLIMIT_CHECK_FAILURE"]),
+        (
+            "alipay",
+            [
+                "PAYER_STATUS_ERROR",
+                "PAYCARD_UNABLE_PAYMENT",
+                "PAYER_CERTIFY_CHECK_FAIL",
+                "PAYER_PERMLIMIT_CHECK_FAILURE",
+            ],
+        ),
         ("wechat", ["PARAM_ERROR", "SIGN_ERROR", "CA_ERROR", "XML_ERROR", "PARAM_IS_NOT_UTF8"]),
-        ("wechat", ["TRANSFER_SCENE_UNAVAILABLE", "TRANSFER_SCENE_INVALID", "RECEIVE_ACCOUNT_NOT_CONFIGURE", "RECEIVE_ACCOUNT_NOT_PERMMIT"]),
+        (
+            "wechat",
+            [
+                "TRANSFER_SCENE_UNAVAILABLE",
+                "TRANSFER_SCENE_INVALID",
+                "RECEIVE_ACCOUNT_NOT_CONFIGURE",
+                "RECEIVE_ACCOUNT_NOT_PERMMIT",
+            ],
+        ),
         ("unionpay", ["10", "11", "13"]),
         ("unionpay", ["60", "62", "68"]),
         ("alipay", ["40004", "SYSTEM_ERROR"]),
     ],
 )
-def test_multi_code_rows_have_one_entry_per_code(catalogue: Catalogue, channel: str, codes: list[str]) -> None:
+def test_multi_code_rows_have_one_entry_per_code(
+    catalogue: Catalogue, channel: str, codes: list[str]
+) -> None:
     for code in codes:
         assert catalogue.lookup(channel, code) is not None, f"{channel} {code}"
 
@@ -465,4 +487,3 @@ def test_shipped_files_reload_from_a_copy(tmp_path: Path) -> None:
     for path in CODES_DIR.glob("*.yaml"):
         (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     assert load_catalogue(tmp_path) == default_catalogue()
-

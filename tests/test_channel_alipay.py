@@ -11,7 +11,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -57,9 +57,11 @@ def _private_pem(key: rsa.RSAPrivateKey) -> str:
 
 
 def _public_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def _bare_base64(pem: str) -> str:
@@ -129,12 +131,27 @@ class FakeAlipay:
         self.script.setdefault(method, []).extend(answers)
 
     def problems(self, params: dict[str, str]) -> str | None:
-        for name in ("app_id", "method", "format", "charset", "sign_type", "timestamp", "version", "biz_content", "sign"):
+        for name in (
+            "app_id",
+            "method",
+            "format",
+            "charset",
+            "sign_type",
+            "timestamp",
+            "version",
+            "biz_content",
+            "sign",
+        ):
             if not params.get(name):
                 return f"isv.missing-{name.replace('_', '-')}"
         if params["app_id"] != APP_ID:
             return "isv.invalid-app-id"
-        if (params["format"], params["charset"], params["sign_type"], params["version"]) != ("JSON", "utf-8", "RSA2", "1.0"):
+        if (params["format"], params["charset"], params["sign_type"], params["version"]) != (
+            "JSON",
+            "utf-8",
+            "RSA2",
+            "1.0",
+        ):
             return "isv.invalid-parameter"
         try:
             sent = datetime.strptime(params["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
@@ -183,7 +200,9 @@ class FakeAlipay:
             text = f'{{\n  "{key}" : {inner} ,\n  "sign" : "{sign}"\n}}'
         else:
             text = f'{{"{key}":{inner},"sign":"{sign}"}}'
-        return Response(text.encode("utf-8"), status_code=answer.http_status, media_type="text/html;charset=utf-8")
+        return Response(
+            text.encode("utf-8"), status_code=answer.http_status, media_type="text/html;charset=utf-8"
+        )
 
     def build(self) -> FastAPI:
         app = FastAPI()
@@ -200,12 +219,16 @@ class FakeAlipay:
             if problem is not None:
                 return self.render(
                     method or "error",
-                    Scripted({"code": "40002", "msg": "Invalid Arguments", "sub_code": problem, "sub_msg": "x"}),
+                    Scripted(
+                        {"code": "40002", "msg": "Invalid Arguments", "sub_code": problem, "sub_msg": "x"}
+                    ),
                 )
             self.requests.append(params)
             queue = self.script.get(method) or []
             if not queue:
-                return self.render(method, Scripted({"code": "20000", "msg": "Service Currently Unavailable"}))
+                return self.render(
+                    method, Scripted({"code": "20000", "msg": "Service Currently Unavailable"})
+                )
             answer = queue.pop(0)
             if answer.node is None:
                 return Response(b"upstream error", status_code=answer.http_status)
@@ -308,7 +331,9 @@ def test_top_level_spans_give_the_exact_signed_text():
 # --- submit --------------------------------------------------------------------------------------
 
 
-async def test_submit_success_sends_a_signed_request_alipay_accepts(alipay: AlipayChannel, provider: FakeAlipay):
+async def test_submit_success_sends_a_signed_request_alipay_accepts(
+    alipay: AlipayChannel, provider: FakeAlipay
+):
     provider.then(TRANSFER, Scripted(transfer_ok("W2001")))
     obs = await alipay.submit(withdrawal(amount=Decimal("1234.5"), card_last4="9876"), "W2001", CALLBACK)
     assert (obs.raw_status, obs.raw_code, obs.source, obs.channel) == ("SUCCESS", None, "submit", "alipay")
@@ -325,7 +350,9 @@ async def test_submit_success_sends_a_signed_request_alipay_accepts(alipay: Alip
     assert b"9876" not in provider.raw_bodies[0]
 
 
-async def test_submit_dealing_is_processing_and_spaced_json_still_verifies(alipay: AlipayChannel, provider: FakeAlipay):
+async def test_submit_dealing_is_processing_and_spaced_json_still_verifies(
+    alipay: AlipayChannel, provider: FakeAlipay
+):
     provider.then(TRANSFER, Scripted(transfer_ok("W2001", "DEALING"), spaced=True))
     obs = await alipay.submit(withdrawal(), "W2001", CALLBACK)
     assert obs.raw_status == "DEALING" and obs.classification.state == PayoutState.PROCESSING
@@ -354,14 +381,18 @@ async def test_submit_resolves_the_payee_through_the_vault(provider: FakeAlipay,
     "answer",
     [
         Scripted({"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error"}),
-        Scripted({"code": "40004", "msg": "Business Failed", "sub_code": "SYSTEM_ERROR", "sub_msg": "系统繁忙"}),
+        Scripted(
+            {"code": "40004", "msg": "Business Failed", "sub_code": "SYSTEM_ERROR", "sub_msg": "系统繁忙"}
+        ),
         Scripted({"code": "40004", "msg": "Business Failed"}),
         Scripted(None, http_status=500),
         Scripted(None, http_status=502),
     ],
     ids=["20000", "40004-SYSTEM_ERROR", "40004-no-sub-code", "http-500", "http-502"],
 )
-async def test_submit_unknown_outcome_is_channel_unavailable(alipay: AlipayChannel, provider: FakeAlipay, answer):
+async def test_submit_unknown_outcome_is_channel_unavailable(
+    alipay: AlipayChannel, provider: FakeAlipay, answer
+):
     provider.then(TRANSFER, answer)
     with pytest.raises(ChannelUnavailable):
         await alipay.submit(withdrawal(), "W2001", CALLBACK)
@@ -370,7 +401,14 @@ async def test_submit_unknown_outcome_is_channel_unavailable(alipay: AlipayChann
 async def test_submit_business_failure_is_classified(alipay: AlipayChannel, provider: FakeAlipay):
     provider.then(
         TRANSFER,
-        Scripted({"code": "40004", "msg": "Business Failed", "sub_code": "PAYEE_USER_INFO_ERROR", "sub_msg": "姓名不匹配"}),
+        Scripted(
+            {
+                "code": "40004",
+                "msg": "Business Failed",
+                "sub_code": "PAYEE_USER_INFO_ERROR",
+                "sub_msg": "姓名不匹配",
+            }
+        ),
     )
     obs = await alipay.submit(withdrawal(), "W2001", CALLBACK)
     assert (obs.raw_status, obs.raw_code) == ("FAIL", "PAYEE_USER_INFO_ERROR")
@@ -380,18 +418,25 @@ async def test_submit_business_failure_is_classified(alipay: AlipayChannel, prov
 
 
 async def test_submit_payer_balance_is_a_payer_side_limit(alipay: AlipayChannel, provider: FakeAlipay):
-    provider.then(TRANSFER, Scripted({"code": "40004", "msg": "Business Failed", "sub_code": "PAYER_BALANCE_NOT_ENOUGH"}))
+    provider.then(
+        TRANSFER,
+        Scripted({"code": "40004", "msg": "Business Failed", "sub_code": "PAYER_BALANCE_NOT_ENOUGH"}),
+    )
     obs = await alipay.submit(withdrawal(), "W2001", CALLBACK)
     assert obs.classification.category == ExceptionCategory.BALANCE_OR_LIMIT
     assert obs.classification.subtype == "payer-funds"
 
 
 async def test_invalid_parameters_are_our_bug(alipay: AlipayChannel, provider: FakeAlipay):
-    provider.then(TRANSFER, Scripted({"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-parameter"}))
+    provider.then(
+        TRANSFER, Scripted({"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-parameter"})
+    )
     with pytest.raises(ChannelRejectedRequest):
         await alipay.submit(withdrawal(), "W2001", CALLBACK)
     # the gateway may answer request errors unsigned, under error_response
-    provider.then(TRANSFER, Scripted({"code": "40002", "msg": "Invalid Arguments"}, key="error_response", unsigned=True))
+    provider.then(
+        TRANSFER, Scripted({"code": "40002", "msg": "Invalid Arguments"}, key="error_response", unsigned=True)
+    )
     with pytest.raises(ChannelRejectedRequest):
         await alipay.submit(withdrawal(), "W2001", CALLBACK)
 
@@ -441,7 +486,9 @@ async def test_unreachable_gateway_is_unavailable(keys: Keys):
     "mode",
     ["tamper", "unsigned", "other-key"],
 )
-async def test_untrusted_answers_are_unavailable(alipay: AlipayChannel, provider: FakeAlipay, keys: Keys, mode: str):
+async def test_untrusted_answers_are_unavailable(
+    alipay: AlipayChannel, provider: FakeAlipay, keys: Keys, mode: str
+):
     answer = Scripted(
         transfer_ok("W2001", "DEALING"),
         tamper=mode == "tamper",
@@ -476,7 +523,13 @@ async def test_answer_about_another_order_is_unavailable(alipay: AlipayChannel, 
     ],
 )
 async def test_query_each_status(alipay: AlipayChannel, provider: FakeAlipay, status, code, state, category):
-    node = {"code": "10000", "msg": "Success", "out_biz_no": "W2001", "order_id": "2026010111", "status": status}
+    node = {
+        "code": "10000",
+        "msg": "Success",
+        "out_biz_no": "W2001",
+        "order_id": "2026010111",
+        "status": status,
+    }
     if code:
         node.update(error_code=code, fail_reason="收款方信息有误")
     provider.then(QUERY, Scripted(node))
@@ -485,10 +538,16 @@ async def test_query_each_status(alipay: AlipayChannel, provider: FakeAlipay, st
     assert obs.classification.state == state
     assert obs.classification.category == category
     biz = json.loads(provider.requests[0]["biz_content"])
-    assert biz == {"out_biz_no": "W2001", "product_code": "TRANS_ACCOUNT_NO_PWD", "biz_scene": "DIRECT_TRANSFER"}
+    assert biz == {
+        "out_biz_no": "W2001",
+        "product_code": "TRANS_ACCOUNT_NO_PWD",
+        "biz_scene": "DIRECT_TRANSFER",
+    }
 
 
-async def test_query_order_not_exist_is_not_found_never_a_failure(alipay: AlipayChannel, provider: FakeAlipay):
+async def test_query_order_not_exist_is_not_found_never_a_failure(
+    alipay: AlipayChannel, provider: FakeAlipay
+):
     provider.then(QUERY, Scripted({"code": "40004", "msg": "Business Failed", "sub_code": "ORDER_NOT_EXIST"}))
     obs = await alipay.query("W2001")
     assert obs.raw_status == "NOT_FOUND" and obs.classification.state == PayoutState.UNKNOWN
@@ -545,7 +604,9 @@ async def test_valid_notify_parses_and_classifies(alipay: AlipayChannel, keys: K
     assert event.event_id == params["notify_id"]
     assert (event.order_id, event.raw_status, event.raw_code) == ("W2001", "FAIL", "PAYEE_USER_INFO_ERROR")
     assert abs(event.occurred_at.timestamp() - int(params["utc_timestamp"]) / 1000) < 0.01
-    obs = alipay.observe(event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id)
+    obs = alipay.observe(
+        event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id
+    )
     assert obs.classification.category == ExceptionCategory.ACCOUNT_INFO_ERROR
 
 
@@ -616,11 +677,13 @@ async def test_unauthenticated_notifies_are_401(alipay: AlipayChannel, keys: Key
 
 
 @pytest.mark.parametrize("field", ["utc_timestamp", "notify_time"])
-async def test_a_notify_dated_in_the_future_is_401(alipay: AlipayChannel, keys: Keys, field: str):  # R11, issue #11
+async def test_a_notify_dated_in_the_future_is_401(
+    alipay: AlipayChannel, keys: Keys, field: str
+):  # R11, issue #11
     """Correctly signed, but dated an hour ahead of our clock: refused with the reason (the
     48 h window of notify_tolerance_s is for late redeliveries, not for the future). One
     dated a minute ahead is clock skew and accepted (skew allowed: 300 s by default)."""
-    now = datetime(2026, 11, 27, 8, 0, 0, tzinfo=timezone.utc).timestamp()  # pinned
+    now = datetime(2026, 11, 27, 8, 0, 0, tzinfo=UTC).timestamp()  # pinned
 
     def dated(seconds_ahead: int) -> bytes:
         params = notify_params()
@@ -638,12 +701,16 @@ async def test_a_notify_dated_in_the_future_is_401(alipay: AlipayChannel, keys: 
     event = alipay.parse_callback(FORM, dated(60), now)
     assert event.occurred_at.timestamp() == now + 60
     # the skew allowed is the adapter's setting (SENTINEL_CALLBACK_TOLERANCE_S)
-    strict = AlipayChannel(default_catalogue(), make_config(keys, "http://127.0.0.1:9", notify_future_skew_s=30))
+    strict = AlipayChannel(
+        default_catalogue(), make_config(keys, "http://127.0.0.1:9", notify_future_skew_s=30)
+    )
     with pytest.raises(CallbackRejected):
         strict.parse_callback(FORM, dated(60), now)
 
 
-@pytest.mark.parametrize("case", ["biz-not-json", "no-out-biz-no", "no-notify-id", "bad-charset", "not-a-form", "other-message"])
+@pytest.mark.parametrize(
+    "case", ["biz-not-json", "no-out-biz-no", "no-notify-id", "bad-charset", "not-a-form", "other-message"]
+)
 async def test_malformed_notifies_are_400(alipay: AlipayChannel, keys: Keys, case: str):
     params = notify_params()
     if case == "biz-not-json":

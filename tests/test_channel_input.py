@@ -24,8 +24,8 @@ from tests.test_channel_alipay import notify_params, signed_notify
 from tests.test_channel_iso20022 import pacs002
 from tests.test_channel_iso20022 import signed as iso_signed
 from tests.test_channel_stripe import payout_event, webhook
-from tests.test_channel_wechatpay import signed_headers
 from tests.test_channel_wechatpay import notify as wechat_notify
+from tests.test_channel_wechatpay import signed_headers
 from tests.test_native_callbacks import Keys, keys, settings_for  # noqa: F401  (keys: fixture)
 
 
@@ -53,7 +53,9 @@ def wechat_signed(keys: Keys, body: bytes) -> dict[str, str]:
 
 def alipay_notify(keys: Keys, biz_content: str) -> tuple[dict[str, str], bytes]:
     params = {**notify_params(), "biz_content": biz_content}
-    return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, signed_notify(keys.alipay, params)
+    return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, signed_notify(
+        keys.alipay, params
+    )
 
 
 def unreadable_cases(gw: Gateway, keys: Keys):
@@ -70,14 +72,23 @@ def unreadable_cases(gw: Gateway, keys: Keys):
     yield "alipay", *alipay_notify(keys, deep_json(2000)), "biz_content is " + TOO_DEEP
     yield "alipay", *alipay_notify(keys, GBK_XML.decode("gbk")), "biz_content is not valid JSON"
     yield "iso20022", iso_signed(GBK_XML), GBK_XML, "declares encoding 'GBK'; only UTF-8 is accepted"
-    utf16 = pacs002([("W1", "RJCT", "AC04")]).decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    utf16 = (
+        pacs002([("W1", "RJCT", "AC04")])
+        .decode()
+        .replace('encoding="UTF-8"', 'encoding="UTF-16"')
+        .encode("utf-16")
+    )
     yield "iso20022", iso_signed(utf16), utf16, "only UTF-8 is accepted"
     deep_xml = b"<Document>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</Document>"
     yield "iso20022", iso_signed(deep_xml), deep_xml, "elements nested deeper than 32 levels"
-    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-              b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><Document>&lol2;</Document>')
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><Document>&lol2;</Document>'
+    )
     yield "iso20022", iso_signed(laughs), laughs, "DOCTYPE is not allowed"
-    xxe = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>'
+    xxe = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>'
+    )
     yield "iso20022", iso_signed(xxe), xxe, "DOCTYPE is not allowed"
 
 
@@ -123,5 +134,6 @@ def test_a_gbk_alipay_notify_is_still_read(gw: Gateway, keys: Keys):
     params["charset"] = "gbk"
     body = signed_notify(keys.alipay, params, charset="gbk")
     event = gw.app.state.channels["alipay"].parse_callback(
-        {"Content-Type": "application/x-www-form-urlencoded; charset=gbk"}, body, time.time())
+        {"Content-Type": "application/x-www-form-urlencoded; charset=gbk"}, body, time.time()
+    )
     assert event.order_id == "W-GBK-1" and event.raw_code == "PAYEE_USER_INFO_ERROR"

@@ -48,9 +48,30 @@ _ids = itertools.count(1)
 
 #: The XSD sequence of CdtTrfTxInf (pacs.008.001.08) for the elements we may send.
 CDT_TRF_ORDER = [
-    "PmtId", "PmtTpInf", "IntrBkSttlmAmt", "IntrBkSttlmDt", "SttlmPrty", "InstdAmt", "XchgRate", "ChrgBr",
-    "ChrgsInf", "InstgAgt", "InstdAgt", "UltmtDbtr", "InitgPty", "Dbtr", "DbtrAcct", "DbtrAgt", "DbtrAgtAcct",
-    "CdtrAgt", "CdtrAgtAcct", "Cdtr", "CdtrAcct", "UltmtCdtr", "Purp", "RmtInf",
+    "PmtId",
+    "PmtTpInf",
+    "IntrBkSttlmAmt",
+    "IntrBkSttlmDt",
+    "SttlmPrty",
+    "InstdAmt",
+    "XchgRate",
+    "ChrgBr",
+    "ChrgsInf",
+    "InstgAgt",
+    "InstdAgt",
+    "UltmtDbtr",
+    "InitgPty",
+    "Dbtr",
+    "DbtrAcct",
+    "DbtrAgt",
+    "DbtrAgtAcct",
+    "CdtrAgt",
+    "CdtrAgtAcct",
+    "Cdtr",
+    "CdtrAcct",
+    "UltmtCdtr",
+    "Purp",
+    "RmtInf",
 ]
 MINOR_UNITS = {"EUR": 2, "USD": 2, "JPY": 0, "KWD": 3}
 UETR = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$")
@@ -60,7 +81,9 @@ def new_order_id() -> str:
     return f"E2E{int(time.time())}x{next(_ids)}"
 
 
-def withdrawal(order_id: str, amount: str = "1250", currency: str = "EUR", bank_code: str = "COBADEFFXXX") -> WithdrawalRequest:
+def withdrawal(
+    order_id: str, amount: str = "1250", currency: str = "EUR", bank_code: str = "COBADEFFXXX"
+) -> WithdrawalRequest:
     return WithdrawalRequest(
         withdrawal_id=order_id[:30],
         user_id="U1",
@@ -100,14 +123,20 @@ def pacs002(
         if status:
             parts.append(f"<TxSts>{status}</TxSts>")
         if code:
-            parts.append(f"<StsRsnInf><Orgtr><Nm>Bank</Nm></Orgtr><Rsn><Cd>{code}</Cd></Rsn><AddtlInf>see code</AddtlInf></StsRsnInf>")
+            parts.append(
+                f"<StsRsnInf><Orgtr><Nm>Bank</Nm></Orgtr><Rsn><Cd>{code}</Cd></Rsn><AddtlInf>see code</AddtlInf></StsRsnInf>"
+            )
         parts.append("</TxInfAndSts>")
     parts.append("</FIToFIPmtStsRpt></Document>")
     return "".join(parts).encode()
 
 
 def pacs004(
-    txs: list[tuple[str, str | None, str, str]], *, version: str = "09", msg_id: str | None = None, created: str = "2026-11-28T08:30:00+01:00"
+    txs: list[tuple[str, str | None, str, str]],
+    *,
+    version: str = "09",
+    msg_id: str | None = None,
+    created: str = "2026-11-28T08:30:00+01:00",
 ) -> bytes:
     """txs: (OrgnlEndToEndId, return reason code, amount text, currency)."""
     parts = [
@@ -126,7 +155,10 @@ def pacs004(
 
 
 def signed(body: bytes, secret: str = BANK_SECRET, t: int | None = None) -> dict[str, str]:
-    return {SIGNATURE_HEADER: sign(secret, body, int(time.time()) if t is None else t), "Content-Type": "application/xml"}
+    return {
+        SIGNATURE_HEADER: sign(secret, body, int(time.time()) if t is None else t),
+        "Content-Type": "application/xml",
+    }
 
 
 # --- a local bank -----------------------------------------------------------------------
@@ -261,7 +293,9 @@ async def channel(bank):
 
 def observe(channel: Iso20022Channel, headers: dict[str, str], body: bytes):
     event = channel.parse_callback(headers, body, time.time())
-    return event, channel.observe(event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id)
+    return event, channel.observe(
+        event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id
+    )
 
 
 # --- submit -----------------------------------------------------------------------------
@@ -269,11 +303,15 @@ def observe(channel: Iso20022Channel, headers: dict[str, str], body: bytes):
 
 async def test_submit_sends_a_valid_pacs008(bank, channel):
     order_id = new_order_id()
-    obs = await channel.submit(withdrawal(order_id, "1250", "EUR"), order_id, "https://sentinel.example/v1/callbacks/iso20022")
+    obs = await channel.submit(
+        withdrawal(order_id, "1250", "EUR"), order_id, "https://sentinel.example/v1/callbacks/iso20022"
+    )
     assert obs.source == "submit" and obs.raw_status == "ACTC"
     assert obs.classification.state == PayoutState.SUBMITTED
     got = bank.received[order_id]
-    assert got["amount_text"] == "1250.00" and got["amount"] == Decimal("1250.00") and got["currency"] == "EUR"
+    assert (
+        got["amount_text"] == "1250.00" and got["amount"] == Decimal("1250.00") and got["currency"] == "EUR"
+    )
     assert isinstance(got["amount"], Decimal)
     assert got["creditor_account"] == "vault:tok_8f2"
     assert got["debtor_agent"] == "DEUTDEFFXXX"
@@ -281,7 +319,9 @@ async def test_submit_sends_a_valid_pacs008(bank, channel):
     assert got["callback"] == "https://sentinel.example/v1/callbacks/iso20022"
 
 
-@pytest.mark.parametrize(("amount", "currency", "text"), [("1250", "JPY", "1250"), ("1.5", "KWD", "1.500"), ("0.1", "USD", "0.10")])
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"), [("1250", "JPY", "1250"), ("1.5", "KWD", "1.500"), ("0.1", "USD", "0.10")]
+)
 async def test_amounts_carry_the_currency_minor_units(bank, channel, amount, currency, text):
     order_id = new_order_id()
     await channel.submit(withdrawal(order_id, amount, currency), order_id, None)
@@ -299,7 +339,9 @@ async def test_a_bank_code_that_is_not_a_bic_goes_as_other_id(bank, channel):
     ("order_id", "amount", "currency"),
     [("E2E-too-many-decimals", "12.345", "EUR"), ("E2E-yen-cents", "10.5", "JPY"), ("E" * 36, "10", "EUR")],
 )
-async def test_what_does_not_fit_a_pacs008_is_refused_before_sending(bank, channel, order_id, amount, currency):
+async def test_what_does_not_fit_a_pacs008_is_refused_before_sending(
+    bank, channel, order_id, amount, currency
+):
     posts = bank.posts
     with pytest.raises(ChannelRejectedRequest):
         await channel.submit(withdrawal(order_id, amount, currency), order_id, None)
@@ -374,9 +416,21 @@ async def test_unreachable_bank_is_unknown():
     [
         (lambda e: pacs002([(e, "ACSP", None)]), PayoutState.PROCESSING, None),
         (lambda e: pacs002([(e, "ACCC", None)], version="12"), PayoutState.SUCCEEDED, None),
-        (lambda e: pacs002([(e, "RJCT", "AC04")], version="08"), PayoutState.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR),
-        (lambda e: pacs002([("OTHER1", "ACCC", None), (e, "PDNG", "TM01")]), PayoutState.PROCESSING, ExceptionCategory.BANK_DELAY),
-        (lambda e: pacs004([(e, "AC04", "1250.00", "EUR")]), PayoutState.RETURNED, ExceptionCategory.ACCOUNT_INFO_ERROR),
+        (
+            lambda e: pacs002([(e, "RJCT", "AC04")], version="08"),
+            PayoutState.FAILED,
+            ExceptionCategory.ACCOUNT_INFO_ERROR,
+        ),
+        (
+            lambda e: pacs002([("OTHER1", "ACCC", None), (e, "PDNG", "TM01")]),
+            PayoutState.PROCESSING,
+            ExceptionCategory.BANK_DELAY,
+        ),
+        (
+            lambda e: pacs004([(e, "AC04", "1250.00", "EUR")]),
+            PayoutState.RETURNED,
+            ExceptionCategory.ACCOUNT_INFO_ERROR,
+        ),
     ],
 )
 async def test_query_reads_the_status_report(bank, channel, document, state, category):
@@ -411,8 +465,13 @@ async def test_query_answers_that_cannot_be_read_are_unknown(bank, channel):
 def test_pacs002_rjct_ac04_is_failed_account_info(channel):
     body = pacs002([("W1001", "RJCT", "AC04")], msg_id="BANKMSG1", created="2026-11-27T10:00:00+08:00")
     event, obs = observe(channel, signed(body), body)
-    assert (event.event_id, event.order_id, event.raw_status, event.raw_code) == ("BANKMSG1/W1001", "W1001", "RJCT", "AC04")
-    assert event.occurred_at == dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.timezone.utc)
+    assert (event.event_id, event.order_id, event.raw_status, event.raw_code) == (
+        "BANKMSG1/W1001",
+        "W1001",
+        "RJCT",
+        "AC04",
+    )
+    assert event.occurred_at == dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
     assert obs.classification.state == PayoutState.FAILED
     assert obs.classification.category == ExceptionCategory.ACCOUNT_INFO_ERROR
 
@@ -435,7 +494,7 @@ def test_pacs004_with_ac04_is_returned(channel, version):
     body = pacs004([("W1001", "AC04", "1250.00", "EUR")], version=version, msg_id="RTR77")
     event, obs = observe(channel, signed(body), body)
     assert (event.event_id, event.raw_status, event.raw_code) == ("RTR77/W1001", "pacs.004", "AC04")
-    assert event.occurred_at == dt.datetime(2026, 11, 28, 7, 30, tzinfo=dt.timezone.utc)
+    assert event.occurred_at == dt.datetime(2026, 11, 28, 7, 30, tzinfo=dt.UTC)
     assert obs.classification.state == PayoutState.RETURNED
     assert obs.classification.category == ExceptionCategory.ACCOUNT_INFO_ERROR
 
@@ -456,7 +515,7 @@ def test_prefixed_namespaces_and_naive_times_are_read(channel):
     ).encode()
     event, obs = observe(channel, signed(body), body)
     assert event.raw_code == "X99"  # proprietary: unmapped, goes to a manual check
-    assert event.occurred_at == dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.timezone.utc)
+    assert event.occurred_at == dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
     assert obs.classification.state == PayoutState.FAILED and obs.classification.mapped is False
 
 
@@ -599,20 +658,24 @@ async def test_callbacks_over_http_and_the_ack(channel):
         except CallbackRejected as rejected:
             return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
         status, content_type, body = channel.ack()
-        return Response(body, status_code=status, media_type=content_type, headers={"X-Events": str(len(events))})
+        return Response(
+            body, status_code=status, media_type=content_type, headers={"X-Events": str(len(events))}
+        )
 
     async with serve(app) as base, httpx.AsyncClient() as client:
         url = base + "/v1/callbacks/iso20022"
         body = pacs002([("W1", "ACCC", None), ("W2", "ACSP", None)])
         ok = await client.post(url, content=body, headers=signed(body))
         assert ok.status_code == 200 and ok.json() == {"received": True} and ok.headers["x-events"] == "2"
-        assert (await client.post(url, content=BILLION_LAUGHS, headers=signed(BILLION_LAUGHS))).status_code == 400
+        assert (
+            await client.post(url, content=BILLION_LAUGHS, headers=signed(BILLION_LAUGHS))
+        ).status_code == 400
         assert (await client.post(url, content=body, headers=signed(body, secret="x"))).status_code == 401
 
 
 def _cert(subject: str, key, issuer_cert=None, issuer_key=None, *, ca: bool = False, server: bool = False):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -637,7 +700,8 @@ def _cert(subject: str, key, issuer_cert=None, issuer_key=None, *, ca: bool = Fa
             import ipaddress
 
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
             )
     return builder.sign(issuer_key if issuer_key is not None else key, hashes.SHA256())
 
@@ -647,7 +711,9 @@ def _write(path: Path, cert=None, key=None) -> str:
     if cert is not None:
         data += cert.public_bytes(serialization.Encoding.PEM)
     if key is not None:
-        data += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        data += key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     path.write_bytes(data)
     return str(path)
 

@@ -36,7 +36,9 @@ def new_order_id() -> str:
     return f"WS{int(time.time())}x{next(_ids)}"
 
 
-def withdrawal(order_id: str, amount: str = "12.34", currency: str = "USD", payee_ref: str = "ba_1Sentinel") -> WithdrawalRequest:
+def withdrawal(
+    order_id: str, amount: str = "12.34", currency: str = "USD", payee_ref: str = "ba_1Sentinel"
+) -> WithdrawalRequest:
     return WithdrawalRequest(
         withdrawal_id=order_id,
         user_id="U1",
@@ -93,12 +95,21 @@ class FakeStripe:
             self.posts.append({"params": params, "key": key, "raw": raw})
             for name in params:
                 if name not in self.ALLOWED and not name.startswith("metadata["):
-                    return _stripe_error(400, "invalid_request_error", f"Received unknown parameter: {name}", "parameter_unknown")
+                    return _stripe_error(
+                        400,
+                        "invalid_request_error",
+                        f"Received unknown parameter: {name}",
+                        "parameter_unknown",
+                    )
             if not params.get("amount", "").isdigit() or int(params["amount"]) <= 0:
-                return _stripe_error(400, "invalid_request_error", "Invalid positive integer", "parameter_invalid_integer")
+                return _stripe_error(
+                    400, "invalid_request_error", "Invalid positive integer", "parameter_invalid_integer"
+                )
             currency = params.get("currency", "")
             if len(currency) != 3 or currency != currency.lower():
-                return _stripe_error(400, "invalid_request_error", "Invalid currency", "parameter_invalid_string")
+                return _stripe_error(
+                    400, "invalid_request_error", "Invalid currency", "parameter_invalid_string"
+                )
             if not params.get("destination"):
                 return _stripe_error(400, "invalid_request_error", "Missing destination", "parameter_missing")
             if key is not None and key in self.idempotency:
@@ -141,7 +152,9 @@ class FakeStripe:
                 return unauthorized()
             payout = self.payouts.get(payout_id)
             if payout is None:
-                return _stripe_error(404, "invalid_request_error", f"No such payout: '{payout_id}'", "resource_missing")
+                return _stripe_error(
+                    404, "invalid_request_error", f"No such payout: '{payout_id}'", "resource_missing"
+                )
             return JSONResponse(payout)
 
         @self.app.get("/v1/payouts")
@@ -154,7 +167,9 @@ class FakeStripe:
             if not 1 <= limit <= 100:
                 return _stripe_error(400, "invalid_request_error", "limit must be 1..100")
             since = int(q.get("created[gte]", "0"))
-            newest_first = [self.payouts[i] for i in reversed(self.created) if self.payouts[i]["created"] >= since]
+            newest_first = [
+                self.payouts[i] for i in reversed(self.created) if self.payouts[i]["created"] >= since
+            ]
             after = q.get("starting_after")
             if after is not None:
                 ids = [p["id"] for p in newest_first]
@@ -194,7 +209,9 @@ async def channel(stripe_server):
 
 async def test_submit_sends_what_stripe_expects(stripe_server, channel):
     order_id = new_order_id()
-    obs = await channel.submit(withdrawal(order_id, "12.34", "USD"), order_id, "http://127.0.0.1/v1/callbacks/stripe")
+    obs = await channel.submit(
+        withdrawal(order_id, "12.34", "USD"), order_id, "http://127.0.0.1/v1/callbacks/stripe"
+    )
     assert obs.raw_status == "pending" and obs.source == "submit"
     assert obs.classification.state == PayoutState.SUBMITTED
     sent = stripe_server.posts[-1]
@@ -232,7 +249,14 @@ async def test_same_order_with_other_parameters_is_our_bug(stripe_server, channe
 
 @pytest.mark.parametrize(
     ("amount", "currency", "minor"),
-    [("12.34", "USD", 1234), ("1000", "JPY", 1000), ("50000", "KRW", 50000), ("1.230", "KWD", 1230), ("7", "EUR", 700), ("0.01", "GBP", 1)],
+    [
+        ("12.34", "USD", 1234),
+        ("1000", "JPY", 1000),
+        ("50000", "KRW", 50000),
+        ("1.230", "KWD", 1230),
+        ("7", "EUR", 700),
+        ("0.01", "GBP", 1),
+    ],
 )
 async def test_amounts_go_out_as_exact_minor_units(stripe_server, channel, amount, currency, minor):
     order_id = new_order_id()
@@ -241,7 +265,9 @@ async def test_amounts_go_out_as_exact_minor_units(stripe_server, channel, amoun
     assert stripe_server.posts[-1]["params"]["currency"] == currency.lower()
 
 
-@pytest.mark.parametrize(("amount", "currency"), [("12.345", "USD"), ("10.5", "JPY"), ("1.235", "KWD"), ("100.50", "HUF")])
+@pytest.mark.parametrize(
+    ("amount", "currency"), [("12.345", "USD"), ("10.5", "JPY"), ("1.235", "KWD"), ("100.50", "HUF")]
+)
 async def test_amounts_that_do_not_fit_are_refused_before_sending(stripe_server, channel, amount, currency):
     order_id = new_order_id()
     posts = len(stripe_server.posts)
@@ -264,10 +290,32 @@ def test_minor_units_are_exact_and_never_floats():
     [
         (500, {"error": {"type": "api_error", "message": "boom"}}, ChannelUnavailable),
         (503, {}, ChannelUnavailable),
-        (429, {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "slow down"}}, ChannelUnavailable),
-        (409, {"error": {"type": "idempotency_error", "code": "idempotency_key_in_use", "message": "in use"}}, ChannelUnavailable),
-        (400, {"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such external account"}}, ChannelRejectedRequest),
-        (403, {"error": {"type": "invalid_request_error", "message": "restricted key"}}, ChannelRejectedRequest),
+        (
+            429,
+            {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "slow down"}},
+            ChannelUnavailable,
+        ),
+        (
+            409,
+            {"error": {"type": "idempotency_error", "code": "idempotency_key_in_use", "message": "in use"}},
+            ChannelUnavailable,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": "No such external account",
+                }
+            },
+            ChannelRejectedRequest,
+        ),
+        (
+            403,
+            {"error": {"type": "invalid_request_error", "message": "restricted key"}},
+            ChannelRejectedRequest,
+        ),
     ],
 )
 async def test_error_answers(stripe_server, channel, status, body, expected):
@@ -291,7 +339,16 @@ async def test_a_card_error_with_a_code_is_a_failed_payout(stripe_server, channe
 async def test_insufficient_platform_balance_is_a_business_failure(stripe_server, channel):
     order_id = new_order_id()
     stripe_server.script[order_id] = [
-        (400, {"error": {"type": "invalid_request_error", "code": "balance_insufficient", "message": "Insufficient funds"}})
+        (
+            400,
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "balance_insufficient",
+                    "message": "Insufficient funds",
+                }
+            },
+        )
     ]
     obs = await channel.submit(withdrawal(order_id), order_id, None)
     assert (obs.raw_status, obs.raw_code) == ("failed", "balance_insufficient")
@@ -380,14 +437,22 @@ def sign(body: bytes, secret: str = WEBHOOK_SECRET, t: int | None = None) -> str
     return hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def webhook(payload: dict[str, Any] | bytes, *, secret: str = WEBHOOK_SECRET, t: int | None = None, extra: tuple[str, ...] = ()) -> tuple[dict[str, str], bytes]:
+def webhook(
+    payload: dict[str, Any] | bytes,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    t: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> tuple[dict[str, str], bytes]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     t = int(time.time()) if t is None else t
     sigs = ",".join(f"v1={s}" for s in (*extra, sign(body, secret, t)))
     return {"Stripe-Signature": f"t={t},{sigs}", "Content-Type": "application/json"}, body
 
 
-def payout_event(event_type: str, status: str, order_id: str | None = "W1001", code: str | None = None, **payout: Any) -> dict[str, Any]:
+def payout_event(
+    event_type: str, status: str, order_id: str | None = "W1001", code: str | None = None, **payout: Any
+) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "id": "po_1Sentinel",
         "object": "payout",
@@ -411,13 +476,20 @@ def payout_event(event_type: str, status: str, order_id: str | None = "W1001", c
 
 def classify_event(channel: StripeChannel, headers: dict[str, str], body: bytes):
     event = channel.parse_callback(headers, body, time.time())
-    return event, channel.observe(event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id)
+    return event, channel.observe(
+        event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id
+    )
 
 
 def test_payout_failed_account_closed_is_an_account_info_error(channel):
     payload = payout_event("payout.failed", "failed", code="account_closed")
     event, obs = classify_event(channel, *webhook(payload))
-    assert (event.event_id, event.order_id, event.raw_status, event.raw_code) == (payload["id"], "W1001", "failed", "account_closed")
+    assert (event.event_id, event.order_id, event.raw_status, event.raw_code) == (
+        payload["id"],
+        "W1001",
+        "failed",
+        "account_closed",
+    )
     assert event.occurred_at.timestamp() == payload["created"]
     assert obs.classification.state == PayoutState.FAILED
     assert obs.classification.category == ExceptionCategory.ACCOUNT_INFO_ERROR
@@ -445,7 +517,9 @@ def test_tampered_body_is_401(channel):
 
 def test_wrong_secret_is_401(channel):
     with pytest.raises(CallbackRejected) as err:
-        channel.parse_callback(*webhook(payout_event("payout.paid", "paid"), secret="whsec_other"), time.time())
+        channel.parse_callback(
+            *webhook(payout_event("payout.paid", "paid"), secret="whsec_other"), time.time()
+        )
     assert err.value.status == 401
 
 
@@ -481,7 +555,9 @@ def test_malformed_json_is_400(channel):
 
 def test_missing_order_id_is_400(channel):
     with pytest.raises(CallbackRejected) as err:
-        channel.parse_callback(*webhook(payout_event("payout.failed", "failed", order_id=None, code="no_account")), time.time())
+        channel.parse_callback(
+            *webhook(payout_event("payout.failed", "failed", order_id=None, code="no_account")), time.time()
+        )
     assert err.value.status == 400 and "order_id" in err.value.reason
 
 
@@ -509,7 +585,13 @@ def test_malformed_events_are_400(channel, mutate):
     [
         payout_event("payout.created", "pending"),
         payout_event("payout.reconciliation_completed", "paid"),
-        {"id": "evt_9Sentinel", "object": "event", "type": "charge.succeeded", "created": 1, "data": {"object": {"object": "charge"}}},
+        {
+            "id": "evt_9Sentinel",
+            "object": "event",
+            "type": "charge.succeeded",
+            "created": 1,
+            "data": {"object": {"object": "charge"}},
+        },
         payout_event("payout.paid", "paid", order_id=None, automatic=True),
     ],
 )
@@ -538,7 +620,9 @@ async def test_webhooks_over_http_keep_the_raw_body_and_ack(channel):
         except CallbackRejected as rejected:
             return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
         status, content_type, body = channel.ack()
-        return Response(content=body, status_code=status, media_type=content_type, headers={"X-Order": event.order_id})
+        return Response(
+            content=body, status_code=status, media_type=content_type, headers={"X-Order": event.order_id}
+        )
 
     async with serve(app) as base, httpx.AsyncClient() as client:
         url = base + "/v1/callbacks/stripe"

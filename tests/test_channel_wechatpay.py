@@ -140,7 +140,7 @@ VECTOR_BODY = (
     '"associated_data":"payscore",'
     '"nonce":"Kj7QIyUiYx1q"}'
     "}"
-).encode("utf-8")
+).encode()
 VECTOR_PLAINTEXT = (
     '{"mchid":"1234567890","appid":"054aa7d7a2a54ab5898df65bd96f001c",'
     '"create_time":"2020-06-30T12:12:00+08:00","out_contract_code":"21640bdbd08e473e828f3206a2741c6e"}'
@@ -155,22 +155,30 @@ def test_notification_signature_and_decryption_match_the_published_vector():
     h = VECTOR_HEADERS
     message = response_message(h["Wechatpay-Timestamp"], h["Wechatpay-Nonce"], VECTOR_BODY)
     assert verify_message(load_public_key(VECTOR_CERT), message, h["Wechatpay-Signature"])
-    assert not verify_message(load_public_key(VECTOR_CERT), message.replace(b"payscore", b"payscorE"), h["Wechatpay-Signature"])
+    assert not verify_message(
+        load_public_key(VECTOR_CERT), message.replace(b"payscore", b"payscorE"), h["Wechatpay-Signature"]
+    )
     resource = json.loads(VECTOR_BODY)["resource"]
-    plain = decrypt_resource(b"testMchAPIv3Key0", resource["nonce"], resource["associated_data"], resource["ciphertext"])
+    plain = decrypt_resource(
+        b"testMchAPIv3Key0", resource["nonce"], resource["associated_data"], resource["ciphertext"]
+    )
     assert plain.decode() == VECTOR_PLAINTEXT
 
 
 def test_parse_callback_accepts_the_published_signature(wechat_keys):
     """The vector's headers get through serial, timestamp and signature checks; it is then
     refused only because it is a PAYSCORE event, not a transfer bill."""
-    config = make_config(wechat_keys, "http://127.0.0.1:9", platform_public_keys={"D7CE59D1F522D701": VECTOR_CERT})
+    config = make_config(
+        wechat_keys, "http://127.0.0.1:9", platform_public_keys={"D7CE59D1F522D701": VECTOR_CERT}
+    )
     channel = WeChatPayChannel(default_catalogue(), config)
     with pytest.raises(CallbackRejected) as err:
         channel.parse_callback(VECTOR_HEADERS, VECTOR_BODY, 1624523846.0)
     assert err.value.status == 400 and "event_type" in err.value.reason
     with pytest.raises(CallbackRejected) as err:
-        channel.parse_callback(VECTOR_HEADERS, VECTOR_BODY.replace(b"2021-06-24", b"2021-06-25"), 1624523846.0)
+        channel.parse_callback(
+            VECTOR_HEADERS, VECTOR_BODY.replace(b"2021-06-24", b"2021-06-25"), 1624523846.0
+        )
     assert err.value.status == 401
 
 
@@ -191,9 +199,11 @@ def _pem_private(key: rsa.RSAPrivateKey) -> str:
 
 
 def _pem_public(key: rsa.RSAPrivateKey) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def _sign(key: rsa.RSAPrivateKey, message: bytes) -> str:
@@ -264,7 +274,9 @@ class FakeWeChatPay:
         if not re.fullmatch(r"[A-Za-z0-9]{16,32}", fields["nonce_str"]):
             return "nonce"
         url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        message = f"{request.method}\n{url}\n{fields['timestamp']}\n{fields['nonce_str']}\n".encode() + body + b"\n"
+        message = (
+            f"{request.method}\n{url}\n{fields['timestamp']}\n{fields['nonce_str']}\n".encode() + body + b"\n"
+        )
         try:
             self.keys.merchant.public_key().verify(
                 base64.b64decode(fields["signature"]), message, padding.PKCS1v15(), hashes.SHA256()
@@ -303,16 +315,29 @@ class FakeWeChatPay:
             body = await request.body()
             if (problem := self.authenticate(request, body)) is not None:
                 return self.error(401, "SIGN_ERROR", signed=False)
-            if request.headers.get("accept") != "application/json" or request.headers.get("content-type") != "application/json":
+            if (
+                request.headers.get("accept") != "application/json"
+                or request.headers.get("content-type") != "application/json"
+            ):
                 return self.error(400, "PARAM_ERROR")
             data = json.loads(body)
-            required = {"appid", "out_bill_no", "transfer_scene_id", "openid", "transfer_amount", "transfer_remark"}
+            required = {
+                "appid",
+                "out_bill_no",
+                "transfer_scene_id",
+                "openid",
+                "transfer_amount",
+                "transfer_remark",
+            }
             if (
                 not required <= set(data)
                 or data["appid"] != APPID
                 or type(data["transfer_amount"]) is not int
                 or not re.fullmatch(r"[A-Za-z0-9]{1,32}", data["out_bill_no"])
-                or not all({"info_type", "info_content"} == set(i) for i in data.get("transfer_scene_report_infos", [None]))
+                or not all(
+                    {"info_type", "info_content"} == set(i)
+                    for i in data.get("transfer_scene_report_infos", [None])
+                )
             ):
                 return self.error(400, "PARAM_ERROR")
             if "user_name" in data:
@@ -406,7 +431,9 @@ def test_config_needs_a_32_byte_apiv3_key(wechat_keys: WxKeys):
 # --- submit ---------------------------------------------------------------------------------------------
 
 
-async def test_submit_accepted_with_a_request_wechat_authenticates(wechat: WeChatPayChannel, provider: FakeWeChatPay):
+async def test_submit_accepted_with_a_request_wechat_authenticates(
+    wechat: WeChatPayChannel, provider: FakeWeChatPay
+):
     provider.then("transfer", Answer(200, bill()))
     obs = await wechat.submit(withdrawal(amount=Decimal("1234.56"), card_last4="9876"), "W3001", CALLBACK)
     assert (obs.raw_status, obs.raw_code, obs.source, obs.channel) == ("ACCEPTED", None, "submit", "wechat")
@@ -422,7 +449,9 @@ async def test_submit_accepted_with_a_request_wechat_authenticates(wechat: WeCha
 
 
 async def test_submit_wait_user_confirm_is_awaiting_user(wechat: WeChatPayChannel, provider: FakeWeChatPay):
-    provider.then("transfer", Answer(200, bill(state="WAIT_USER_CONFIRM", package_info="affffddafdfafddffda==")))
+    provider.then(
+        "transfer", Answer(200, bill(state="WAIT_USER_CONFIRM", package_info="affffddafdfafddffda=="))
+    )
     obs = await wechat.submit(withdrawal(), "W3001", CALLBACK)
     assert obs.classification.state == PayoutState.AWAITING_USER
 
@@ -433,7 +462,9 @@ async def test_real_name_is_encrypted_for_the_platform_key(provider: FakeWeChatP
     async def vault(req: WithdrawalRequest) -> WeChatPayee:
         return WeChatPayee(openid="o-vaulted", user_name="张三")
 
-    channel = WeChatPayChannel(default_catalogue(), make_config(wechat_keys, provider.url), resolve_payee=vault)
+    channel = WeChatPayChannel(
+        default_catalogue(), make_config(wechat_keys, provider.url), resolve_payee=vault
+    )
     try:
         provider.then("transfer", Answer(200, bill()))
         await channel.submit(withdrawal(amount=Decimal("2500.00")), "W3001", CALLBACK)
@@ -454,7 +485,9 @@ async def test_real_name_is_encrypted_for_the_platform_key(provider: FakeWeChatP
     ],
     ids=["500-SYSTEM_ERROR", "503-unsigned", "429-FREQUENCY_LIMITED", "SYSTEM_ERROR-any-status"],
 )
-async def test_submit_unknown_outcome_is_channel_unavailable(wechat: WeChatPayChannel, provider: FakeWeChatPay, answer):
+async def test_submit_unknown_outcome_is_channel_unavailable(
+    wechat: WeChatPayChannel, provider: FakeWeChatPay, answer
+):
     provider.then("transfer", answer)
     with pytest.raises(ChannelUnavailable):
         await wechat.submit(withdrawal(), "W3001", CALLBACK)
@@ -462,7 +495,9 @@ async def test_submit_unknown_outcome_is_channel_unavailable(wechat: WeChatPayCh
 
 async def test_no_answer_at_all_is_unavailable(wechat_keys: WxKeys):
     port = free_port()
-    channel = WeChatPayChannel(default_catalogue(), make_config(wechat_keys, f"http://127.0.0.1:{port}", timeout_s=2))
+    channel = WeChatPayChannel(
+        default_catalogue(), make_config(wechat_keys, f"http://127.0.0.1:{port}", timeout_s=2)
+    )
     try:
         with pytest.raises(ChannelUnavailable):
             await channel.submit(withdrawal(), "W3001", CALLBACK)
@@ -478,7 +513,9 @@ async def test_submit_not_enough_is_a_payer_funds_failure(wechat: WeChatPayChann
     assert obs.classification.subtype == "payer-funds"
 
 
-async def test_submit_fail_name_not_correct_is_account_info_error(wechat: WeChatPayChannel, provider: FakeWeChatPay):
+async def test_submit_fail_name_not_correct_is_account_info_error(
+    wechat: WeChatPayChannel, provider: FakeWeChatPay
+):
     provider.then("transfer", Answer(200, bill(state="FAIL", fail_reason="NAME_NOT_CORRECT")))
     obs = await wechat.submit(withdrawal(), "W3001", CALLBACK)
     assert (obs.raw_status, obs.raw_code) == ("FAIL", "NAME_NOT_CORRECT")
@@ -492,10 +529,13 @@ async def test_param_error_is_our_bug(wechat: WeChatPayChannel, provider: FakeWe
         await wechat.submit(withdrawal(), "W3001", CALLBACK)
 
 
-async def test_wechat_refuses_a_request_signed_with_the_wrong_key(provider: FakeWeChatPay, wechat_keys: WxKeys):
+async def test_wechat_refuses_a_request_signed_with_the_wrong_key(
+    provider: FakeWeChatPay, wechat_keys: WxKeys
+):
     provider.reset()
     wrong = WeChatPayChannel(
-        default_catalogue(), make_config(wechat_keys, provider.url, merchant_private_key_pem=_pem_private(wechat_keys.other))
+        default_catalogue(),
+        make_config(wechat_keys, provider.url, merchant_private_key_pem=_pem_private(wechat_keys.other)),
     )
     try:
         with pytest.raises(ChannelRejectedRequest, match="401"):
@@ -573,7 +613,9 @@ async def test_untrusted_answers_are_unavailable(wechat: WeChatPayChannel, provi
         await wechat.query("W3001")
 
 
-async def test_answer_signed_by_another_key_is_unavailable(wechat: WeChatPayChannel, provider: FakeWeChatPay, wechat_keys):
+async def test_answer_signed_by_another_key_is_unavailable(
+    wechat: WeChatPayChannel, provider: FakeWeChatPay, wechat_keys
+):
     provider.then("query", Answer(200, bill(state="SUCCESS"), signer=wechat_keys.other))
     with pytest.raises(ChannelUnavailable):
         await wechat.query("W3001")
@@ -596,7 +638,9 @@ async def test_answer_signed_by_another_key_is_unavailable(wechat: WeChatPayChan
         ("CANCELLED", None, PayoutState.CANCELLED, ExceptionCategory.CANCELLED),
     ],
 )
-async def test_query_each_state(wechat: WeChatPayChannel, provider: FakeWeChatPay, state, reason, expected, category):
+async def test_query_each_state(
+    wechat: WeChatPayChannel, provider: FakeWeChatPay, state, reason, expected, category
+):
     extra = {"fail_reason": reason} if reason else {}
     provider.then("query", Answer(200, bill(state=state, mch_id=MCH_ID, transfer_amount=10000, **extra)))
     obs = await wechat.query("W3001")
@@ -659,7 +703,9 @@ def notify(
     return signed_headers(signer or keys.platform, body, serial=serial, at=at), body
 
 
-def signed_headers(key: rsa.RSAPrivateKey, body: bytes, *, serial: str = PLATFORM_SERIAL, at: float | None = None):
+def signed_headers(
+    key: rsa.RSAPrivateKey, body: bytes, *, serial: str = PLATFORM_SERIAL, at: float | None = None
+):
     ts, nonce = str(int(at if at is not None else time.time())), secrets.token_hex(16)
     return {
         "content-type": "application/json",
@@ -695,7 +741,9 @@ async def test_valid_notification_parses_and_classifies(wechat: WeChatPayChannel
     assert event.event_id == "c5e1963a-bd4d-5dd2-bbaf-8f7236a2b20a"
     assert (event.order_id, event.raw_status, event.raw_code) == ("W3001", "FAIL", "NAME_NOT_CORRECT")
     assert event.occurred_at.isoformat() == "2026-01-01T10:04:59+08:00"
-    obs = wechat.observe(event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id)
+    obs = wechat.observe(
+        event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id
+    )
     assert obs.classification.category == ExceptionCategory.ACCOUNT_INFO_ERROR
 
 
@@ -707,11 +755,17 @@ async def test_success_notification(wechat: WeChatPayChannel, wechat_keys: WxKey
 
 async def test_replayed_notification_gives_the_same_event_id(wechat: WeChatPayChannel, wechat_keys: WxKeys):
     headers, body = notify(wechat_keys, finished())
-    assert wechat.parse_callback(headers, body, time.time()) == wechat.parse_callback(headers, body, time.time() + 5)
+    assert wechat.parse_callback(headers, body, time.time()) == wechat.parse_callback(
+        headers, body, time.time() + 5
+    )
 
 
-@pytest.mark.parametrize("case", ["tampered", "wrong-key", "stale", "future", "unknown-serial", "no-headers", "probe"])
-async def test_unauthenticated_notifications_are_401(wechat: WeChatPayChannel, wechat_keys: WxKeys, case: str):
+@pytest.mark.parametrize(
+    "case", ["tampered", "wrong-key", "stale", "future", "unknown-serial", "no-headers", "probe"]
+)
+async def test_unauthenticated_notifications_are_401(
+    wechat: WeChatPayChannel, wechat_keys: WxKeys, case: str
+):
     kwargs: dict[str, Any] = {}
     if case == "wrong-key":
         kwargs["signer"] = wechat_keys.other
@@ -754,12 +808,17 @@ async def test_ciphertext_tampered_is_rejected(wechat: WeChatPayChannel, wechat_
 OTHER_MCH_ID = "1900000999"
 
 
-@pytest.mark.parametrize("names", [
-    {"mchid": MCH_ID},                    # WeChat's notification
-    {"mchid": None, "mch_id": MCH_ID},    # older resources
-    {"mch_id": MCH_ID},                   # both, agreeing
-])
-async def test_notification_for_our_merchant_is_accepted(wechat: WeChatPayChannel, wechat_keys: WxKeys, names):
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"mchid": MCH_ID},  # WeChat's notification
+        {"mchid": None, "mch_id": MCH_ID},  # older resources
+        {"mch_id": MCH_ID},  # both, agreeing
+    ],
+)
+async def test_notification_for_our_merchant_is_accepted(
+    wechat: WeChatPayChannel, wechat_keys: WxKeys, names
+):
     """R11: a callback names its merchant as WeChat does (``mchid``) or as older resources
     did (``mch_id``); ours is accepted either way."""
     headers, body = notify(wechat_keys, finished(**names))
@@ -767,14 +826,17 @@ async def test_notification_for_our_merchant_is_accepted(wechat: WeChatPayChanne
     assert (event.order_id, event.raw_status, event.raw_code) == ("W3001", "FAIL", "NAME_NOT_CORRECT")
 
 
-@pytest.mark.parametrize("names", [
-    {"mchid": OTHER_MCH_ID},                        # WeChat's field, another merchant
-    {"mchid": None, "mch_id": OTHER_MCH_ID},        # the older field, another merchant
-    {"mch_id": OTHER_MCH_ID},                       # mchid ours, mch_id not: they disagree
-    {"mchid": OTHER_MCH_ID, "mch_id": MCH_ID},      # the other way round
-    {"mchid": ""},                                  # named, but empty
-    {"mchid": {"id": MCH_ID}},                      # not a merchant number
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"mchid": OTHER_MCH_ID},  # WeChat's field, another merchant
+        {"mchid": None, "mch_id": OTHER_MCH_ID},  # the older field, another merchant
+        {"mch_id": OTHER_MCH_ID},  # mchid ours, mch_id not: they disagree
+        {"mchid": OTHER_MCH_ID, "mch_id": MCH_ID},  # the other way round
+        {"mchid": ""},  # named, but empty
+        {"mchid": {"id": MCH_ID}},  # not a merchant number
+    ],
+)
 async def test_notification_for_another_merchant_is_401(wechat: WeChatPayChannel, wechat_keys: WxKeys, names):
     """R11: a signed, decryptable notification whose resource names another merchant is
     refused like a bad signature (401): nothing reaches a workflow."""
@@ -793,7 +855,9 @@ async def test_notification_naming_no_merchant_is_400(wechat: WeChatPayChannel, 
     assert err.value.status == 400 and "mchid" in err.value.reason
 
 
-@pytest.mark.parametrize("case", ["not-json", "plain-not-json", "no-out-bill-no", "bad-state", "algorithm", "event-type", "no-id"])
+@pytest.mark.parametrize(
+    "case", ["not-json", "plain-not-json", "no-out-bill-no", "bad-state", "algorithm", "event-type", "no-id"]
+)
 async def test_malformed_notifications_are_400(wechat: WeChatPayChannel, wechat_keys: WxKeys, case: str):
     plain: dict[str, Any] | bytes = finished()
     kwargs: dict[str, Any] = {}

@@ -12,7 +12,9 @@ from sentinel.catalogue import Catalogue, default_catalogue
 from sentinel.classifier import classify
 from sentinel.models import Classification
 from sentinel.taxonomy import ExceptionCategory as C
-from sentinel.taxonomy import Fixer, PayoutState as S, RetryDecision as R
+from sentinel.taxonomy import Fixer
+from sentinel.taxonomy import PayoutState as S
+from sentinel.taxonomy import RetryDecision as R
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,11 @@ def test_issue_cases_account_info_error(cat: Catalogue, channel: str, status: st
 def test_generic_failed_ac04(cat: Catalogue) -> None:
     # R2: generic reuses the ISO 20022 codes
     result = classify(cat, "generic", "FAILED", "AC04")
-    assert (result.state, result.category, result.subtype) == (S.FAILED, C.ACCOUNT_INFO_ERROR, "account-closed")
+    assert (result.state, result.category, result.subtype) == (
+        S.FAILED,
+        C.ACCOUNT_INFO_ERROR,
+        "account-closed",
+    )
 
 
 def test_generic_processing_ab08_is_bank_delay(cat: Catalogue) -> None:
@@ -99,7 +105,9 @@ def test_generic_duplicate(cat: Catalogue) -> None:
     assert (result.state, result.category) == (S.FAILED, C.DUPLICATE)
 
 
-@pytest.mark.parametrize("status,state", [("ACCEPTED", S.SUBMITTED), ("PROCESSING", S.PROCESSING), ("SUCCEEDED", S.SUCCEEDED)])
+@pytest.mark.parametrize(
+    "status,state", [("ACCEPTED", S.SUBMITTED), ("PROCESSING", S.PROCESSING), ("SUCCEEDED", S.SUCCEEDED)]
+)
 def test_generic_good_states_have_no_category(cat: Catalogue, status: str, state: S) -> None:
     # rule 5
     result = classify(cat, "generic", status, None)
@@ -127,7 +135,9 @@ def test_generic_good_states_have_no_category(cat: Catalogue, status: str, state
         ("iso20022", "RJCT", "AB06"),
     ],
 )
-def test_system_error_is_unknown_not_failed(cat: Catalogue, channel: str, status: str, code: str | None) -> None:
+def test_system_error_is_unknown_not_failed(
+    cat: Catalogue, channel: str, status: str, code: str | None
+) -> None:
     # R5, rule 3: QUERY_FIRST -> UNKNOWN
     result = classify(cat, channel, status, code)
     assert result.state == S.UNKNOWN
@@ -204,7 +214,9 @@ def test_empty_code_counts_as_no_code(cat: Catalogue) -> None:
         ("unionpay", "39", "39"),
     ],
 )
-def test_bank_delay_on_failed_status_stays_a_refusal(cat: Catalogue, channel: str, status: str, code: str) -> None:
+def test_bank_delay_on_failed_status_stays_a_refusal(
+    cat: Catalogue, channel: str, status: str, code: str
+) -> None:
     # R1, R7, issue #10: a refusal is never shown as "in flight"; the lifecycle sends it again
     result = classify(cat, channel, status, code)
     assert (result.state, result.category) == (S.FAILED, C.BANK_DELAY)
@@ -214,7 +226,12 @@ def test_bank_delay_on_failed_status_stays_a_refusal(cat: Catalogue, channel: st
 def test_bank_delay_on_processing_status(cat: Catalogue) -> None:
     # R1
     result = classify(cat, "generic", "PROCESSING", "TM01")
-    assert (result.state, result.category, result.subtype, result.retry) == (S.PROCESSING, C.BANK_DELAY, "cut-off", R.WAIT)
+    assert (result.state, result.category, result.subtype, result.retry) == (
+        S.PROCESSING,
+        C.BANK_DELAY,
+        "cut-off",
+        R.WAIT,
+    )
 
 
 # --- other categories (R3, R4, ...) ------------------------------------------------------
@@ -285,7 +302,9 @@ def test_status_only(cat: Catalogue, channel: str, status: str, state: S, catego
         ("chinapay", "0000", S.SUBMITTED, None),
     ],
 )
-def test_status_repeated_as_code_is_no_code(cat: Catalogue, channel: str, status: str, state: S, category: C | None) -> None:
+def test_status_repeated_as_code_is_no_code(
+    cat: Catalogue, channel: str, status: str, state: S, category: C | None
+) -> None:
     # rule 2: UnionPay / ChinaPay report one field for both
     result = classify(cat, channel, status, status)
     assert (result.state, result.category, result.mapped) == (state, category, True)
@@ -308,8 +327,16 @@ def _all_codes(cat: Catalogue) -> list[tuple[str, str]]:
 
 def test_every_catalogued_code_classifies_as_mapped(cat: Catalogue) -> None:
     # R26: with a failed status, every code of the catalogue is understood
-    failed = {"stripe": "failed", "iso20022": "RJCT", "nacha": "failed", "alipay": "FAIL", "wechat": "FAIL",
-              "unionpay": "01", "chinapay": "0104", "generic": "FAILED"}
+    failed = {
+        "stripe": "failed",
+        "iso20022": "RJCT",
+        "nacha": "failed",
+        "alipay": "FAIL",
+        "wechat": "FAIL",
+        "unionpay": "01",
+        "chinapay": "0104",
+        "generic": "FAILED",
+    }
     for channel, code in _all_codes(cat):
         result = classify(cat, channel, failed[channel], code)
         entry = cat.lookup(channel, code)

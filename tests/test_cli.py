@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -31,8 +31,8 @@ from store.repo import (
     record_withdrawal,
     update_progress,
 )
-from tests.gateway_harness import DEV_KEYS, HELD, gateway, settled, ts_env  # noqa: F401  (ts_env: one server per test)
 from tests.decisions import sign
+from tests.gateway_harness import DEV_KEYS, HELD, gateway, settled, ts_env  # noqa: F401  (ts_env: one server per test)
 from tests.local_server import serve
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings
@@ -56,11 +56,20 @@ def invoke(*args: str):
     return result
 
 
-def queued(engine, wid: str, user: str, amount: str, status: WithdrawalStatus, category: ExceptionCategory,
-           since: datetime) -> None:
+def queued(
+    engine,
+    wid: str,
+    user: str,
+    amount: str,
+    status: WithdrawalStatus,
+    category: ExceptionCategory,
+    since: datetime,
+) -> None:
     record_withdrawal(engine, make_request(wid, user_id=user, amount=amount), "SUBMITTED")
-    update_progress(engine, ProgressUpdate(withdrawal_id=wid, status=status, category=category, needs_review=True,
-                                           at=since))
+    update_progress(
+        engine,
+        ProgressUpdate(withdrawal_id=wid, status=status, category=category, needs_review=True, at=since),
+    )
 
 
 def test_token_user_prints_a_token_for_the_gateway(env):
@@ -78,10 +87,15 @@ def test_keys_decision_prints_a_pair_that_signs_and_verifies(env):  # issue #11
     assert result.exit_code == 0, result.output
     lines = dict(line.split("=", 1) for line in result.output.strip().splitlines())
     signing, public = lines["SENTINEL_DECISION_SIGNING_KEY"], lines["SENTINEL_DECISION_PUBLIC_KEYS"]
-    decision = sign(ReviewDecision(decision="reject", reviewer="alice", reason="x"), "W1", 1_800_000_000.0,
-                    key=signing)
-    claims = verify_decision(decision, withdrawal_id="W1", public_keys=parse_public_keys(public),
-                             now=datetime.fromtimestamp(1_800_000_000, timezone.utc))
+    decision = sign(
+        ReviewDecision(decision="reject", reviewer="alice", reason="x"), "W1", 1_800_000_000.0, key=signing
+    )
+    claims = verify_decision(
+        decision,
+        withdrawal_id="W1",
+        public_keys=parse_public_keys(public),
+        now=datetime.fromtimestamp(1_800_000_000, UTC),
+    )
     assert claims.kid == "k2026-12"
     assert invoke("keys", "decision", "--kid", "not ok!").exit_code == 2
 
@@ -98,11 +112,25 @@ def test_token_user_refuses_a_lifetime_over_the_cap(env, monkeypatch):  # R22, i
 
 def test_review_list_shows_the_queue_with_filters(env):
     engine = engine_for(env)
-    now = datetime.now(timezone.utc)
-    queued(engine, "W-old", "u-1", "60000.00", WithdrawalStatus.UNDER_REVIEW, ExceptionCategory.RISK_HOLD,
-           now - timedelta(hours=3))
-    queued(engine, "W-new", "u-2", "300.00", WithdrawalStatus.MANUAL_CHECK, ExceptionCategory.PLATFORM_ERROR,
-           now - timedelta(minutes=5))
+    now = datetime.now(UTC)
+    queued(
+        engine,
+        "W-old",
+        "u-1",
+        "60000.00",
+        WithdrawalStatus.UNDER_REVIEW,
+        ExceptionCategory.RISK_HOLD,
+        now - timedelta(hours=3),
+    )
+    queued(
+        engine,
+        "W-new",
+        "u-2",
+        "300.00",
+        WithdrawalStatus.MANUAL_CHECK,
+        ExceptionCategory.PLATFORM_ERROR,
+        now - timedelta(minutes=5),
+    )
     record_withdrawal(engine, make_request("W-done", user_id="u-3"), "SUCCEEDED")
 
     result = invoke("review", "list")
@@ -125,7 +153,7 @@ def test_unmapped_lists_codes_to_add_to_the_catalogue(env):
     # R26: operators list what the catalogue did not map, then add it
     engine = engine_for(env)
     assert invoke("unmapped").output.strip() == "0 unmapped code(s)"
-    t0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
     record_unmapped(engine, "alipay", "FAIL", "NEW_SUB_CODE", "unmapped", "W1", at=t0)
     record_unmapped(engine, "alipay", "FAIL", "NEW_SUB_CODE", "unmapped", "W2", at=t0 + timedelta(hours=2))
     record_unmapped(engine, "stripe", "weird", None, "unmapped-status", "W3", at=t0 + timedelta(hours=1))
@@ -170,7 +198,9 @@ def test_migrate_a_fresh_database(tmp_path, monkeypatch):
 def test_bad_decisions_are_refused_before_the_gateway(env):
     # nothing listens at the default gateway URL in this test: a refusal here comes first
     result = invoke("review", "docs", "W1", "--api-key", "k", "--reason", "x", "--documents", "passport_scan")
-    assert result.exit_code == 2 and "invalid decision" in result.output and "unknown documents" in result.output
+    assert (
+        result.exit_code == 2 and "invalid decision" in result.output and "unknown documents" in result.output
+    )
     result = invoke("review", "W1", "maybe", "--api-key", "k", "--reason", "x")
     assert result.exit_code == 2 and "invalid decision" in result.output
 
@@ -184,7 +214,9 @@ def test_a_decision_names_no_reviewer_of_its_own(env, monkeypatch):  # issue #11
     assert result.exit_code == 2 and "--api-key" in result.output
 
 
-async def test_decisions_and_redelivery_against_a_worker(ts_env, tmp_path, smtp_server, unique_id, monkeypatch):
+async def test_decisions_and_redelivery_against_a_worker(
+    ts_env, tmp_path, smtp_server, unique_id, monkeypatch
+):
     # R29, issue #11: the CLI decides through the gateway (a real HTTP server) with the
     # reviewer's API key; the gateway names and signs, the workflow writes the audit row.
     settings = make_settings(tmp_path, smtp_server.port)
@@ -219,24 +251,43 @@ async def test_decisions_and_redelivery_against_a_worker(ts_env, tmp_path, smtp_
             result = await asyncio.to_thread(invoke, "review", "approve", held, "--reason", "verified")
             assert result.exit_code == 0, result.output
             assert result.output.strip() == "PROCESSING"
-            result = await asyncio.to_thread(invoke, "review", "reject", held, "--api-key", DEV_KEYS["bob"],
-                                             "--reason", "late")
+            result = await asyncio.to_thread(
+                invoke, "review", "reject", held, "--api-key", DEV_KEYS["bob"], "--reason", "late"
+            )
             assert result.exit_code == 2 and "refused (409)" in result.output
-            result = await asyncio.to_thread(invoke, "review", "approve", other, "--api-key", "not-a-key",
-                                             "--reason", "x")
+            result = await asyncio.to_thread(
+                invoke, "review", "approve", other, "--api-key", "not-a-key", "--reason", "x"
+            )
             assert result.exit_code == 2 and "refused (401)" in result.output
-            result = await asyncio.to_thread(invoke, "review", other, "request_documents", "--api-key",
-                                             DEV_KEYS["carol"], "--reason", "source of funds",
-                                             "--documents", "bank_statement")
+            result = await asyncio.to_thread(
+                invoke,
+                "review",
+                other,
+                "request_documents",
+                "--api-key",
+                DEV_KEYS["carol"],
+                "--reason",
+                "source of funds",
+                "--documents",
+                "bank_statement",
+            )
             assert result.exit_code == 0 and result.output.strip() == "UNDER_REVIEW"  # the original form
             assert (await client.status(other)).awaiting_documents == ["bank_statement"]
             engine = engine_for(settings.database_url)
             [audit] = audit_for(engine, held)  # one row, the workflow's, naming the key's owner
             assert (audit.actor, audit.role, audit.action, audit.detail) == (
-                "alice", "reviewer", "review:approve", "verified -> PROCESSING")
+                "alice",
+                "reviewer",
+                "review:approve",
+                "verified -> PROCESSING",
+            )
             assert audit.ref
             [audit] = audit_for(engine, other)
-            assert (audit.actor, audit.role, audit.action) == ("carol", "supervisor", "review:request_documents")
+            assert (audit.actor, audit.role, audit.action) == (
+                "carol",
+                "supervisor",
+                "review:request_documents",
+            )
 
             # an operator re-sends a parked callback; an unknown one is refused
             channel = ScriptedChannel()

@@ -147,7 +147,9 @@ async def test_product_converter_seals_failure_messages():
     # an activity's error text can quote a recipient's address: it is encrypted too
     converter = converter_for(Settings(_env_file=None, payload_keys=key("k1")))
     failure = Failure()
-    await converter.encode_failure(ApplicationError(f"550 mailbox {EMAIL} unavailable", type="SmtpRefused"), failure)
+    await converter.encode_failure(
+        ApplicationError(f"550 mailbox {EMAIL} unavailable", type="SmtpRefused"), failure
+    )
     assert EMAIL.encode() not in failure.SerializeToString()
     assert failure.application_failure_info.type == "SmtpRefused"  # the type stays readable
     err = await converter.decode_failure(failure)

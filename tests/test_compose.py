@@ -220,8 +220,10 @@ def test_postgresql_is_pinned_16_with_healthcheck_and_volume():  # R33
 def test_schema_job_waits_for_healthy_postgres_and_runs_the_setup_script():  # R33
     job = service("temporal-admin-tools")
     assert depends_on(job).get("postgresql") == "service_healthy"
-    cmd = " ".join(job.get("entrypoint") or []) + " " + " ".join(
-        job["command"] if isinstance(job["command"], list) else [job["command"]]
+    cmd = (
+        " ".join(job.get("entrypoint") or [])
+        + " "
+        + " ".join(job["command"] if isinstance(job["command"], list) else [job["command"]])
     )
     assert "/scripts/setup-postgres.sh" in cmd
     mounts = dict((t, s) for s, t in bind_mounts(job))
@@ -302,15 +304,28 @@ def test_search_attribute_check_catches_a_missing_or_mistyped_attribute():  # R3
     text = NAMESPACE_SCRIPT.read_text()
     without = "\n".join(ln for ln in text.splitlines() if "NeedsReview" not in ln)
     assert "NeedsReview" in missing_or_wrong(registered_search_attributes(without))
-    commented = text.replace("ensure_search_attribute BankCode Keyword", "# ensure_search_attribute BankCode Keyword")
+    commented = text.replace(
+        "ensure_search_attribute BankCode Keyword", "# ensure_search_attribute BankCode Keyword"
+    )
     assert "BankCode" in missing_or_wrong(registered_search_attributes(commented))
-    retyped = text.replace("ensure_search_attribute NeedsReview Bool", "ensure_search_attribute NeedsReview Keyword")
+    retyped = text.replace(
+        "ensure_search_attribute NeedsReview Bool", "ensure_search_attribute NeedsReview Keyword"
+    )
     assert missing_or_wrong(registered_search_attributes(retyped)) == {"NeedsReview": ("Bool", "Keyword")}
 
 
-_SA_KEY = re.compile(r"SearchAttributeKey\.for_(keyword|bool|text|int|float|datetime|keyword_list)\(\s*[\"'](\w+)[\"']")
-_SA_TYPE = {"keyword": "Keyword", "bool": "Bool", "text": "Text", "int": "Int", "float": "Double",
-            "datetime": "Datetime", "keyword_list": "KeywordList"}
+_SA_KEY = re.compile(
+    r"SearchAttributeKey\.for_(keyword|bool|text|int|float|datetime|keyword_list)\(\s*[\"'](\w+)[\"']"
+)
+_SA_TYPE = {
+    "keyword": "Keyword",
+    "bool": "Bool",
+    "text": "Text",
+    "int": "Int",
+    "float": "Double",
+    "datetime": "Datetime",
+    "keyword_list": "KeywordList",
+}
 
 
 def test_every_search_attribute_key_in_the_code_is_registered():  # R33 R34
@@ -387,13 +402,27 @@ def test_ui_maps_8233_and_talks_to_the_server():  # R34
 
 def test_secrets_are_required_from_the_environment_not_hardcoded():  # R22
     raw = COMPOSE_FILE.read_text()
-    for var in ("POSTGRES_PASSWORD", "SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET",
-                "SENTINEL_API_KEYS_FILE", "SENTINEL_PAYLOAD_KEYS", "SENTINEL_DECISION_SIGNING_KEY",
-                "SENTINEL_DECISION_PUBLIC_KEYS", "TEMPORAL_TLS_DIR", "SENTINEL_REVIEWERS_FILE"):
+    for var in (
+        "POSTGRES_PASSWORD",
+        "SENTINEL_CHANNEL_SECRET",
+        "SENTINEL_LINK_SECRET",
+        "SENTINEL_USER_TOKEN_SECRET",
+        "SENTINEL_API_KEYS_FILE",
+        "SENTINEL_PAYLOAD_KEYS",
+        "SENTINEL_DECISION_SIGNING_KEY",
+        "SENTINEL_DECISION_PUBLIC_KEYS",
+        "TEMPORAL_TLS_DIR",
+        "SENTINEL_REVIEWERS_FILE",
+    ):
         uses = re.findall(r"\$\{" + var + r"([^}]*)\}", raw)
         assert uses and all(u.startswith(":?") for u in uses), f"{var} must be `${{{var}:?...}}`"
-    for public in ("dev-channel-secret", "dev-link-secret", "dev-user-token-secret", "api_keys.dev.yaml",
-                   "reviewers.dev.yaml"):
+    for public in (
+        "dev-channel-secret",
+        "dev-link-secret",
+        "dev-user-token-secret",
+        "api_keys.dev.yaml",
+        "reviewers.dev.yaml",
+    ):
         assert public not in raw
     assert DEV_PAYLOAD_KEYS.split(":")[1] not in raw
 
@@ -430,9 +459,14 @@ def test_the_frontend_takes_only_clients_with_a_certificate_of_our_ca():  # R22,
     temporal = service("temporal")
     env, mounts = env_of(temporal), mounts_of(temporal)
     assert env["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
-    for var, file in (("TEMPORAL_TLS_FRONTEND_CERT", "server.pem"), ("TEMPORAL_TLS_FRONTEND_KEY", "server.key"),
-                      ("TEMPORAL_TLS_SERVER_CERT", "server.pem"), ("TEMPORAL_TLS_SERVER_KEY", "server.key"),
-                      ("TEMPORAL_TLS_CLIENT1_CA_CERT", "ca.pem"), ("TEMPORAL_TLS_SERVER_CA_CERT", "ca.pem")):
+    for var, file in (
+        ("TEMPORAL_TLS_FRONTEND_CERT", "server.pem"),
+        ("TEMPORAL_TLS_FRONTEND_KEY", "server.key"),
+        ("TEMPORAL_TLS_SERVER_CERT", "server.pem"),
+        ("TEMPORAL_TLS_SERVER_KEY", "server.key"),
+        ("TEMPORAL_TLS_CLIENT1_CA_CERT", "ca.pem"),
+        ("TEMPORAL_TLS_SERVER_CA_CERT", "ca.pem"),
+    ):
         assert mounts[env[var]] == f"<TEMPORAL_TLS_DIR>/{file}", var
     assert env["TEMPORAL_TLS_FRONTEND_SERVER_NAME"] == "temporal"
 
@@ -445,7 +479,9 @@ def test_each_app_service_shows_its_own_client_certificate(name, who):  # R22, i
     assert mounts[env["SENTINEL_TEMPORAL_TLS_KEY"]] == f"<TEMPORAL_TLS_DIR>/{who}.key"
     assert mounts[env["SENTINEL_TEMPORAL_TLS_CA"]] == "<TEMPORAL_TLS_DIR>/ca.pem"
     assert env["SENTINEL_TEMPORAL_TLS_SERVER_NAME"] == "temporal"
-    assert not [c for c, h in mounts.items() if h.endswith("server.key")], "the server's key stays the server's"
+    assert not [c for c, h in mounts.items() if h.endswith("server.key")], (
+        "the server's key stays the server's"
+    )
 
 
 def test_the_ui_is_read_only_and_the_admin_job_uses_mutual_tls():  # R22 R34, issue #11
@@ -468,7 +504,9 @@ def test_only_the_gateway_holds_the_decision_signing_key():  # R22, issue #11
     for name in APP_SERVICES:
         assert env_of(service(name))["SENTINEL_DECISION_PUBLIC_KEYS"] == "<SENTINEL_DECISION_PUBLIC_KEYS>"
     raw = COMPOSE_FILE.read_text()
-    assert DEV_DECISION_SIGNING_KEY.split(":")[1] not in raw and DEV_DECISION_PUBLIC_KEY.split(":")[1] not in raw
+    assert (
+        DEV_DECISION_SIGNING_KEY.split(":")[1] not in raw and DEV_DECISION_PUBLIC_KEY.split(":")[1] not in raw
+    )
 
 
 def dockerignored(path: str) -> bool:
@@ -523,7 +561,11 @@ def test_postgres_init_creates_the_sentinel_database():  # R33
 
 
 def test_dockerfile_base_is_pinned_and_runs_unprivileged():  # R35
-    lines = [ln.strip() for ln in DOCKERFILE.read_text().splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in DOCKERFILE.read_text().splitlines()
+        if ln.strip() and not ln.strip().startswith("#")
+    ]
     froms = [ln.split()[1] for ln in lines if ln.upper().startswith("FROM ")]
     assert froms, "no FROM"
     repo, tag = image_tag(froms[-1])
@@ -537,7 +579,9 @@ def test_dockerfile_base_is_pinned_and_runs_unprivileged():  # R35
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out():  # R22
-    entries = {ln.strip() for ln in DOCKERIGNORE.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    entries = {
+        ln.strip() for ln in DOCKERIGNORE.read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    }
     for must in (".env", ".venv", ".git", ".data", "secrets"):
         assert must in entries, f".dockerignore should exclude {must}"
     for keep in ("config", "sentinel", "worker.py", "pyproject.toml"):
@@ -561,9 +605,24 @@ def dev_server(tmp_path_factory):
     port, http_port, metrics_port = _free_port(), _free_port(), _free_port()
     log = (tmp_path_factory.mktemp("devserver") / "server.log").open("w")
     proc = subprocess.Popen(
-        [cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
-         "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log-level", "error"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            cli,
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(http_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--log-level",
+            "error",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -603,9 +662,22 @@ def test_namespace_script_against_a_real_server_is_idempotent(dev_server):  # R3
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already registered" in second.stdout and "Registering" not in second.stdout
     listed = subprocess.run(
-        [cli, "operator", "search-attribute", "list", "--namespace", "sentinel-compose-test",
-         "--address", address, "--output", "json"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            cli,
+            "operator",
+            "search-attribute",
+            "list",
+            "--namespace",
+            "sentinel-compose-test",
+            "--address",
+            address,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     custom = json.loads(listed.stdout)["customAttributes"]
     assert {k: custom.get(k) for k in EXPECTED_SEARCH_ATTRIBUTES} == {

@@ -15,8 +15,23 @@ from sentinel.render import format_amount
 
 @pytest.mark.parametrize(
     ("currency", "units"),
-    [("JPY", 0), ("KRW", 0), ("UGX", 0), ("BIF", 0), ("BHD", 3), ("KWD", 3), ("OMR", 3), ("JOD", 3), ("TND", 3),
-     ("IQD", 3), ("LYD", 3), ("CLF", 4), ("CNY", 2), ("EUR", 2), ("usd", 2)],
+    [
+        ("JPY", 0),
+        ("KRW", 0),
+        ("UGX", 0),
+        ("BIF", 0),
+        ("BHD", 3),
+        ("KWD", 3),
+        ("OMR", 3),
+        ("JOD", 3),
+        ("TND", 3),
+        ("IQD", 3),
+        ("LYD", 3),
+        ("CLF", 4),
+        ("CNY", 2),
+        ("EUR", 2),
+        ("usd", 2),
+    ],
 )
 def test_iso4217_minor_units(currency, units):
     assert minor_units(currency) == units

@@ -4,7 +4,7 @@ clock is an argument, pinned here."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,7 +22,7 @@ from sentinel.models import ReviewDecision
 from sentinel.settings import DEV_DECISION_PUBLIC_KEY, DEV_DECISION_SIGNING_KEY
 from tests.decisions import sign
 
-NOW = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 WID = "W-77"
 KEYS = parse_public_keys(DEV_DECISION_PUBLIC_KEY)
 OTHER_KEY = new_signing_key("dev", bytes(range(32)))  # same key id, another key: a forgery
@@ -33,34 +33,63 @@ def approve(reviewer: str = "alice", **extra) -> ReviewDecision:
 
 
 def check(decision: ReviewDecision, **options):
-    return verify_decision(decision, withdrawal_id=options.pop("withdrawal_id", WID),
-                           public_keys=options.pop("public_keys", KEYS), now=options.pop("now", NOW), **options)
+    return verify_decision(
+        decision,
+        withdrawal_id=options.pop("withdrawal_id", WID),
+        public_keys=options.pop("public_keys", KEYS),
+        now=options.pop("now", NOW),
+        **options,
+    )
 
 
 def test_a_signed_decision_verifies_and_names_who_decided():  # R29
     claims = check(sign(approve(), WID, NOW, role="supervisor", nonce="n" * 22))
     assert (claims.withdrawal_id, claims.reviewer, claims.role, claims.decision, claims.nonce) == (
-        WID, "alice", "supervisor", "approve", "n" * 22)
+        WID,
+        "alice",
+        "supervisor",
+        "approve",
+        "n" * 22,
+    )
     assert claims.expires - claims.issued == 600
-    docs = ReviewDecision(decision="request_documents", reviewer="bob", reason="source", documents=["id_photo"])
+    docs = ReviewDecision(
+        decision="request_documents", reviewer="bob", reason="source", documents=["id_photo"]
+    )
     assert check(sign(docs, WID, NOW)).decision == "request_documents"
 
 
-@pytest.mark.parametrize("case, make, why", [
-    ("no token", lambda: approve(), "carries no decision token"),
-    ("malformed", lambda: approve(token="dt1.nope"), "malformed"),
-    ("forged", lambda: sign(approve(), WID, NOW, key=OTHER_KEY), "signature does not match"),
-    ("unknown key", lambda: sign(approve(), WID, NOW, key=new_signing_key("evil", bytes(32))), "unknown key"),
-    ("expired", lambda: sign(approve(), WID, NOW - timedelta(seconds=601)), "expired"),
-    ("issued ahead", lambda: sign(approve(), WID, NOW + timedelta(minutes=5)), "issued in the future"),
-    ("another withdrawal", lambda: sign(approve(), "W-78", NOW), "for withdrawal W-78"),
-    ("another reviewer", lambda: sign(approve("mallory"), WID, NOW, reviewer="alice"), "alice's, not mallory's"),
-    ("another decision", lambda: sign(approve(), WID, NOW).model_copy(update={"decision": "reject"}),
-     "another decision"),
-    ("another reason", lambda: sign(approve(), WID, NOW).model_copy(update={"reason": "fine by me"}),
-     "another decision"),
-    ("operator on a risk hold", lambda: sign(approve(), WID, NOW, role="operator"), "may not decide"),
-])
+@pytest.mark.parametrize(
+    "case, make, why",
+    [
+        ("no token", lambda: approve(), "carries no decision token"),
+        ("malformed", lambda: approve(token="dt1.nope"), "malformed"),
+        ("forged", lambda: sign(approve(), WID, NOW, key=OTHER_KEY), "signature does not match"),
+        (
+            "unknown key",
+            lambda: sign(approve(), WID, NOW, key=new_signing_key("evil", bytes(32))),
+            "unknown key",
+        ),
+        ("expired", lambda: sign(approve(), WID, NOW - timedelta(seconds=601)), "expired"),
+        ("issued ahead", lambda: sign(approve(), WID, NOW + timedelta(minutes=5)), "issued in the future"),
+        ("another withdrawal", lambda: sign(approve(), "W-78", NOW), "for withdrawal W-78"),
+        (
+            "another reviewer",
+            lambda: sign(approve("mallory"), WID, NOW, reviewer="alice"),
+            "alice's, not mallory's",
+        ),
+        (
+            "another decision",
+            lambda: sign(approve(), WID, NOW).model_copy(update={"decision": "reject"}),
+            "another decision",
+        ),
+        (
+            "another reason",
+            lambda: sign(approve(), WID, NOW).model_copy(update={"reason": "fine by me"}),
+            "another decision",
+        ),
+        ("operator on a risk hold", lambda: sign(approve(), WID, NOW, role="operator"), "may not decide"),
+    ],
+)
 def test_a_token_that_does_not_prove_this_decision_is_refused(case, make, why):  # R22 R29, issue #11
     with pytest.raises(DecisionTokenError, match=why):
         check(make())
@@ -89,7 +118,13 @@ def test_rotation_accepts_every_listed_key_and_unknown_keys_can_wait_for_a_refre
 def test_keys_parse_strictly():
     assert parse_signing_key(DEV_DECISION_SIGNING_KEY)[0] == "dev"
     assert public_key_of(DEV_DECISION_SIGNING_KEY) == DEV_DECISION_PUBLIC_KEY
-    for bad in ("", "nokid", "dev:not-base64!", "dev:" + "QUJD", "a b:" + DEV_DECISION_PUBLIC_KEY.split(":")[1]):
+    for bad in (
+        "",
+        "nokid",
+        "dev:not-base64!",
+        "dev:" + "QUJD",
+        "a b:" + DEV_DECISION_PUBLIC_KEY.split(":")[1],
+    ):
         with pytest.raises(ValueError):
             parse_public_keys(bad)
     with pytest.raises(ValueError, match="listed twice"):

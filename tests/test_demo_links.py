@@ -30,8 +30,13 @@ def test_progress_url_is_the_notices_signed_link_on_the_gateways_pages():
 
 
 def test_newest_link_is_the_newest_message_with_one():
-    inbox = {"messages": [{"id": 3, "link": None}, {"id": 2, "link": "https://a/withdrawals/track?q"},
-                          {"id": 1, "link": "https://a/old"}]}
+    inbox = {
+        "messages": [
+            {"id": 3, "link": None},
+            {"id": 2, "link": "https://a/withdrawals/track?q"},
+            {"id": 1, "link": "https://a/old"},
+        ]
+    }
     assert newest_link(inbox) == "https://a/withdrawals/track?q"
     assert newest_link({"messages": []}) is None and newest_link({}) is None
 
@@ -53,8 +58,8 @@ def test_pages_help_names_each_console_and_sign_ins_that_really_work():
 
 
 def test_each_scenario_prints_its_progress_page():
-    from tests.test_user_view import desk_view
     from starter.demo import render, scenarios
+    from tests.test_user_view import desk_view
 
     url = f"{GATEWAY}/pages/withdrawals/track?wid=W1&uid=U1&exp=1&sig=x"
     text = render(scenarios()[0], desk_view(), {"messages": []}, None, url)

@@ -17,6 +17,7 @@ import yaml
 
 from gateway.app import create_app
 from gateway.reviewers import hash_password
+from sentinel.decision_tokens import new_signing_key, public_key_of
 from sentinel.dev_credentials import (
     DEV_API_KEY_HASHES,
     DEV_REVIEWER_PASSWORDS,
@@ -26,15 +27,27 @@ from sentinel.dev_credentials import (
     public_secret_defaults,
     refuse_dev_credentials,
 )
-from sentinel.decision_tokens import new_signing_key, public_key_of
-from sentinel.settings import DEV_DECISION_PUBLIC_KEY, DEV_DECISION_SIGNING_KEY, DEV_PAYLOAD_KEYS, ROOT, Settings
+from sentinel.settings import (
+    DEV_DECISION_PUBLIC_KEY,
+    DEV_DECISION_SIGNING_KEY,
+    DEV_PAYLOAD_KEYS,
+    ROOT,
+    Settings,
+)
 from tests.conftest import free_port
 
 DEV_KEYS_FILE = ROOT / "config" / "api_keys.dev.yaml"
 DEV_REVIEWERS_FILE = ROOT / "config" / "reviewers.dev.yaml"
-ALL_DEV = ("SENTINEL_CHANNEL_SECRET", "SENTINEL_LINK_SECRET", "SENTINEL_USER_TOKEN_SECRET", "SENTINEL_PAYLOAD_KEYS",
-           "SENTINEL_DECISION_SIGNING_KEY", "SENTINEL_DECISION_PUBLIC_KEYS", "SENTINEL_API_KEYS_FILE",
-           "SENTINEL_REVIEWERS_FILE")
+ALL_DEV = (
+    "SENTINEL_CHANNEL_SECRET",
+    "SENTINEL_LINK_SECRET",
+    "SENTINEL_USER_TOKEN_SECRET",
+    "SENTINEL_PAYLOAD_KEYS",
+    "SENTINEL_DECISION_SIGNING_KEY",
+    "SENTINEL_DECISION_PUBLIC_KEYS",
+    "SENTINEL_API_KEYS_FILE",
+    "SENTINEL_REVIEWERS_FILE",
+)
 #: a production history key (id:base64 of 32 bytes)
 OWN_PAYLOAD_KEYS = "k1:" + "cA" * 21 + "c="
 #: a production decision signing key and its public half
@@ -47,9 +60,15 @@ def production(**overrides) -> Settings:
 
 
 def own_secrets() -> dict[str, str]:
-    return {"channel_secret": "c" * 32, "link_secret": "l" * 32, "user_token_secret": "u" * 32,
-            "payload_keys": OWN_PAYLOAD_KEYS, "decision_signing_key": OWN_SIGNING_KEY,
-            "decision_public_keys": public_key_of(OWN_SIGNING_KEY), **OWN_IDENTITY}
+    return {
+        "channel_secret": "c" * 32,
+        "link_secret": "l" * 32,
+        "user_token_secret": "u" * 32,
+        "payload_keys": OWN_PAYLOAD_KEYS,
+        "decision_signing_key": OWN_SIGNING_KEY,
+        "decision_public_keys": public_key_of(OWN_SIGNING_KEY),
+        **OWN_IDENTITY,
+    }
 
 
 #: a production's own support number and brand (the defaults are fictional)
@@ -73,11 +92,15 @@ def test_every_key_of_the_dev_keys_file_is_known_as_a_dev_key():
     assert {entry["sha256"] for entry in doc["keys"]} == DEV_API_KEY_HASHES
 
 
-@pytest.mark.parametrize("process, unused", [("gateway", "SENTINEL_DECISION_PUBLIC_KEYS"),
-                                              ("worker", "SENTINEL_DECISION_SIGNING_KEY")])
+@pytest.mark.parametrize(
+    "process, unused",
+    [("gateway", "SENTINEL_DECISION_PUBLIC_KEYS"), ("worker", "SENTINEL_DECISION_SIGNING_KEY")],
+)
 def test_the_refusal_names_every_dev_credential_in_one_message(process, unused):  # R22
     with pytest.raises(DevCredentialsRefused) as refused:
-        refuse_dev_credentials(production(), DEV_KEYS_FILE.read_text(), process, DEV_REVIEWERS_FILE.read_text())
+        refuse_dev_credentials(
+            production(), DEV_KEYS_FILE.read_text(), process, DEV_REVIEWERS_FILE.read_text()
+        )
     message = str(refused.value)
     assert message.startswith(f"the {process} refuses to start")
     for name in ALL_DEV:
@@ -85,7 +108,9 @@ def test_the_refusal_names_every_dev_credential_in_one_message(process, unused):
     assert "SENTINEL_DEV_MODE=1" in message
 
 
-@pytest.mark.parametrize("kept", ["channel_secret", "link_secret", "user_token_secret", "decision_signing_key"])
+@pytest.mark.parametrize(
+    "kept", ["channel_secret", "link_secret", "user_token_secret", "decision_signing_key"]
+)
 def test_each_dev_secret_alone_is_refused(kept):  # R22
     secrets = own_secrets()
     del secrets[kept]
@@ -120,7 +145,9 @@ def test_a_worker_trusting_the_dev_decision_key_is_refused():  # R22, issue #11
     # even listed beside an own key (a rotation that forgot to drop it)
     assert public_key_of(DEV_DECISION_SIGNING_KEY) == DEV_DECISION_PUBLIC_KEY
     for trusted in (DEV_DECISION_PUBLIC_KEY, public_key_of(OWN_SIGNING_KEY) + "," + DEV_DECISION_PUBLIC_KEY):
-        found = dev_credentials_in_use(production(**{**own_secrets(), "decision_public_keys": trusted}), OWN_KEYS)
+        found = dev_credentials_in_use(
+            production(**{**own_secrets(), "decision_public_keys": trusted}), OWN_KEYS
+        )
         assert len(found) == 1 and found[0].startswith("SENTINEL_DECISION_PUBLIC_KEYS "), found
 
 
@@ -167,36 +194,48 @@ def test_the_gateway_app_is_not_built_with_dev_credentials(tmp_path):  # R22
     keys.write_text(OWN_KEYS)
     reviewers = tmp_path / "reviewers.yaml"
     reviewers.write_text(own_reviewers())
-    app = create_app(production(database_url=f"sqlite:///{db}", api_keys_file=keys, reviewers_file=reviewers,
-                                **own_secrets()))
+    app = create_app(
+        production(
+            database_url=f"sqlite:///{db}", api_keys_file=keys, reviewers_file=reviewers, **own_secrets()
+        )
+    )
     assert app.state.keys.names(["supervisor"]) == {"carol"}
 
 
 def own_reviewers(password: str = "carol's own long passphrase") -> str:
-    return ("accounts:\n- name: carol\n  role: supervisor\n"
-            f"  password_hash: \"{hash_password(password)}\"\n")
+    return f'accounts:\n- name: carol\n  role: supervisor\n  password_hash: "{hash_password(password)}"\n'
 
 
 def test_the_dev_reviewers_file_is_refused_outside_dev_mode(tmp_path):  # R22
     """config/reviewers.dev.yaml lets alice, bob and carol sign in to the reviewer console
     with public passwords: refused like the dev API keys; an own file with carol's own
     password passes, and one dev account with its public password among own ones is caught."""
-    found = dev_credentials_in_use(production(**own_secrets()), OWN_KEYS, reviewers_file_text=DEV_REVIEWERS_FILE.read_text())
+    found = dev_credentials_in_use(
+        production(**own_secrets()), OWN_KEYS, reviewers_file_text=DEV_REVIEWERS_FILE.read_text()
+    )
     assert len(found) == 1 and found[0].startswith("SENTINEL_REVIEWERS_FILE ")
     assert "alice, bob, carol" in found[0]
-    assert dev_credentials_in_use(production(**own_secrets()), OWN_KEYS, reviewers_file_text=own_reviewers()) == []
+    assert (
+        dev_credentials_in_use(production(**own_secrets()), OWN_KEYS, reviewers_file_text=own_reviewers())
+        == []
+    )
     mixed = own_reviewers().replace("carol", "dave") + (
-        f"- name: bob\n  role: reviewer\n  password_hash: \"{hash_password(DEV_REVIEWER_PASSWORDS['bob'])}\"\n")
+        f'- name: bob\n  role: reviewer\n  password_hash: "{hash_password(DEV_REVIEWER_PASSWORDS["bob"])}"\n'
+    )
     [line] = dev_credentials_in_use(production(**own_secrets()), OWN_KEYS, reviewers_file_text=mixed)
     assert "the development accounts bob sign in" in line
-    refuse_dev_credentials(Settings(_env_file=None, dev_mode=True), None, "gateway", DEV_REVIEWERS_FILE.read_text())
+    refuse_dev_credentials(
+        Settings(_env_file=None, dev_mode=True), None, "gateway", DEV_REVIEWERS_FILE.read_text()
+    )
 
 
 def test_check_at_start_reads_the_configured_reviewers_file(tmp_path):  # R22
     keys = tmp_path / "keys.yaml"
     keys.write_text(OWN_KEYS)
     with pytest.raises(DevCredentialsRefused, match="SENTINEL_REVIEWERS_FILE"):
-        check_at_start(production(api_keys_file=keys, **own_secrets()), "gateway")  # the default: the dev file
+        check_at_start(
+            production(api_keys_file=keys, **own_secrets()), "gateway"
+        )  # the default: the dev file
     reviewers = tmp_path / "reviewers.yaml"
     reviewers.write_text(own_reviewers())
     check_at_start(production(api_keys_file=keys, reviewers_file=reviewers, **own_secrets()), "gateway")
@@ -223,13 +262,16 @@ def production_env(tmp_path) -> dict[str, str]:
 
 def start(tmp_path, args: list[str]) -> subprocess.CompletedProcess:
     # The timeout only ends a process that wrongly started; the refusal comes at once.
-    return subprocess.run(args, cwd=tmp_path, env=production_env(tmp_path), capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        args, cwd=tmp_path, env=production_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
 
 
 def assert_refused(result: subprocess.CompletedProcess, process: str) -> None:
     assert result.returncode != 0, result
-    assert f"the {process} refuses to start with public development credentials" in result.stderr, result.stderr
+    assert f"the {process} refuses to start with public development credentials" in result.stderr, (
+        result.stderr
+    )
     assert "SENTINEL_USER_TOKEN_SECRET" in result.stderr and "SENTINEL_API_KEYS_FILE" in result.stderr
     assert "SENTINEL_REVIEWERS_FILE" in result.stderr  # the default: the dev reviewer accounts
     # the secrets that were set are not named
@@ -243,7 +285,19 @@ def test_worker_py_refuses_a_production_start_without_the_secrets(tmp_path):  # 
 
 def test_the_gateway_refuses_a_production_start_without_the_secrets(tmp_path):  # R22
     port = free_port()
-    result = start(tmp_path, [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:app",
-                              "--host", "127.0.0.1", "--port", str(port)])
+    result = start(
+        tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "gateway.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+    )
     assert_refused(result, "gateway")
     assert not (tmp_path / "app.db").exists()

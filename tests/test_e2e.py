@@ -30,9 +30,15 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     data = tmp_path_factory.mktemp("e2e")
-    ports = Ports(temporal=free_port(), ui=free_port(), smtp=free_port(), simulator=free_port(), gateway=free_port())
-    s = DevStack(data_dir=data, ports=ports, headless=True,
-                 env_overrides={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")})
+    ports = Ports(
+        temporal=free_port(), ui=free_port(), smtp=free_port(), simulator=free_port(), gateway=free_port()
+    )
+    s = DevStack(
+        data_dir=data,
+        ports=ports,
+        headless=True,
+        env_overrides={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")},
+    )
     with started(s):
         yield s
 
@@ -47,13 +53,24 @@ def urls(stack):
 
 @pytest.fixture()
 async def client(stack):
-    return await SentinelClient.connect(Settings(_env_file=None, temporal_address=f"127.0.0.1:{stack.ports.temporal}"))
+    return await SentinelClient.connect(
+        Settings(_env_file=None, temporal_address=f"127.0.0.1:{stack.ports.temporal}")
+    )
 
 
 def request_for(wid: str, **kw) -> WithdrawalRequest:
     return WithdrawalRequest(
-        withdrawal_id=wid, user_id="u-e2e", amount="88.80", currency="CNY", channel="generic", bank_code="CMB",
-        card_last4="4321", payee_ref="vault:tok_e2e", locale="zh-CN", contact=Contact(email="e2e@example.com"), **kw
+        withdrawal_id=wid,
+        user_id="u-e2e",
+        amount="88.80",
+        currency="CNY",
+        channel="generic",
+        bank_code="CMB",
+        card_last4="4321",
+        payee_ref="vault:tok_e2e",
+        locale="zh-CN",
+        contact=Contact(email="e2e@example.com"),
+        **kw,
     )
 
 
@@ -79,7 +96,9 @@ async def test_account_error_through_signed_callback(stack, urls, client):
     await client.start_withdrawal(request_for(wid))
     view = await wait_for(client, wid, lambda v: v.status.is_final)
     assert view.status == WithdrawalStatus.FAILED and view.reason_code == "AC04"
-    view = await wait_for(client, wid, lambda v: v.notices and set(v.notices[0].delivered) == {"inbox", "email"})
+    view = await wait_for(
+        client, wid, lambda v: v.notices and set(v.notices[0].delivered) == {"inbox", "email"}
+    )
     engine = engine_for(f"sqlite:///{stack.data_dir / 'sentinel.db'}")
     assert {r.channel for r in deliveries_for(engine, wid)} == {"inbox", "email"}
     mails = list((stack.data_dir / "mail").glob("*.eml"))
@@ -117,19 +136,34 @@ async def test_gateway_refuses_bad_callbacks_and_keeps_untracked(stack, urls, cl
     # Bad input gets a clear error and changes nothing; an untracked withdrawal's callback is kept.
     secret = "dev-channel-secret"
     wid = f"E2E-{uuid.uuid4().hex[:8]}"
-    body = json.dumps({"event_id": "evt-x1", "order_id": wid, "status": "FAILED", "code": "AC04",
-                       "occurred_at": "2026-11-27T00:00:00Z"}).encode()
+    body = json.dumps(
+        {
+            "event_id": "evt-x1",
+            "order_id": wid,
+            "status": "FAILED",
+            "code": "AC04",
+            "occurred_at": "2026-11-27T00:00:00Z",
+        }
+    ).encode()
     url = f"{urls['gw']}/v1/callbacks/generic"
     async with httpx.AsyncClient() as http:
-        bad = await http.post(url, content=body, headers={SIGNATURE_HEADER: sign("wrong", body, int(time.time()))})
+        bad = await http.post(
+            url, content=body, headers={SIGNATURE_HEADER: sign("wrong", body, int(time.time()))}
+        )
         assert bad.status_code == 401
         junk = b"{not json"
-        r = await http.post(url, content=junk, headers={SIGNATURE_HEADER: sign(secret, junk, int(time.time()))})
+        r = await http.post(
+            url, content=junk, headers={SIGNATURE_HEADER: sign(secret, junk, int(time.time()))}
+        )
         assert r.status_code == 400 and "JSON" in r.json()["error"]
-        ok = await http.post(url, content=body, headers={SIGNATURE_HEADER: sign(secret, body, int(time.time()))})
+        ok = await http.post(
+            url, content=body, headers={SIGNATURE_HEADER: sign(secret, body, int(time.time()))}
+        )
         assert ok.status_code == 200 and ok.json() == {"received": True}
     # the callback came before the withdrawal was tracked: it decides once tracking starts
-    await script(urls, wid, {"steps": [{"after_s": 300, "status": "SUCCEEDED", "code": None, "callback": True}]})
+    await script(
+        urls, wid, {"steps": [{"after_s": 300, "status": "SUCCEEDED", "code": None, "callback": True}]}
+    )
     await client.start_withdrawal(request_for(wid))
     view = await wait_for(client, wid, lambda v: v.status.is_final)
     assert view.status == WithdrawalStatus.FAILED and view.reason_code == "AC04"

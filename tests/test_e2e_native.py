@@ -39,14 +39,30 @@ pytestmark = pytest.mark.e2e
 
 #: channel -> (scenario code, the channel's own code for it, request fields the channel takes)
 NATIVE = {
-    "stripe": ("AC04", "account_closed",
-               {"currency": "USD", "bank_code": "STRIPE", "payee_ref": "ba_1E2eSimExternalAcct"}),
-    "wechat": ("BE01", "NAME_NOT_CORRECT",
-               {"currency": "CNY", "bank_code": "WECHAT", "payee_ref": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}),
-    "alipay": ("BE01", "PAYEE_USER_INFO_ERROR",
-               {"currency": "CNY", "bank_code": "ALIPAY", "payee_ref": "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"}),
-    "iso20022": ("AC04", "AC04",
-                 {"currency": "EUR", "bank_code": "COBADEFFXXX", "payee_ref": "vault:tok_iso_e2e"}),
+    "stripe": (
+        "AC04",
+        "account_closed",
+        {"currency": "USD", "bank_code": "STRIPE", "payee_ref": "ba_1E2eSimExternalAcct"},
+    ),
+    "wechat": (
+        "BE01",
+        "NAME_NOT_CORRECT",
+        {"currency": "CNY", "bank_code": "WECHAT", "payee_ref": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+    ),
+    "alipay": (
+        "BE01",
+        "PAYEE_USER_INFO_ERROR",
+        {
+            "currency": "CNY",
+            "bank_code": "ALIPAY",
+            "payee_ref": "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5",
+        },
+    ),
+    "iso20022": (
+        "AC04",
+        "AC04",
+        {"currency": "EUR", "bank_code": "COBADEFFXXX", "payee_ref": "vault:tok_iso_e2e"},
+    ),
 }
 
 
@@ -68,8 +84,14 @@ def new_id(channel: str) -> str:
 
 def request_for(wid: str, channel: str) -> WithdrawalRequest:
     return WithdrawalRequest(
-        withdrawal_id=wid, user_id=f"u-{wid}", amount="88.80", channel=channel, card_last4="4321",
-        locale="en-US", contact=Contact(email=f"{wid.lower()}@example.com"), **NATIVE[channel][2],
+        withdrawal_id=wid,
+        user_id=f"u-{wid}",
+        amount="88.80",
+        channel=channel,
+        card_last4="4321",
+        locale="en-US",
+        contact=Contact(email=f"{wid.lower()}@example.com"),
+        **NATIVE[channel][2],
     )
 
 
@@ -94,7 +116,9 @@ def test_dev_stack_wires_the_native_adapters(stack):
 async def test_native_account_failure_end_to_end(stack, client, channel):
     iso_code, native_code, _ = NATIVE[channel]
     wid = new_id(channel)
-    await script(stack.simulator_url, wid, {"scenario": "account_error", "params": {"after_s": 0.3, "code": iso_code}})
+    await script(
+        stack.simulator_url, wid, {"scenario": "account_error", "params": {"after_s": 0.3, "code": iso_code}}
+    )
     await client.start_withdrawal(request_for(wid, channel))
 
     view = await wait_until(lambda: _final(client, wid), 40, f"{wid} final")
@@ -114,8 +138,9 @@ async def test_native_account_failure_end_to_end(stack, client, channel):
     await wait_until(lambda: _inbox_sent(stack, wid), 30, f"{wid} DETECTED inbox delivery")
     token = make_user_token(view.user_id, Settings(_env_file=None).user_token_secret, time.time(), 300)
     async with httpx.AsyncClient(timeout=5) as http:
-        r = await http.get(f"{stack.gateway_url}/v1/users/{view.user_id}/inbox",
-                           headers={"Authorization": f"Bearer {token}"})
+        r = await http.get(
+            f"{stack.gateway_url}/v1/users/{view.user_id}/inbox", headers={"Authorization": f"Bearer {token}"}
+        )
     assert r.status_code == 200, r.text
     messages = [m for m in r.json()["messages"] if m["withdrawal_id"] == wid]
     assert [m["stage"] for m in messages] == [Stage.DETECTED.value]
@@ -134,8 +159,10 @@ async def _delivered(stack: DevStack, wid: str):
 
 
 def _inbox_sent(stack: DevStack, wid: str) -> bool:
-    return any(r.stage == Stage.DETECTED.value and r.channel == "inbox" and r.status == "sent"
-               for r in deliveries_for(engine(stack), wid))
+    return any(
+        r.stage == Stage.DETECTED.value and r.channel == "inbox" and r.status == "sent"
+        for r in deliveries_for(engine(stack), wid)
+    )
 
 
 def signed_failure(keys: SimKeys, channel: str, wid: str) -> tuple[dict[str, str], bytes]:
@@ -146,15 +173,27 @@ def signed_failure(keys: SimKeys, channel: str, wid: str) -> tuple[dict[str, str
         return webhook(event, secret=keys.stripe_webhook_secret)
     if channel == "wechat":
         platform = wechat_private_key(keys.wechat_platform_private_pem)
-        plain = {"mch_id": keys.wechat_mch_id, "out_bill_no": to_out_bill_no(wid),
-                 "transfer_bill_no": "1330000071100999991182020050700019480001", "state": "FAIL",
-                 "fail_reason": "NAME_NOT_CORRECT", "transfer_amount": 8880,
-                 "create_time": "2026-11-27T10:00:00+08:00", "update_time": "2026-11-27T10:05:00+08:00"}
-        return wechat_notify(WxKeys(platform, platform, platform), plain, serial=keys.wechat_platform_serial,
-                             apiv3=keys.wechat_apiv3_key.encode("ascii"), event_id=f"evt-{wid}")
+        plain = {
+            "mch_id": keys.wechat_mch_id,
+            "out_bill_no": to_out_bill_no(wid),
+            "transfer_bill_no": "1330000071100999991182020050700019480001",
+            "state": "FAIL",
+            "fail_reason": "NAME_NOT_CORRECT",
+            "transfer_amount": 8880,
+            "create_time": "2026-11-27T10:00:00+08:00",
+            "update_time": "2026-11-27T10:05:00+08:00",
+        }
+        return wechat_notify(
+            WxKeys(platform, platform, platform),
+            plain,
+            serial=keys.wechat_platform_serial,
+            apiv3=keys.wechat_apiv3_key.encode("ascii"),
+            event_id=f"evt-{wid}",
+        )
     if channel == "alipay":
-        params = notify_params(out_biz_no=wid, status="FAIL", error_code="PAYEE_USER_INFO_ERROR",
-                               trans_amount="88.80")
+        params = notify_params(
+            out_biz_no=wid, status="FAIL", error_code="PAYEE_USER_INFO_ERROR", trans_amount="88.80"
+        )
         params["app_id"], params["notify_id"] = keys.alipay_app_id, f"n{wid}"
         body = signed_notify(alipay_private_key(keys.alipay_private_pem), params)
         return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, body
@@ -165,7 +204,7 @@ def signed_failure(keys: SimKeys, channel: str, wid: str) -> tuple[dict[str, str
 def tamper(body: bytes) -> bytes:
     """One byte changed after signing (inside the signed part, not at its end)."""
     i = len(body) // 2
-    return body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1:]
+    return body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1 :]
 
 
 @pytest.mark.parametrize("channel", list(NATIVE))

@@ -9,16 +9,20 @@ from datetime import timedelta
 
 from temporalio.api.enums.v1 import EventType
 
+from sentinel.analysis import analyse
 from store.db import engine_for
 from store.events import events_between, events_for
-from sentinel.analysis import analyse
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 
 
 def story(engine, wid: str) -> list[tuple]:
-    return [("notice", e.stage, e.notice_channel) if e.kind == "notice" else (e.kind, e.status, e.category, e.reason_code)
-            for e in events_for(engine, wid)]
+    return [
+        ("notice", e.stage, e.notice_channel)
+        if e.kind == "notice"
+        else (e.kind, e.status, e.category, e.reason_code)
+        for e in events_for(engine, wid)
+    ]
 
 
 async def test_delayed_then_paid_and_failed_leave_their_story(ts_env, tmp_path, smtp_server, unique_id):
@@ -40,19 +44,26 @@ async def test_delayed_then_paid_and_failed_leave_their_story(ts_env, tmp_path, 
         ("started", "SUBMITTED", None, None),
         ("status", "PROCESSING", None, None),
         ("status", "DELAYED", "BANK_DELAY", None),
-        ("notice", "DELAYED", "inbox"), ("notice", "DELAYED", "email"),
+        ("notice", "DELAYED", "inbox"),
+        ("notice", "DELAYED", "email"),
         ("status", "SUCCEEDED", "BANK_DELAY", None),
-        ("notice", "RESOLVED", "inbox"), ("notice", "RESOLVED", "email"),
+        ("notice", "RESOLVED", "inbox"),
+        ("notice", "RESOLVED", "email"),
     ]
     assert story(engine, failed) == [
         ("started", "SUBMITTED", None, None),
         ("status", "PROCESSING", None, None),
         ("status", "FAILED", "ACCOUNT_INFO_ERROR", "AC04"),
-        ("notice", "DETECTED", "inbox"), ("notice", "DETECTED", "email"),
+        ("notice", "DETECTED", "inbox"),
+        ("notice", "DETECTED", "email"),
     ]
     started = events_for(engine, unique_id)[0]
     assert (started.channel, started.bank_code, started.amount_band, started.delay_threshold_s) == (
-        "generic", "ICBC", "1k-10k", 600)  # tests/workflow_harness.py: threshold 10 min
+        "generic",
+        "ICBC",
+        "1k-10k",
+        600,
+    )  # tests/workflow_harness.py: threshold 10 min
     assert events_for(engine, failed)[0].amount_band == "<100"
     # and the analysis reads them back
     first, last = events_for(engine, unique_id)[0].at, events_for(engine, failed)[0].at
@@ -75,6 +86,12 @@ async def test_happy_path_writes_rows_but_no_extra_action(ts_env, tmp_path, smtp
         history = await handle.fetch_history()
     types = [e.event_type for e in history.events]
     assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1  # submit_payout
-    assert types.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 3  # the local activities (init_tracking, record_progress)
-    assert [e.kind for e in events_for(engine_for(settings.database_url), unique_id)] == ["started", "status", "status"]
+    assert (
+        types.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 3
+    )  # the local activities (init_tracking, record_progress)
+    assert [e.kind for e in events_for(engine_for(settings.database_url), unique_id)] == [
+        "started",
+        "status",
+        "status",
+    ]
     assert story(engine_for(settings.database_url), unique_id)[-1] == ("status", "SUCCEEDED", None, None)

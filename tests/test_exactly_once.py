@@ -66,8 +66,11 @@ async def sent_then_crashed(fn, wid: str, monkeypatch) -> tuple[ActivityEnvironm
 def age(engine, key: str, seconds: float) -> None:
     """Let time pass for a row left ``sending`` (a dead attempt is taken over once stale)."""
     with Session(engine) as session:
-        session.execute(update(NoticeDelivery).where(NoticeDelivery.key == key)
-                        .values(updated_at=utcnow() - timedelta(seconds=seconds)))
+        session.execute(
+            update(NoticeDelivery)
+            .where(NoticeDelivery.key == key)
+            .values(updated_at=utcnow() - timedelta(seconds=seconds))
+        )
         session.commit()
 
 
@@ -76,10 +79,16 @@ def sms_sent(aliyun) -> list[str]:  # noqa: F811
 
 
 def sms_notice(wid: str) -> NoticeRequest:
-    return NoticeRequest(key=f"{wid}/DETECTED/1/sms", channel="sms", stage=Stage.DETECTED,
-                         category=ExceptionCategory.ACCOUNT_INFO_ERROR, severity=Severity.HIGH,
-                         status=WithdrawalStatus.FAILED, reason_code="AC04",
-                         withdrawal=make_request(wid, locale="zh-CN", contact=CN))
+    return NoticeRequest(
+        key=f"{wid}/DETECTED/1/sms",
+        channel="sms",
+        stage=Stage.DETECTED,
+        category=ExceptionCategory.ACCOUNT_INFO_ERROR,
+        severity=Severity.HIGH,
+        status=WithdrawalStatus.FAILED,
+        reason_code="AC04",
+        withdrawal=make_request(wid, locale="zh-CN", contact=CN),
+    )
 
 
 def deliver_activity(settings):
@@ -129,8 +138,12 @@ class Killed(BaseException):
     """The worker process dying (no provider failover or error handling catches it)."""
 
 
-async def test_a_notice_never_handed_to_a_provider_is_sent_after_the_crash(deliver, aliyun, tencent,  # noqa: F811
-                                                                           monkeypatch):
+async def test_a_notice_never_handed_to_a_provider_is_sent_after_the_crash(
+    deliver,
+    aliyun,
+    tencent,  # noqa: F811
+    monkeypatch,
+):
     """R8: the attempt died after claiming the row, before handing the SMS to any provider
     (the log names none): no provider can have it, so the takeover sends it without asking."""
     fn, engine = deliver
@@ -156,8 +169,12 @@ async def test_a_notice_never_handed_to_a_provider_is_sent_after_the_crash(deliv
     assert [r["action"] for r in aliyun.received] == ["SendSms"] and tencent.received == []
 
 
-async def test_a_notice_handed_to_aliyun_alone_is_asked_there_and_sent(deliver, aliyun, tencent,  # noqa: F811
-                                                                       monkeypatch):
+async def test_a_notice_handed_to_aliyun_alone_is_asked_there_and_sent(
+    deliver,
+    aliyun,
+    tencent,  # noqa: F811
+    monkeypatch,
+):
     """R8: the attempt died after the chain named Aliyun in the log, before the request left.
     The takeover asks Aliyun alone (Tencent, which cannot be asked, never had it): not
     there, so it is sent, once. Before the chain recorded its providers, Tencent's "cannot
@@ -188,8 +205,12 @@ async def test_a_notice_handed_to_aliyun_alone_is_asked_there_and_sent(deliver, 
     assert sms_sent(aliyun) == [notice.key] and tencent.received == []
 
 
-async def test_a_notice_that_failed_over_to_tencent_is_held_after_the_crash(deliver, aliyun, tencent,  # noqa: F811
-                                                                            monkeypatch):
+async def test_a_notice_that_failed_over_to_tencent_is_held_after_the_crash(
+    deliver,
+    aliyun,
+    tencent,  # noqa: F811
+    monkeypatch,
+):
     """R8: Aliyun refused (500), Tencent accepted, the attempt died before the log said so.
     The log names both; Aliyun says no, Tencent cannot be asked: held (``unconfirmed``),
     never a second SMS."""
@@ -210,7 +231,9 @@ async def test_a_notice_that_failed_over_to_tencent_is_held_after_the_crash(deli
 async def test_an_email_that_smtp_cannot_confirm_is_held_not_sent_twice(deliver, smtp_server, monkeypatch):
     # SMTP cannot be asked: the policy holds email (at most once); the inbox has the notice
     fn, engine = deliver
-    notice = sms_notice("EX4-0001").model_copy(update={"key": "EX4-0001/DETECTED/1/email", "channel": "email"})
+    notice = sms_notice("EX4-0001").model_copy(
+        update={"key": "EX4-0001/DETECTED/1/email", "channel": "email"}
+    )
     crash_after_send(monkeypatch, channel="email")
     env = ActivityEnvironment()
     with pytest.raises(Crash):
@@ -230,7 +253,9 @@ async def test_an_email_whose_attempt_died_before_data_is_sent_once(deliver, smt
     import aiosmtplib
 
     fn, engine = deliver
-    notice = sms_notice("EX5-0001").model_copy(update={"key": "EX5-0001/DETECTED/1/email", "channel": "email"})
+    notice = sms_notice("EX5-0001").model_copy(
+        update={"key": "EX5-0001/DETECTED/1/email", "channel": "email"}
+    )
     real_rcpt = aiosmtplib.SMTP.rcpt
     died: list[str] = []
 
@@ -251,9 +276,17 @@ async def test_an_email_whose_attempt_died_before_data_is_sent_once(deliver, smt
 
 
 @pytest.mark.parametrize("local", ["12:00", "02:30"], ids=["day", "night"])
-async def test_workflow_sms_survives_a_crash_between_send_and_log(ts_env, tmp_path, smtp_server, unique_id,
-                                                                   aliyun, tencent, twilio, monkeypatch,  # noqa: F811
-                                                                   local):
+async def test_workflow_sms_survives_a_crash_between_send_and_log(
+    ts_env,
+    tmp_path,
+    smtp_server,
+    unique_id,
+    aliyun,
+    tencent,
+    twilio,
+    monkeypatch,  # noqa: F811
+    local,
+):
     # the same on the time-skipping server: the activity attempt dies after the send, Temporal
     # retries it, the retry takes the stale row over, finds the SMS at Aliyun: one SMS. At
     # night the SMS waits for 08:00 as a held (batched) notice and goes out through the

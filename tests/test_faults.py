@@ -15,7 +15,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -65,7 +65,10 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def urls(stack):
-    return {"sim": f"http://127.0.0.1:{stack.ports.simulator}", "gw": f"http://127.0.0.1:{stack.ports.gateway}"}
+    return {
+        "sim": f"http://127.0.0.1:{stack.ports.simulator}",
+        "gw": f"http://127.0.0.1:{stack.ports.gateway}",
+    }
 
 
 def wid(prefix: str) -> str:
@@ -113,12 +116,17 @@ async def test_worker_killed_at_step_boundaries_loses_and_doubles_nothing(stack,
     t0 = time.monotonic()
     views = await finished(client, failing + succeeding)
     for w in failing:
-        assert views[w].status == WithdrawalStatus.FAILED and views[w].reason_code == "AC04", views[w].timeline
+        assert views[w].status == WithdrawalStatus.FAILED and views[w].reason_code == "AC04", views[
+            w
+        ].timeline
     for w in succeeding:
         assert views[w].status == WithdrawalStatus.SUCCEEDED, views[w].timeline
     for w in failing:
-        await wait_until(lambda w=w: all_sent_once(stack, w, {"inbox", "email"}), RECOVERY_S,
-                         f"{w}: inbox and email sent once")
+        await wait_until(
+            lambda w=w: all_sent_once(stack, w, {"inbox", "email"}),
+            RECOVERY_S,
+            f"{w}: inbox and email sent once",
+        )
         await wait_until(lambda w=w: mails_for(stack, w) >= 1, 10, f"{w}: mail in the sink")
     await asyncio.sleep(1.0)  # a doubled send would land now
     for w in failing:
@@ -153,8 +161,11 @@ async def test_kill_between_smtp_accept_and_log_never_doubles_the_email(stack, u
         slow.unlink()
     assert delivery_summary(stack, w)[key][1] == "sending"
     stack.start_worker()
-    await wait_until(lambda: delivery_summary(stack, w).get(key, (0, ""))[1] == "unconfirmed", RECOVERY_S,
-                     "the email row held as unconfirmed")
+    await wait_until(
+        lambda: delivery_summary(stack, w).get(key, (0, ""))[1] == "unconfirmed",
+        RECOVERY_S,
+        "the email row held as unconfirmed",
+    )
     assert delivery_summary(stack, w)[f"{w}/DETECTED/1/inbox"][1] == "sent"  # the user still has the notice
     await asyncio.sleep(1.0)
     assert mails_for(stack, w) == 1, "email sent twice"
@@ -186,16 +197,23 @@ async def test_temporal_server_restart_mid_run(stack, urls):
     client = await connect(stack)
     views = await finished(client, failing + succeeding)
     for w in failing:
-        assert views[w].status == WithdrawalStatus.FAILED and views[w].reason_code == "AC04", views[w].timeline
-        await wait_until(lambda w=w: all_sent_once(stack, w, {"inbox", "email"}), RECOVERY_S,
-                         f"{w}: inbox and email sent once")
+        assert views[w].status == WithdrawalStatus.FAILED and views[w].reason_code == "AC04", views[
+            w
+        ].timeline
+        await wait_until(
+            lambda w=w: all_sent_once(stack, w, {"inbox", "email"}),
+            RECOVERY_S,
+            f"{w}: inbox and email sent once",
+        )
     for w in succeeding:
         assert views[w].status == WithdrawalStatus.SUCCEEDED
     # the gateway reconnected to the restarted server by itself: a repeated callback is
     # signalled (or, once the workflow has closed, found closed and audited): 200, not 503
     async with httpx.AsyncClient() as http:
         body = callback_body(failing[0], f"{failing[0]}-after-restart", "FAILED", "AC04")
-        r = await wait_until(lambda: _ok(post_callback(http, urls["gw"], body)), 30, "the gateway to reach Temporal")
+        r = await wait_until(
+            lambda: _ok(post_callback(http, urls["gw"], body)), 30, "the gateway to reach Temporal"
+        )
         assert r.status_code == 200
     await asyncio.sleep(1.0)
     for w in failing:
@@ -215,20 +233,29 @@ async def test_smtp_down_then_back_email_delivered_once(stack, urls):
     try:
         await client.start_withdrawal(request_for(w))
         view = await wait_until(
-            lambda: _view_if(client, w, lambda v: v.notices and "inbox" in v.notices[0].delivered), 60,
+            lambda: _view_if(client, w, lambda v: v.notices and "inbox" in v.notices[0].delivered),
+            60,
             "the inbox notice while SMTP is down",
         )
         assert view.status == WithdrawalStatus.FAILED
         assert "email" not in view.notices[0].delivered
         # the email attempt failed and is waiting for its retry; nothing went out
-        await wait_until(lambda: any(s == "failed" and k.endswith("/email") for k, (_, s) in delivery_summary(stack, w).items()),
-                         30, "a failed email attempt in the delivery log")
+        await wait_until(
+            lambda: any(
+                s == "failed" and k.endswith("/email") for k, (_, s) in delivery_summary(stack, w).items()
+            ),
+            30,
+            "a failed email attempt in the delivery log",
+        )
         assert mails_for(stack, w) == 0
     finally:
         stack.start_mail()
     t0 = time.monotonic()
-    await wait_until(lambda: _view_if(client, w, lambda v: "email" in v.notices[0].delivered), RECOVERY_S,
-                     "the email once SMTP is back")
+    await wait_until(
+        lambda: _view_if(client, w, lambda v: "email" in v.notices[0].delivered),
+        RECOVERY_S,
+        "the email once SMTP is back",
+    )
     FIGURES["smtp_back_to_email_delivered_s"] = round(time.monotonic() - t0, 1)
     await wait_until(lambda: mails_for(stack, w) >= 1, 10, "the mail in the sink")
     await asyncio.sleep(1.0)
@@ -246,15 +273,23 @@ async def test_duplicate_out_of_order_and_late_callbacks_act_once(stack, urls):
     w = wid("D")
     await script(urls["sim"], w, PROCESSING_ONLY)
     await client.start_withdrawal(request_for(w))
-    await wait_until(lambda: _view_if(client, w, lambda v: any("tracking started" in e.what for e in v.timeline)),
-                     30, "tracking to start")
-    now = datetime.now(timezone.utc)
+    await wait_until(
+        lambda: _view_if(client, w, lambda v: any("tracking started" in e.what for e in v.timeline)),
+        30,
+        "tracking to start",
+    )
+    now = datetime.now(UTC)
     failed = callback_body(w, f"{w}-e2", "FAILED", "AC04", now)
-    earlier = callback_body(w, f"{w}-e1", "PROCESSING", None, now - timedelta(seconds=30))  # arrives after FAILED
+    earlier = callback_body(
+        w, f"{w}-e1", "PROCESSING", None, now - timedelta(seconds=30)
+    )  # arrives after FAILED
     late = callback_body(w, f"{w}-e3", "SUCCEEDED", None, now + timedelta(seconds=1))
     async with httpx.AsyncClient() as http:
         # the same FAILED delivered five times at once, then again one by one
-        codes = [r.status_code for r in await asyncio.gather(*(post_callback(http, urls["gw"], failed) for _ in range(5)))]
+        codes = [
+            r.status_code
+            for r in await asyncio.gather(*(post_callback(http, urls["gw"], failed) for _ in range(5)))
+        ]
         codes += [(await post_callback(http, urls["gw"], failed)).status_code for _ in range(2)]
         codes.append((await post_callback(http, urls["gw"], earlier)).status_code)
         codes.append((await post_callback(http, urls["gw"], late)).status_code)
@@ -262,8 +297,11 @@ async def test_duplicate_out_of_order_and_late_callbacks_act_once(stack, urls):
 
     def settled(v):
         user = [n for n in v.notices if n.stage.value != "OPERATOR_ALERT"]
-        return (v.status == WithdrawalStatus.MANUAL_CHECK and len(user) == 2
-                and all(set(n.delivered) == {"inbox", "email"} for n in user))
+        return (
+            v.status == WithdrawalStatus.MANUAL_CHECK
+            and len(user) == 2
+            and all(set(n.delivered) == {"inbox", "email"} for n in user)
+        )
 
     # The FAILED is acted on once; the earlier PROCESSING arriving late is ignored; the
     # SUCCEEDED after the failure notice contradicts it: one correction, then a person checks.
@@ -277,11 +315,20 @@ async def test_duplicate_out_of_order_and_late_callbacks_act_once(stack, urls):
     audits = audit_for(engine(stack), w)
     ignored = sum(1 for x in whats if "duplicate delivery ignored" in x or "ignored" in x)
     assert ignored + len(audits) >= 7, (whats, audits)
-    await wait_until(lambda: all_sent_once(stack, w, {"inbox", "email", "ops_email"}), 30, "notices sent once")
+    await wait_until(
+        lambda: all_sent_once(stack, w, {"inbox", "email", "ops_email"}), 30, "notices sent once"
+    )
     await wait_until(lambda: mails_for(stack, w) >= 3, 10, "the mails")
     await asyncio.sleep(0.5)
     assert mails_for(stack, w) == 3  # the failure and the correction to the user, the alert to operations
-    await client.review(w, sign(ReviewDecision(decision="reject", reviewer="ops-1", reason="bank confirms the rejection"), w, time.time()))
+    await client.review(
+        w,
+        sign(
+            ReviewDecision(decision="reject", reviewer="ops-1", reason="bank confirms the rejection"),
+            w,
+            time.time(),
+        ),
+    )
 
 
 async def test_callbacks_before_tracking_are_kept_then_applied(stack, urls):
@@ -301,7 +348,9 @@ async def test_callbacks_before_tracking_are_kept_then_applied(stack, urls):
     for w in ws:
         assert views[w].status == WithdrawalStatus.FAILED and views[w].reason_code == "AC04"
         assert any("before tracking started" in e.what for e in views[w].timeline)
-        await wait_until(lambda w=w: parked_for(engine(stack), w) == [], 20, "the parked callback marked delivered")
+        await wait_until(
+            lambda w=w: parked_for(engine(stack), w) == [], 20, "the parked callback marked delivered"
+        )
 
 
 async def test_burst_of_1000_callbacks(stack, urls):
@@ -311,9 +360,7 @@ async def test_burst_of_1000_callbacks(stack, urls):
     for w in tracked:
         await script(urls["sim"], w, PROCESSING_ONLY)
         await client.start_withdrawal(request_for(w))
-    await wait_until(
-        lambda: _all_tracking(client, tracked), 60, "the burst's withdrawals to be tracked"
-    )
+    await wait_until(lambda: _all_tracking(client, tracked), 60, "the burst's withdrawals to be tracked")
     untracked = [wid("N") for _ in range(400)]
     plan: list[tuple[str, bytes, str]] = []  # (kind, body, secret)
     for w in tracked:  # 10 x (1 + 19 duplicates) = 200 valid deliveries, 10 distinct events
@@ -327,9 +374,19 @@ async def test_burst_of_1000_callbacks(stack, urls):
     for i in range(200):  # wrong secret
         plan.append(("badsig", callback_body(wid("X"), f"x{i}", "FAILED", "AC04"), "not-the-secret"))
     for i in range(100):  # signed, but not a valid callback
-        junk = [b"{not json", b"[]", json.dumps({"event_id": f"j{i}", "order_id": "bad id!", "status": "FAILED",
-                                                  "occurred_at": "2026-01-01T00:00:00Z"}).encode(),
-                json.dumps({"event_id": f"j{i}"}).encode()][i % 4]
+        junk = [
+            b"{not json",
+            b"[]",
+            json.dumps(
+                {
+                    "event_id": f"j{i}",
+                    "order_id": "bad id!",
+                    "status": "FAILED",
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                }
+            ).encode(),
+            json.dumps({"event_id": f"j{i}"}).encode(),
+        ][i % 4]
         plan.append(("malformed", junk, "dev-channel-secret"))
     assert len(plan) == 1000
     rng.shuffle(plan)
@@ -354,8 +411,11 @@ async def test_burst_of_1000_callbacks(stack, urls):
     by_status = Counter(code for _, code in results)
     latencies.sort()
     FIGURES["burst"] = {
-        "requests": len(results), "seconds": round(elapsed, 1), "per_s": round(len(results) / elapsed),
-        "status_counts": dict(by_status), "p50_ms": round(latencies[len(latencies) // 2] * 1000),
+        "requests": len(results),
+        "seconds": round(elapsed, 1),
+        "per_s": round(len(results) / elapsed),
+        "status_counts": dict(by_status),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000),
     }
     assert not [c for _, c in results if c >= 500], FIGURES["burst"]
@@ -372,7 +432,9 @@ async def test_burst_of_1000_callbacks(stack, urls):
         whats = [e.what for e in views[w].timeline]
         assert views[w].status == WithdrawalStatus.FAILED and whats.count("channel: FAILED AC04") == 1, whats
     for w in rng.sample(tracked, 3):
-        await wait_until(lambda w=w: all_sent_once(stack, w, {"inbox", "email"}), 60, f"{w}: notices sent once")
+        await wait_until(
+            lambda w=w: all_sent_once(stack, w, {"inbox", "email"}), 60, f"{w}: notices sent once"
+        )
         await wait_until(lambda w=w: mails_for(stack, w) >= 1, 10, "the mail")
     await asyncio.sleep(0.5)
     for w in tracked:

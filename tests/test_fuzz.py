@@ -19,12 +19,13 @@ import asyncio
 import json
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from gateway.app import create_app
@@ -34,8 +35,12 @@ from sentinel.signing import SIGNATURE_HEADER, sign
 SECRET = "fuzz-channel-secret"
 CASES: Counter = Counter()
 STATUSES: Counter = Counter()
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 class RecordingClient:
@@ -48,7 +53,9 @@ class RecordingClient:
         self.calls.append(("report_callback", withdrawal_id))
 
     def handle(self, withdrawal_id):
-        raise AssertionError(f"handle({withdrawal_id!r}) called: only parking needs it, and nothing parks here")
+        raise AssertionError(
+            f"handle({withdrawal_id!r}) called: only parking needs it, and nothing parks here"
+        )
 
     def __getattr__(self, name):
         raise AssertionError(f"the gateway called client.{name} on a callback")
@@ -57,12 +64,19 @@ class RecordingClient:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     db = tmp_path_factory.mktemp("fuzz") / "sentinel.db"
-    s = Settings(_env_file=None, database_url=f"sqlite:///{db}", channel_secret=SECRET,
-                 channel_base_url="http://127.0.0.1:9", temporal_address="127.0.0.1:9")
+    s = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{db}",
+        channel_secret=SECRET,
+        channel_base_url="http://127.0.0.1:9",
+        temporal_address="127.0.0.1:9",
+    )
     fake = RecordingClient()
     app = create_app(s, client=fake)
     loop = asyncio.new_event_loop()  # these tests are sync (hypothesis); requests run on this loop
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw")
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
+    )
 
     def request(method, path, content, headers):
         return loop.run_until_complete(http.request(method, path, content=content, headers=headers))
@@ -81,7 +95,9 @@ def state(engine) -> tuple[int, int]:
     return parked, audits
 
 
-def check(gateway, kind: str, method: str, path: str, body: bytes, headers: dict[str, str], allowed: set[int]):
+def check(
+    gateway, kind: str, method: str, path: str, body: bytes, headers: dict[str, str], allowed: set[int]
+):
     http, fake, engine = gateway
     before_calls, before_state = len(fake.calls), state(engine)
     r = http(method, path, body, {k: v.encode("latin-1") for k, v in headers.items()})
@@ -90,7 +106,9 @@ def check(gateway, kind: str, method: str, path: str, body: bytes, headers: dict
     assert r.status_code < 500, (kind, path, body[:200], headers, r.status_code, r.text[:300])
     assert r.status_code in allowed, (kind, path, body[:200], headers, r.status_code, r.text[:300])
     if r.status_code != 200:
-        assert len(fake.calls) == before_calls, f"refused input ({r.status_code}) reached the workflow: {fake.calls[-1]}"
+        assert len(fake.calls) == before_calls, (
+            f"refused input ({r.status_code}) reached the workflow: {fake.calls[-1]}"
+        )
     assert state(engine) == before_state, "a callback parked or audited something"
     return r
 
@@ -101,21 +119,38 @@ def signed(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str
 
 header_values = st.text(st.characters(codec="latin-1", exclude_characters="\r\n\x00"), max_size=120)
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=12), c, max_size=4),
-                           max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=12), c, max_size=4),
+    max_leaves=12,
+)
 CALLBACK_FIELDS = ("event_id", "order_id", "status", "code", "occurred_at")
 
 
 def valid_callback(n: int) -> dict:
-    return {"event_id": f"evt-{n}", "order_id": f"W-FUZZ-{n}", "status": "FAILED", "code": "AC04",
-            "occurred_at": datetime.now(timezone.utc).isoformat()}
+    return {
+        "event_id": f"evt-{n}",
+        "order_id": f"W-FUZZ-{n}",
+        "status": "FAILED",
+        "code": "AC04",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
 
 
 @FUZZ
-@given(body=st.binary(max_size=2048),
-       sig=st.one_of(st.none(), header_values, st.builds(lambda t, h: f"t={t},v1={h}", st.integers(), st.text("0123456789abcdef", max_size=64))),
-       extra=st.dictionaries(st.sampled_from(["content-type", "x-forwarded-for", "content-encoding", "x-channel-signature-2"]),
-                             header_values, max_size=3))
+@given(
+    body=st.binary(max_size=2048),
+    sig=st.one_of(
+        st.none(),
+        header_values,
+        st.builds(lambda t, h: f"t={t},v1={h}", st.integers(), st.text("0123456789abcdef", max_size=64)),
+    ),
+    extra=st.dictionaries(
+        st.sampled_from(["content-type", "x-forwarded-for", "content-encoding", "x-channel-signature-2"]),
+        header_values,
+        max_size=3,
+    ),
+)
 def test_random_bytes_and_signature_headers(gateway, body, sig, extra):
     headers = dict(extra)
     if sig is not None:
@@ -132,8 +167,12 @@ def test_signed_random_json(gateway, doc):
 
 
 @FUZZ
-@given(n=st.integers(0, 10**6), field=st.sampled_from(CALLBACK_FIELDS + ("extra",)), value=json_values,
-       drop=st.booleans())
+@given(
+    n=st.integers(0, 10**6),
+    field=st.sampled_from(CALLBACK_FIELDS + ("extra",)),
+    value=json_values,
+    drop=st.booleans(),
+)
 def test_signed_near_valid_callbacks(gateway, n, field, value, drop):
     """A valid callback with one field replaced or removed; valid ones may reach the client."""
     doc = valid_callback(n)
@@ -149,8 +188,11 @@ def test_signed_near_valid_callbacks(gateway, n, field, value, drop):
 
 
 @FUZZ
-@given(body=st.binary(max_size=512), skew=st.integers(-10**9, 10**9).filter(lambda s: abs(s) > 300),
-       wrong=st.booleans())
+@given(
+    body=st.binary(max_size=512),
+    skew=st.integers(-(10**9), 10**9).filter(lambda s: abs(s) > 300),
+    wrong=st.booleans(),
+)
 def test_stale_or_wrong_secret_signatures(gateway, body, skew, wrong):
     """Well-formed headers that must still be refused: outside the tolerance, or another key."""
     doc = json.dumps(valid_callback(1)).encode() if not body else body
@@ -159,8 +201,11 @@ def test_stale_or_wrong_secret_signatures(gateway, body, skew, wrong):
 
 
 @FUZZ
-@given(channel=st.text(min_size=1, max_size=60), method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH"]),
-       body=st.binary(max_size=256))
+@given(
+    channel=st.text(min_size=1, max_size=60),
+    method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH"]),
+    body=st.binary(max_size=256),
+)
 @example(channel="0/", method="POST", body=b"")  # was a 307 to /v1/callbacks/0 (found by this test)
 def test_random_channels_and_methods(gateway, channel, method, body):
     path = "/v1/callbacks/" + quote(channel, safe="")
@@ -173,15 +218,27 @@ offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timede
 
 
 @FUZZ
-@given(order_id=st.from_regex(ID), event_id=st.from_regex(ID),
-       status=st.sampled_from(["SUCCEEDED", "FAILED", "PROCESSING", "HELD", "UNKNOWN", "RETURNED", "WHATEVER_NEW"]),
-       code=st.one_of(st.none(), st.from_regex(r"\A[A-Za-z0-9_]{1,64}\Z")),
-       at=st.datetimes(timezones=offsets), extra=st.dictionaries(st.text(max_size=10), json_values, max_size=3))
+@given(
+    order_id=st.from_regex(ID),
+    event_id=st.from_regex(ID),
+    status=st.sampled_from(
+        ["SUCCEEDED", "FAILED", "PROCESSING", "HELD", "UNKNOWN", "RETURNED", "WHATEVER_NEW"]
+    ),
+    code=st.one_of(st.none(), st.from_regex(r"\A[A-Za-z0-9_]{1,64}\Z")),
+    at=st.datetimes(timezones=offsets),
+    extra=st.dictionaries(st.text(max_size=10), json_values, max_size=3),
+)
 def test_valid_callbacks_reach_the_workflow_once(gateway, order_id, event_id, status, code, at, extra):
     """Every well-formed, signed callback (any ids, codes, unknown status words, any time and
     offset, unknown extra fields) is acknowledged and signalled exactly once."""
-    doc = {**{k: v for k, v in extra.items() if k not in CALLBACK_FIELDS},
-           "event_id": event_id, "order_id": order_id, "status": status, "code": code, "occurred_at": at.isoformat()}
+    doc = {
+        **{k: v for k, v in extra.items() if k not in CALLBACK_FIELDS},
+        "event_id": event_id,
+        "order_id": order_id,
+        "status": status,
+        "code": code,
+        "occurred_at": at.isoformat(),
+    }
     body = json.dumps(doc).encode()
     _, fake, _ = gateway
     before = len(fake.calls)

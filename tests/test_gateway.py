@@ -62,7 +62,9 @@ async def test_signed_callback_fails_the_withdrawal_and_tells_the_user(gw, uniqu
     resp = await gw.http.post(f"/v1/users/u-{unique_id}/inbox/{msg['id']}/read", headers=me)
     assert resp.status_code == 200 and resp.json()["ok"] is True and resp.json()["read_at"]
     assert (await gw.http.get(f"/v1/users/u-{unique_id}/inbox", headers=me)).json()["unread"] == 0
-    resp = await gw.http.post(f"/v1/users/someone-else/inbox/{msg['id']}/read", headers=gw.user("someone-else"))
+    resp = await gw.http.post(
+        f"/v1/users/someone-else/inbox/{msg['id']}/read", headers=gw.user("someone-else")
+    )
     assert resp.status_code == 404
 
 
@@ -149,8 +151,9 @@ async def test_malformed_callbacks_are_refused_with_the_reason(gw, unique_id):
     assert resp.status_code == 404 and "no-such-bank" in resp.json()["error"]
 
 
-async def test_callback_before_tracking_is_parked_then_applied(ts_env, tmp_path, smtp_server, unique_id,
-                                                               database_url):  # noqa: F811
+async def test_callback_before_tracking_is_parked_then_applied(
+    ts_env, tmp_path, smtp_server, unique_id, database_url
+):  # noqa: F811
     # R11: a callback for a withdrawal not tracked yet is kept (never lost) and applied at start.
     settings = make_settings(tmp_path, smtp_server.port).model_copy(update={"database_url": database_url})
     async with gateway(ts_env, settings) as gw:
@@ -180,10 +183,14 @@ async def test_start_is_idempotent(gw, unique_id):
     first = await gw.start(req)
     again = await gw.start(make_request(unique_id))
     assert first.status_code == again.status_code == 202
-    assert first.json() == again.json() == {
-        "workflow_id": f"withdrawal-{unique_id}",
-        "status_url": f"/v1/withdrawals/{unique_id}",
-    }
+    assert (
+        first.json()
+        == again.json()
+        == {
+            "workflow_id": f"withdrawal-{unique_id}",
+            "status_url": f"/v1/withdrawals/{unique_id}",
+        }
+    )
     handle = gw.sentinel.handle(unique_id)
     assert (await handle.describe()).run_id == (await gw.sentinel.handle(unique_id).describe()).run_id
     view = await gw.view(unique_id)
@@ -232,8 +239,14 @@ async def test_inbox_lists_counts_and_marks_read_only_for_the_owner(gw, unique_i
         return add_inbox_message(
             gw.engine,
             InboxMessage(
-                key=f"{user}/{n}", user_id=user, withdrawal_id=f"W{n}", stage="DETECTED", severity="HIGH",
-                locale="en-US", title=f"message {n}", body=f"Withdrawal W{n} to the card ending 1234 failed.",
+                key=f"{user}/{n}",
+                user_id=user,
+                withdrawal_id=f"W{n}",
+                stage="DETECTED",
+                severity="HIGH",
+                locale="en-US",
+                title=f"message {n}",
+                body=f"Withdrawal W{n} to the card ending 1234 failed.",
             ),
         ).id
 
@@ -245,7 +258,9 @@ async def test_inbox_lists_counts_and_marks_read_only_for_the_owner(gw, unique_i
     assert page["unread"] == 3
     assert [m["id"] for m in page["messages"]] == ids[::-1]
     assert page["messages"][0]["title"] == "message 2" and page["messages"][0]["read_at"] is None
-    page = (await gw.http.get(f"/v1/users/{owner}/inbox", params={"limit": 1, "offset": 1}, headers=mine)).json()
+    page = (
+        await gw.http.get(f"/v1/users/{owner}/inbox", params={"limit": 1, "offset": 1}, headers=mine)
+    ).json()
     assert [m["id"] for m in page["messages"]] == [ids[1]] and page["unread"] == 3
 
     resp = await gw.http.post(f"/v1/users/{owner}/inbox/{ids[0]}/read", headers=mine)
@@ -253,14 +268,19 @@ async def test_inbox_lists_counts_and_marks_read_only_for_the_owner(gw, unique_i
     page = (await gw.http.get(f"/v1/users/{owner}/inbox", headers=mine)).json()
     assert page["unread"] == 2 and page["messages"][-1]["read_at"] is not None
 
-    resp = await gw.http.post(f"/v1/users/{owner}/inbox/{foreign}/read", headers=mine)  # someone else's message
+    resp = await gw.http.post(
+        f"/v1/users/{owner}/inbox/{foreign}/read", headers=mine
+    )  # someone else's message
     assert resp.status_code == 404
     resp = await gw.http.post(f"/v1/users/{owner}/inbox/999999/read", headers=mine)
     assert resp.status_code == 404
     other_page = (await gw.http.get(f"/v1/users/{other}/inbox", headers=gw.user(other))).json()
     assert other_page["unread"] == 1 and [m["id"] for m in other_page["messages"]] == [foreign]
     nobody = f"nobody-{unique_id}"
-    assert (await gw.http.get(f"/v1/users/{nobody}/inbox", headers=gw.user(nobody))).json() == {"unread": 0, "messages": []}
+    assert (await gw.http.get(f"/v1/users/{nobody}/inbox", headers=gw.user(nobody))).json() == {
+        "unread": 0,
+        "messages": [],
+    }
     # support staff read it; they do not mark it read (that would stop the user's ladders)
     assert (await gw.http.get(f"/v1/users/{owner}/inbox", headers=gw.key("ops"))).json()["unread"] == 2
     resp = await gw.http.post(f"/v1/users/{owner}/inbox/{ids[1]}/read", headers=gw.key("ops"))
@@ -293,7 +313,9 @@ async def test_a_repeat_with_other_details_is_409(gw, unique_id):
     await eventually(_recorded(gw, unique_id))
     again = await gw.start(make_request(unique_id, user_id=f"u-{unique_id}"))
     assert again.status_code == 202
-    other = await gw.start(make_request(unique_id, user_id=f"u-{unique_id}", amount="99.00", payee_ref="vault:tok_x"))
+    other = await gw.start(
+        make_request(unique_id, user_id=f"u-{unique_id}", amount="99.00", payee_ref="vault:tok_x")
+    )
     assert other.status_code == 409 and other.json()["error"] == "withdrawal exists with other details"
     assert "amount" in other.json()["detail"] and "payee_ref" in other.json()["detail"]
     assert (await gw.view(unique_id)).amount == req.amount
@@ -302,6 +324,7 @@ async def test_a_repeat_with_other_details_is_409(gw, unique_id):
 def _recorded(gw, wid):
     async def check():
         assert get_record(gw.engine, wid) is not None
+
     return check
 
 
@@ -310,7 +333,13 @@ async def test_a_withdrawal_is_shown_to_its_owner_and_staff_only(gw, unique_id):
     owner = f"u-{unique_id}"
     req = make_request(unique_id, user_id=owner)
     assert (await gw.start(req)).status_code == 202
-    for headers in (gw.user(owner), gw.key("payment-service"), gw.key("alice"), gw.key("carol"), gw.key("ops")):
+    for headers in (
+        gw.user(owner),
+        gw.key("payment-service"),
+        gw.key("alice"),
+        gw.key("carol"),
+        gw.key("ops"),
+    ):
         resp = await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=headers)
         assert resp.status_code == 200 and resp.json()["withdrawal_id"] == unique_id
     resp = await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=gw.user(f"v-{unique_id}"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -47,10 +47,20 @@ def test_user_token_round_trip_and_expiry():
     "mutate, reason",
     [
         (lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), "signature"),  # tampered signature
-        (lambda t: ".".join([*t.split(".")[:3], str(int(t.split(".")[3]) + 3600), t.split(".")[4]]), "signature"),
-        (lambda t: ".".join([*t.split(".")[:2], str(int(t.split(".")[2]) + 3600), *t.split(".")[3:]]), "signature"),
-        (lambda t: ".".join([t.split(".")[0], make_user_token("u-other", SECRET, 1, 9).split(".")[1],
-                             *t.split(".")[2:]]), "signature"),  # someone else's user id
+        (
+            lambda t: ".".join([*t.split(".")[:3], str(int(t.split(".")[3]) + 3600), t.split(".")[4]]),
+            "signature",
+        ),
+        (
+            lambda t: ".".join([*t.split(".")[:2], str(int(t.split(".")[2]) + 3600), *t.split(".")[3:]]),
+            "signature",
+        ),
+        (
+            lambda t: ".".join(
+                [t.split(".")[0], make_user_token("u-other", SECRET, 1, 9).split(".")[1], *t.split(".")[2:]]
+            ),
+            "signature",
+        ),  # someone else's user id
         (lambda t: t.replace("ut2.", "ut3.", 1), "malformed"),
         (lambda t: t + ".x", "malformed"),
         (lambda t: "ut2.!!!.1.2.x", "malformed"),
@@ -95,7 +105,9 @@ def test_user_token_lifetime_is_capped_when_made_and_when_checked():  # R22, iss
 
 
 async def test_the_gateway_refuses_a_token_over_its_configured_cap(tmp_path):  # R22, issue #11
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'app.db'}", user_token_max_ttl_s=3600)
+    settings = Settings(
+        _env_file=None, database_url=f"sqlite:///{tmp_path / 'app.db'}", user_token_max_ttl_s=3600
+    )
     async with offline_gateway(settings) as gw:
         now = gw.clock()
         ok = bearer(make_user_token("u-1", settings.user_token_secret, now, 3600))
@@ -151,7 +163,10 @@ async def test_unknown_key_and_bad_user_tokens_are_401(gw):
     now = time.time()
     expired = gw.user("u-1", now=now - 7200, ttl=3600)
     resp = await gw.http.get("/v1/users/u-1/inbox", headers=expired)
-    assert resp.status_code == 401 and resp.json() == {"error": "invalid user token", "detail": "user token expired"}
+    assert resp.status_code == 401 and resp.json() == {
+        "error": "invalid user token",
+        "detail": "user token expired",
+    }
     token = gw.user("u-1")["Authorization"]
     tampered = {"Authorization": token[:-1] + ("A" if token[-1] != "A" else "B")}
     resp = await gw.http.get("/v1/users/u-1/inbox", headers=tampered)
@@ -217,7 +232,11 @@ async def test_a_user_token_never_reads_another_users_data(gw):
 
 
 def write_keys(path, entries: dict[str, tuple[str, str]]) -> None:
-    doc = {"keys": [{"sha256": hash_key(key), "role": role, "name": name} for key, (role, name) in entries.items()]}
+    doc = {
+        "keys": [
+            {"sha256": hash_key(key), "role": role, "name": name} for key, (role, name) in entries.items()
+        ]
+    }
     path.write_text(yaml.safe_dump(doc))
 
 
@@ -233,11 +252,15 @@ async def test_keys_file_is_reread_when_it_changes(tmp_path):
     async with offline_gateway(settings) as gw:
         assert (await gw.http.get("/v1/ops/unmapped-codes", headers=bearer("k-one"))).status_code == 200
         assert (await gw.http.get("/v1/ops/unmapped-codes", headers=bearer("k-two"))).status_code == 401
-        assert (await gw.http.get("/v1/ops/unmapped-codes", headers=gw.key("ops"))).status_code == 401  # dev key
+        assert (
+            await gw.http.get("/v1/ops/unmapped-codes", headers=gw.key("ops"))
+        ).status_code == 401  # dev key
 
         write_keys(keys, {"k-two": ("operator", "otto"), "k-three": ("reviewer", "rita")})
         bump_mtime(keys)
-        assert (await gw.http.get("/v1/ops/unmapped-codes", headers=bearer("k-one"))).status_code == 401  # revoked
+        assert (
+            await gw.http.get("/v1/ops/unmapped-codes", headers=bearer("k-one"))
+        ).status_code == 401  # revoked
         assert (await gw.http.get("/v1/ops/unmapped-codes", headers=bearer("k-two"))).status_code == 200
         assert (await gw.http.get("/v1/ops/unmapped-codes", headers=bearer("k-three"))).status_code == 403
 
@@ -268,7 +291,9 @@ def test_the_dev_keys_file_has_every_role():
 
     store = KeyStore(Settings(_env_file=None).api_keys_file)
     assert {role: store.names([role]) for role in ROLES} == {
-        "payment-service": {"payment-service"}, "reviewer": {"alice", "bob"}, "supervisor": {"carol"},
+        "payment-service": {"payment-service"},
+        "reviewer": {"alice", "bob"},
+        "supervisor": {"carol"},
         "operator": {"ops"},
     }
 
@@ -310,8 +335,12 @@ async def test_openapi_documents_every_endpoint_and_the_bearer_scheme(gw):
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     paths = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
     for method, path in ENDPOINTS:
-        template = (path.replace("W1", "{withdrawal_id}").replace("u-1", "{user_id}")
-                    .replace("inbox/1/", "inbox/{message_id}/").replace("parked-callbacks/1/", "parked-callbacks/{parked_id}/"))
+        template = (
+            path.replace("W1", "{withdrawal_id}")
+            .replace("u-1", "{user_id}")
+            .replace("inbox/1/", "inbox/{message_id}/")
+            .replace("parked-callbacks/1/", "parked-callbacks/{parked_id}/")
+        )
         assert (method, template) in paths, template
     assert ("POST", "/v1/callbacks/{channel}") in paths and ("POST", "/v1/receipts/twilio") in paths
     assert (await gw.http.get("/docs")).status_code == 200
@@ -324,17 +353,24 @@ async def test_records_list_pages_with_the_total(tmp_path, database_url, unique_
     settings = Settings(_env_file=None, database_url=database_url)
     async with offline_gateway(settings) as gw:
         user = f"u-{unique_id}"
-        base = datetime(2026, 11, 1, tzinfo=timezone.utc)
+        base = datetime(2026, 11, 1, tzinfo=UTC)
         for n in range(5):
             req = make_request(f"{unique_id}-{n}", user_id=user, created_at=base + timedelta(hours=n))
             record_withdrawal(gw.engine, req, "PROCESSING")
         record_withdrawal(gw.engine, make_request(f"{unique_id}-x", user_id=f"v-{unique_id}"), "SUCCEEDED")
 
-        page = (await gw.http.get(f"/v1/users/{user}/withdrawals?limit=2&offset=1", headers=gw.user(user))).json()
+        page = (
+            await gw.http.get(f"/v1/users/{user}/withdrawals?limit=2&offset=1", headers=gw.user(user))
+        ).json()
         assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 1
-        assert [r["withdrawal_id"] for r in page["items"]] == [f"{unique_id}-3", f"{unique_id}-2"]  # newest first
+        assert [r["withdrawal_id"] for r in page["items"]] == [
+            f"{unique_id}-3",
+            f"{unique_id}-2",
+        ]  # newest first
         item = page["items"][0]
-        assert item["card_last4"] == "1234" and item["amount"] == "1250.0000" and item["status"] == "PROCESSING"
+        assert (
+            item["card_last4"] == "1234" and item["amount"] == "1250.0000" and item["status"] == "PROCESSING"
+        )
         assert "payee_fingerprint" not in item and "payee_ref" not in item
         for staff in ("ops", "carol", "payment-service"):
             resp = await gw.http.get(f"/v1/users/{user}/withdrawals", headers=gw.key(staff))

@@ -31,7 +31,9 @@ def new_key(key_id: str) -> str:
 @pytest.fixture()
 async def gw(tmp_path):
     settings = Settings(
-        _env_file=None, database_url=f"sqlite:///{tmp_path / 'app.db'}", payload_keys=new_key("k1"),
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'app.db'}",
+        payload_keys=new_key("k1"),
         codec_cors_origins=[UI],
     )
     async with offline_gateway(settings) as g:
@@ -60,7 +62,9 @@ def parse(text: str) -> list[Payload]:
 async def post(gw, path: str, payloads: list[Payload], who: str | None = "ops", **headers):
     if who is not None:
         headers.update(gw.key(who))
-    return await gw.http.post(path, content=body(payloads), headers={"Content-Type": "application/json", **headers})
+    return await gw.http.post(
+        path, content=body(payloads), headers={"Content-Type": "application/json", **headers}
+    )
 
 
 @pytest.mark.parametrize("who", ["ops", "carol"])  # operator, supervisor
@@ -133,7 +137,9 @@ async def test_payload_under_an_unknown_key_is_400_with_the_key_id(gw):
     [b"not json", b'{"payloads": [{"data": 12}]}', b'{"payloads": 5}', b'{"unexpected": []}'],
 )
 async def test_malformed_body_is_400_with_the_reason(gw, raw):
-    resp = await gw.http.post("/codec/decode", content=raw, headers={**gw.key("ops"), "Content-Type": "application/json"})
+    resp = await gw.http.post(
+        "/codec/decode", content=raw, headers={**gw.key("ops"), "Content-Type": "application/json"}
+    )
     assert resp.status_code == 400
     assert resp.json()["error"] == "invalid payloads" and resp.json()["detail"]
     # without a credential the body is not even looked at
@@ -156,7 +162,9 @@ async def test_cors_preflight_from_the_ui_origin_only_on_codec_paths(gw):
     ok = await gw.http.options("/codec/decode", headers=preflight)
     assert ok.status_code == 200
     assert ok.headers["access-control-allow-origin"] == UI
-    assert {"authorization", "x-namespace"} <= {h.strip().lower() for h in ok.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "x-namespace"} <= {
+        h.strip().lower() for h in ok.headers["access-control-allow-headers"].split(",")
+    }
     other = await gw.http.options("/codec/decode", headers={**preflight, "Origin": "https://evil.example"})
     assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
     # the actual request from the UI carries the allow-origin header too
@@ -170,7 +178,15 @@ async def test_cors_preflight_from_the_ui_origin_only_on_codec_paths(gw):
 
 async def test_ui_shaped_json_in_and_out(gw):
     # what the Temporal UI posts: base64 strings in metadata values and data; the answer has the same shape
-    sample = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
-                            "data": base64.b64encode(b'"x"').decode()}]}
-    resp = await gw.http.post("/codec/decode", json=sample, headers={**gw.key("ops"), "X-Namespace": "default"})
+    sample = {
+        "payloads": [
+            {
+                "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+                "data": base64.b64encode(b'"x"').decode(),
+            }
+        ]
+    }
+    resp = await gw.http.post(
+        "/codec/decode", json=sample, headers={**gw.key("ops"), "X-Namespace": "default"}
+    )
     assert resp.status_code == 200 and resp.json() == sample

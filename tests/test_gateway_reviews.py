@@ -41,8 +41,9 @@ def actions(gw, wid: str) -> list[tuple[str, str, str]]:
     return [(a.actor, a.role, a.action) for a in audit_for(gw.engine, wid)]
 
 
-async def test_a_risk_hold_is_queued_assigned_and_decided(ts_env, tmp_path, smtp_server, unique_id,
-                                                          database_url):  # noqa: F811
+async def test_a_risk_hold_is_queued_assigned_and_decided(
+    ts_env, tmp_path, smtp_server, unique_id, database_url
+):  # noqa: F811
     settings = make_settings(tmp_path, smtp_server.port).model_copy(update={"database_url": database_url})
     async with gateway(ts_env, settings) as gw:
         await hold(gw, unique_id)
@@ -65,21 +66,31 @@ async def test_a_risk_hold_is_queued_assigned_and_decided(ts_env, tmp_path, smtp
         # the case: record, the workflow's view, the rule that hit with its version, the SLA
         case = (await gw.http.get(f"/v1/reviews/{unique_id}", headers=gw.key("alice"))).json()
         assert case["record"]["withdrawal_id"] == unique_id and case["view"]["status"] == "UNDER_REVIEW"
-        assert [(h["rule_id"], h["rule_version"]) for h in case["risk_hits"]] == [("large_amount", "2026-11-27.1")]
+        assert [(h["rule_id"], h["rule_version"]) for h in case["risk_hits"]] == [
+            ("large_amount", "2026-11-27.1")
+        ]
         assert case["view"]["risk_hits"][0]["documents"] == ["id_photo", "transaction_proof"]
         assert case["sla"]["escalated"] is False and case["sla"]["review_since"]
         assert case["audit"] == []
 
         # assignment: self, not for others unless supervisor, only to desk staff
         resp = await gw.http.post(f"/v1/reviews/{unique_id}/assign", headers=gw.key("alice"))
-        assert resp.status_code == 200 and resp.json() == {"withdrawal_id": unique_id, "assignee": "alice",
-                                                           "previous": None}
-        resp = await gw.http.post(f"/v1/reviews/{unique_id}/assign", json={"assignee": "alice"}, headers=gw.key("bob"))
+        assert resp.status_code == 200 and resp.json() == {
+            "withdrawal_id": unique_id,
+            "assignee": "alice",
+            "previous": None,
+        }
+        resp = await gw.http.post(
+            f"/v1/reviews/{unique_id}/assign", json={"assignee": "alice"}, headers=gw.key("bob")
+        )
         assert resp.status_code == 403
-        resp = await gw.http.post(f"/v1/reviews/{unique_id}/assign", json={"assignee": "mallory"},
-                                  headers=gw.key("carol"))
+        resp = await gw.http.post(
+            f"/v1/reviews/{unique_id}/assign", json={"assignee": "mallory"}, headers=gw.key("carol")
+        )
         assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "assignee"
-        resp = await gw.http.post(f"/v1/reviews/{unique_id}/assign", json={"assignee": "bob"}, headers=gw.key("carol"))
+        resp = await gw.http.post(
+            f"/v1/reviews/{unique_id}/assign", json={"assignee": "bob"}, headers=gw.key("carol")
+        )
         assert resp.status_code == 200 and resp.json()["previous"] == "alice"
         assert unique_id in await queue_ids(gw, assignee="bob")
         assert unique_id not in await queue_ids(gw, assignee="alice")
@@ -93,24 +104,36 @@ async def test_a_risk_hold_is_queued_assigned_and_decided(ts_env, tmp_path, smtp
             ({"decision": "maybe", "reason": "ok"}, "decision"),
             ({"decision": "approve"}, "reason"),
             ({"decision": "approve", "reason": "   "}, "reason"),
-            ({"decision": "request_documents", "reason": "need more", "documents": ["passport_scan"]}, "documents"),
+            (
+                {"decision": "request_documents", "reason": "need more", "documents": ["passport_scan"]},
+                "documents",
+            ),
             ({"decision": "approve", "reason": "ok", "documents": ["id_photo"]}, ""),
         ]
         for body, field in bad:
             resp = await gw.http.post(f"/v1/reviews/{unique_id}/decision", json=body, headers=gw.key("bob"))
             assert resp.status_code == 422, (body, resp.text)
             assert field in [e["field"] for e in resp.json()["detail"]], (body, resp.json())
-        resp = await gw.http.post(f"/v1/reviews/{unique_id}/decision", content=b"{oops",
-                                  headers={**gw.key("bob"), "Content-Type": "application/json"})
+        resp = await gw.http.post(
+            f"/v1/reviews/{unique_id}/decision",
+            content=b"{oops",
+            headers={**gw.key("bob"), "Content-Type": "application/json"},
+        )
         assert resp.status_code == 422 and resp.json()["error"] == "invalid request"
         resp = await gw.decide(unique_id, "ops", "approve")
-        assert resp.status_code == 403 and "UNDER_REVIEW" in resp.json()["detail"]  # operators: manual checks only
+        assert (
+            resp.status_code == 403 and "UNDER_REVIEW" in resp.json()["detail"]
+        )  # operators: manual checks only
 
         # the decision: the reviewer is the caller; a repeat is 409
         resp = await gw.decide(unique_id, "bob", "approve", reason="income verified")
         assert resp.status_code == 200, resp.text
-        assert resp.json() == {"withdrawal_id": unique_id, "decision": "approve", "reviewer": "bob",
-                               "status": "PROCESSING"}
+        assert resp.json() == {
+            "withdrawal_id": unique_id,
+            "decision": "approve",
+            "reviewer": "bob",
+            "status": "PROCESSING",
+        }
         resp = await gw.decide(unique_id, "alice", "reject", reason="too late")
         assert resp.status_code == 409 and resp.json()["error"] == "not awaiting review"
         assert "PROCESSING" in resp.json()["detail"]
@@ -118,7 +141,9 @@ async def test_a_risk_hold_is_queued_assigned_and_decided(ts_env, tmp_path, smtp
 
         audit = audit_for(gw.engine, unique_id)
         assert [(a.actor, a.role, a.action) for a in audit] == [
-            ("alice", "reviewer", "assign"), ("carol", "supervisor", "assign"), ("bob", "reviewer", "review:approve"),
+            ("alice", "reviewer", "assign"),
+            ("carol", "supervisor", "assign"),
+            ("bob", "reviewer", "review:approve"),
         ]
         assert audit[1].detail == "assigned to bob (was alice)"
         assert audit[2].detail == "income verified -> PROCESSING" and audit[2].at is not None
@@ -131,12 +156,14 @@ async def test_a_risk_hold_is_queued_assigned_and_decided(ts_env, tmp_path, smtp
 def _in_queue(gw, wid):
     async def check():
         assert wid in await queue_ids(gw, limit=200)
+
     return check
 
 
 def _not_in_queue(gw, wid):
     async def check():
         assert wid not in await queue_ids(gw, limit=200)
+
     return check
 
 
@@ -162,8 +189,9 @@ async def test_decisions_are_signed_by_the_gateway_and_audited_once_by_the_workf
     with pytest.raises(DecisionRefused, match="no decision token"):  # straight to Temporal, unsigned
         await gw.sentinel.review(unique_id, ReviewDecision(decision="approve", reviewer="alice", reason="x"))
     rogue_key = SecretStr(new_signing_key("dev", bytes(range(32))))  # a gateway the workers do not trust
-    async with offline_gateway(gw.settings.model_copy(update={"decision_signing_key": rogue_key}),
-                               gw.sentinel) as rogue:
+    async with offline_gateway(
+        gw.settings.model_copy(update={"decision_signing_key": rogue_key}), gw.sentinel
+    ) as rogue:
         rogue.env = gw.env
         resp = await rogue.decide(unique_id, "alice", "approve")
     assert resp.status_code == 503 and resp.json()["error"] == "decision not accepted", resp.text
@@ -202,22 +230,29 @@ async def test_documents_requested_uploaded_and_back_in_the_queue(gw, unique_id)
     resp = await gw.http.post(f"/v1/withdrawals/{unique_id}/documents", json=upload, headers=user)
     assert resp.status_code == 409 and resp.json()["error"] == "not waiting for documents"
 
-    resp = await gw.decide(unique_id, "carol", "request_documents", reason="source of funds",
-                           documents=["bank_statement"])
+    resp = await gw.decide(
+        unique_id, "carol", "request_documents", reason="source of funds", documents=["bank_statement"]
+    )
     assert resp.status_code == 200 and resp.json()["status"] == "UNDER_REVIEW"
     view = await gw.view(unique_id)
     assert view.awaiting_documents == ["bank_statement"]
 
-    resp = await gw.http.post(f"/v1/withdrawals/{unique_id}/documents", json=upload, headers=gw.user("someone-else"))
+    resp = await gw.http.post(
+        f"/v1/withdrawals/{unique_id}/documents", json=upload, headers=gw.user("someone-else")
+    )
     assert resp.status_code == 403
     resp = await gw.http.post(f"/v1/withdrawals/{unique_id}/documents", json=upload, headers=gw.key("alice"))
     assert resp.status_code == 403
-    resp = await gw.http.post(f"/v1/withdrawals/{unique_id}/documents", json={"documents": [], "reference": "x"},
-                              headers=user)
+    resp = await gw.http.post(
+        f"/v1/withdrawals/{unique_id}/documents", json={"documents": [], "reference": "x"}, headers=user
+    )
     assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "documents"
 
     resp = await gw.http.post(f"/v1/withdrawals/{unique_id}/documents", json=upload, headers=user)
-    assert resp.status_code == 202 and resp.json() == {"ok": True, "status_url": f"/v1/withdrawals/{unique_id}"}
+    assert resp.status_code == 202 and resp.json() == {
+        "ok": True,
+        "status_url": f"/v1/withdrawals/{unique_id}",
+    }
     view = await gw.wait_for(unique_id, lambda v: not v.awaiting_documents)
     assert view.awaiting_documents == [] and view.status == WithdrawalStatus.UNDER_REVIEW
     assert "documents uploaded: bank_statement" in whats(view)
@@ -289,6 +324,8 @@ async def test_the_owner_sees_their_story_not_the_desks(gw, ts_env, unique_id):
 
 async def test_unknown_case_is_404(gw, unique_id):
     assert (await gw.http.get(f"/v1/reviews/nope-{unique_id}", headers=gw.key("alice"))).status_code == 404
-    assert (await gw.http.post(f"/v1/reviews/nope-{unique_id}/assign", headers=gw.key("alice"))).status_code == 404
+    assert (
+        await gw.http.post(f"/v1/reviews/nope-{unique_id}/assign", headers=gw.key("alice"))
+    ).status_code == 404
     resp = await gw.decide(f"nope-{unique_id}", "alice", "approve")
     assert resp.status_code == 404 and resp.json()["error"] == "not found"

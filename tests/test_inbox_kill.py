@@ -62,12 +62,21 @@ SLOW_INBOX = [
 
 
 def notice(wid: str, stage: Stage) -> NoticeRequest:
-    category, status = ((ExceptionCategory.ACCOUNT_INFO_ERROR, WithdrawalStatus.FAILED) if stage == Stage.DETECTED
-                        else (ExceptionCategory.BANK_DELAY, WithdrawalStatus.DELAYED))
-    return NoticeRequest(key=f"{wid}/{stage.value}/1/inbox", channel="inbox", stage=stage, category=category,
-                         severity=Severity.HIGH if stage == Stage.DETECTED else Severity.MEDIUM, status=status,
-                         reason_code="AC04" if stage == Stage.DETECTED else None,
-                         withdrawal=make_request(wid, user_id=f"u-{wid}"))
+    category, status = (
+        (ExceptionCategory.ACCOUNT_INFO_ERROR, WithdrawalStatus.FAILED)
+        if stage == Stage.DETECTED
+        else (ExceptionCategory.BANK_DELAY, WithdrawalStatus.DELAYED)
+    )
+    return NoticeRequest(
+        key=f"{wid}/{stage.value}/1/inbox",
+        channel="inbox",
+        stage=stage,
+        category=category,
+        severity=Severity.HIGH if stage == Stage.DETECTED else Severity.MEDIUM,
+        status=status,
+        reason_code="AC04" if stage == Stage.DETECTED else None,
+        withdrawal=make_request(wid, user_id=f"u-{wid}"),
+    )
 
 
 class Worker:
@@ -77,15 +86,28 @@ class Worker:
         self.name, self.proc, self.log = name, proc, log
 
     @classmethod
-    async def start(cls, name: str, url: str, notices: list[NoticeRequest], folder: Path) -> "Worker":
+    async def start(cls, name: str, url: str, notices: list[NoticeRequest], folder: Path) -> Worker:
         path = folder / f"{name}.json"
         path.write_text(json.dumps([n.model_dump(mode="json") for n in notices]))
-        env = {**os.environ, "SENTINEL_DATABASE_URL": f"{url}?application_name={name}",
-               "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = {
+            **os.environ,
+            "SENTINEL_DATABASE_URL": f"{url}?application_name={name}",
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
         log = open(folder / f"{name}.log", "wb")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.inbox_kill_worker", str(path), str(STALE_S), str(CONCURRENCY),
-            cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log)
+            sys.executable,
+            "-m",
+            "tests.inbox_kill_worker",
+            str(path),
+            str(STALE_S),
+            str(CONCURRENCY),
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
         return cls(name, proc, log)
 
     async def ready(self) -> None:
@@ -116,10 +138,13 @@ def sleeping_in(engine, worker: str, phase: str) -> str | None:
     """The notice key ``worker`` is inserting (``insert``) or committing (``commit``) right
     now, inside the slow trigger; None when it is not there."""
     with engine.connect() as conn:
-        return conn.execute(text(
-            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event = 'PgSleep' AND application_name LIKE :pattern LIMIT 1"
-        ), {"pattern": f"{worker}:{phase}:%"}).scalar()
+        return conn.execute(
+            text(
+                "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event = 'PgSleep' AND application_name LIKE :pattern LIMIT 1"
+            ),
+            {"pattern": f"{worker}:{phase}:%"},
+        ).scalar()
 
 
 async def kill_when_sleeping(engine, worker: Worker, phase: str) -> str:
@@ -149,13 +174,17 @@ async def test_workers_killed_mid_insert_leave_every_inbox_notice_exactly_once(p
     started: list[Worker] = []
     try:
         # w1 begins with the slow statements, w2 with the slow commits, w3 in between
-        orders = {"w1": detected + delayed, "w2": delayed + detected,
-                  "w3": [n for pair in zip(detected, delayed) for n in pair]}
+        orders = {
+            "w1": detected + delayed,
+            "w2": delayed + detected,
+            "w3": [n for pair in zip(detected, delayed) for n in pair],
+        }
         started += [await Worker.start(name, postgres_url, order, tmp_path) for name, order in orders.items()]
         await start_together(started)
         w1, w2, w3 = started
-        inserting, committing = await asyncio.gather(kill_when_sleeping(engine, w1, "insert"),
-                                                     kill_when_sleeping(engine, w2, "commit"))
+        inserting, committing = await asyncio.gather(
+            kill_when_sleeping(engine, w1, "insert"), kill_when_sleeping(engine, w2, "commit")
+        )
         w4 = await Worker.start("w4", postgres_url, detected[::-1] + delayed[::-1], tmp_path)
         started.append(w4)
         await start_together([w4])
@@ -164,7 +193,10 @@ async def test_workers_killed_mid_insert_leave_every_inbox_notice_exactly_once(p
         for w in started:
             w.kill()
     logs = "".join((tmp_path / f"{w.name}.log").read_text(errors="replace") for w in (w3, w4))
-    taken = {key: "found" if f"notice {key} was already sent" in logs else "written" for key in (inserting, committing)}
+    taken = {
+        key: "found" if f"notice {key} was already sent" in logs else "written"
+        for key in (inserting, committing)
+    }
     print(f"\nkilled w1 inserting {inserting}, w2 committing {committing}; the takeover: {taken}")
 
     for seen in outcomes:  # each survivor saw every notice settled, none held

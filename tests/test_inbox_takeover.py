@@ -40,10 +40,16 @@ class Killed(BaseException):
 
 
 def inbox_notice(wid: str, stage: Stage = Stage.DETECTED) -> NoticeRequest:
-    return NoticeRequest(key=f"{wid}/{stage.value}/1/inbox", channel="inbox", stage=stage,
-                         category=ExceptionCategory.ACCOUNT_INFO_ERROR, severity=Severity.HIGH,
-                         status=WithdrawalStatus.FAILED, reason_code="AC04",
-                         withdrawal=make_request(wid, user_id=f"u-{wid}"))
+    return NoticeRequest(
+        key=f"{wid}/{stage.value}/1/inbox",
+        channel="inbox",
+        stage=stage,
+        category=ExceptionCategory.ACCOUNT_INFO_ERROR,
+        severity=Severity.HIGH,
+        status=WithdrawalStatus.FAILED,
+        reason_code="AC04",
+        withdrawal=make_request(wid, user_id=f"u-{wid}"),
+    )
 
 
 @pytest.fixture()
@@ -63,8 +69,11 @@ def make_stale(engine, key: str) -> None:
     """The attempt that claimed ``key`` is dead: its row has not moved for longer than the
     stale-row wait, so the next attempt may take it over."""
     with Session(engine) as session:
-        session.execute(update(NoticeDelivery).where(NoticeDelivery.key == key)
-                        .values(updated_at=utcnow() - timedelta(seconds=repo.STALE_SENDING_S + 5)))
+        session.execute(
+            update(NoticeDelivery)
+            .where(NoticeDelivery.key == key)
+            .values(updated_at=utcnow() - timedelta(seconds=repo.STALE_SENDING_S + 5))
+        )
         session.commit()
 
 
@@ -74,7 +83,8 @@ def test_the_inbox_key_is_unique_in_the_migrated_schema(database_url):  # noqa: 
     engine = engine_for(database_url)
     uniques = inspect(engine).get_unique_constraints("inbox_message")
     assert {"name": "uq_inbox_message_key", "column_names": ["key"]} in [
-        {"name": u["name"], "column_names": u["column_names"]} for u in uniques]
+        {"name": u["name"], "column_names": u["column_names"]} for u in uniques
+    ]
 
 
 async def test_message_written_then_crash_the_retry_finds_it(deliver, unique_id, monkeypatch):
@@ -150,9 +160,21 @@ def test_concurrent_inserts_of_one_key_keep_one_message(database_url, unique_id)
     def insert(n: int) -> None:
         try:
             barrier.wait(timeout=10)
-            ids.append(add_inbox_message(engine, InboxMessage(
-                key=key, user_id=f"u-{unique_id}", withdrawal_id=unique_id, stage="DETECTED", severity="HIGH",
-                locale="en-US", title=f"attempt {n}", body="Your withdrawal failed.")).id)
+            ids.append(
+                add_inbox_message(
+                    engine,
+                    InboxMessage(
+                        key=key,
+                        user_id=f"u-{unique_id}",
+                        withdrawal_id=unique_id,
+                        stage="DETECTED",
+                        severity="HIGH",
+                        locale="en-US",
+                        title=f"attempt {n}",
+                        body="Your withdrawal failed.",
+                    ),
+                ).id
+            )
         except Exception as exc:  # pragma: no cover - reported by the assertion below
             errors.append(exc)
 
@@ -169,26 +191,42 @@ def test_concurrent_inserts_of_one_key_keep_one_message(database_url, unique_id)
 def _waiting_on_a_lock(engine) -> bool:
     """PostgreSQL: some session of this database waits for a lock (our insert waits)."""
     with engine.connect() as conn:
-        return bool(conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )).scalar())
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        )
 
 
 @pytest.mark.parametrize("first_attempt", ["commits", "dies"])
-async def test_an_insert_waiting_on_an_uncommitted_one_keeps_one_message(database_url, unique_id,  # noqa: F811
-                                                                          first_attempt):
+async def test_an_insert_waiting_on_an_uncommitted_one_keeps_one_message(
+    database_url,
+    unique_id,  # noqa: F811
+    first_attempt,
+):
     """R8: an earlier attempt's insert of the key is still open (its worker is slow, or dead
     and not yet noticed) when the takeover inserts: the takeover waits for it, then returns
     the earlier message if it committed, or writes its own if it did not. One message."""
     engine = engine_for(database_url)
     key = f"{unique_id}-{first_attempt}/DETECTED/1/inbox"
-    row = dict(key=key, user_id=f"u-{unique_id}", withdrawal_id=unique_id, stage="DETECTED", severity="HIGH",
-               locale="en-US", body="Your withdrawal failed.")
+    row = dict(
+        key=key,
+        user_id=f"u-{unique_id}",
+        withdrawal_id=unique_id,
+        stage="DETECTED",
+        severity="HIGH",
+        locale="en-US",
+        body="Your withdrawal failed.",
+    )
     earlier = Session(engine)
     earlier.add(InboxMessage(title="earlier attempt", **row))
     earlier.flush()  # inserted, not committed: the key is taken until it ends
     try:
-        takeover = asyncio.create_task(asyncio.to_thread(add_inbox_message, engine, InboxMessage(title="takeover", **row)))
+        takeover = asyncio.create_task(
+            asyncio.to_thread(add_inbox_message, engine, InboxMessage(title="takeover", **row))
+        )
         if engine.dialect.name == "postgresql":  # make sure it really waits before the earlier one ends
             deadline = time.monotonic() + 30
             while not _waiting_on_a_lock(engine):

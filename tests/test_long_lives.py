@@ -39,14 +39,19 @@ async def _runs(client, wid: str) -> list[int]:
         history = await client.client.get_workflow_handle(f"withdrawal-{wid}", run_id=run_id).fetch_history()
         lengths.append(len(history.events))
         last = history.events[-1]
-        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                  if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW else None)
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+            else None
+        )
     return lengths
 
 
 async def test_120_days_in_manual_check_then_an_approve(ts_env, tmp_path, smtp_server, unique_id):
     # the manual check polls the bank every 2 h here (1,440 polls in 120 days)
-    settings = make_settings(tmp_path, smtp_server.port, delays=_delays(poll_schedule=["1m", "2m", "5m", "2h"]))
+    settings = make_settings(
+        tmp_path, smtp_server.port, delays=_delays(poll_schedule=["1m", "2m", "5m", "2h"])
+    )
     channel = ScriptedChannel(queries=[("PROCESSING", None)])
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id))
@@ -55,11 +60,24 @@ async def test_120_days_in_manual_check_then_an_approve(ts_env, tmp_path, smtp_s
         for day in range(0, 120, 10):
             await ts_env.sleep(timedelta(days=10))
             if day == 60:  # a callback in the middle of it all is kept across the runs
-                await handle.signal("bank_callback", channel.callback(unique_id, "PROCESSING", "MID", "evt-mid"))
+                await handle.signal(
+                    "bank_callback", channel.callback(unique_id, "PROCESSING", "MID", "evt-mid")
+                )
         before = await client.status(unique_id)
         assert before.status == WithdrawalStatus.MANUAL_CHECK
-        assert await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="ops-1",
-                                                            reason="bank confirmed after 120 days"))) == "PROCESSING"
+        assert (
+            await client.review(
+                unique_id,
+                await signed(
+                    ts_env,
+                    unique_id,
+                    ReviewDecision(
+                        decision="approve", reviewer="ops-1", reason="bank confirmed after 120 days"
+                    ),
+                ),
+            )
+            == "PROCESSING"
+        )
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-paid"))
         view = await handle.result()
         runs = await _runs(client, unique_id)
@@ -83,7 +101,9 @@ async def test_a_long_return_watch_then_a_return(ts_env, tmp_path, smtp_server, 
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-paid"))
         for day in range(150):  # late copies of the success every day: the history grows while it watches
             await ts_env.sleep(timedelta(days=1))
-            await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, f"evt-late-{day}"))
+            await handle.signal(
+                "bank_callback", channel.callback(unique_id, "SUCCEEDED", None, f"evt-late-{day}")
+            )
         assert (await client.status(unique_id)).status == WithdrawalStatus.SUCCEEDED
         await handle.signal("bank_callback", channel.callback(unique_id, "RETURNED", "AC04", "evt-return"))
         view = await handle.result()

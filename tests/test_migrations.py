@@ -127,7 +127,9 @@ def test_alembic_command_line_reads_the_database_url_from_the_settings(tmp_path)
     db = tmp_path / "cli.db"
     env = {**os.environ, "SENTINEL_DATABASE_URL": f"sqlite:///{db}"}
     alembic = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
-    done = subprocess.run([*alembic, "upgrade", "head"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [*alembic, "upgrade", "head"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     done = subprocess.run([*alembic, "check"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr  # no model change without a migration

@@ -6,7 +6,6 @@ reason; a bad signature gets 401 and changes nothing. R2, R7, R11, R26."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import httpx
@@ -23,13 +22,25 @@ from tests.test_channel_alipay import _new_key, notify_params, signed_notify
 from tests.test_channel_iso20022 import BANK_SECRET, pacs002
 from tests.test_channel_iso20022 import signed as iso_signed
 from tests.test_channel_stripe import WEBHOOK_SECRET, payout_event, webhook
-from tests.test_channel_wechatpay import APIV3, APPID, MCH_ID, MERCHANT_SERIAL, PLATFORM_SERIAL, WxKeys
-from tests.test_channel_wechatpay import _pem_private, _pem_public
+from tests.test_channel_wechatpay import (
+    APIV3,
+    APPID,
+    MCH_ID,
+    MERCHANT_SERIAL,
+    PLATFORM_SERIAL,
+    WxKeys,
+    _pem_private,
+    _pem_public,
+)
 from tests.test_channel_wechatpay import notify as wechat_notify
 from tests.workflow_harness import make_request, make_settings, running
 
-SUBMIT_ANSWER = {"stripe": ("pending", None), "wechat": ("ACCEPTED", None), "alipay": ("DEALING", None),
-                 "iso20022": ("ACTC", None)}
+SUBMIT_ANSWER = {
+    "stripe": ("pending", None),
+    "wechat": ("ACCEPTED", None),
+    "alipay": ("DEALING", None),
+    "iso20022": ("ACTC", None),
+}
 
 
 @dataclass
@@ -41,41 +52,63 @@ class Keys:
 
 @pytest.fixture(scope="module")
 def keys() -> Keys:
-    return Keys(alipay_app=_new_key(), alipay=_new_key(), wechat=WxKeys(merchant=_new_key(), platform=_new_key(),
-                                                                          other=_new_key()))
+    return Keys(
+        alipay_app=_new_key(),
+        alipay=_new_key(),
+        wechat=WxKeys(merchant=_new_key(), platform=_new_key(), other=_new_key()),
+    )
 
 
 def settings_for(tmp_path, smtp_port, keys: Keys):
     return make_settings(
-        tmp_path, smtp_port,
-        alipay_app_id=ALIPAY_APP_ID, alipay_app_private_key=_pem_private(keys.alipay_app),
+        tmp_path,
+        smtp_port,
+        alipay_app_id=ALIPAY_APP_ID,
+        alipay_app_private_key=_pem_private(keys.alipay_app),
         alipay_public_key=_pem_public(keys.alipay),
-        wechat_mch_id=MCH_ID, wechat_appid=APPID, wechat_merchant_private_key=_pem_private(keys.wechat.merchant),
+        wechat_mch_id=MCH_ID,
+        wechat_appid=APPID,
+        wechat_merchant_private_key=_pem_private(keys.wechat.merchant),
         wechat_merchant_serial_no=MERCHANT_SERIAL,
         wechat_platform_public_keys={PLATFORM_SERIAL: _pem_public(keys.wechat.platform)},
         wechat_apiv3_key=APIV3.decode(),
-        stripe_secret_key="sk_test_x", stripe_webhook_secret=WEBHOOK_SECRET,
-        iso20022_base_url="https://bank.example/iso", iso20022_secret=BANK_SECRET,
-        iso20022_debtor_account="DE89370400440532013000", iso20022_debtor_agent_bic="COBADEFFXXX",
+        stripe_secret_key="sk_test_x",
+        stripe_webhook_secret=WEBHOOK_SECRET,
+        iso20022_base_url="https://bank.example/iso",
+        iso20022_secret=BANK_SECRET,
+        iso20022_debtor_account="DE89370400440532013000",
+        iso20022_debtor_agent_bic="COBADEFFXXX",
     )
 
 
 def native_failure(channel: str, order_id: str, keys: Keys) -> tuple[dict[str, str], bytes, str]:
     """(headers, body, code) of a signed, native 'failed: account problem' callback."""
     if channel == "stripe":
-        headers, body = webhook(payout_event("payout.failed", "failed", order_id=order_id, code="account_closed"))
+        headers, body = webhook(
+            payout_event("payout.failed", "failed", order_id=order_id, code="account_closed")
+        )
         return headers, body, "account_closed"
     if channel == "wechat":
-        plain = {"mchid": MCH_ID, "out_bill_no": order_id, "transfer_bill_no": "1330000071100999991182020050700019480001",
-                 "state": "FAIL", "fail_reason": "NAME_NOT_CORRECT", "transfer_amount": 10000,
-                 "create_time": "2026-11-27T10:00:00+08:00", "update_time": "2026-11-27T10:05:00+08:00"}
+        plain = {
+            "mchid": MCH_ID,
+            "out_bill_no": order_id,
+            "transfer_bill_no": "1330000071100999991182020050700019480001",
+            "state": "FAIL",
+            "fail_reason": "NAME_NOT_CORRECT",
+            "transfer_amount": 10000,
+            "create_time": "2026-11-27T10:00:00+08:00",
+            "update_time": "2026-11-27T10:05:00+08:00",
+        }
         headers, body = wechat_notify(keys.wechat, plain, event_id=f"evt-{order_id}")
         return headers, body, "NAME_NOT_CORRECT"
     if channel == "alipay":
         params = notify_params(out_biz_no=order_id, status="FAIL", error_code="PAYEE_USER_INFO_ERROR")
         params["notify_id"] = f"n{order_id}"
-        return ({"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-                signed_notify(keys.alipay, params), "PAYEE_USER_INFO_ERROR")
+        return (
+            {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+            signed_notify(keys.alipay, params),
+            "PAYEE_USER_INFO_ERROR",
+        )
     body = pacs002([(order_id, "RJCT", "AC04")])
     return iso_signed(body), body, "AC04"
 
@@ -83,8 +116,10 @@ def native_failure(channel: str, order_id: str, keys: Keys) -> tuple[dict[str, s
 @pytest.mark.parametrize("channel", ["stripe", "wechat", "alipay", "iso20022"])
 async def test_native_failure_drives_the_withdrawal(ts_env, tmp_path, smtp_server, unique_id, keys, channel):
     settings = settings_for(tmp_path, smtp_server.port, keys)
-    scripted = {name: ScriptedChannel(submit=answer, queries=[answer], name=name)
-                for name, answer in SUBMIT_ANSWER.items()}
+    scripted = {
+        name: ScriptedChannel(submit=answer, queries=[answer], name=name)
+        for name, answer in SUBMIT_ANSWER.items()
+    }
     wid = f"N{unique_id}"
     async with running(ts_env, settings, scripted) as sentinel:
         app = create_app(settings, client=sentinel)
@@ -93,7 +128,9 @@ async def test_native_failure_drives_the_withdrawal(ts_env, tmp_path, smtp_serve
             handle = await sentinel.start_withdrawal(make_request(wid, channel=channel, locale="en-US"))
             headers, body, code = native_failure(channel, wid, keys)
 
-            tampered = body.replace(wid.encode(), wid[:-1].encode() + b"X") if wid.encode() in body else body + b" "
+            tampered = (
+                body.replace(wid.encode(), wid[:-1].encode() + b"X") if wid.encode() in body else body + b" "
+            )
             bad = await http.post(f"/v1/callbacks/{channel}", content=tampered, headers=headers)
             assert bad.status_code == 401, bad.text
             assert not (await sentinel.status(wid)).status.is_final  # nothing changed

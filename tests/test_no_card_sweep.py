@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import logging
 import re
 
@@ -30,8 +29,14 @@ from tests.test_store import text_values
 from tests.workflow_harness import make_settings
 
 #: Luhn-valid numbers of several networks and lengths (test numbers, not real cards)
-CARDS = ["4111111111111111", "5500005555555559", "378282246310005", "6222021234567890128", "4012888888881",
-         "3530111333300000"]
+CARDS = [
+    "4111111111111111",
+    "5500005555555559",
+    "378282246310005",
+    "6222021234567890128",
+    "4012888888881",
+    "3530111333300000",
+]
 #: blanked before the detector looks, as they are machine-made and not cards (times with
 #: microseconds have 12 digits, MIME boundaries 19): hex digests (text hashes, Message-IDs),
 #: the octal escapes of binary task tokens in the SDK's debug lines, times of day, MIME
@@ -58,7 +63,7 @@ def leaks(text: str) -> list[str]:
 
 
 def written(card: str, sep: str) -> str:
-    return sep.join(card[i:i + 4] for i in range(0, len(card), 4))
+    return sep.join(card[i : i + 4] for i in range(0, len(card), 4))
 
 
 def mail_texts(raw: bytes) -> list[str]:
@@ -76,15 +81,29 @@ async def attempts(gw, wid: str) -> list[tuple[str, int]]:
     are checked after the sweep (tests/test_card_numbers.py checks each one on its own)."""
     answers = []
     pay, user, http = gw.key("payment-service"), gw.user(f"u-{wid}"), gw.http
-    request = {"withdrawal_id": "W-SWEEP-X", "user_id": "u-sweep", "amount": "100.00", "currency": "CNY",
-               "channel": "generic", "bank_code": "ICBC", "card_last4": "1111", "payee_ref": "vault:tok_1",
-               "locale": "en-US", "contact": {"email": "sweep@example.com"}}
+    request = {
+        "withdrawal_id": "W-SWEEP-X",
+        "user_id": "u-sweep",
+        "amount": "100.00",
+        "currency": "CNY",
+        "channel": "generic",
+        "bank_code": "ICBC",
+        "card_last4": "1111",
+        "payee_ref": "vault:tok_1",
+        "locale": "en-US",
+        "contact": {"email": "sweep@example.com"},
+    }
     starts = [
-        {"withdrawal_id": CARDS[0]}, {"withdrawal_id": written(CARDS[1], ".")},
-        {"withdrawal_id": written(CARDS[2], "_")}, {"withdrawal_id": written(CARDS[3], ":")},
-        {"user_id": CARDS[4]}, {"user_id": written(CARDS[5], "-")},
-        {"payee_ref": written(CARDS[0], ".")}, {"payee_ref": written(CARDS[1], "_")},
-        {"payee_ref": "vault/" + written(CARDS[2], "/")}, {"payee_ref": CARDS[3]},
+        {"withdrawal_id": CARDS[0]},
+        {"withdrawal_id": written(CARDS[1], ".")},
+        {"withdrawal_id": written(CARDS[2], "_")},
+        {"withdrawal_id": written(CARDS[3], ":")},
+        {"user_id": CARDS[4]},
+        {"user_id": written(CARDS[5], "-")},
+        {"payee_ref": written(CARDS[0], ".")},
+        {"payee_ref": written(CARDS[1], "_")},
+        {"payee_ref": "vault/" + written(CARDS[2], "/")},
+        {"payee_ref": CARDS[3]},
         {"contact": {"email": written(CARDS[4], ".") + "@example.com"}},
         {"contact": {"email": "sweep@example.com", "timezone": CARDS[5]}},
         {"bank_code": CARDS[0]},
@@ -93,23 +112,56 @@ async def attempts(gw, wid: str) -> list[tuple[str, int]]:
         resp = await http.post("/v1/withdrawals", json={**request, **change}, headers=pay)
         answers.append((f"start {change}", resp.status_code))
     for card in CARDS:
-        for path in (f"/v1/withdrawals/{card}", f"/v1/users/{card}/withdrawals", f"/v1/users/{card}/inbox",
-                     f"/v1/reviews/{card}"):
+        for path in (
+            f"/v1/withdrawals/{card}",
+            f"/v1/users/{card}/withdrawals",
+            f"/v1/users/{card}/inbox",
+            f"/v1/reviews/{card}",
+        ):
             answers.append((f"GET {path}", (await http.get(path, headers=gw.key("ops"))).status_code))
-        answers += [(f"{what} {card}", resp.status_code) for what, resp in [
-            ("document reference", await http.post(f"/v1/withdrawals/{wid}/documents", headers=user, json={
-                "documents": ["id_photo"], "reference": "scans/" + written(card, "/")})),
-            ("notice key", await http.post(f"/v1/withdrawals/{wid}/notices/ack", headers=user,
-                                           json={"key": f"{wid}/{card}"})),
-            ("assignee", await http.post(f"/v1/reviews/{wid}/assign", headers=gw.key("carol"), json={"assignee": card})),
-            ("device token", await http.post(f"/v1/users/u-{wid}/devices", headers=user,
-                                             json={"provider": "fcm", "token": f"t:{card}"})),
-            ("callback order id", await gw.callback(event(written(card, "-"), event_id=f"evt-{card[:6]}"))),
-        ]]
+        answers += [
+            (f"{what} {card}", resp.status_code)
+            for what, resp in [
+                (
+                    "document reference",
+                    await http.post(
+                        f"/v1/withdrawals/{wid}/documents",
+                        headers=user,
+                        json={"documents": ["id_photo"], "reference": "scans/" + written(card, "/")},
+                    ),
+                ),
+                (
+                    "notice key",
+                    await http.post(
+                        f"/v1/withdrawals/{wid}/notices/ack", headers=user, json={"key": f"{wid}/{card}"}
+                    ),
+                ),
+                (
+                    "assignee",
+                    await http.post(
+                        f"/v1/reviews/{wid}/assign", headers=gw.key("carol"), json={"assignee": card}
+                    ),
+                ),
+                (
+                    "device token",
+                    await http.post(
+                        f"/v1/users/u-{wid}/devices",
+                        headers=user,
+                        json={"provider": "fcm", "token": f"t:{card}"},
+                    ),
+                ),
+                (
+                    "callback order id",
+                    await gw.callback(event(written(card, "-"), event_id=f"evt-{card[:6]}")),
+                ),
+            ]
+        ]
     return answers
 
 
-async def decide(gw, wid: str, decision: str, card_reason: str, reason: str, **extra) -> list[tuple[str, int]]:
+async def decide(
+    gw, wid: str, decision: str, card_reason: str, reason: str, **extra
+) -> list[tuple[str, int]]:
     first = await gw.decide(wid, "alice", decision, reason=card_reason, **extra)
     if first.status_code != 200:
         resp = await gw.decide(wid, "alice", decision, reason=reason, **extra)
@@ -117,8 +169,13 @@ async def decide(gw, wid: str, decision: str, card_reason: str, reason: str, **e
     return [(f"{decision} reason", first.status_code)]
 
 
-async def test_no_card_number_reaches_the_database_logs_histories_or_mail(ts_env, tmp_path, smtp_server,  # noqa: F811
-                                                                          unique_id, caplog):
+async def test_no_card_number_reaches_the_database_logs_histories_or_mail(
+    ts_env,
+    tmp_path,
+    smtp_server,  # noqa: F811
+    unique_id,
+    caplog,
+):
     caplog.set_level(logging.DEBUG)
     settings = make_settings(tmp_path, smtp_server.port)
     wid = f"W-SWEEP-{unique_id}"
@@ -129,13 +186,22 @@ async def test_no_card_number_reaches_the_database_logs_histories_or_mail(ts_env
         # the legitimate path: documents requested and uploaded, approved, paid; each decision
         # first tried with a card number in the reason (refused; without the guard it would
         # be taken, and the sweep would find the reason in the history, the audit log, ...)
-        answers += await decide(gw, wid, "request_documents", f"card {written(CARDS[0], ' ')} seen", "need the ID",
-                                documents=["id_photo"])
+        answers += await decide(
+            gw,
+            wid,
+            "request_documents",
+            f"card {written(CARDS[0], ' ')} seen",
+            "need the ID",
+            documents=["id_photo"],
+        )
         await gw.wait_for(wid, lambda v: v.awaiting_documents == ["id_photo"])
         answers += await attempts(gw, wid)  # again while documents are awaited
         if (await gw.view(wid)).awaiting_documents:  # (without the guard, a card reference was taken)
-            resp = await gw.http.post(f"/v1/withdrawals/{wid}/documents", headers=gw.user(f"u-{wid}"),
-                                      json={"documents": ["id_photo"], "reference": "scans/2026-11-27/u-sweep"})
+            resp = await gw.http.post(
+                f"/v1/withdrawals/{wid}/documents",
+                headers=gw.user(f"u-{wid}"),
+                json={"documents": ["id_photo"], "reference": "scans/2026-11-27/u-sweep"},
+            )
             assert resp.status_code == 202, resp.text
         await gw.wait_for(wid, lambda v: not v.awaiting_documents)
         answers += await decide(gw, wid, "approve", f"matches {written(CARDS[1], '-')}", "documents match")
@@ -162,19 +228,29 @@ async def test_no_card_number_reaches_the_database_logs_histories_or_mail(ts_env
     assert any(wid in value for _, value in db)  # the sweep looks where the data is
     # what the Temporal server keeps (payloads sealed), and what an operator with the keys reads
     keyring = DEV_CONVERTER.payload_codec.keyring
-    history_texts = [(workflow_id, text) for workflow_id, raw in histories.items()
-                     for text in stored_texts(raw) + opened_texts(raw, keyring)]
+    history_texts = [
+        (workflow_id, text)
+        for workflow_id, raw in histories.items()
+        for text in stored_texts(raw) + opened_texts(raw, keyring)
+    ]
     assert any(f"u-{wid}" in text for _, text in history_texts)
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     # (the test's own HTTP client logs each request it makes to the in-process gateway,
     # card numbers in the path included: that is the caller's log, not the system's)
-    logs = [(r.name, formatter.format(r)) for r in caplog.records
-            if not (r.name == "httpx" and "http://gateway/" in r.getMessage())]
+    logs = [
+        (r.name, formatter.format(r))
+        for r in caplog.records
+        if not (r.name == "httpx" and "http://gateway/" in r.getMessage())
+    ]
     assert logs, "no log output captured"
-    mails = [(f"mail {i}", text) for i, m in enumerate(smtp_server.messages) for text in mail_texts(m.content)]
+    mails = [
+        (f"mail {i}", text) for i, m in enumerate(smtp_server.messages) for text in mail_texts(m.content)
+    ]
     assert mails and any(wid in text for _, text in mails)
 
     found = [(where, leak) for where, text in db + history_texts + logs + mails for leak in leaks(text)]
-    found += [(workflow_id, "a workflow under a card number") for workflow_id in histories if leaks(workflow_id)]
+    found += [
+        (workflow_id, "a workflow under a card number") for workflow_id in histories if leaks(workflow_id)
+    ]
     assert found == [], found[:10]
     assert [(what, status) for what, status in answers if status not in (400, 422)] == []

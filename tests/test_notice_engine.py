@@ -4,7 +4,7 @@ channel stops the ladder, deferral to the send window with a re-check before sen
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -20,7 +20,7 @@ from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import eventually, make_request, make_settings, running
 
 SHIPPED = yaml.safe_load((ROOT / "config" / "notice_policy.yaml").read_text())
-UTC = timezone.utc
+UTC = UTC
 
 
 def policy(**changes):
@@ -44,7 +44,9 @@ def test_quiet_hours_defer_low_severity_in_the_users_zone():
     # R13, R23: a low-severity email at 23:00 Shanghai waits for 08:00 Shanghai; the inbox does not.
     p = policy()
     night = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # 23:00 in Asia/Shanghai
-    assert p.send_at("email", Severity.LOW, night, "Asia/Shanghai", None) == datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
+    assert p.send_at("email", Severity.LOW, night, "Asia/Shanghai", None) == datetime(
+        2026, 11, 28, 0, 0, tzinfo=UTC
+    )
     assert p.send_at("inbox", Severity.LOW, night, "Asia/Shanghai", None) == night
     assert p.send_at("email", Severity.HIGH, night, "Asia/Shanghai", None) == night  # high is not held
     assert p.send_at("email", Severity.LOW, night, "Europe/Berlin", None) == night  # 16:00 in Berlin
@@ -58,17 +60,32 @@ def test_legal_hours_hold_sms_whatever_the_severity():
         2026, 11, 28, 0, 0, tzinfo=UTC
     )
     assert p.send_at("push", Severity.HIGH, night, "Asia/Shanghai", "+8613800138000") == night
-    assert p.send_at("sms", Severity.HIGH, night, "Asia/Shanghai", "+14155550100") == night  # default: voice only
+    assert (
+        p.send_at("sms", Severity.HIGH, night, "Asia/Shanghai", "+14155550100") == night
+    )  # default: voice only
 
 
 def test_inhibition_account_problem_suppresses_delay():
     # Alertmanager-style inhibition: "account frozen" makes a "delayed" buzz pointless.
     p = policy()
     now = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
-    recent = [RecentNotice(withdrawal_id="W1", stage=Stage.DETECTED, category=ExceptionCategory.USER_ACCOUNT_RESTRICTED,
-                           channel="sms", at=now - timedelta(hours=2))]
-    kwargs = dict(stage=Stage.DELAYED, category=ExceptionCategory.BANK_DELAY, severity=Severity.LOW,
-                  withdrawal_id="W2", recent=recent, now=now)
+    recent = [
+        RecentNotice(
+            withdrawal_id="W1",
+            stage=Stage.DETECTED,
+            category=ExceptionCategory.USER_ACCOUNT_RESTRICTED,
+            channel="sms",
+            at=now - timedelta(hours=2),
+        )
+    ]
+    kwargs = dict(
+        stage=Stage.DELAYED,
+        category=ExceptionCategory.BANK_DELAY,
+        severity=Severity.LOW,
+        withdrawal_id="W2",
+        recent=recent,
+        now=now,
+    )
     assert "inhibited" in p.suppression(channel="email", **kwargs)
     assert p.suppression(channel="inbox", **kwargs) is None  # the record is always kept
     assert p.suppression(channel="email", **{**kwargs, "recent": []}) is None
@@ -79,10 +96,23 @@ def test_inhibition_account_problem_suppresses_delay():
 def test_cap_folds_interruptions_but_not_critical():
     p = policy()
     now = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
-    recent = [RecentNotice(withdrawal_id=f"W{i}", stage=Stage.DETECTED, category=ExceptionCategory.ACCOUNT_INFO_ERROR,
-                           channel="sms", at=now - timedelta(minutes=10 * i)) for i in range(3)]
-    kwargs = dict(stage=Stage.DETECTED, category=ExceptionCategory.ACCOUNT_INFO_ERROR, withdrawal_id="W9",
-                  recent=recent, now=now)
+    recent = [
+        RecentNotice(
+            withdrawal_id=f"W{i}",
+            stage=Stage.DETECTED,
+            category=ExceptionCategory.ACCOUNT_INFO_ERROR,
+            channel="sms",
+            at=now - timedelta(minutes=10 * i),
+        )
+        for i in range(3)
+    ]
+    kwargs = dict(
+        stage=Stage.DETECTED,
+        category=ExceptionCategory.ACCOUNT_INFO_ERROR,
+        withdrawal_id="W9",
+        recent=recent,
+        now=now,
+    )
     assert "folded" in p.suppression(channel="sms", severity=Severity.HIGH, **kwargs)
     assert p.suppression(channel="email", severity=Severity.HIGH, **kwargs) is None  # email is not capped
     assert p.suppression(channel="sms", severity=Severity.CRITICAL, **kwargs) is None
@@ -95,7 +125,9 @@ def test_policy_validation_names_the_problem():
     with pytest.raises(ValueError, match="CRITICAL"):
         load_notice_policy(doc)
     with pytest.raises(ValueError):
-        load_notice_policy({**SHIPPED, "quiet_hours": {"allowed": {"start": "8am", "end": "22:00"}, "severities": []}})
+        load_notice_policy(
+            {**SHIPPED, "quiet_hours": {"allowed": {"start": "8am", "end": "22:00"}, "severities": []}}
+        )
 
 
 # --- in the workflow ---------------------------------------------------------------------
@@ -121,7 +153,9 @@ LADDER = {
 async def test_unread_high_notice_escalates_to_the_next_rung(ts_env, tmp_path, smtp_server, unique_id):
     # R21: not read within 30 min: the next rung goes out, once.
     channel = ScriptedChannel()
-    settings = make_settings(tmp_path, smtp_server.port, notice_policy_file=write_policy(tmp_path, ladders=LADDER))
+    settings = make_settings(
+        tmp_path, smtp_server.port, notice_policy_file=write_policy(tmp_path, ladders=LADDER)
+    )
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id))
         await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
@@ -140,7 +174,9 @@ async def test_unread_high_notice_escalates_to_the_next_rung(ts_env, tmp_path, s
 async def test_read_on_any_channel_stops_the_ladder(ts_env, tmp_path, smtp_server, unique_id):
     # R21: read in the app within the deadline: no escalation on any channel.
     channel = ScriptedChannel()
-    settings = make_settings(tmp_path, smtp_server.port, notice_policy_file=write_policy(tmp_path, ladders=LADDER))
+    settings = make_settings(
+        tmp_path, smtp_server.port, notice_policy_file=write_policy(tmp_path, ladders=LADDER)
+    )
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id))
         await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))

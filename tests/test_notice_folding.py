@@ -8,7 +8,7 @@ on meanwhile is left out of the digest."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,8 +25,10 @@ from tests.scripted_channel import ScriptedChannel
 from tests.test_notice_providers_e2e import provider_settings
 from tests.workflow_harness import make_request, pin_local_time, running, zone_at
 
-POLICY = load_notice_policy(yaml.safe_load((Path(__file__).parent.parent / "config" / "notice_policy.yaml").read_text()))
-T0 = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+POLICY = load_notice_policy(
+    yaml.safe_load((Path(__file__).parent.parent / "config" / "notice_policy.yaml").read_text())
+)
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
 
 def recent(wid: str, channel: str, at: datetime):
@@ -40,7 +42,9 @@ def test_fold_window_starts_at_the_users_last_interruptive_notice_about_another_
     args = dict(channel="sms", severity=Severity.HIGH, withdrawal_id="W2", now=T0)
     assert POLICY.fold_until(recent=[], **args) is None
     assert POLICY.fold_until(recent=[recent("W2", "sms", T0)], **args) is None  # its own earlier notice
-    assert POLICY.fold_until(recent=[recent("W1", "email", T0)], **args) is None  # not an interruptive channel
+    assert (
+        POLICY.fold_until(recent=[recent("W1", "email", T0)], **args) is None
+    )  # not an interruptive channel
     old = T0 - timedelta(seconds=window + 1)
     assert POLICY.fold_until(recent=[recent("W1", "sms", old)], **args) is None  # window over
     late = [recent("W1", "sms", T0 - timedelta(minutes=3)), recent("W0", "sms", T0 - timedelta(minutes=8))]
@@ -53,8 +57,13 @@ def test_digest_fits_one_sms_in_both_locales_and_names_the_orders():
     for locale in ("zh-CN", "en-US"):
         for n in (2, 3, 7):
             items = [DigestItem(f"W2026112700{i:04d}", "1234") for i in range(n)]
-            r = render_digest(locale, items, link="https://app.example/t/x", support_phone="95188",
-                              support_url="https://help.example")
+            r = render_digest(
+                locale,
+                items,
+                link="https://app.example/t/x",
+                support_phone="95188",
+                support_url="https://help.example",
+            )
             assert fits_one_sms(r.short), (locale, n, r.short)
             # the SMS has no room for n order numbers: the link has them, and the support number (R19)
             assert str(n) in r.short and "pay.example/w" in r.short and "95188" in r.short
@@ -64,7 +73,12 @@ def test_digest_fits_one_sms_in_both_locales_and_names_the_orders():
 
 
 async def test_three_failures_of_one_user_make_two_sms_not_three(
-    ts_env, tmp_path, smtp_server, aliyun, tencent, twilio  # noqa: F811
+    ts_env,
+    tmp_path,
+    smtp_server,
+    aliyun,
+    tencent,
+    twilio,  # noqa: F811
 ):
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     _with_digest_template(settings)
@@ -76,7 +90,9 @@ async def test_three_failures_of_one_user_make_two_sms_not_three(
     async with running(ts_env, settings, channel) as client:
         handles = []
         for i, wid in enumerate(wids):
-            handle = await client.start_withdrawal(make_request(wid, user_id="u-fold", locale="zh-CN", contact=contact))
+            handle = await client.start_withdrawal(
+                make_request(wid, user_id="u-fold", locale="zh-CN", contact=contact)
+            )
             handles.append(handle)
             # each fails while the previous one's SMS is the user's latest
             await handle.signal("bank_callback", channel.callback(wid, "FAILED", "AC04", f"evt-{i}"))
@@ -92,8 +108,11 @@ async def test_three_failures_of_one_user_make_two_sms_not_three(
     leader = next(r for r in sms[1:] if r.status in ("sent", "delivered"))
     other = next(r for r in sms[1:] if r is not leader)
     assert other.status == "folded" and other.provider_message_id == leader.key
-    sent = [json.loads(r["params"]["TemplateParam"]) | {"code": r["params"]["TemplateCode"]}
-            for r in aliyun.received if r["action"] == "SendSms"]
+    sent = [
+        json.loads(r["params"]["TemplateParam"]) | {"code": r["params"]["TemplateCode"]}
+        for r in aliyun.received
+        if r["action"] == "SendSms"
+    ]
     assert len(sent) == 2, sent  # three failures, two messages
     assert sent[1]["code"] == "SMS_460099" and sent[1]["count"] == "2"
     assert set(sent[1]["orders"].split(",")) == {"FOLD-A-2", "FOLD-A-3"}
@@ -105,12 +124,20 @@ async def test_three_failures_of_one_user_make_two_sms_not_three(
 
 def _with_digest_template(settings) -> None:
     data = yaml.safe_load(settings.providers_file.read_text())
-    data["aliyun"]["sms"]["templates"]["DIGEST"] = {"code": "SMS_460099", "params": {"count": "count", "orders": "orders"}}
+    data["aliyun"]["sms"]["templates"]["DIGEST"] = {
+        "code": "SMS_460099",
+        "params": {"count": "count", "orders": "orders"},
+    }
     settings.providers_file.write_text(yaml.safe_dump(data, allow_unicode=True))
 
 
 async def test_three_failures_at_night_make_one_sms_at_eight_naming_all_three(
-    ts_env, tmp_path, smtp_server, aliyun, tencent, twilio  # noqa: F811
+    ts_env,
+    tmp_path,
+    smtp_server,
+    aliyun,
+    tencent,
+    twilio,  # noqa: F811
 ):
     """Issue #9 (R6, R13, R21): three withdrawals of one user fail at 02:30 local. Legal SMS
     hours (+86: 08:00-21:00) defer the SMS; at 08:00 local exactly ONE SMS goes out, naming
@@ -121,20 +148,25 @@ async def test_three_failures_at_night_make_one_sms_at_eight_naming_all_three(
     zone = await pin_local_time(ts_env, "02:30")
     night = (await ts_env.get_current_time()).astimezone(ZoneInfo(zone))
     assert (night.hour, night.minute) == (2, 30)
-    eight = night.replace(hour=8, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+    eight = night.replace(hour=8, minute=0, second=0, microsecond=0).astimezone(UTC)
     contact = Contact(email="u@example.com", phone="+8613800138000", timezone=zone)
     wids = ["NIGHT-1", "NIGHT-2", "NIGHT-3"]
     async with running(ts_env, settings, channel) as client:
         handles = []
         for i, wid in enumerate(wids):
-            handle = await client.start_withdrawal(make_request(wid, user_id="u-night", locale="zh-CN", contact=contact))
+            handle = await client.start_withdrawal(
+                make_request(wid, user_id="u-night", locale="zh-CN", contact=contact)
+            )
             handles.append(handle)
             await handle.signal("bank_callback", channel.callback(wid, "FAILED", "AC04", f"evt-n{i}"))
         views = [await h.result() for h in handles]
 
     engine = engine_for(settings.database_url)
-    sent = [json.loads(r["params"]["TemplateParam"]) | {"code": r["params"]["TemplateCode"]}
-            for r in aliyun.received if r["action"] == "SendSms"]
+    sent = [
+        json.loads(r["params"]["TemplateParam"]) | {"code": r["params"]["TemplateCode"]}
+        for r in aliyun.received
+        if r["action"] == "SendSms"
+    ]
     assert len(sent) == 1, sent  # three failures at night: one SMS in the morning
     assert sent[0]["code"] == "SMS_460099" and sent[0]["count"] == "3"
     assert set(sent[0]["orders"].split(",")) == set(wids)
@@ -152,7 +184,9 @@ async def test_three_failures_at_night_make_one_sms_at_eight_naming_all_three(
     assert all(rows[w]["inbox"].status == "sent" for w in wids)
 
 
-async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
+async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(
+    tmp_path, smtp_server, aliyun, tencent, twilio
+):  # noqa: F811
     from temporalio.testing import ActivityEnvironment
 
     from activities.registry import build_activities
@@ -165,14 +199,23 @@ async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(tmp_pat
     deliver = next(a for a in build_activities(settings) if getattr(a, "__name__", "") == "deliver_notice")
     engine = engine_for(settings.database_url)
     contact = Contact(email="u@example.com", phone="+8613800138000")
-    reqs = [make_request(f"FOLD-B-{i}", user_id="u-fold-b", locale="zh-CN", contact=contact) for i in range(3)]
+    reqs = [
+        make_request(f"FOLD-B-{i}", user_id="u-fold-b", locale="zh-CN", contact=contact) for i in range(3)
+    ]
     for req in reqs:
         record_withdrawal(engine, req, "FAILED")
 
     def notice(req) -> NoticeRequest:
-        return NoticeRequest(key=f"{req.withdrawal_id}/DETECTED/1/sms", channel="sms", stage=Stage.DETECTED,
-                             category=ExceptionCategory.ACCOUNT_INFO_ERROR, severity=Severity.HIGH,
-                             status=WithdrawalStatus.FAILED, reason_code="AC04", withdrawal=req)
+        return NoticeRequest(
+            key=f"{req.withdrawal_id}/DETECTED/1/sms",
+            channel="sms",
+            stage=Stage.DETECTED,
+            category=ExceptionCategory.ACCOUNT_INFO_ERROR,
+            severity=Severity.HIGH,
+            status=WithdrawalStatus.FAILED,
+            reason_code="AC04",
+            withdrawal=req,
+        )
 
     env = ActivityEnvironment()
     first, second, third = (notice(r) for r in reqs)
@@ -180,8 +223,14 @@ async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(tmp_pat
     batched = [await env.run(deliver, n) for n in (second, third)]
     assert [b.status for b in batched] == ["batched", "batched"] and batched[0].send_at == batched[1].send_at
     # the third withdrawal moved on (it was paid after all) before the window ended
-    update_progress(engine, ProgressUpdate(withdrawal_id=reqs[2].withdrawal_id, status=WithdrawalStatus.SUCCEEDED,
-                                           at=datetime.now(timezone.utc)))
+    update_progress(
+        engine,
+        ProgressUpdate(
+            withdrawal_id=reqs[2].withdrawal_id,
+            status=WithdrawalStatus.SUCCEEDED,
+            at=datetime.now(UTC),
+        ),
+    )
     result = await env.run(deliver, second)
     assert result.status == "sent" and "digest" not in (result.detail or "")  # alone: nothing else still true
     assert (await env.run(deliver, third)).status == "suppressed"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import yaml
 
+from sentinel.models import Contact
+from sentinel.taxonomy import Stage
 from tests.decisions import signed
 from tests.fake_providers import (  # noqa: F401  (fixtures)
     ALIYUN_TEMPLATES,
@@ -21,8 +23,6 @@ from tests.fake_providers import (  # noqa: F401  (fixtures)
     twilio,
     twilio_server,
 )
-from sentinel.models import Contact
-from sentinel.taxonomy import Stage
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
 
@@ -32,20 +32,37 @@ def provider_settings(tmp_path, smtp_port, aliyun, tencent, twilio):
         "sms_routes": [["+86", ["aliyun", "tencent"]], ["", ["twilio"]]],
         "voice_routes": [["", ["twilio"]]],
         "breaker": {"failure_threshold": 5, "cooldown": "30s"},
-        "aliyun": {"sms": {"sign_name": "某某支付", "endpoint": aliyun.url,
-                           "templates": {**ALIYUN_TEMPLATES, "DETECTED": "SMS_460010", "default": "SMS_460000"}}},
-        "tencent": {"sms_sdk_app_id": FakeTencent.APP_ID, "sign_name": "某某支付", "endpoint": tencent.url,
-                    "templates": {**TENCENT_TEMPLATES, "DETECTED": {"code": "2001010", "params": ["order_no"]},
-                                  "default": {"code": "2001000", "params": ["order_no"]}}},
+        "aliyun": {
+            "sms": {
+                "sign_name": "某某支付",
+                "endpoint": aliyun.url,
+                "templates": {**ALIYUN_TEMPLATES, "DETECTED": "SMS_460010", "default": "SMS_460000"},
+            }
+        },
+        "tencent": {
+            "sms_sdk_app_id": FakeTencent.APP_ID,
+            "sign_name": "某某支付",
+            "endpoint": tencent.url,
+            "templates": {
+                **TENCENT_TEMPLATES,
+                "DETECTED": {"code": "2001010", "params": ["order_no"]},
+                "default": {"code": "2001000", "params": ["order_no"]},
+            },
+        },
         "twilio": {"api_base": twilio.url, "from_number": "+15005550006"},
     }
     path = tmp_path / "providers.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     return make_settings(
-        tmp_path, smtp_port, providers_file=path,
-        aliyun_access_key_id="LTAItestkey", aliyun_access_key_secret="aliyun-test-secret",
-        tencent_secret_id="AKIDtestsecretid", tencent_secret_key="tencent-test-secret-key",
-        twilio_account_sid=FakeTwilio.SID, twilio_auth_token=FakeTwilio.TOKEN,
+        tmp_path,
+        smtp_port,
+        providers_file=path,
+        aliyun_access_key_id="LTAItestkey",
+        aliyun_access_key_secret="aliyun-test-secret",
+        tencent_secret_id="AKIDtestsecretid",
+        tencent_secret_key="tencent-test-secret-key",
+        twilio_account_sid=FakeTwilio.SID,
+        twilio_auth_token=FakeTwilio.TOKEN,
     )
 
 
@@ -58,8 +75,9 @@ async def test_china_number_gets_an_aliyun_sms_with_the_notice_key(
 ):
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     channel = ScriptedChannel()
-    request = make_request(unique_id, locale="zh-CN",
-                           contact=Contact(email="u@example.com", phone="+8613800138000"))
+    request = make_request(
+        unique_id, locale="zh-CN", contact=Contact(email="u@example.com", phone="+8613800138000")
+    )
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(request)
         await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
@@ -78,12 +96,15 @@ async def test_china_number_gets_an_aliyun_sms_with_the_notice_key(
     assert f"末四位为{unique_id[-4:]}" in twiml and "账户已销户" in twiml and detected.rung == 1
 
 
-async def test_provider_500_fails_over_to_the_next(ts_env, tmp_path, smtp_server, unique_id, aliyun, tencent, twilio):
+async def test_provider_500_fails_over_to_the_next(
+    ts_env, tmp_path, smtp_server, unique_id, aliyun, tencent, twilio
+):
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     aliyun.plan = [("http", 500, {"Code": "InternalError", "Message": "boom"})] * 3
     channel = ScriptedChannel()
-    request = make_request(unique_id, locale="zh-CN",
-                           contact=Contact(email="u@example.com", phone="+8613800138000"))
+    request = make_request(
+        unique_id, locale="zh-CN", contact=Contact(email="u@example.com", phone="+8613800138000")
+    )
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(request)
         await handle.signal("bank_callback", channel.callback(unique_id, "FAILED", "AC04", "evt-1"))
@@ -94,18 +115,28 @@ async def test_provider_500_fails_over_to_the_next(ts_env, tmp_path, smtp_server
     assert f"{unique_id}/DETECTED/1/sms" in str(tencent.received)  # SessionContext = notice key
 
 
-async def test_other_countries_go_to_twilio(ts_env, tmp_path, smtp_server, unique_id, aliyun, tencent, twilio):
+async def test_other_countries_go_to_twilio(
+    ts_env, tmp_path, smtp_server, unique_id, aliyun, tencent, twilio
+):
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     channel = ScriptedChannel()
-    request = make_request(unique_id, locale="en-US",
-                           contact=Contact(email="u@example.com", phone="+4915112345678", timezone="Europe/Berlin"))
+    request = make_request(
+        unique_id,
+        locale="en-US",
+        contact=Contact(email="u@example.com", phone="+4915112345678", timezone="Europe/Berlin"),
+    )
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(request)
         await handle.signal("bank_callback", channel.callback(unique_id, "HELD", "FR01", "evt-1"))
         await ts_env.sleep(5)
         from sentinel.models import ReviewDecision
 
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud")
+            ),
+        )
         view = await handle.result()
     review = next(n for n in view.notices if n.stage == Stage.UNDER_REVIEW)
     assert "sms" in review.delivered

@@ -49,8 +49,10 @@ class _DownSmtp:
 
 
 def _mails_for(sink: SmtpSink, needle: str) -> list[str]:
-    texts = [m.content.decode("utf-8", "replace") if isinstance(m.content, bytes) else str(m.content)
-             for m in sink.messages]
+    texts = [
+        m.content.decode("utf-8", "replace") if isinstance(m.content, bytes) else str(m.content)
+        for m in sink.messages
+    ]
     return [t for t in texts if needle in t]
 
 
@@ -108,7 +110,11 @@ async def test_a_retry_that_is_no_longer_true_is_not_sent(ts_env, tmp_path, uniq
     # a delay notice held by a provider outage is not sent after the money arrived
     smtp = _DownSmtp()
     settings = make_settings(tmp_path, smtp.port, notice_policy_file=_policy(tmp_path))
-    engine, channel, sink = engine_for(settings.database_url), ScriptedChannel(queries=[("PROCESSING", None)]), smtp.sink
+    engine, channel, sink = (
+        engine_for(settings.database_url),
+        ScriptedChannel(queries=[("PROCESSING", None)]),
+        smtp.sink,
+    )
     try:
         async with running(ts_env, settings, channel) as client:
             handle = await client.start_withdrawal(make_request(unique_id))
@@ -122,5 +128,9 @@ async def test_a_retry_that_is_no_longer_true_is_not_sent(ts_env, tmp_path, uniq
         smtp.stop()
     assert view.status == WithdrawalStatus.SUCCEEDED
     rows = {d.key.split("/", 1)[1]: d for d in deliveries_for(engine, unique_id)}
-    assert rows["DELAYED/1/email"].status == "suppressed" and "no longer true" in rows["DELAYED/1/email"].error
-    assert not any("delayed" in t.lower() and "resolved" not in t.lower() for t in _mails_for(sink, unique_id))
+    assert (
+        rows["DELAYED/1/email"].status == "suppressed" and "no longer true" in rows["DELAYED/1/email"].error
+    )
+    assert not any(
+        "delayed" in t.lower() and "resolved" not in t.lower() for t in _mails_for(sink, unique_id)
+    )

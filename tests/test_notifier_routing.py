@@ -180,7 +180,13 @@ async def test_breaker_opens_skips_the_provider_then_half_opens(aliyun, tencent,
     clock = FakeClock()
     attempts = []
     chain = sms_chain(
-        aliyun, tencent, twilio, client, failure_threshold=2, cooldown_s=30, clock=clock,
+        aliyun,
+        tencent,
+        twilio,
+        client,
+        failure_threshold=2,
+        cooldown_s=30,
+        clock=clock,
         on_attempt=lambda notice, attempt: attempts.append((attempt.provider, attempt.outcome)),
     )
     aliyun.plan += [("http", 500, {"Code": "InternalError"})] * 2

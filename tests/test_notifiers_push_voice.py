@@ -95,10 +95,14 @@ class FakeFcm(Fake):
             header, claims = json.loads(_unb64(head)), json.loads(_unb64(body))
             if header.get("alg") != "RS256":
                 raise ValueError("alg")
-            self.public_key.verify(_unb64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            self.public_key.verify(
+                _unb64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
         except (KeyError, ValueError, InvalidSignature):
-            return JSONResponse({"error": self.reject("invalid_grant"), "error_description": "Invalid JWT Signature."},
-                                status_code=400)
+            return JSONResponse(
+                {"error": self.reject("invalid_grant"), "error_description": "Invalid JWT Signature."},
+                status_code=400,
+            )
         now = time.time()
         valid = (
             claims.get("iss") == CLIENT_EMAIL
@@ -115,9 +119,19 @@ class FakeFcm(Fake):
 
     @staticmethod
     def _fcm_error(status: int, state: str, code: str) -> JSONResponse:
-        return JSONResponse({"error": {"code": status, "message": code, "status": state, "details": [
-            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]}},
-            status_code=status)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": status,
+                    "message": code,
+                    "status": state,
+                    "details": [
+                        {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
+                    ],
+                }
+            },
+            status_code=status,
+        )
 
     async def send(self, project: str, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
@@ -135,7 +149,8 @@ class FakeFcm(Fake):
             and message.get("notification", {}).get("body")
             and all(isinstance(v, str) for v in data.values())
             and message.get("android", {}).get("collapse_key") == data.get("withdrawal_id")
-            and message.get("apns", {}).get("headers", {}).get("apns-collapse-id") == data.get("withdrawal_id")
+            and message.get("apns", {}).get("headers", {}).get("apns-collapse-id")
+            == data.get("withdrawal_id")
         )
         if not ok:
             return self._fcm_error(400, "INVALID_ARGUMENT", self.reject("INVALID_ARGUMENT"))
@@ -191,7 +206,9 @@ class FakeJPush(Fake):
         ok = (
             body.get("platform")
             and isinstance(body.get("audience", {}).get("registration_id"), list)
-            and n.get("alert") and n.get("android", {}).get("title") and n.get("ios", {}).get("alert")
+            and n.get("alert")
+            and n.get("android", {}).get("title")
+            and n.get("ios", {}).get("alert")
             and isinstance(body.get("options", {}).get("time_to_live"), int)
             and body["options"].get("apns_collapse_id")
         )
@@ -282,8 +299,12 @@ async def test_fcm_sends_with_a_verified_oauth_token_and_caches_it(fcm, client):
     message = fcm.received[0]
     assert message["token"] == "tok-1"
     assert message["notification"] == {"title": rendered.push_title, "body": rendered.push_body}
-    assert message["data"] == {"withdrawal_id": "W1001", "stage": "DETECTED", "link": rendered.link,
-                               "notice_key": first.key}
+    assert message["data"] == {
+        "withdrawal_id": "W1001",
+        "stage": "DETECTED",
+        "link": rendered.link,
+        "notice_key": first.key,
+    }
     assert message["android"]["collapse_key"] == "W1001" and message["android"]["ttl"] == "86400s"
     assert message["apns"]["headers"]["apns-collapse-id"] == "W1001"
     lock_screen = message["notification"]["title"] + message["notification"]["body"]
@@ -414,7 +435,8 @@ async def test_jpush_error_classification(jpush, client, action, retryable):
 async def test_jpush_wrong_secret_is_retryable(jpush, client):
     notifier = JPushNotifier(
         JPushConfig(app_key=FakeJPush.APP_KEY, master_secret="wrong", api_base=jpush.url),
-        lambda user_id: ["1a0018970a8d2e1a"], client=client,
+        lambda user_id: ["1a0018970a8d2e1a"],
+        client=client,
     )
     notice = make_notice(channel="push")
     with pytest.raises(DeliveryError) as err:
@@ -423,7 +445,9 @@ async def test_jpush_wrong_secret_is_retryable(jpush, client):
 
 
 async def test_push_chain_prefers_jpush_in_mainland_china_and_fcm_elsewhere(fcm, jpush, client):
-    chain = ProviderChain("push", [fcm_notifier(fcm, client), jpush_notifier(jpush, client)], DEFAULT_PUSH_ROUTES)
+    chain = ProviderChain(
+        "push", [fcm_notifier(fcm, client), jpush_notifier(jpush, client)], DEFAULT_PUSH_ROUTES
+    )
     cn = make_notice(channel="push", phone=CN_PHONE)
     us = make_notice(channel="push", phone=US_PHONE, locale="en-US")
     assert (await chain.send(cn, render(cn))).startswith("jpush:")
@@ -439,8 +463,13 @@ async def test_push_chain_prefers_jpush_in_mainland_china_and_fcm_elsewhere(fcm,
 
 @pytest.mark.parametrize("locale, language", [("zh-CN", "zh-CN"), ("en-US", "en-US")])
 async def test_twilio_voice_reads_the_short_text_in_the_users_language(twilio, client, locale, language):
-    notice = make_notice(channel="voice", phone=US_PHONE, locale=locale, stage=Stage.DETECTED,
-                         category=ExceptionCategory.ACCOUNT_INFO_ERROR)
+    notice = make_notice(
+        channel="voice",
+        phone=US_PHONE,
+        locale=locale,
+        stage=Stage.DETECTED,
+        category=ExceptionCategory.ACCOUNT_INFO_ERROR,
+    )
     rendered = render(notice)
     sid = await TwilioVoiceNotifier(twilio_config(twilio), client=client).send(notice, rendered)
 
@@ -462,9 +491,13 @@ def test_twiml_escapes_markup():
 
 async def test_aliyun_voice_places_a_signed_tts_call(aliyun, client):
     notifier = AliyunVoiceNotifier(
-        AliyunVoiceConfig(access_key_id="LTAItestkey", access_key_secret="aliyun-test-secret",
-                          called_show_number="057188773344", templates={"default": "TTS_100001"},
-                          endpoint=aliyun.url),
+        AliyunVoiceConfig(
+            access_key_id="LTAItestkey",
+            access_key_secret="aliyun-test-secret",
+            called_show_number="057188773344",
+            templates={"default": "TTS_100001"},
+            endpoint=aliyun.url,
+        ),
         client=client,
     )
     notice = make_notice(channel="voice")
@@ -475,7 +508,10 @@ async def test_aliyun_voice_places_a_signed_tts_call(aliyun, client):
     p = req["params"]
     assert req["action"] == "SingleCallByTts"
     assert p["CalledNumber"] == "13800138000" and p["CalledShowNumber"] == "057188773344"
-    assert p["TtsCode"] == "TTS_100001" and json.loads(p["TtsParam"]) == {"order_no": "W1001", "card_last4": "1234"}
+    assert p["TtsCode"] == "TTS_100001" and json.loads(p["TtsParam"]) == {
+        "order_no": "W1001",
+        "card_last4": "1234",
+    }
     assert p["OutId"] == notice.key and p["PlayTimes"] == "2"
     assert not notifier.can_reach(make_notice(channel="voice", phone=US_PHONE))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,8 +19,8 @@ import yaml
 
 from notifiers.base import DeliveryError
 from notifiers.routing import AmbiguousDeliveryError
-from notifiers.sms_tencent import TencentSmsNotifier
 from notifiers.sms_aliyun import TemplateRegistry, notice_fields
+from notifiers.sms_tencent import TencentSmsNotifier
 from notifiers.sms_twilio import TwilioSmsNotifier
 from notifiers.template_check import ProviderTemplatesIncomplete, check_provider_templates, template_problems
 from sentinel.notice_policy import load_notice_policy
@@ -43,7 +43,6 @@ from tests.fake_providers import (  # noqa: F401  (fixtures are used by name)
     twilio_config,
     twilio_server,
 )
-
 
 # --------------------------------------------------------------------------- Aliyun
 
@@ -83,7 +82,10 @@ async def test_aliyun_template_lookup_and_reach(aliyun, client):
 
     await notifier.send(delayed, render(delayed))
     assert aliyun.received[-1]["params"]["TemplateCode"] == "SMS_460002"
-    assert json.loads(aliyun.received[-1]["params"]["TemplateParam"]) == {"order_no": "W1001", "card_last4": "1234"}
+    assert json.loads(aliyun.received[-1]["params"]["TemplateParam"]) == {
+        "order_no": "W1001",
+        "card_last4": "1234",
+    }
 
 
 @pytest.mark.parametrize(
@@ -185,8 +187,10 @@ async def test_tencent_wrong_key_is_refused_by_the_signature_check(tencent, clie
 
 async def test_tencent_uses_the_injected_clock_and_the_utc_date(tencent, client):
     # the midnight case (UTC+8 already the next day) is pinned in test_notifier_signing.py
-    just_now = datetime.now(timezone.utc).replace(microsecond=0)
-    notifier = TencentSmsNotifier(tencent_sms(tencent, client).cfg, client=client, clock=lambda: just_now.timestamp())
+    just_now = datetime.now(UTC).replace(microsecond=0)
+    notifier = TencentSmsNotifier(
+        tencent_sms(tencent, client).cfg, client=client, clock=lambda: just_now.timestamp()
+    )
     notice = make_notice()
     await notifier.send(notice, render(notice))
     assert tencent.rejected == []
@@ -242,7 +246,9 @@ async def test_twilio_error_classification(twilio, client, action, retryable):
 async def test_twilio_wrong_token_is_refused_and_retryable(twilio, client):
     notice = make_notice(phone=US_PHONE, locale="en-US")
     with pytest.raises(DeliveryError) as err:
-        await TwilioSmsNotifier(twilio_config(twilio, auth_token="wrong"), client=client).send(notice, render(notice))
+        await TwilioSmsNotifier(twilio_config(twilio, auth_token="wrong"), client=client).send(
+            notice, render(notice)
+        )
     assert twilio.rejected == ["authenticate"] and err.value.retryable
 
 
@@ -251,11 +257,15 @@ async def test_twilio_wrong_token_is_refused_and_retryable(twilio, client):
 
 _ROOT = Path(__file__).resolve().parent.parent
 _PROVIDERS = yaml.safe_load((_ROOT / "config" / "providers.yaml").read_text(encoding="utf-8"))
-_POLICY = load_notice_policy(yaml.safe_load((_ROOT / "config" / "notice_policy.yaml").read_text(encoding="utf-8")))
+_POLICY = load_notice_policy(
+    yaml.safe_load((_ROOT / "config" / "notice_policy.yaml").read_text(encoding="utf-8"))
+)
 
 
 def _problems(data, **kw):
-    return template_problems(data, _POLICY, brand=kw.get("brand", Brand()), support_phone=kw.get("phone", "555-0100"))
+    return template_problems(
+        data, _POLICY, brand=kw.get("brand", Brand()), support_phone=kw.get("phone", "555-0100")
+    )
 
 
 def test_shipped_china_templates_cover_every_route_and_fit():  # R7 R19 R20
@@ -277,8 +287,10 @@ def test_the_failure_template_states_the_reason():  # R7 R20
     assert spec.values(notice_fields(n, render(n))) == {"reason": "账户已销户", "phone": "95188"}
 
 
-@pytest.mark.parametrize(("section", "key"), [(("aliyun", "sms"), "UNDER_REVIEW"), (("aliyun", "voice"), "default"),
-                                              (("tencent",), "DETECTED")])
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [(("aliyun", "sms"), "UNDER_REVIEW"), (("aliyun", "voice"), "default"), (("tencent",), "DETECTED")],
+)
 def test_a_route_without_a_template_fails_the_check(section, key):  # R7
     data = copy.deepcopy(_PROVIDERS)
     node = data
@@ -301,7 +313,10 @@ def test_the_check_catches_overflow_variables_and_a_foreign_link():
     assert "SMS_480000042" in problems and "> 70 units" in problems
     assert "APPROVED" in problems and "text variables ['amount', 'phone'] != params ['phone']" in problems
     bad = copy.deepcopy(_PROVIDERS)
-    bad["tencent"]["templates"]["RESOLVED"] = {**bad["tencent"]["templates"]["RESOLVED"], "params": {"who": "nobody"}}
+    bad["tencent"]["templates"]["RESOLVED"] = {
+        **bad["tencent"]["templates"]["RESOLVED"],
+        "params": {"who": "nobody"},
+    }
     assert any("tencent sms" in p and "unknown notice fields ['nobody']" in p for p in _problems(bad))
     other = "\n".join(_problems(_PROVIDERS, brand=Brand(sms_link="s.acme.cn/w")))
     assert "the short link 's.acme.cn/w' is not in the text" in other

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.sessions import COOKIE, RateLimit, Sessions, SessionError
-from gateway.web import CSP, STATIC, TEXT, LOCALES, widget_headers
+from gateway.sessions import COOKIE, RateLimit, SessionError, Sessions
+from gateway.web import CSP, LOCALES, STATIC, TEXT, widget_headers
 from sentinel.contracts import ProgressUpdate
 from sentinel.links import make_link, verify_link
 from sentinel.progress import money_at, next_action, steps
-from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus as S
+from sentinel.taxonomy import ExceptionCategory, Severity
+from sentinel.taxonomy import WithdrawalStatus as S
 from starter.client import SentinelClient
 from store.repo import add_inbox_message, get_record, inbox, record_withdrawal, update_progress
 from store.tables import InboxMessage
@@ -46,9 +47,17 @@ def link_path(kind: str, wid: str, uid: str, *, now: float | None = None, ttl: i
 def tracked(gw, wid: str, user: str, status=S.PROCESSING, category=None, code=None, locale="en-US", **extra):
     req = make_request(wid, user_id=user, locale=locale, **extra)
     record_withdrawal(gw.engine, req, "SUBMITTED")
-    update_progress(gw.engine, ProgressUpdate(
-        withdrawal_id=wid, status=status, category=category, reason_code=code, severity=Severity.HIGH,
-        at=datetime.now(timezone.utc)))
+    update_progress(
+        gw.engine,
+        ProgressUpdate(
+            withdrawal_id=wid,
+            status=status,
+            category=category,
+            reason_code=code,
+            severity=Severity.HIGH,
+            at=datetime.now(UTC),
+        ),
+    )
     return req
 
 
@@ -84,12 +93,20 @@ def assert_safe_page(resp, csp: str = CSP, framed_by: str | None = None) -> None
 
 def test_steps_money_and_next_action_follow_the_status():
     # R16, R18: the tracker, where the money is, the one next step.
-    assert [(s.name, s.state) for s in steps(S.DELAYED)] == [("submitted", "done"), ("bank", "warn"), ("arrived", "todo")]
+    assert [(s.name, s.state) for s in steps(S.DELAYED)] == [
+        ("submitted", "done"),
+        ("bank", "warn"),
+        ("arrived", "todo"),
+    ]
     assert [s.name for s in steps(S.UNDER_REVIEW)] == ["submitted", "review", "bank", "arrived"]
-    assert steps(S.SUCCEEDED)[-1].state == "done" and steps(S.FAILED)[-1] .state == "problem"
+    assert steps(S.SUCCEEDED)[-1].state == "done" and steps(S.FAILED)[-1].state == "problem"
     assert [s.name for s in steps(S.RETURNED)][-1] == "returned"
-    assert [money_at(s) for s in (S.UNDER_REVIEW, S.DELAYED, S.SUCCEEDED, S.FAILED)] == \
-        ["with_us", "on_the_way", "card", "balance"]
+    assert [money_at(s) for s in (S.UNDER_REVIEW, S.DELAYED, S.SUCCEEDED, S.FAILED)] == [
+        "with_us",
+        "on_the_way",
+        "card",
+        "balance",
+    ]
     assert next_action(S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, []) == "fix_card"
     assert next_action(S.FAILED, ExceptionCategory.PLATFORM_ERROR, []) == "none"
     assert next_action(S.UNDER_REVIEW, ExceptionCategory.RISK_HOLD, ["id_card"]) == "upload_documents"
@@ -141,8 +158,14 @@ async def test_tampered_expired_and_unknown_links_get_a_friendly_page(gw, unique
     tracked(gw, unique_id, user)
     good = link_path("track", unique_id, user)
     assert (await gw.http.get(good)).status_code == 200
-    for tampered in (good.replace(f"wid={unique_id}", "wid=W-other"), good.replace(f"uid={user}", "uid=u-evil"),
-                     good[:-3] + "AAA", good + "&extra=1", good.split("?")[0], "/pages/withdrawals/track?%zz"):
+    for tampered in (
+        good.replace(f"wid={unique_id}", "wid=W-other"),
+        good.replace(f"uid={user}", "uid=u-evil"),
+        good[:-3] + "AAA",
+        good + "&extra=1",
+        good.split("?")[0],
+        "/pages/withdrawals/track?%zz",
+    ):
         resp = await gw.http.get(tampered)
         assert resp.status_code == 400, tampered
         assert "This link cannot be opened" in resp.text and "My withdrawals" in resp.text
@@ -160,7 +183,15 @@ async def test_progress_page_tells_the_users_story_and_the_fix(gw, unique_id):
     # R16, R18, R19, R22: status, the reason in plain words, where the money is, a signed
     # fix-card link to the app, support; last four digits only, never the payee reference.
     user = f"u-{unique_id}"
-    tracked(gw, unique_id, user, S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, "AC04", payee_ref="vault:tok_secret9")
+    tracked(
+        gw,
+        unique_id,
+        user,
+        S.FAILED,
+        ExceptionCategory.ACCOUNT_INFO_ERROR,
+        "AC04",
+        payee_ref="vault:tok_secret9",
+    )
     resp = await gw.http.get(link_path("track", unique_id, user))
     assert resp.status_code == 200
     html = resp.text
@@ -169,11 +200,15 @@ async def test_progress_page_tells_the_users_story_and_the_fix(gw, unique_id):
     assert "closed" in html.lower()  # the catalogue's reason for AC04 (account closed)
     assert "Back in your balance" in html and "ending 1234" in html and "1,250.00 CNY" in html
     assert "tok_secret9" not in html and "vault:" not in html
-    fix = re.search(r'id="next-step" data-action="fix_card" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    fix = (
+        re.search(r'id="next-step" data-action="fix_card" href="([^"]+)"', html)
+        .group(1)
+        .replace("&amp;", "&")
+    )
     assert fix.startswith("https://pay.example/app/bank-cards/fix?")
     assert verify_link(fix, SECRET, int(time.time()))["withdrawal_id"] == unique_id
     assert 'href="tel:555-0100"' in html and "https://pay.example/support" in html
-    assert f'data-stream="/pages/withdrawals/track/events?' in html
+    assert 'data-stream="/pages/withdrawals/track/events?' in html
     # the withdrawal's own language (its notices' language) when the browser asks for nothing else
     tracked(gw, f"{unique_id}z", user, S.DELAYED, ExceptionCategory.BANK_DELAY, locale="zh-CN")
     zh = (await gw.http.get(link_path("track", f"{unique_id}z", user))).text
@@ -199,7 +234,11 @@ async def test_sign_in_sets_a_fresh_http_only_session_and_refuses_bad_tokens(gw,
     assert (await gw.http.get("/pages/records")).status_code == 200
     gw.http.cookies.clear()
     resp = await sign_in(gw, key="ut2.bm9ib2R5.1.2.forged")
-    assert resp.status_code == 401 and "did not work" in resp.text and COOKIE not in resp.headers.get("set-cookie", "")
+    assert (
+        resp.status_code == 401
+        and "did not work" in resp.text
+        and COOKIE not in resp.headers.get("set-cookie", "")
+    )
     resp = await gw.http.get("/pages/records")
     assert resp.status_code == 401 and "Please sign in" in resp.text
     gw.http.cookies.set(COOKIE, first[:-3] + "abc", domain="gateway.local", path="/pages")  # tampered
@@ -211,7 +250,9 @@ async def test_sign_in_over_https_marks_the_cookie_secure_and_never_redirects_aw
     form = await gw.http.get("/pages/signin")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
     token = gw.user(f"u-{unique_id}")["Authorization"].split()[1]
-    resp = await gw.http.post("/pages/signin", data={"csrf": csrf, "token": token, "next": "//evil.example/x"})
+    resp = await gw.http.post(
+        "/pages/signin", data={"csrf": csrf, "token": token, "next": "//evil.example/x"}
+    )
     assert resp.status_code == 303 and resp.headers["location"] == "/pages/records"
     assert "Secure" in [v for v in resp.headers.get_list("set-cookie") if v.startswith(COOKIE)][0]
 
@@ -223,9 +264,19 @@ async def test_every_post_needs_its_csrf_token(gw, unique_id):
     resp = await gw.http.post("/pages/signin", data={"token": token})  # no sign-in cookie nor field
     assert resp.status_code == 403 and "Please reload the page" in resp.text
     assert (await sign_in(gw, user)).status_code == 303
-    msg = add_inbox_message(gw.engine, InboxMessage(
-        key=f"{unique_id}/1", user_id=user, withdrawal_id=unique_id, stage="DETECTED", severity="HIGH",
-        locale="en-US", title="t", body="b"))
+    msg = add_inbox_message(
+        gw.engine,
+        InboxMessage(
+            key=f"{unique_id}/1",
+            user_id=user,
+            withdrawal_id=unique_id,
+            stage="DETECTED",
+            severity="HIGH",
+            locale="en-US",
+            title="t",
+            body="b",
+        ),
+    )
     for headers, data in (({}, {}), ({}, {"csrf": "wrong"}), ({"X-CSRF-Token": "wrong"}, {})):
         resp = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers=headers, data=data)
         assert resp.status_code == 403
@@ -239,7 +290,9 @@ async def test_sign_in_is_rate_limited_per_address(gw, unique_id):
     for _ in range(gw.settings.pages_signin_per_minute):
         assert (await gw.http.post("/pages/signin", data={"token": "x"})).status_code == 403
     resp = await sign_in(gw, f"u-{unique_id}")
-    assert resp.status_code == 429 and int(resp.headers["retry-after"]) >= 1 and "Too many attempts" in resp.text
+    assert (
+        resp.status_code == 429 and int(resp.headers["retry-after"]) >= 1 and "Too many attempts" in resp.text
+    )
 
 
 async def test_a_user_session_never_opens_a_console_and_staff_never_a_users_page(gw, unique_id):
@@ -264,10 +317,17 @@ async def test_a_user_session_never_opens_a_console_and_staff_never_a_users_page
 async def test_records_newest_first_filtered_each_opening_its_progress_page(gw, unique_id):
     # R16: status chips, filter by status and by period, each row opens its progress page.
     user = f"u-{unique_id}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tracked(gw, f"{unique_id}-old", user, S.SUCCEEDED, created_at=now - timedelta(days=40))
-    tracked(gw, f"{unique_id}-mid", user, S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, "AC04",
-            created_at=now - timedelta(days=3))
+    tracked(
+        gw,
+        f"{unique_id}-mid",
+        user,
+        S.FAILED,
+        ExceptionCategory.ACCOUNT_INFO_ERROR,
+        "AC04",
+        created_at=now - timedelta(days=3),
+    )
     tracked(gw, f"{unique_id}-new", user, S.DELAYED, ExceptionCategory.BANK_DELAY, created_at=now)
     tracked(gw, f"{unique_id}-else", f"v-{unique_id}", S.FAILED)  # another user's
     await sign_in(gw, user)
@@ -276,12 +336,17 @@ async def test_records_newest_first_filtered_each_opening_its_progress_page(gw, 
     order = re.findall(r'data-wid="([^"]+)"', resp.text)
     assert order == [f"{unique_id}-new", f"{unique_id}-mid", f"{unique_id}-old"]
     assert "chip-DELAYED" in resp.text and "chip-FAILED" in resp.text
-    assert re.findall(r'data-wid="([^"]+)"', (await gw.http.get("/pages/records?status=FAILED")).text) == \
-        [f"{unique_id}-mid"]
-    assert re.findall(r'data-wid="([^"]+)"', (await gw.http.get("/pages/records?period=30")).text) == \
-        [f"{unique_id}-new", f"{unique_id}-mid"]
+    assert re.findall(r'data-wid="([^"]+)"', (await gw.http.get("/pages/records?status=FAILED")).text) == [
+        f"{unique_id}-mid"
+    ]
+    assert re.findall(r'data-wid="([^"]+)"', (await gw.http.get("/pages/records?period=30")).text) == [
+        f"{unique_id}-new",
+        f"{unique_id}-mid",
+    ]
     assert "No withdrawals here" in (await gw.http.get("/pages/records?status=RETURNED")).text
-    href = re.search(rf'<a href="([^"]+)" data-wid="{unique_id}-mid"', resp.text).group(1).replace("&amp;", "&")
+    href = (
+        re.search(rf'<a href="([^"]+)" data-wid="{unique_id}-mid"', resp.text).group(1).replace("&amp;", "&")
+    )
     opened = await gw.http.get(href)
     assert opened.status_code == 200 and 'data-status="FAILED"' in opened.text
 
@@ -290,9 +355,20 @@ async def test_inbox_page_escapes_what_it_shows_and_reads_through_the_inbox_api(
     # R21, R22: user-supplied and notice text is escaped; mark read as the inbox API does.
     user = f"u-{unique_id}"
     link = make_link("https://pay.example/app", "track", unique_id, user, SECRET, int(time.time()), 3600)
-    msg = add_inbox_message(gw.engine, InboxMessage(
-        key=f"{unique_id}/DETECTED/1", user_id=user, withdrawal_id=unique_id, stage="DETECTED", severity="HIGH",
-        locale="en-US", title='<script>alert("t")</script>', body='<img src=x onerror="alert(1)">', link=link))
+    msg = add_inbox_message(
+        gw.engine,
+        InboxMessage(
+            key=f"{unique_id}/DETECTED/1",
+            user_id=user,
+            withdrawal_id=unique_id,
+            stage="DETECTED",
+            severity="HIGH",
+            locale="en-US",
+            title='<script>alert("t")</script>',
+            body='<img src=x onerror="alert(1)">',
+            link=link,
+        ),
+    )
     await sign_in(gw, user)
     resp = await gw.http.get("/pages/inbox")
     assert_safe_page(resp)
@@ -300,8 +376,9 @@ async def test_inbox_page_escapes_what_it_shows_and_reads_through_the_inbox_api(
     assert "<img src=x" not in resp.text and "1 unread" in resp.text
     assert "/pages/withdrawals/track?" + urlsplit(link).query.replace("&", "&amp;") in resp.text
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', resp.text).group(1)
-    resp = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers={"X-CSRF-Token": csrf,
-                                                                      "Accept": "application/json"})
+    resp = await gw.http.post(
+        f"/pages/inbox/{msg.id}/read", headers={"X-CSRF-Token": csrf, "Accept": "application/json"}
+    )
     # the workflow is gone (NOT_FOUND): the inbox API's code marks the row read all the same
     assert resp.status_code == 200 and resp.json()["unread"] == 0 and resp.json()["read_at"]
     assert inbox(gw.engine, user)[1] == 0
@@ -314,9 +391,20 @@ async def test_inbox_page_escapes_what_it_shows_and_reads_through_the_inbox_api(
 
 def _notice(gw, user: str, wid: str, title: str, body: str):
     link = make_link("https://pay.example/app", "track", wid, user, SECRET, int(time.time()), 3600)
-    return add_inbox_message(gw.engine, InboxMessage(
-        key=f"{wid}/DETECTED/1", user_id=user, withdrawal_id=wid, stage="DETECTED", severity="HIGH",
-        locale="en-US", title=title, body=body, link=link))
+    return add_inbox_message(
+        gw.engine,
+        InboxMessage(
+            key=f"{wid}/DETECTED/1",
+            user_id=user,
+            withdrawal_id=wid,
+            stage="DETECTED",
+            severity="HIGH",
+            locale="en-US",
+            title=title,
+            body=body,
+            link=link,
+        ),
+    )
 
 
 async def test_widget_needs_a_session_shows_the_inbox_escaped_and_marks_read_with_csrf(gw, unique_id):
@@ -337,19 +425,26 @@ async def test_widget_needs_a_session_shows_the_inbox_escaped_and_marks_read_wit
     assert resp.status_code == 200
     assert_safe_page(resp, framed, "'self'")
     assert re.search(r'<span id="dot" class="dot">1</span>', resp.text) and "1 unread" in resp.text
-    assert "<script>alert" not in resp.text and "&lt;script&gt;alert" in resp.text and "<img src=x" not in resp.text
+    assert (
+        "<script>alert" not in resp.text
+        and "&lt;script&gt;alert" in resp.text
+        and "<img src=x" not in resp.text
+    )
     assert 'data-inbox-stream="/pages/inbox/events"' in resp.text  # the inbox page's own live stream
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', resp.text).group(1)
     refused = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers={"Accept": "application/json"})
     assert refused.status_code == 403 and inbox(gw.engine, user)[1] == 1
-    done = await gw.http.post(f"/pages/inbox/{msg.id}/read", headers={"X-CSRF-Token": csrf,
-                                                                      "Accept": "application/json"})
+    done = await gw.http.post(
+        f"/pages/inbox/{msg.id}/read", headers={"X-CSRF-Token": csrf, "Accept": "application/json"}
+    )
     assert done.status_code == 200 and done.json()["unread"] == 0
     resp = await gw.http.get("/pages/widget")
     assert '<span id="dot" class="dot" hidden>' in resp.text and "0 unread" in resp.text
 
 
-async def test_widget_frame_ancestors_come_from_the_setting_and_other_pages_stay_unframed(ts_env, tmp_path, unique_id):
+async def test_widget_frame_ancestors_come_from_the_setting_and_other_pages_stay_unframed(
+    ts_env, tmp_path, unique_id
+):
     # R22: only the configured sites may frame the widget; every other page still refuses frames.
     settings = make_settings(tmp_path, 9, pages_frame_ancestors=["https://shop.example:8443", "'self'"])
     async with offline_gateway(settings, SentinelClient(ts_env.client, "tq-no-worker")) as g:
@@ -372,8 +467,20 @@ def test_widget_script_needs_no_relaxed_csp():
     # neither a strict host CSP nor ours needs 'unsafe-inline' or 'unsafe-eval'.
     for name in ("widget.js", "pages.js"):
         code = (STATIC / name).read_text()
-        for risky in ("eval(", "new Function", "document.write", "setTimeout(\"", "setAttribute(\"style\"",
-                      ".cssText", "insertAdjacentHTML", "javascript:"):
+        for risky in (
+            "eval(",
+            "new Function",
+            "document.write",
+            'setTimeout("',
+            'setAttribute("style"',
+            ".cssText",
+            "insertAdjacentHTML",
+            "javascript:",
+        ):
             assert risky not in code, f"{name} uses {risky}"
     widget = (STATIC / "widget.js").read_text()
-    assert "innerHTML" not in widget and "ev.origin !== origin" in widget and "ev.source !== frame.contentWindow" in widget
+    assert (
+        "innerHTML" not in widget
+        and "ev.origin !== origin" in widget
+        and "ev.source !== frame.contentWindow" in widget
+    )

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,8 @@ from gateway.auth import make_user_token
 from gateway.routes_pages import page_for_link
 from sentinel.contracts import ProgressUpdate
 from sentinel.links import make_link
-from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus as S
+from sentinel.taxonomy import ExceptionCategory, Severity, Stage
+from sentinel.taxonomy import WithdrawalStatus as S
 from starter.client import SentinelClient
 from store.db import engine_for
 from store.repo import add_inbox_message, inbox, record_withdrawal, update_progress
@@ -40,8 +41,12 @@ except ImportError:  # pragma: no cover - the test extra installs it
 
 CHROMIUM = os.environ.get("SENTINEL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
-    pytest.mark.skipif(async_playwright is None, reason="playwright is not installed (pip install -e '.[test]')"),
-    pytest.mark.skipif(not CHROMIUM, reason="no Chromium found (apt-get install chromium, or set SENTINEL_CHROMIUM)"),
+    pytest.mark.skipif(
+        async_playwright is None, reason="playwright is not installed (pip install -e '.[test]')"
+    ),
+    pytest.mark.skipif(
+        not CHROMIUM, reason="no Chromium found (apt-get install chromium, or set SENTINEL_CHROMIUM)"
+    ),
 ]
 #: how long a page may take to show what the server pushed: generous for a loaded 2-core
 #: machine (the stream checks every 1.5 s; the worker's projection write comes first)
@@ -53,8 +58,9 @@ DESKTOP = {"width": 1280, "height": 800}
 @asynccontextmanager
 async def chromium():
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM,
-                                          args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
         try:
             yield browser
         finally:
@@ -72,7 +78,9 @@ async def served(ts_env, settings, channel):
 def watch_csp(page) -> list[str]:
     """Every Content-Security-Policy complaint the page logs (there must be none)."""
     complaints: list[str] = []
-    page.on("console", lambda msg: complaints.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console", lambda msg: complaints.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
     return complaints
 
 
@@ -83,7 +91,9 @@ async def sign_in(page, url: str, token: str, next_page: str) -> None:
     await page.wait_for_url(f"{url}{next_page}")
 
 
-async def test_delay_notice_link_shows_the_delay_then_arrival_without_reload(ts_env, tmp_path, smtp_server, unique_id):
+async def test_delay_notice_link_shows_the_delay_then_arrival_without_reload(
+    ts_env, tmp_path, smtp_server, unique_id
+):
     # R1, R16, R20: the link of the delay notice opens the progress page; when the bank pays,
     # the page turns to "arrived" by itself (server-sent events), no reload; no CSP complaint.
     user = f"u-{unique_id}"
@@ -112,8 +122,9 @@ async def test_delay_notice_link_shows_the_delay_then_arrival_without_reload(ts_
         await page.evaluate("window.sameDocument = true")
 
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-ok"))
-        await expect(page.locator("#status-chip")).to_have_attribute("data-status", "SUCCEEDED",
-                                                                     timeout=SHOWN_WITHIN_MS)
+        await expect(page.locator("#status-chip")).to_have_attribute(
+            "data-status", "SUCCEEDED", timeout=SHOWN_WITHIN_MS
+        )
         await expect(page.locator("#headline")).to_have_text("Your money has arrived")
         await expect(page.locator("#money")).to_have_text("In your card ending 1234")
         assert await page.evaluate("window.sameDocument === true")  # updated in place, not reloaded
@@ -179,15 +190,21 @@ def shop_app(gateway: dict[str, str]):
 
     async def home(request):
         g = gateway["url"]
-        html = (f'<!doctype html><html><head><title>Shop</title></head><body><header><b>My shop</b> '
-                f'<script src="{g}/pages/static/widget.js" data-sentinel="{g}" async></script></header>'
-                f'<p>Welcome.</p></body></html>')
-        return HTMLResponse(html, headers={"Content-Security-Policy": f"default-src 'self'; script-src {g}; frame-src {g}"})
+        html = (
+            f"<!doctype html><html><head><title>Shop</title></head><body><header><b>My shop</b> "
+            f'<script src="{g}/pages/static/widget.js" data-sentinel="{g}" async></script></header>'
+            f"<p>Welcome.</p></body></html>"
+        )
+        return HTMLResponse(
+            html, headers={"Content-Security-Policy": f"default-src 'self'; script-src {g}; frame-src {g}"}
+        )
 
     return Starlette(routes=[Route("/", home)])
 
 
-async def test_widget_on_a_platform_page_shows_the_red_dot_and_marks_read(ts_env, tmp_path, smtp_server, unique_id):
+async def test_widget_on_a_platform_page_shows_the_red_dot_and_marks_read(
+    ts_env, tmp_path, smtp_server, unique_id
+):
     # R2, R21, R22: a site listed in SENTINEL_PAGES_FRAME_ANCESTORS embeds the widget with one
     # script tag; a failure's notice lights the bell's red dot live (the inbox stream), the panel
     # lists it, "Mark read" clears the dot and the row; no CSP complaint on the host or the frame.
@@ -238,30 +255,79 @@ async def test_widget_on_a_platform_page_shows_the_red_dot_and_marks_read(ts_env
 def _story(engine, settings, user: str, unique_id: str, locale: str) -> dict[str, str]:
     """Withdrawals of one user in the projection (the workflows are gone: the pages read the
     projection) and an unread HIGH notice; returns the progress paths to show."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     paths = {}
-    for n, (status, category, code, age) in enumerate((
-        (S.DELAYED, ExceptionCategory.BANK_DELAY, None, 0),
-        (S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, "AC04", 1),
-        (S.SUCCEEDED, None, None, 5),
-    )):
+    for n, (status, category, code, age) in enumerate(
+        (
+            (S.DELAYED, ExceptionCategory.BANK_DELAY, None, 0),
+            (S.FAILED, ExceptionCategory.ACCOUNT_INFO_ERROR, "AC04", 1),
+            (S.SUCCEEDED, None, None, 5),
+        )
+    ):
         wid = f"{unique_id}{n}"
-        record_withdrawal(engine, make_request(wid, user_id=user, locale=locale, amount=f"{1250 + n * 500}.00",
-                                               created_at=now - timedelta(days=age)), "SUBMITTED")
-        update_progress(engine, ProgressUpdate(withdrawal_id=wid, status=status, category=category, reason_code=code,
-                                               severity=Severity.HIGH, at=now))
-        link = make_link(settings.app_base_url, "track", wid, user, settings.link_secret.get_secret_value(),
-                         int(time.time()), 3600)
+        record_withdrawal(
+            engine,
+            make_request(
+                wid,
+                user_id=user,
+                locale=locale,
+                amount=f"{1250 + n * 500}.00",
+                created_at=now - timedelta(days=age),
+            ),
+            "SUBMITTED",
+        )
+        update_progress(
+            engine,
+            ProgressUpdate(
+                withdrawal_id=wid,
+                status=status,
+                category=category,
+                reason_code=code,
+                severity=Severity.HIGH,
+                at=now,
+            ),
+        )
+        link = make_link(
+            settings.app_base_url,
+            "track",
+            wid,
+            user,
+            settings.link_secret.get_secret_value(),
+            int(time.time()),
+            3600,
+        )
         paths[status.value] = page_for_link(link)
     failed = f"{unique_id}1"
-    words = {"en-US": ("Withdrawal failed", f"Withdrawal {failed} to the card ending 1234 failed: the account is "
-                                            "closed. Your money is back in your balance."),
-             "zh-CN": ("提现失败", f"提现 {failed} 至尾号 1234 的卡失败：账户已注销。资金已退回您的余额。")}[locale]
-    add_inbox_message(engine, InboxMessage(
-        key=f"{failed}/DETECTED/1", user_id=user, withdrawal_id=failed, stage="DETECTED", severity="HIGH",
-        locale=locale, title=words[0], body=words[1],
-        link=make_link(settings.app_base_url, "track", failed, user, settings.link_secret.get_secret_value(),
-                       int(time.time()), 3600)))
+    words = {
+        "en-US": (
+            "Withdrawal failed",
+            f"Withdrawal {failed} to the card ending 1234 failed: the account is "
+            "closed. Your money is back in your balance.",
+        ),
+        "zh-CN": ("提现失败", f"提现 {failed} 至尾号 1234 的卡失败：账户已注销。资金已退回您的余额。"),
+    }[locale]
+    add_inbox_message(
+        engine,
+        InboxMessage(
+            key=f"{failed}/DETECTED/1",
+            user_id=user,
+            withdrawal_id=failed,
+            stage="DETECTED",
+            severity="HIGH",
+            locale=locale,
+            title=words[0],
+            body=words[1],
+            link=make_link(
+                settings.app_base_url,
+                "track",
+                failed,
+                user,
+                settings.link_secret.get_secret_value(),
+                int(time.time()),
+                3600,
+            ),
+        ),
+    )
     return paths
 
 
@@ -285,10 +351,14 @@ async def test_screenshots_in_both_languages_and_sizes(ts_env, tmp_path, unique_
                 complaints = watch_csp(page)
                 await page.goto(url + paths["DELAYED"])
                 await expect(page.locator("#status-chip")).to_have_attribute("data-status", "DELAYED")
-                await page.screenshot(path=str(out / f"progress-delayed-{locale}-{size_name}.png"), full_page=True)
+                await page.screenshot(
+                    path=str(out / f"progress-delayed-{locale}-{size_name}.png"), full_page=True
+                )
                 await page.goto(url + paths["FAILED"])
                 await expect(page.locator("#next-step")).to_have_attribute("data-action", "fix_card")
-                await page.screenshot(path=str(out / f"progress-failed-{locale}-{size_name}.png"), full_page=True)
+                await page.screenshot(
+                    path=str(out / f"progress-failed-{locale}-{size_name}.png"), full_page=True
+                )
                 await sign_in(page, url, token, "/pages/inbox")  # the pop-up shows once per tab, on any page
                 await expect(page.locator("#popup")).to_be_visible(timeout=SHOWN_WITHIN_MS)
                 await expect(page.locator("#dot")).to_have_text("1")

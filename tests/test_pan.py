@@ -6,10 +6,18 @@ four digits only."""
 
 from __future__ import annotations
 
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from sentinel.models import Contact
-from sentinel.pan import MAX_DIGITS, MIN_DIGITS, card_number_spans, has_card_number, luhn_valid, mask_card_numbers
+from sentinel.pan import (
+    MAX_DIGITS,
+    MIN_DIGITS,
+    card_number_spans,
+    has_card_number,
+    luhn_valid,
+    mask_card_numbers,
+)
 
 PROPERTY = settings(max_examples=400, deadline=None, derandomize=True)
 
@@ -22,14 +30,20 @@ def with_check_digit(body: str) -> str:
 
 
 #: 12-19 digits, the last one the Luhn check digit; never a leading 0 (no network issues those)
-card_numbers = st.integers(MIN_DIGITS - 2, MAX_DIGITS - 2).flatmap(
-    lambda n: st.tuples(st.sampled_from("123456789"), st.text("0123456789", min_size=n, max_size=n))
-).map(lambda parts: with_check_digit("".join(parts)))
-non_card_numbers = st.integers(MIN_DIGITS, MAX_DIGITS).flatmap(
-    lambda n: st.text("0123456789", min_size=n, max_size=n)).filter(lambda d: not luhn_valid(d))
+card_numbers = (
+    st.integers(MIN_DIGITS - 2, MAX_DIGITS - 2)
+    .flatmap(lambda n: st.tuples(st.sampled_from("123456789"), st.text("0123456789", min_size=n, max_size=n)))
+    .map(lambda parts: with_check_digit("".join(parts)))
+)
+non_card_numbers = (
+    st.integers(MIN_DIGITS, MAX_DIGITS)
+    .flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n))
+    .filter(lambda d: not luhn_valid(d))
+)
 #: what people put between digits: one to three of any non-alphanumeric character, or white space
 separator_chars = st.characters(categories=["P", "S", "Z", "Cc"], exclude_characters="\x00").filter(
-    lambda c: not c.isalnum())  # (a few symbols, like circled letters, count as letters)
+    lambda c: not c.isalnum()
+)  # (a few symbols, like circled letters, count as letters)
 gaps = st.one_of(
     st.just(""),
     st.text(separator_chars, min_size=1, max_size=3),
@@ -40,7 +54,10 @@ surroundings = st.text(max_size=30)
 
 
 def spaced(digits: str, gap_list: list[str]) -> str:
-    return "".join(d + (gap_list[i] if i < len(gap_list) else "") for i, d in enumerate(digits[:-1])) + digits[-1]
+    return (
+        "".join(d + (gap_list[i] if i < len(gap_list) else "") for i, d in enumerate(digits[:-1]))
+        + digits[-1]
+    )
 
 
 @st.composite
@@ -75,12 +92,15 @@ def test_every_luhn_valid_number_of_12_to_19_digits_is_found_however_written(cas
     masked = mask_card_numbers(text)
     assert not has_card_number(masked)
     assert digits not in "".join(c for c in masked if c.isdecimal())
-    assert len(masked) == len(text) and masked.endswith(text[len(text.rstrip()):])
+    assert len(masked) == len(text) and masked.endswith(text[len(text.rstrip()) :])
 
 
 @PROPERTY
-@given(digits=non_card_numbers, before=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ-_./: ", max_size=6),
-       after=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ-_./: ", max_size=6))
+@given(
+    digits=non_card_numbers,
+    before=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ-_./: ", max_size=6),
+    after=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ-_./: ", max_size=6),
+)
 def test_a_number_that_fails_luhn_is_not_a_card(digits, before, after):
     """(Written in groups, each stretch of 12-19 digits is checked on its own: a number
     that looks like a card in groups of four is refused if any stretch passes Luhn.)"""
@@ -88,13 +108,22 @@ def test_a_number_that_fails_luhn_is_not_a_card(digits, before, after):
 
 
 @PROPERTY
-@given(prefix=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=4),
-       date=st.dates().map(lambda d: d.strftime("%Y%m%d")), serial=st.integers(0, 999),
-       sep=st.sampled_from(["", "-", "_", "."]))
+@given(
+    prefix=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=4),
+    date=st.dates().map(lambda d: d.strftime("%Y%m%d")),
+    serial=st.integers(0, 999),
+    sep=st.sampled_from(["", "-", "_", "."]),
+)
 def test_ordinary_ids_are_not_cards(prefix, date, serial, sep):
     """Order numbers with under 12 digits, user ids, e-mail addresses, references."""
-    for text in (f"{prefix}{sep}{date}{sep}{serial:03d}", f"u-{serial}", f"{prefix.lower()}{serial}@example.com",
-                 f"vault:tok_{prefix}{serial}", f"W{serial}_R2", f"{prefix}{date}"):
+    for text in (
+        f"{prefix}{sep}{date}{sep}{serial:03d}",
+        f"u-{serial}",
+        f"{prefix.lower()}{serial}@example.com",
+        f"vault:tok_{prefix}{serial}",
+        f"W{serial}_R2",
+        f"{prefix}{date}",
+    ):
         assert not has_card_number(text), text
 
 

@@ -25,13 +25,15 @@ from tests.workflow_harness import _SkippingHandle, make_request, make_settings,
 
 def _env(settings, target: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
-    env.update({
-        "SENTINEL_TEMPORAL_ADDRESS": target,
-        "SENTINEL_DATABASE_URL": settings.database_url,
-        "SENTINEL_DELAYS_FILE": str(settings.delays_file),
-        "SENTINEL_SMTP_PORT": str(settings.smtp_port),
-        "SENTINEL_OPERATOR_EMAIL": settings.operator_email or "",
-    })
+    env.update(
+        {
+            "SENTINEL_TEMPORAL_ADDRESS": target,
+            "SENTINEL_DATABASE_URL": settings.database_url,
+            "SENTINEL_DELAYS_FILE": str(settings.delays_file),
+            "SENTINEL_SMTP_PORT": str(settings.smtp_port),
+            "SENTINEL_OPERATOR_EMAIL": settings.operator_email or "",
+        }
+    )
     return env
 
 
@@ -47,11 +49,17 @@ async def test_parked_callback_survives_a_worker_killed_right_after_init(ts_env,
     target = ts_env.client.service_client.config.target_host
     crashing = subprocess.Popen(
         [sys.executable, "-m", "tests.crashing_worker", "init_tracking", task_queue],
-        cwd=ROOT, env=_env(settings, target), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=_env(settings, target),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         await ts_env.client.start_workflow(
-            "WithdrawalWorkflow", make_request(wid), id=f"withdrawal-{wid}", task_queue=task_queue,
+            "WithdrawalWorkflow",
+            make_request(wid),
+            id=f"withdrawal-{wid}",
+            task_queue=task_queue,
         )
         try:
             code = await asyncio.to_thread(crashing.wait, 60)

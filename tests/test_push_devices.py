@@ -43,7 +43,10 @@ async def test_devices_are_registered_listed_and_removed_by_their_user_only(tmp_
         assert (await gw.http.post(url, json=body, headers=me)).status_code == 200  # idempotent
         await gw.http.post(url, json={"provider": "jpush", "token": "1a0018970a8d2e1a"}, headers=me)
         devices = (await gw.http.get(url, headers=me)).json()["devices"]
-        assert [(d["provider"], d["token"]) for d in devices] == [("fcm", "fcm-token-abcdef"), ("jpush", "1a0018970a8d2e1a")]
+        assert [(d["provider"], d["token"]) for d in devices] == [
+            ("fcm", "fcm-token-abcdef"),
+            ("jpush", "1a0018970a8d2e1a"),
+        ]
         assert device_tokens(gw.engine, "u-7", "fcm") == ["fcm-token-abcdef"]
 
         # nobody registers or reads another user's devices; staff keys are not the user
@@ -52,15 +55,21 @@ async def test_devices_are_registered_listed_and_removed_by_their_user_only(tmp_
         assert (await gw.http.get(url, headers=gw.key("ops"))).status_code == 403
         assert (await gw.http.get(url)).status_code == 401
         # bad bodies say what is wrong
-        for bad in ({"provider": "apns", "token": "x" * 20}, {"provider": "fcm", "token": "short"},
-                    {"provider": "fcm", "token": "has spaces in it"}, {"provider": "fcm", "token": "t" * 20, "pin": 1}):
+        for bad in (
+            {"provider": "apns", "token": "x" * 20},
+            {"provider": "fcm", "token": "short"},
+            {"provider": "fcm", "token": "has spaces in it"},
+            {"provider": "fcm", "token": "t" * 20, "pin": 1},
+        ):
             resp = await gw.http.post(url, json=bad, headers=me)
             assert resp.status_code in (400, 422) and resp.json()["detail"], (bad, resp.text)
 
         resp = await gw.http.delete(f"{url}/fcm/fcm-token-abcdef", headers=me)
         assert resp.status_code == 204
         assert device_tokens(gw.engine, "u-7", "fcm") == []
-        assert (await gw.http.delete(f"{url}/fcm/fcm-token-abcdef", headers=gw.user("u-8"))).status_code == 403
+        assert (
+            await gw.http.delete(f"{url}/fcm/fcm-token-abcdef", headers=gw.user("u-8"))
+        ).status_code == 403
         assert (await gw.http.delete(f"{url}/fcm/never-registered", headers=me)).status_code == 404
         # registering again revives it
         await gw.http.post(url, json=body, headers=me)
@@ -80,14 +89,18 @@ async def test_a_token_live_for_another_user_is_not_taken_over(tmp_path):  # R20
         assert (await register("u-7")).status_code == 200
         resp = await register("u-8")
         assert resp.status_code == 409, resp.text
-        assert resp.json()["error"] == "token registered to another user" and "logs out" in resp.json()["detail"]
+        assert (
+            resp.json()["error"] == "token registered to another user" and "logs out" in resp.json()["detail"]
+        )
         assert "u-7" not in resp.text, "the holder is not disclosed"
         assert device_tokens(gw.engine, "u-7", "fcm") == ["fcm-token-shared1"]
         assert device_tokens(gw.engine, "u-8", "fcm") == []
         assert (await register("u-7")).status_code == 200  # the holder re-registers as before
 
         # the holder logs out on the device: now the next user may register it
-        assert (await gw.http.delete("/v1/users/u-7/devices/fcm/fcm-token-shared1", headers=gw.user("u-7"))).status_code == 204
+        assert (
+            await gw.http.delete("/v1/users/u-7/devices/fcm/fcm-token-shared1", headers=gw.user("u-7"))
+        ).status_code == 204
         assert (await register("u-8")).status_code == 200
         assert device_tokens(gw.engine, "u-8", "fcm") == ["fcm-token-shared1"]
         assert device_tokens(gw.engine, "u-7", "fcm") == []
@@ -102,15 +115,31 @@ def test_push_channel_exists_only_with_credentials(tmp_path):
     settings = make_settings(tmp_path, 25)
     assert "push" not in build_provider_notifiers(settings, engine=object())
     key_file = tmp_path / "sa.json"
-    key_file.write_text(json.dumps({"type": "service_account", "project_id": "p", "client_email": "a@b.c",
-                                    "private_key": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n"}))
-    chains = build_provider_notifiers(make_settings(tmp_path, 25, fcm_service_account_file=key_file), engine=object())
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "p",
+                "client_email": "a@b.c",
+                "private_key": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+            }
+        )
+    )
+    chains = build_provider_notifiers(
+        make_settings(tmp_path, 25, fcm_service_account_file=key_file), engine=object()
+    )
     assert isinstance(chains["push"].providers["fcm"], FcmPushNotifier)
-    assert "push" not in build_provider_notifiers(make_settings(tmp_path, 25, fcm_service_account_file=key_file))
+    assert "push" not in build_provider_notifiers(
+        make_settings(tmp_path, 25, fcm_service_account_file=key_file)
+    )
 
 
 async def test_a_risk_hold_is_pushed_to_live_devices_and_a_dead_token_is_forgotten(
-    ts_env, tmp_path, smtp_server, unique_id, fcm  # noqa: F811
+    ts_env,
+    tmp_path,
+    smtp_server,
+    unique_id,
+    fcm,  # noqa: F811
 ):
     settings = push_settings(tmp_path, smtp_server.port, fcm)
     async with gateway(ts_env, settings) as gw:
@@ -127,5 +156,7 @@ async def test_a_risk_hold_is_pushed_to_live_devices_and_a_dead_token_is_forgott
     sent = {m["token"]: m for m in fcm.received}
     assert set(sent) == {"dead-0000aaaa", "live-1111bbbb"}
     live = sent["live-1111bbbb"]
-    assert live["data"]["withdrawal_id"] == unique_id and "555-0100" in live["notification"]["body"]  # support number (R19)
+    assert (
+        live["data"]["withdrawal_id"] == unique_id and "555-0100" in live["notification"]["body"]
+    )  # support number (R19)
     assert device_tokens(gw.engine, f"u-{unique_id}", "fcm") == ["live-1111bbbb"]

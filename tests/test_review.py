@@ -14,9 +14,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 
 from sentinel.contracts import DocumentsUpload
+from sentinel.decision_tokens import new_signing_key, public_key_of, read_claims
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
-from sentinel.decision_tokens import new_signing_key, public_key_of, read_claims
 from starter.client import DecisionRefused, FourEyesViolation
 from store.db import engine_for
 from store.repo import audit_for, get_record, review_queue, risk_hits_for
@@ -70,11 +70,16 @@ async def test_four_eyes_needs_two_different_reviewers(ts_env, tmp_path, smtp_se
         handle = await client.start_withdrawal(make_request(unique_id, amount="250000.00"))
         await ts_env.sleep(5)
         assert (await client.status(unique_id)).four_eyes
-        assert await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1"))) == "UNDER_REVIEW"
+        assert (
+            await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1")))
+            == "UNDER_REVIEW"
+        )
         with pytest.raises(FourEyesViolation):
             await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1")))
         assert channel.submits == []
-        assert await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-2"))) == "PROCESSING"
+        assert (
+            await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-2"))) == "PROCESSING"
+        )
         view = await client.status(unique_id)
         assert view.approvals == ["rev-1", "rev-2"]
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
@@ -94,8 +99,15 @@ async def test_review_sla_escalates_once(ts_env, tmp_path, smtp_server, unique_i
         view = await client.status(unique_id)
         assert stages(view) == ["UNDER_REVIEW", "REVIEW_DELAYED", "OPERATOR_ALERT"]
         assert any("escalated" in e.what for e in view.timeline)
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(
-            decision="reject", reviewer="sup-1", reason="declined"), role="supervisor"))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env,
+                unique_id,
+                ReviewDecision(decision="reject", reviewer="sup-1", reason="declined"),
+                role="supervisor",
+            ),
+        )
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
 
@@ -107,13 +119,26 @@ async def test_documents_uploaded_return_the_case_to_review(ts_env, tmp_path, sm
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
         await ts_env.sleep(5)
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(
-            decision="request_documents", reviewer="rev-1", reason="source of funds", documents=["bank_statement"])))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env,
+                unique_id,
+                ReviewDecision(
+                    decision="request_documents",
+                    reviewer="rev-1",
+                    reason="source of funds",
+                    documents=["bank_statement"],
+                ),
+            ),
+        )
         view = await client.status(unique_id)
         assert view.awaiting_documents == ["bank_statement"]
         await ts_env.sleep(timedelta(hours=10))  # the review SLA does not run while the user's clock runs
         assert "REVIEW_DELAYED" not in stages(await client.status(unique_id))
-        await client.upload_documents(unique_id, DocumentsUpload(documents=["bank_statement"], reference="doc-77"))
+        await client.upload_documents(
+            unique_id, DocumentsUpload(documents=["bank_statement"], reference="doc-77")
+        )
         await ts_env.sleep(5)
         view = await client.status(unique_id)
         assert view.awaiting_documents == [] and view.status == WithdrawalStatus.UNDER_REVIEW
@@ -131,8 +156,19 @@ async def test_documents_not_received_in_time_cancel(ts_env, tmp_path, smtp_serv
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
         await ts_env.sleep(5)
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(
-            decision="request_documents", reviewer="rev-1", reason="source of funds", documents=["id_photo"])))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env,
+                unique_id,
+                ReviewDecision(
+                    decision="request_documents",
+                    reviewer="rev-1",
+                    reason="source of funds",
+                    documents=["id_photo"],
+                ),
+            ),
+        )
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
     assert stages(view) == ["UNDER_REVIEW", "DOCUMENTS_REQUESTED", "DOCUMENTS_EXPIRED"]
@@ -194,7 +230,9 @@ async def test_a_direct_update_needs_a_valid_decision_token(ts_env, tmp_path, sm
     assert view.status == WithdrawalStatus.UNDER_REVIEW and view.approvals == ["rev-1"]
     assert channel.submits == []
     assert [d.token for d in view.decisions] == [None]  # the token stays out of the views
-    accepted = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    accepted = [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
     assert len(accepted) == 1
     assert audit_rows(settings, unique_id) == [("rev-1", "reviewer", "review:approve")]
 
@@ -229,19 +267,24 @@ async def test_unsigned_signals_do_not_approve_a_four_eyes_case(ts_env, tmp_path
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
         view = await handle.result()
     assert view.status == WithdrawalStatus.SUCCEEDED
-    assert audit_rows(settings, unique_id) == [("alice", "reviewer", "review:approve"),
-                                               ("bob", "reviewer", "review:approve")]
+    assert audit_rows(settings, unique_id) == [
+        ("alice", "reviewer", "review:approve"),
+        ("bob", "reviewer", "review:approve"),
+    ]
 
 
-async def test_a_key_the_workflow_does_not_know_is_fetched_from_the_worker(ts_env, tmp_path, smtp_server, unique_id):
+async def test_a_key_the_workflow_does_not_know_is_fetched_from_the_worker(
+    ts_env, tmp_path, smtp_server, unique_id
+):
     # issue #11: a key rotation while a case waits. The workflow learnt the keys when it
     # started; a token signed with a newer key makes it ask the worker for the keys it
     # trusts now: refused while the worker does not list the key, applied once it does.
     old, new = new_signing_key("old", bytes(range(32))), new_signing_key("new", bytes(range(1, 33)))
     channel = ScriptedChannel()
     before = make_settings(tmp_path, smtp_server.port, decision_public_keys=public_key_of(old))
-    after = make_settings(tmp_path, smtp_server.port,
-                          decision_public_keys=f"{public_key_of(new)},{public_key_of(old)}")
+    after = make_settings(
+        tmp_path, smtp_server.port, decision_public_keys=f"{public_key_of(new)},{public_key_of(old)}"
+    )
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with running(ts_env, before, channel, task_queue, max_cached_workflows=0) as client:
         await client.start_withdrawal(make_request(unique_id, amount="60000.00"))
@@ -251,8 +294,10 @@ async def test_a_key_the_workflow_does_not_know_is_fetched_from_the_worker(ts_en
         client.started.clear()  # the workflow outlives this worker
     async with running(ts_env, after, channel, task_queue, max_cached_workflows=0) as client:
         client.started.append(unique_id)
-        assert await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1"), key=new)) == \
-            "PROCESSING"
+        assert (
+            await client.review(unique_id, await signed(ts_env, unique_id, approve("rev-1"), key=new))
+            == "PROCESSING"
+        )
         view = await client.status(unique_id)
     assert channel.submits == [unique_id]
     assert any("refused: decision token signed with unknown key 'new'" in w for w in whats(view))

@@ -8,7 +8,7 @@ NOT_FOUND). The whole four-eyes story in a browser: tests/test_pages_browser.py.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -22,7 +22,8 @@ from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
 from sentinel.models import RiskHit
 from sentinel.review_order import by_due, sla_due
 from sentinel.settings import ROOT
-from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus as S
+from sentinel.taxonomy import ExceptionCategory, Severity
+from sentinel.taxonomy import WithdrawalStatus as S
 from starter.client import SentinelClient
 from store.repo import add_audit, get_record, record_risk_hits, record_withdrawal, update_progress
 from tests.gateway_harness import offline_gateway, ts_env  # noqa: F401
@@ -41,20 +42,39 @@ async def gw(ts_env, tmp_path):
         yield g
 
 
-def held(gw, wid: str, since: datetime, *, bank: str = "ICBC", code: str | None = None, status=S.UNDER_REVIEW,
-         category=ExceptionCategory.RISK_HOLD):
+def held(
+    gw,
+    wid: str,
+    since: datetime,
+    *,
+    bank: str = "ICBC",
+    code: str | None = None,
+    status=S.UNDER_REVIEW,
+    category=ExceptionCategory.RISK_HOLD,
+):
     """A case in the review queue since ``since`` (the projection, as the worker writes it)."""
     record_withdrawal(gw.engine, make_request(wid, bank_code=bank, amount="60000.00"), "SUBMITTED")
-    update_progress(gw.engine, ProgressUpdate(withdrawal_id=wid, status=status, category=category, reason_code=code,
-                                              severity=Severity.HIGH, needs_review=True, at=since))
+    update_progress(
+        gw.engine,
+        ProgressUpdate(
+            withdrawal_id=wid,
+            status=status,
+            category=category,
+            reason_code=code,
+            severity=Severity.HIGH,
+            needs_review=True,
+            at=since,
+        ),
+    )
 
 
 async def console_sign_in(gw, name: str, password: str | None = None, **extra):
     form = await gw.http.get("/pages/review/signin")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
     password = DEV_REVIEWER_PASSWORDS[name] if password is None else password
-    return await gw.http.post("/pages/review/signin", data={"csrf": csrf, "name": name, "password": password,
-                                                             **extra})
+    return await gw.http.post(
+        "/pages/review/signin", data={"csrf": csrf, "name": name, "password": password, **extra}
+    )
 
 
 def page_csrf(html: str) -> str:
@@ -67,8 +87,11 @@ def page_csrf(html: str) -> str:
 def test_dev_accounts_are_argon2_hashes_that_verify_only_their_own_password():  # R22
     doc = yaml.safe_load(DEV_REVIEWERS.read_text())
     accounts = parse_accounts(doc)
-    assert {(a.name, a.role) for a in accounts.values()} == {("alice", "reviewer"), ("bob", "reviewer"),
-                                                            ("carol", "supervisor")}
+    assert {(a.name, a.role) for a in accounts.values()} == {
+        ("alice", "reviewer"),
+        ("bob", "reviewer"),
+        ("carol", "supervisor"),
+    }
     for name, password in DEV_REVIEWER_PASSWORDS.items():
         assert accounts[name].password_hash.startswith("$argon2id$")
         assert PasswordHasher().verify(accounts[name].password_hash, password)  # the library's own check
@@ -79,25 +102,36 @@ def test_dev_accounts_are_argon2_hashes_that_verify_only_their_own_password():  
     assert reviewers.verify("mallory", "dev-alice-password") is None
 
 
-@pytest.mark.parametrize("entry, problem", [
-    ({"name": "eve", "role": "operator", "password_hash": "$argon2id$x"}, "role"),
-    ({"name": "eve", "role": "reviewer", "password_hash": "hunter2"}, "not an argon2 hash"),
-    ({"name": "eve", "role": "reviewer"}, "exactly"),
-    ({"name": "Eve Smith", "role": "reviewer", "password_hash": "$argon2id$x"}, "lower-case"),
-])
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ({"name": "eve", "role": "operator", "password_hash": "$argon2id$x"}, "role"),
+        ({"name": "eve", "role": "reviewer", "password_hash": "hunter2"}, "not an argon2 hash"),
+        ({"name": "eve", "role": "reviewer"}, "exactly"),
+        ({"name": "Eve Smith", "role": "reviewer", "password_hash": "$argon2id$x"}, "lower-case"),
+    ],
+)
 def test_a_bad_accounts_file_is_refused_with_the_reason(entry, problem):  # R22
     with pytest.raises(ValueError, match=problem):
         parse_accounts({"accounts": [entry]})
 
 
 def test_cases_are_ordered_by_sla_due_time_not_by_age():  # R29
-    now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-    cases = [("old-slow", now - timedelta(minutes=50), 3600), ("new-fast", now - timedelta(minutes=5), 600),
-             ("mid-slow", now - timedelta(minutes=30), 3600), ("unknown", None, 3600)]
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    cases = [
+        ("old-slow", now - timedelta(minutes=50), 3600),
+        ("new-fast", now - timedelta(minutes=5), 600),
+        ("mid-slow", now - timedelta(minutes=30), 3600),
+        ("unknown", None, 3600),
+    ]
     due = {wid: sla_due(since, sla) for wid, since, sla in cases}
     assert due["new-fast"] == now + timedelta(minutes=5) and due["unknown"] is None
     assert [c[0] for c in by_due(cases, lambda c: due[c[0]], lambda c: c[0])] == [
-        "new-fast", "old-slow", "mid-slow", "unknown"]
+        "new-fast",
+        "old-slow",
+        "mid-slow",
+        "unknown",
+    ]
 
 
 # --------------------------------------------------------------------------- sign-in
@@ -117,14 +151,18 @@ async def test_wrong_password_is_401_and_sets_no_session(gw):  # R22
 
 async def test_signin_and_every_console_form_need_the_csrf_token(gw):  # R22
     await gw.http.get("/pages/review/signin")
-    resp = await gw.http.post("/pages/review/signin", data={"name": "alice", "password": "dev-alice-password"})
+    resp = await gw.http.post(
+        "/pages/review/signin", data={"name": "alice", "password": "dev-alice-password"}
+    )
     assert resp.status_code == 403 and "Please reload the page" in resp.text and COOKIE not in resp.cookies
     wid = "w-csrf-1"
-    held(gw, wid, datetime.now(timezone.utc))
+    held(gw, wid, datetime.now(UTC))
     assert (await console_sign_in(gw, "alice")).status_code == 303
-    for path, data in ((f"/pages/review/{wid}/assign", {}),
-                       (f"/pages/review/{wid}/decision", {"decision": "reject", "reason": "fraud"}),
-                       (f"/pages/review/{wid}/decision", {"decision": "reject", "reason": "fraud", "csrf": "x"})):
+    for path, data in (
+        (f"/pages/review/{wid}/assign", {}),
+        (f"/pages/review/{wid}/decision", {"decision": "reject", "reason": "fraud"}),
+        (f"/pages/review/{wid}/decision", {"decision": "reject", "reason": "fraud", "csrf": "x"}),
+    ):
         resp = await gw.http.post(path, data=data)
         assert resp.status_code == 403 and "Please reload the page" in resp.text
     assert get_record(gw.engine, wid).assignee is None  # nothing changed
@@ -142,7 +180,7 @@ async def test_the_sign_in_rate_limit_covers_the_console(gw):  # R22
 
 async def test_a_user_session_gets_403_on_the_console_and_a_reviewer_403_on_the_ops_console(gw):  # R22
     wid = "w-role-1"
-    held(gw, wid, datetime.now(timezone.utc))
+    held(gw, wid, datetime.now(UTC))
     assert (await sign_in(gw, "u-42")).status_code == 303
     for path in ("/pages/review", f"/pages/review/{wid}"):
         resp = await gw.http.get(path)
@@ -166,7 +204,7 @@ async def test_a_user_session_gets_403_on_the_console_and_a_reviewer_403_on_the_
 
 
 async def test_the_queue_puts_the_soonest_sla_due_first_and_take_assigns(gw):  # R29
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     held(gw, "w-q-old", now - timedelta(minutes=50))  # due in 10 min
     held(gw, "w-q-mid", now - timedelta(minutes=30))  # due in 30 min
     held(gw, "w-q-fast", now - timedelta(minutes=5), bank="FAST")  # the newest, but due in 5 min
@@ -185,10 +223,26 @@ async def test_the_queue_puts_the_soonest_sla_due_first_and_take_assigns(gw):  #
 
 async def test_the_case_page_shows_hits_the_code_and_its_meaning_and_the_audit_trail(gw):  # R15, R29
     wid = "w-case-1"
-    held(gw, wid, datetime.now(timezone.utc), code="AC04", status=S.MANUAL_CHECK,
-         category=ExceptionCategory.ACCOUNT_INFO_ERROR)
-    record_risk_hits(gw.engine, wid, [RiskHit(rule_id="large_amount", rule_version="r-7", description="large",
-                                              detail="amount 60000.00 CNY >= 50000 <script>")])
+    held(
+        gw,
+        wid,
+        datetime.now(UTC),
+        code="AC04",
+        status=S.MANUAL_CHECK,
+        category=ExceptionCategory.ACCOUNT_INFO_ERROR,
+    )
+    record_risk_hits(
+        gw.engine,
+        wid,
+        [
+            RiskHit(
+                rule_id="large_amount",
+                rule_version="r-7",
+                description="large",
+                detail="amount 60000.00 CNY >= 50000 <script>",
+            )
+        ],
+    )
     add_audit(gw.engine, "carol", "supervisor", "assign", wid, "assigned to bob")
     add_audit(gw.engine, "user:u-42", "user", "documents_uploaded", wid, "id_card (reference R-1)")
     await console_sign_in(gw, "bob")
@@ -207,9 +261,10 @@ async def test_the_case_page_shows_hits_the_code_and_its_meaning_and_the_audit_t
 
 async def test_a_decision_without_a_reason_is_refused_with_a_message(gw):  # R15
     wid = "w-dec-1"
-    held(gw, wid, datetime.now(timezone.utc))
+    held(gw, wid, datetime.now(UTC))
     await console_sign_in(gw, "alice")
     csrf = page_csrf((await gw.http.get(f"/pages/review/{wid}")).text)
-    resp = await gw.http.post(f"/pages/review/{wid}/decision", data={"csrf": csrf, "decision": "approve",
-                                                                      "reason": "   "})
+    resp = await gw.http.post(
+        f"/pages/review/{wid}/decision", data={"csrf": csrf, "decision": "approve", "reason": "   "}
+    )
     assert resp.status_code == 400 and 'data-error="decision_invalid"' in resp.text

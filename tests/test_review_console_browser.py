@@ -10,12 +10,13 @@ Set SENTINEL_SCREENSHOTS_DIR to keep the screenshots of the queue and the case p
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sentinel.contracts import ProgressUpdate
 from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
-from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus as S
+from sentinel.taxonomy import ExceptionCategory, Severity
+from sentinel.taxonomy import WithdrawalStatus as S
 from store.db import engine_for
 from store.repo import get_record, record_withdrawal, update_progress
 from tests.gateway_harness import ts_env  # noqa: F401  (one test server per test)
@@ -48,14 +49,25 @@ async def approve(page, reason: str) -> None:
 
 def queue_neighbours(engine, unique_id: str) -> None:
     """Two more cases in the queue (projection only), so that the queue shows its order."""
-    now = datetime.now(timezone.utc)
-    for n, (bank, minutes, category) in enumerate((("CMB", 50, ExceptionCategory.RISK_HOLD),
-                                                    ("BOC", 20, ExceptionCategory.PLATFORM_ERROR))):
+    now = datetime.now(UTC)
+    for n, (bank, minutes, category) in enumerate(
+        (("CMB", 50, ExceptionCategory.RISK_HOLD), ("BOC", 20, ExceptionCategory.PLATFORM_ERROR))
+    ):
         wid = f"{unique_id}n{n}"
-        record_withdrawal(engine, make_request(wid, bank_code=bank, amount=f"{61000 + n * 9000}.00"), "SUBMITTED")
-        update_progress(engine, ProgressUpdate(
-            withdrawal_id=wid, status=S.UNDER_REVIEW if n == 0 else S.MANUAL_CHECK, category=category,
-            severity=Severity.HIGH, needs_review=True, at=now - timedelta(minutes=minutes)))
+        record_withdrawal(
+            engine, make_request(wid, bank_code=bank, amount=f"{61000 + n * 9000}.00"), "SUBMITTED"
+        )
+        update_progress(
+            engine,
+            ProgressUpdate(
+                withdrawal_id=wid,
+                status=S.UNDER_REVIEW if n == 0 else S.MANUAL_CHECK,
+                category=category,
+                severity=Severity.HIGH,
+                needs_review=True,
+                at=now - timedelta(minutes=minutes),
+            ),
+        )
 
 
 async def test_two_reviewers_approve_a_risk_hold_with_four_eyes(ts_env, tmp_path, smtp_server, unique_id):
@@ -90,17 +102,21 @@ async def test_two_reviewers_approve_a_risk_hold_with_four_eyes(ts_env, tmp_path
         await expect(alice.locator("#four-eyes")).to_contain_text("Two different reviewers must approve")
 
         await approve(alice, "source of funds checked")
-        await expect(alice.locator("#done")).to_have_text("Your approval is recorded.", timeout=SHOWN_WITHIN_MS)
+        await expect(alice.locator("#done")).to_have_text(
+            "Your approval is recorded.", timeout=SHOWN_WITHIN_MS
+        )
         await expect(alice.locator("#four-eyes")).to_have_attribute("data-approvals", "alice")
         await expect(alice.locator("#four-eyes")).to_contain_text(
-            "First approval by alice. A second approval is needed by someone else.")
+            "First approval by alice. A second approval is needed by someone else."
+        )
         await expect(alice.locator("#case-status")).to_have_attribute("data-status", "UNDER_REVIEW")
         await expect(alice.locator("#audit .audit-row")).to_have_count(2)  # assign, approve
 
         await approve(alice, "approving again")
         await expect(alice.locator("#refused")).to_have_attribute("data-error", "four_eyes")
         await expect(alice.locator("#refused")).to_have_text(
-            "You approved this case already. A second approval must come from someone else.")
+            "You approved this case already. A second approval must come from someone else."
+        )
         await expect(alice.locator("#four-eyes")).to_have_attribute("data-approvals", "alice")
 
         for locale in ("en-US", "zh-CN"):  # the screenshots: the case waits for its second approval

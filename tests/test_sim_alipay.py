@@ -70,7 +70,9 @@ TABLE += [("HELD", "FR01"), ("HELD", "RISK")]
 @pytest.mark.parametrize("status, iso", TABLE)
 def test_every_native_code_classifies_like_its_iso_code(status: str, iso: str):
     ali_status, ali_code = native(status, iso)
-    assert CATALOGUE.lookup("alipay", ali_code) is not None, f"{ali_code} is not in sentinel/codes/alipay.yaml"
+    assert CATALOGUE.lookup("alipay", ali_code) is not None, (
+        f"{ali_code} is not in sentinel/codes/alipay.yaml"
+    )
     assert alipay_side(status, iso).category == expected(status, iso).category, (ali_status, ali_code)
 
 
@@ -121,8 +123,14 @@ async def alipay(sim: DialectSim):
 
 def withdrawal(order_id: str, **overrides: Any) -> WithdrawalRequest:
     values: dict[str, Any] = dict(
-        withdrawal_id=order_id, user_id="u1", amount=Decimal("100.00"), currency="CNY", channel="alipay",
-        bank_code="ALIPAY", card_last4="1234", payee_ref="vault:tok_ali_1",
+        withdrawal_id=order_id,
+        user_id="u1",
+        amount=Decimal("100.00"),
+        currency="CNY",
+        channel="alipay",
+        bank_code="ALIPAY",
+        card_last4="1234",
+        payee_ref="vault:tok_ali_1",
     )
     values.update(overrides)
     return WithdrawalRequest(**values)
@@ -148,7 +156,12 @@ async def settled(sim: DialectSim, order_id: str, timeout_s: float = 10.0):
 SCENARIOS = [
     # (scenario, params, canonical (status, code) of each notify Alipay sends, final query status)
     ("success", {"after_s": 0.1}, [("SUCCEEDED", None)], "SUCCESS"),
-    ("bank_delay", {"slow_after_s": 0.1, "delay_s": 0.3}, [("SUCCEEDED", None)], "SUCCESS"),  # no notify for DEALING
+    (
+        "bank_delay",
+        {"slow_after_s": 0.1, "delay_s": 0.3},
+        [("SUCCEEDED", None)],
+        "SUCCESS",
+    ),  # no notify for DEALING
     ("account_error", {"after_s": 0.1}, [("FAILED", "AC04")], "FAIL"),
     ("account_error", {"after_s": 0.1, "code": "AC01"}, [("FAILED", "AC01")], "FAIL"),
     ("account_error", {"after_s": 0.1, "code": "BE01"}, [("FAILED", "BE01")], "FAIL"),
@@ -167,7 +180,9 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize(
-    "scenario, params, notifies, final", SCENARIOS, ids=[f"{s[0]}-{s[1].get('code', 'default')}" for s in SCENARIOS]
+    "scenario, params, notifies, final",
+    SCENARIOS,
+    ids=[f"{s[0]}-{s[1].get('code', 'default')}" for s in SCENARIOS],
 )
 async def test_scenario_submit_notify_and_query(
     sim: DialectSim, alipay: AlipayChannel, scenario, params, notifies, final
@@ -185,7 +200,9 @@ async def test_scenario_submit_notify_and_query(
         assert got.path == "/v1/callbacks/alipay"
         event = alipay.parse_callback(got.headers, got.body, time.time())  # signature verified
         assert event.order_id == order_id and event.raw_status == native(status, code)[0]
-        seen = alipay.observe(order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id)
+        seen = alipay.observe(
+            order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id
+        )
         assert seen.classification.mapped
         assert seen.classification.category == expected(status, code).category
 
@@ -221,7 +238,9 @@ async def test_a_replay_is_the_same_notify(sim: DialectSim, alipay: AlipayChanne
     ],
     ids=["http_500", "unknown"],
 )
-async def test_unknown_submit_is_unavailable_and_query_finds_the_order(sim: DialectSim, alipay: AlipayChannel, script):
+async def test_unknown_submit_is_unavailable_and_query_finds_the_order(
+    sim: DialectSim, alipay: AlipayChannel, script
+):
     order_id = new_order_id()
     sim.engine.set_script(order_id, script)
     with pytest.raises(ChannelUnavailable):
@@ -232,7 +251,9 @@ async def test_unknown_submit_is_unavailable_and_query_finds_the_order(sim: Dial
     await settled(sim, order_id)
     polled = await alipay.query(order_id)
     assert (polled.raw_status, polled.classification.state) == ("SUCCESS", PayoutState.SUCCEEDED)
-    again = await alipay.submit(withdrawal(order_id), order_id, callback_url(sim))  # same out_biz_no: idempotent
+    again = await alipay.submit(
+        withdrawal(order_id), order_id, callback_url(sim)
+    )  # same out_biz_no: idempotent
     assert again.raw_status == "SUCCESS"
     assert sim.received == []
 

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -42,15 +42,23 @@ def new_order_id() -> str:
 
 def withdrawal(order_id: str, amount: str = "1250") -> WithdrawalRequest:
     return WithdrawalRequest(
-        withdrawal_id=order_id, user_id="U1", amount=Decimal(amount), currency="EUR", channel="iso20022",
-        bank_code="COBADEFFXXX", card_last4="1234", payee_ref="vault:tok_8f2",
+        withdrawal_id=order_id,
+        user_id="U1",
+        amount=Decimal(amount),
+        currency="EUR",
+        channel="iso20022",
+        bank_code="COBADEFFXXX",
+        card_last4="1234",
+        payee_ref="vault:tok_8f2",
     )
 
 
 def iso_channel(sim: DialectSim) -> Iso20022Channel:
     """The adapter exactly as the platform builds it from the simulator's settings."""
     env = platform_env(sim_keys(), sim.url)
-    iso = {k.removeprefix("SENTINEL_").lower(): v for k, v in env.items() if k.startswith("SENTINEL_ISO20022_")}
+    iso = {
+        k.removeprefix("SENTINEL_").lower(): v for k, v in env.items() if k.startswith("SENTINEL_ISO20022_")
+    }
     channel = build_channels(Settings(_env_file=None, **iso))["iso20022"]
     assert isinstance(channel, Iso20022Channel) and channel.base_url == f"{sim.url}/iso20022"
     return channel
@@ -79,8 +87,11 @@ SCENARIOS = [
         {"slow_after_s": 0.05, "delay_s": 0.3},
         [("ACSP", "AB08", S.PROCESSING, C.BANK_DELAY), ("ACCC", None, S.SUCCEEDED, None)],
     ),
-    ("bank_delay", {"slow_after_s": 0.05, "delay_s": 0.3, "code": "TM01"},
-     [("ACSP", "TM01", S.PROCESSING, C.BANK_DELAY), ("ACCC", None, S.SUCCEEDED, None)]),
+    (
+        "bank_delay",
+        {"slow_after_s": 0.05, "delay_s": 0.3, "code": "TM01"},
+        [("ACSP", "TM01", S.PROCESSING, C.BANK_DELAY), ("ACCC", None, S.SUCCEEDED, None)],
+    ),
     ("account_error", {"after_s": 0.1}, [("RJCT", "AC04", S.FAILED, C.ACCOUNT_INFO_ERROR)]),
     ("account_error", {"after_s": 0.1, "code": "BE01"}, [("RJCT", "BE01", S.FAILED, C.ACCOUNT_INFO_ERROR)]),
     ("risk_hold", {"after_s": 0.1}, [("RJCT", "FR01", S.FAILED, C.RISK_HOLD)]),
@@ -95,7 +106,9 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize(
-    ("scenario", "params", "expected"), SCENARIOS, ids=[f"{s}-{e[-1][1] or e[-1][0]}" for s, _, e in SCENARIOS]
+    ("scenario", "params", "expected"),
+    SCENARIOS,
+    ids=[f"{s}-{e[-1][1] or e[-1][0]}" for s, _, e in SCENARIOS],
 )
 async def test_scenario_submit_callbacks_and_query(scenario, params, expected) -> None:
     async with dialect_sim(IsoDialect(sim_keys())) as sim:
@@ -114,9 +127,13 @@ async def test_scenario_submit_callbacks_and_query(scenario, params, expected) -
             for callback in received:
                 assert callback.path == "/v1/callbacks/iso20022"
                 (event,) = channel.parse_callback_all(callback.headers, callback.body, time.time())
-                obs = channel.observe(order_id, event.raw_status, event.raw_code, "callback", event.occurred_at)
+                obs = channel.observe(
+                    order_id, event.raw_status, event.raw_code, "callback", event.occurred_at
+                )
                 assert event.order_id == order_id
-                seen.append((event.raw_status, event.raw_code, obs.classification.state, obs.classification.category))
+                seen.append(
+                    (event.raw_status, event.raw_code, obs.classification.state, obs.classification.category)
+                )
             assert seen == expected
 
             # R10: polling finds the same final state.
@@ -206,19 +223,26 @@ async def test_bad_signature_is_401_and_records_no_order() -> None:
     async with dialect_sim(IsoDialect(sim_keys())) as sim:
         channel = iso_channel(sim)
         order_id = new_order_id()
-        body = build_pacs008(channel.config, withdrawal(order_id), order_id, datetime.now(timezone.utc))
+        body = build_pacs008(channel.config, withdrawal(order_id), order_id, datetime.now(UTC))
         url = f"{sim.url}/iso20022/payments"
         try:
             async with httpx.AsyncClient() as http:
-                for header in ({}, {SIGNATURE_HEADER: sign("wrong-secret", body, int(time.time()))},
-                               {SIGNATURE_HEADER: sign(sim_keys().iso_secret, body, int(time.time()) - 3600)}):
-                    resp = await http.post(url, content=body, headers={**header, "X-Callback-Url": callback_url(sim)})
+                for header in (
+                    {},
+                    {SIGNATURE_HEADER: sign("wrong-secret", body, int(time.time()))},
+                    {SIGNATURE_HEADER: sign(sim_keys().iso_secret, body, int(time.time()) - 3600)},
+                ):
+                    resp = await http.post(
+                        url, content=body, headers={**header, "X-Callback-Url": callback_url(sim)}
+                    )
                     assert resp.status_code == 401 and resp.json()["reason"]
                 resp = await http.get(f"{sim.url}/iso20022/payments/{order_id}/status")
                 assert resp.status_code == 401
             assert sim.engine.get(order_id) is None
 
-            wrong = Iso20022Channel(channel.catalogue, dataclasses.replace(channel.config, hmac_secret="nope"))
+            wrong = Iso20022Channel(
+                channel.catalogue, dataclasses.replace(channel.config, hmac_secret="nope")
+            )
             with pytest.raises(ChannelRejectedRequest, match="401"):
                 await wrong.submit(withdrawal(order_id), order_id, callback_url(sim))
             await wrong.aclose()
@@ -231,7 +255,7 @@ async def test_malformed_or_incomplete_pacs008_is_400_with_the_reason() -> None:
     async with dialect_sim(IsoDialect(sim_keys())) as sim:
         channel = iso_channel(sim)
         order_id = new_order_id()
-        good = build_pacs008(channel.config, withdrawal(order_id), order_id, datetime.now(timezone.utc))
+        good = build_pacs008(channel.config, withdrawal(order_id), order_id, datetime.now(UTC))
         cases = [
             (b"<Document><oops></Document>", "not well-formed"),
             (b'<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>', "DOCTYPE"),
@@ -244,8 +268,10 @@ async def test_malformed_or_incomplete_pacs008_is_400_with_the_reason() -> None:
         try:
             async with httpx.AsyncClient() as http:
                 for body, reason in cases:
-                    headers = {SIGNATURE_HEADER: sign(sim_keys().iso_secret, body, int(time.time())),
-                               "X-Callback-Url": callback_url(sim)}
+                    headers = {
+                        SIGNATURE_HEADER: sign(sim_keys().iso_secret, body, int(time.time())),
+                        "X-Callback-Url": callback_url(sim),
+                    }
                     resp = await http.post(f"{sim.url}/iso20022/payments", content=body, headers=headers)
                     assert resp.status_code == 400, body
                     assert reason in resp.json()["reason"]
@@ -253,7 +279,9 @@ async def test_malformed_or_incomplete_pacs008_is_400_with_the_reason() -> None:
                 resp = await http.post(f"{sim.url}/iso20022/payments", content=good, headers=headers)
                 assert resp.status_code == 400 and "X-Callback-Url" in resp.json()["reason"]
             assert sim.engine.orders() == []
-            with pytest.raises(ChannelRejectedRequest, match="400"):  # the adapter sees it as a refused request
+            with pytest.raises(
+                ChannelRejectedRequest, match="400"
+            ):  # the adapter sees it as a refused request
                 await channel.submit(withdrawal(order_id), order_id, None)
         finally:
             await channel.aclose()
@@ -309,7 +337,11 @@ async def test_same_end_to_end_id_with_other_fields_is_rjct_am05() -> None:
         try:
             await channel.submit(withdrawal(order_id), order_id, callback_url(sim))
             obs = await channel.submit(withdrawal(order_id, "1300"), order_id, callback_url(sim))
-            assert (obs.raw_status, obs.raw_code, obs.classification.category) == ("RJCT", "AM05", C.DUPLICATE)
+            assert (obs.raw_status, obs.raw_code, obs.classification.category) == (
+                "RJCT",
+                "AM05",
+                C.DUPLICATE,
+            )
             assert sim.engine.get(order_id).request.amount == "1250.00"
         finally:
             await channel.aclose()

@@ -23,7 +23,13 @@ from sentinel.catalogue import default_catalogue
 from sentinel.classifier import classify
 from sentinel.models import WithdrawalRequest
 from sentinel.taxonomy import ExceptionCategory, PayoutState
-from simulator.dialects.stripe import FAILURE_CODES, FALLBACK_FAILURE_CODE, STATUSES, StripeDialect, native_state
+from simulator.dialects.stripe import (
+    FAILURE_CODES,
+    FALLBACK_FAILURE_CODE,
+    STATUSES,
+    StripeDialect,
+    native_state,
+)
 from simulator.keys import platform_env
 from simulator.scripts import Script, Step, build_scenario
 from tests.sim_dialect_harness import DialectSim, Received, dialect_sim, sim_keys
@@ -38,8 +44,14 @@ def new_order_id() -> str:
 
 def withdrawal(order_id: str, amount: str = "12.34", currency: str = "USD") -> WithdrawalRequest:
     return WithdrawalRequest(
-        withdrawal_id=order_id, user_id="U1", amount=Decimal(amount), currency=currency,
-        channel="stripe", bank_code="STRIPE", card_last4="4242", payee_ref="ba_1Sim",
+        withdrawal_id=order_id,
+        user_id="U1",
+        amount=Decimal(amount),
+        currency=currency,
+        channel="stripe",
+        bank_code="STRIPE",
+        card_last4="4242",
+        payee_ref="ba_1Sim",
     )
 
 
@@ -113,7 +125,9 @@ SCENARIOS = [
 ]
 
 
-@pytest.mark.parametrize(("scenario", "params"), SCENARIOS, ids=[f"{s}-{p.get('code', '')}" for s, p in SCENARIOS])
+@pytest.mark.parametrize(
+    ("scenario", "params"), SCENARIOS, ids=[f"{s}-{p.get('code', '')}" for s, p in SCENARIOS]
+)
 async def test_scenario_through_the_real_adapter(sim, channel, scenario, params):
     order_id = new_order_id()
     script = build_scenario(scenario, params)
@@ -126,7 +140,9 @@ async def test_scenario_through_the_real_adapter(sim, channel, scenario, params)
     for step, hook in zip(sent, received):
         assert hook.path == "/v1/callbacks/stripe"
         event = channel.parse_callback(hook.headers, hook.body, time.time())  # signature verified
-        got = channel.observe(event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id)
+        got = channel.observe(
+            event.order_id, event.raw_status, event.raw_code, "callback", event.occurred_at, event.event_id
+        )
         want = canonical(step.status, step.code)
         assert event.order_id == order_id and event.event_id.startswith("evt_")
         assert got.classification.category == want.category, (step, event)
@@ -151,7 +167,9 @@ async def test_scenario_through_the_real_adapter(sim, channel, scenario, params)
 
 async def test_return_after_success_is_paid_then_failed(sim, channel):
     order_id = new_order_id()
-    sim.engine.set_script(order_id, build_scenario("success_then_return", {"success_after_s": 0.1, "return_after_s": 0.3}))
+    sim.engine.set_script(
+        order_id, build_scenario("success_then_return", {"success_after_s": 0.1, "return_after_s": 0.3})
+    )
     await channel.submit(withdrawal(order_id), order_id, None)
     paid, failed = await webhooks_for(sim, order_id, 2)
     events = [json.loads(h.body) for h in (paid, failed)]
@@ -170,7 +188,11 @@ async def test_risk_hold_has_no_stripe_form_it_stays_pending_without_webhooks(si
     assert not [r for r in sim.received if order_of(r) == order_id]
     assert sim.engine.get(order_id).callbacks[-1].state == "not_sent"
     obs = await channel.query(order_id)
-    assert (obs.raw_status, obs.raw_code, obs.classification.state) == ("pending", None, PayoutState.SUBMITTED)
+    assert (obs.raw_status, obs.raw_code, obs.classification.state) == (
+        "pending",
+        None,
+        PayoutState.SUBMITTED,
+    )
 
 
 async def test_replay_is_the_same_event(sim, channel):
@@ -212,7 +234,9 @@ async def test_wrong_api_key_is_401_and_records_nothing(sim):
     assert resp.status_code == 401 and resp.json()["error"]["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize(("amount", "currency", "minor"), [("12.34", "USD", 1234), ("1000", "JPY", 1000), ("1.230", "KWD", 1230)])
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"), [("12.34", "USD", 1234), ("1000", "JPY", 1000), ("1.230", "KWD", 1230)]
+)
 async def test_idempotent_repeat_returns_the_same_payout(sim, channel, amount, currency, minor):
     order_id = new_order_id()
     await channel.submit(withdrawal(order_id, amount, currency), order_id, None)
@@ -227,8 +251,13 @@ async def test_idempotent_repeat_returns_the_same_payout(sim, channel, amount, c
     assert Decimal(order.request.amount) == Decimal(amount) and order.request.currency == currency
     assert len([o for o in sim.engine.orders() if o.order_id == order_id]) == 1
     env = platform_env(sim_keys(), sim.url)
-    form = {"amount": str(minor), "currency": currency.lower(), "destination": "ba_1Sim",
-            "metadata[order_id]": order_id, "metadata[withdrawal_id]": order_id}
+    form = {
+        "amount": str(minor),
+        "currency": currency.lower(),
+        "destination": "ba_1Sim",
+        "metadata[order_id]": order_id,
+        "metadata[withdrawal_id]": order_id,
+    }
     headers = {"Authorization": f"Bearer {env['SENTINEL_STRIPE_SECRET_KEY']}", "Idempotency-Key": order_id}
     async with httpx.AsyncClient() as client:
         resp = await client.post(f"{sim.url}/stripe/v1/payouts", data=form, headers=headers)

@@ -18,8 +18,8 @@ import asyncio
 import dataclasses
 import json
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import AsyncIterator
 
 import httpx
 import pytest
@@ -53,8 +53,14 @@ def wechat_category(state: str, reason: str | None) -> ExceptionCategory | None:
 
 def request(order_id: str, amount: str = "123.45") -> WithdrawalRequest:
     return WithdrawalRequest(
-        withdrawal_id=order_id, user_id="U1", amount=Decimal(amount), currency="CNY", channel="wechat",
-        bank_code="WECHAT", card_last4="0000", payee_ref=OPENID,
+        withdrawal_id=order_id,
+        user_id="U1",
+        amount=Decimal(amount),
+        currency="CNY",
+        channel="wechat",
+        bank_code="WECHAT",
+        card_last4="0000",
+        payee_ref=OPENID,
     )
 
 
@@ -195,10 +201,18 @@ async def test_notify_resource_names_the_merchant_as_wechat_does(wx):
     await settle(sim, "WXMCHID1")
     [received] = await sim.callbacks(1)
     resource = json.loads(received.body)["resource"]
-    plain = json.loads(decrypt_resource(sim_keys().wechat_apiv3_key.encode(), resource["nonce"],
-                                        resource["associated_data"], resource["ciphertext"]))
+    plain = json.loads(
+        decrypt_resource(
+            sim_keys().wechat_apiv3_key.encode(),
+            resource["nonce"],
+            resource["associated_data"],
+            resource["ciphertext"],
+        )
+    )
     assert plain["mchid"] == sim_keys().wechat_mch_id and "mch_id" not in plain
-    assert {"out_bill_no", "transfer_bill_no", "state", "fail_reason", "create_time", "update_time"} <= set(plain)
+    assert {"out_bill_no", "transfer_bill_no", "state", "fail_reason", "create_time", "update_time"} <= set(
+        plain
+    )
     assert channel.parse_callback(received.headers, received.body, time.time()).order_id == "WXMCHID1"
 
 
@@ -217,7 +231,9 @@ async def test_no_notify_url_no_notify(wx):
 async def test_wrong_merchant_key_is_401_and_records_nothing(wx):
     sim, channel = wx
     wrong_key = sim_keys().wechat_platform_private_pem  # any key but the merchant's
-    impostor = WeChatPayChannel(CATALOGUE, dataclasses.replace(channel.config, merchant_private_key_pem=wrong_key))
+    impostor = WeChatPayChannel(
+        CATALOGUE, dataclasses.replace(channel.config, merchant_private_key_pem=wrong_key)
+    )
     try:
         with pytest.raises(ChannelRejectedRequest, match="401"):
             await impostor.submit(request("WXBADKEY1"), "WXBADKEY1", notify_url(sim))
@@ -227,7 +243,9 @@ async def test_wrong_merchant_key_is_401_and_records_nothing(wx):
         await impostor.aclose()
     assert sim.engine.get("WXBADKEY1") is None
     async with httpx.AsyncClient() as client:
-        resp = await client.post(f"{sim.url}/wechat{TRANSFER_PATH}", content=b"{}", headers={"Authorization": "x"})
+        resp = await client.post(
+            f"{sim.url}/wechat{TRANSFER_PATH}", content=b"{}", headers={"Authorization": "x"}
+        )
     assert resp.status_code == 401 and resp.json()["code"] == "SIGN_ERROR"
     assert sim.engine.orders() == []
 

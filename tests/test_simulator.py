@@ -9,7 +9,8 @@ import json
 import socket
 import time
 from collections import defaultdict
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -124,7 +125,9 @@ async def post_signed(
 ) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     header = sign(secret, raw, int(time.time()) if ts is None else ts)
-    return await client.post(path, content=raw, headers={SIGNATURE_HEADER: header, "Content-Type": "application/json"})
+    return await client.post(
+        path, content=raw, headers={SIGNATURE_HEADER: header, "Content-Type": "application/json"}
+    )
 
 
 async def get_signed(client: httpx.AsyncClient, path: str, *, secret: str = SECRET) -> httpx.Response:
@@ -181,7 +184,9 @@ async def test_bad_or_missing_signature_is_401(client: httpx.AsyncClient, receiv
     assert r.status_code == 401
     assert "missing" in r.json()["reason"]
 
-    r = await client.get(f"/v1/payouts/{oid}", headers={SIGNATURE_HEADER: sign("nope", b"", int(time.time()))})
+    r = await client.get(
+        f"/v1/payouts/{oid}", headers={SIGNATURE_HEADER: sign("nope", b"", int(time.time()))}
+    )
     assert r.status_code == 401
     # nothing was recorded
     assert (await get_signed(client, f"/v1/payouts/{oid}")).status_code == 404
@@ -228,7 +233,9 @@ async def test_amount_must_be_a_positive_decimal_string(
     assert "amount" in r.json()["reason"]
 
 
-async def test_repeat_with_same_fields_returns_current_state(client: httpx.AsyncClient, receiver: Any) -> None:
+async def test_repeat_with_same_fields_returns_current_state(
+    client: httpx.AsyncClient, receiver: Any
+) -> None:
     _, cb = receiver
     oid = new_order_id()
     await script(client, oid, {"steps": [{"after_s": 0, "status": "PROCESSING", "code": "TM01"}]})
@@ -402,7 +409,10 @@ async def test_custom_steps_and_submit_unknown(client: httpx.AsyncClient, receiv
         return got if len(got) == 2 else None
 
     got = await wait_for(two)
-    assert [(d["body"]["status"], d["body"]["code"]) for d in got] == [("SUCCEEDED", None), ("RETURNED", "AC04")]
+    assert [(d["body"]["status"], d["body"]["code"]) for d in got] == [
+        ("SUCCEEDED", None),
+        ("RETURNED", "AC04"),
+    ]
     view = await order_view(client, oid)
     assert [h["status"] for h in view["history"]] == ["UNKNOWN", "SUCCEEDED", "RETURNED"]
 

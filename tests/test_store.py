@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -188,13 +188,13 @@ def test_mark_read_only_by_the_owner(engine, unique_id):
     assert inbox(engine, other)[1] == 1
     assert mark_read(engine, owner, 10**9) is False  # no such message
 
-    at = datetime(2026, 11, 27, 2, 10, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 27, 2, 10, tzinfo=UTC)
     assert mark_read(engine, owner, msg.id, at=at) is True
     assert inbox(engine, owner)[1] == 0
     assert mark_read(engine, owner, msg.id) is True  # again: still read, time kept
     [stored], unread = inbox(engine, owner)
     assert unread == 0
-    assert stored.read_at.replace(tzinfo=timezone.utc) == at
+    assert stored.read_at.replace(tzinfo=UTC) == at
     assert inbox(engine, other)[1] == 1
 
 
@@ -226,7 +226,11 @@ def test_park_callback_once_per_channel_event(engine, unique_id):
     assert park_callback(engine, "generic", "evt-9", f"{unique_id}-other", later.model_dump_json()) is True
 
     rows = parked_for(engine, unique_id)
-    assert [(r.channel, r.event_id) for r in rows] == [("generic", "evt-1"), ("alipay", "evt-1"), ("generic", "evt-2")]
+    assert [(r.channel, r.event_id) for r in rows] == [
+        ("generic", "evt-1"),
+        ("alipay", "evt-1"),
+        ("generic", "evt-2"),
+    ]
     assert type(obs).model_validate_json(rows[0].observation_json) == obs
 
     mark_parked_delivered(engine, [rows[0].id, rows[2].id])
@@ -258,7 +262,9 @@ def text_values(engine) -> list[tuple[str, str, str]]:
     with engine.connect() as conn:
         for table in SQLModel.metadata.sorted_tables:
             for row in conn.execute(select(table)).mappings():
-                out.extend((table.name, column, value) for column, value in row.items() if isinstance(value, str))
+                out.extend(
+                    (table.name, column, value) for column, value in row.items() if isinstance(value, str)
+                )
     return out
 
 
@@ -283,10 +289,24 @@ async def test_no_card_numbers_stored_anywhere(engine, smtp_server, unique_id):
         link_ttl_s=86400,
     )
     env = ActivityEnvironment()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cases = [
-        (Stage.DETECTED, ExceptionCategory.ACCOUNT_INFO_ERROR, WithdrawalStatus.FAILED, "AC04", Severity.HIGH, []),
-        (Stage.UNDER_REVIEW, ExceptionCategory.RISK_HOLD, WithdrawalStatus.UNDER_REVIEW, "FR01", Severity.HIGH, []),
+        (
+            Stage.DETECTED,
+            ExceptionCategory.ACCOUNT_INFO_ERROR,
+            WithdrawalStatus.FAILED,
+            "AC04",
+            Severity.HIGH,
+            [],
+        ),
+        (
+            Stage.UNDER_REVIEW,
+            ExceptionCategory.RISK_HOLD,
+            WithdrawalStatus.UNDER_REVIEW,
+            "FR01",
+            Severity.HIGH,
+            [],
+        ),
         (
             Stage.DOCUMENTS_REQUESTED,
             ExceptionCategory.RISK_HOLD,

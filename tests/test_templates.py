@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,10 +22,10 @@ from pydantic import ValidationError
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.models import Contact, NoticeRequest, WithdrawalRequest
 from sentinel.render import (
-    VARIANTS,
     LOCALES,
     TEMPLATES_DIR,
     USER_STAGES,
+    VARIANTS,
     CardNumberLeak,
     RenderedNotice,
     TemplateFile,
@@ -42,7 +42,7 @@ from sentinel.render import (
 )
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 
-NOW = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 PHONE = "95188"
 URL = "https://pay.example/support"
 BASE = "https://pay.example/app"
@@ -102,10 +102,22 @@ def notice(
 
 def render(n: NoticeRequest, *, reason_text=None, action_text=None, now=NOW, link=None) -> RenderedNotice:
     link = link or make_link(
-        BASE, link_kind_for(n), n.withdrawal.withdrawal_id, n.withdrawal.user_id, SECRET, int(NOW.timestamp()), 86400
+        BASE,
+        link_kind_for(n),
+        n.withdrawal.withdrawal_id,
+        n.withdrawal.user_id,
+        SECRET,
+        int(NOW.timestamp()),
+        86400,
     )
     return render_notice(
-        n, reason_text=reason_text, action_text=action_text, support_phone=PHONE, support_url=URL, link=link, now=now
+        n,
+        reason_text=reason_text,
+        action_text=action_text,
+        support_phone=PHONE,
+        support_url=URL,
+        link=link,
+        now=now,
     )
 
 
@@ -193,7 +205,18 @@ def test_lint_every_user_stage_category_and_locale():  # R7 R8 R9 R15 R16 R17 R1
             assert part.strip(), f"{r.template_id}: empty part"
         # R32 + R8 + R22 + R16 + R19, in this order, in both bodies
         assert_in_order(
-            r.text, [r.reason, r.progress, r.action, ORDER_LABEL[loc], LONG_ORDER, CARD_PHRASE[loc], r.link, PHONE, URL]
+            r.text,
+            [
+                r.reason,
+                r.progress,
+                r.action,
+                ORDER_LABEL[loc],
+                LONG_ORDER,
+                CARD_PHRASE[loc],
+                r.link,
+                PHONE,
+                URL,
+            ],
         )
         assert_in_order(
             r.html,
@@ -219,7 +242,7 @@ def test_lint_every_user_stage_category_and_locale():  # R7 R8 R9 R15 R16 R17 R1
                 assert banned not in low, f"{r.template_id}: {banned!r}"
             words = output.replace(r.link, "").replace(LONG_ORDER, "")
             assert "LINT_CODE" not in words and "_" not in words
-            assert (n.category is None or n.category.value not in output)
+            assert n.category is None or n.category.value not in output
         # nothing about the contact or the vault reference (R22)
         for output in (r.text, r.html, r.short, r.subject):
             assert CONTACT_EMAIL not in output and CONTACT_PHONE not in output and "vault:" not in output
@@ -236,11 +259,22 @@ def test_lint_every_user_stage_category_and_locale():  # R7 R8 R9 R15 R16 R17 R1
             names = load_templates(loc).doc.documents
             assert names["id_photo"] in r.action and names["transaction_proof"] in r.action
             assert r.link_kind == "upload_documents"
-    assert count == _cases(USER_STAGES) * len(CATEGORIES) * len(LOCALES) == 312 + 3 * len(CATEGORIES) * len(LOCALES)
+    assert (
+        count
+        == _cases(USER_STAGES) * len(CATEGORIES) * len(LOCALES)
+        == 312 + 3 * len(CATEGORIES) * len(LOCALES)
+    )
 
 
 @pytest.mark.parametrize(
-    "eta", [None, NOW + timedelta(hours=1), NOW + timedelta(hours=24), NOW + timedelta(days=10), NOW - timedelta(hours=2)]
+    "eta",
+    [
+        None,
+        NOW + timedelta(hours=1),
+        NOW + timedelta(hours=24),
+        NOW + timedelta(days=10),
+        NOW - timedelta(hours=2),
+    ],
 )
 def test_every_status_and_eta_renders_cleanly(eta):  # R17 R22: no crash, no braces, one SMS
     count = 0
@@ -283,7 +317,9 @@ def test_article_example_bank_delay_en():  # R14
 
 
 def test_article_example_bank_delay_zh():  # R14
-    r = render(notice(Stage.DELAYED, ExceptionCategory.BANK_DELAY, locale="zh-CN", eta=NOW + timedelta(hours=24)))
+    r = render(
+        notice(Stage.DELAYED, ExceptionCategory.BANK_DELAY, locale="zh-CN", eta=NOW + timedelta(hours=24))
+    )
     sentence = "您的提现已提交，但银行处理较慢，预计24小时内到账。"
     assert r.reason == sentence and sentence in r.text
     assert "您的提现已提交，但银行处理较慢，预计24小时内到账" in r.short
@@ -310,10 +346,17 @@ def test_article_example_account_error_zh():  # R14
 
 
 def test_zh_sms_moves_the_order_number_to_the_link_and_says_so():  # R8 R19 R22
-    r = render(notice(Stage.DETECTED, ExceptionCategory.ACCOUNT_INFO_ERROR, locale="zh-CN", w=lint_withdrawal()))
-    assert r.short == "【示例支付】提现失败：银行卡信息不符，资金已退回余额，请到【我的-银行卡】处理。订单详情：pay.example/w 客服95188"
+    r = render(
+        notice(Stage.DETECTED, ExceptionCategory.ACCOUNT_INFO_ERROR, locale="zh-CN", w=lint_withdrawal())
+    )
+    assert (
+        r.short
+        == "【示例支付】提现失败：银行卡信息不符，资金已退回余额，请到【我的-银行卡】处理。订单详情：pay.example/w 客服95188"
+    )
     assert r.sms_order_dropped and sms_info(r.short).units <= 70
-    short_order = render(notice(Stage.DETECTED, ExceptionCategory.CANCELLED, locale="zh-CN", w=withdrawal(withdrawal_id="W1")))
+    short_order = render(
+        notice(Stage.DETECTED, ExceptionCategory.CANCELLED, locale="zh-CN", w=withdrawal(withdrawal_id="W1"))
+    )
     assert "订单W1详情：pay.example/w" in short_order.short and not short_order.sms_order_dropped
 
 
@@ -364,7 +407,9 @@ def test_reason_and_action_text_from_the_caller():  # R7 R20 precise reason
     )
     assert r.reason == "Withdrawal failed: the account holder name does not match the bank's records."
     assert r.action == "Go to Me > Bank cards and enter the name exactly as your bank has it."
-    assert_in_order(r.text, [r.reason, r.progress, r.action, "Order no.", "card ending 1234", r.link, PHONE, URL])
+    assert_in_order(
+        r.text, [r.reason, r.progress, r.action, "Order no.", "card ending 1234", r.link, PHONE, URL]
+    )
     plain = render(notice(Stage.DETECTED, ExceptionCategory.ACCOUNT_INFO_ERROR))
     assert "not what the bank has on file" in plain.reason  # own wording when no code-specific text
 
@@ -388,10 +433,14 @@ def test_documents_request_always_lists_documents():  # R18
 
 
 def test_eta_as_hours_or_local_time():  # R14
-    eta = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)  # 16:00 in Asia/Shanghai
-    hours = render(notice(Stage.DELAYED, ExceptionCategory.BANK_DELAY, eta=eta), now=eta - timedelta(hours=5, minutes=10))
+    eta = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)  # 16:00 in Asia/Shanghai
+    hours = render(
+        notice(Stage.DELAYED, ExceptionCategory.BANK_DELAY, eta=eta), now=eta - timedelta(hours=5, minutes=10)
+    )
     assert "within 6 hours" in hours.reason
-    one = render(notice(Stage.DELAYED, ExceptionCategory.BANK_DELAY, eta=eta), now=eta - timedelta(minutes=30))
+    one = render(
+        notice(Stage.DELAYED, ExceptionCategory.BANK_DELAY, eta=eta), now=eta - timedelta(minutes=30)
+    )
     assert "within 1 hour." in one.reason
     at_en = render(notice(Stage.DELAYED, ExceptionCategory.BANK_DELAY, eta=eta), now=None)
     assert "by 2026-11-28 16:00 (UTC+08:00)" in at_en.reason
@@ -421,7 +470,13 @@ def test_amount_formatting_from_decimal():
 
 @pytest.mark.parametrize(
     "text",
-    ["4111111111111111", "card 4111 1111 1111 1111 ok", "4111-1111-1111-1111", "123456789012", "6222 0212 3456 7890 123"],
+    [
+        "4111111111111111",
+        "card 4111 1111 1111 1111 ok",
+        "4111-1111-1111-1111",
+        "123456789012",
+        "6222 0212 3456 7890 123",
+    ],
 )
 def test_masking_guard_raises_on_card_numbers(text):  # R22
     with pytest.raises(CardNumberLeak):
@@ -429,7 +484,8 @@ def test_masking_guard_raises_on_card_numbers(text):  # R22
 
 
 @pytest.mark.parametrize(
-    "text", ["card ending 1234", "尾号1234的银行卡", "12345678901", "2026-11-28 16:00", "CNY 1,234,567,890.00", ""]
+    "text",
+    ["card ending 1234", "尾号1234的银行卡", "12345678901", "2026-11-28 16:00", "CNY 1,234,567,890.00", ""],
 )
 def test_masking_guard_allows_safe_text(text):
     assert_no_card_number(text)
@@ -442,9 +498,18 @@ def test_masking_guard_allows_known_identifiers():
 
 
 def test_numeric_order_number_is_not_mistaken_for_a_card():  # R8
-    r = render(notice(Stage.DETECTED, ExceptionCategory.BANK_DELAY, locale="zh-CN", w=withdrawal(withdrawal_id="2026112700000001")))
+    r = render(
+        notice(
+            Stage.DETECTED,
+            ExceptionCategory.BANK_DELAY,
+            locale="zh-CN",
+            w=withdrawal(withdrawal_id="2026112700000001"),
+        )
+    )
     assert "2026112700000001" in r.text and r.sms_order_dropped
-    en = render(notice(Stage.DETECTED, ExceptionCategory.BANK_DELAY, w=withdrawal(withdrawal_id="2026112700000001")))
+    en = render(
+        notice(Stage.DETECTED, ExceptionCategory.BANK_DELAY, w=withdrawal(withdrawal_id="2026112700000001"))
+    )
     assert "Order 2026112700000001:" in en.short
 
 
@@ -457,7 +522,9 @@ def test_pan_in_caller_text_is_refused(field, stage):  # R22
 
 
 def test_pan_in_documents_is_refused():  # R22
-    n = notice(Stage.DOCUMENTS_REQUESTED, ExceptionCategory.RISK_HOLD, documents=["statement of 6222021234567890"])
+    n = notice(
+        Stage.DOCUMENTS_REQUESTED, ExceptionCategory.RISK_HOLD, documents=["statement of 6222021234567890"]
+    )
     with pytest.raises(CardNumberLeak):
         render(n)
 
@@ -482,7 +549,9 @@ def test_html_escapes_caller_text_and_text_keeps_it():  # R22 R9
     assert "49" not in r.text  # caller text is data, never template code
 
 
-@pytest.mark.parametrize("bad", ["javascript:alert(1)", "https://pay.example/a b", 'https://x/"onmouseover=1', ""])
+@pytest.mark.parametrize(
+    "bad", ["javascript:alert(1)", "https://pay.example/a b", 'https://x/"onmouseover=1', ""]
+)
 def test_link_must_be_http_url(bad):
     n = notice(Stage.DETECTED, ExceptionCategory.BANK_DELAY)
     with pytest.raises(ValueError):
@@ -495,7 +564,9 @@ def test_link_must_be_http_url(bad):
 def test_sms_segment_rules():
     assert sms_info("a" * 160) == sms_info("a" * 160) and sms_info("a" * 160).fits
     assert not sms_info("a" * 161).fits
-    assert sms_info("€" * 80).units == 160 and sms_info("€" * 80).encoding == "GSM-7"  # extension table: 2 septets
+    assert (
+        sms_info("€" * 80).units == 160 and sms_info("€" * 80).encoding == "GSM-7"
+    )  # extension table: 2 septets
     assert not sms_info("[" * 81).fits
     assert sms_info("中" * 70).fits and not sms_info("中" * 71).fits
     assert sms_info("a" * 69 + "’").encoding == "UCS-2"  # one curly quote turns it all UCS-2
@@ -573,7 +644,9 @@ def test_expired_link_is_refused():
     ],
 )
 def test_make_link_rejects_bad_input(kwargs):
-    args = dict(base_url=BASE, kind="track", withdrawal_id="W1001", user_id="u1", secret=SECRET, now=0, ttl_s=60)
+    args = dict(
+        base_url=BASE, kind="track", withdrawal_id="W1001", user_id="u1", secret=SECRET, now=0, ttl_s=60
+    )
     args.update(kwargs)
     with pytest.raises(ValueError):
         make_link(**args)

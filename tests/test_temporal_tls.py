@@ -21,8 +21,14 @@ def test_no_certificates_is_a_plain_connection():
 def test_client_certificate_key_and_ca_make_mutual_tls(tmp_path):  # R22
     for name in ("worker.pem", "worker.key", "ca.pem"):
         (tmp_path / name).write_bytes(f"-----PEM {name}-----\n".encode())
-    tls = tls_config(settings(temporal_tls_cert=tmp_path / "worker.pem", temporal_tls_key=tmp_path / "worker.key",
-                              temporal_tls_ca=tmp_path / "ca.pem", temporal_tls_server_name="temporal"))
+    tls = tls_config(
+        settings(
+            temporal_tls_cert=tmp_path / "worker.pem",
+            temporal_tls_key=tmp_path / "worker.key",
+            temporal_tls_ca=tmp_path / "ca.pem",
+            temporal_tls_server_name="temporal",
+        )
+    )
     assert isinstance(tls, TLSConfig)
     assert tls.client_cert == b"-----PEM worker.pem-----\n"
     assert tls.client_private_key == b"-----PEM worker.key-----\n"
@@ -36,4 +42,6 @@ def test_a_certificate_without_its_key_is_refused(tmp_path):
     with pytest.raises(ValueError, match="set together"):
         tls_config(settings(temporal_tls_cert=tmp_path / "worker.pem"))
     with pytest.raises(FileNotFoundError):
-        tls_config(settings(temporal_tls_cert=tmp_path / "missing.pem", temporal_tls_key=tmp_path / "missing.key"))
+        tls_config(
+            settings(temporal_tls_cert=tmp_path / "missing.pem", temporal_tls_key=tmp_path / "missing.key")
+        )

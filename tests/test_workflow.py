@@ -80,7 +80,12 @@ async def test_callback_twice_acts_once(ts_env, tmp_path, smtp_server, unique_id
         whats = [e.what for e in view.timeline]
         assert "duplicate delivery ignored" in whats
         assert "same answer again, ignored" in whats
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud pattern")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="fraud pattern")
+            ),
+        )
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
 
@@ -179,7 +184,12 @@ async def test_risk_hold_review_approve_releases_new_order(ts_env, tmp_path, smt
         assert view.status == WithdrawalStatus.UNDER_REVIEW and view.needs_review
         assert (await handle.describe()).typed_search_attributes.get(sa.NEEDS_REVIEW) is True
         status = await client.review(
-            unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-7", reason="customer verified by phone"))
+            unique_id,
+            await signed(
+                ts_env,
+                unique_id,
+                ReviewDecision(decision="approve", reviewer="rev-7", reason="customer verified by phone"),
+            ),
         )
         assert status == "PROCESSING"
         new_order = f"{unique_id}_R2"
@@ -202,13 +212,31 @@ async def test_review_reject_and_documents(ts_env, tmp_path, smtp_server, unique
         await ts_env.sleep(5)
         await client.review(
             unique_id,
-            await signed(ts_env, unique_id, ReviewDecision(decision="request_documents", reviewer="rev-1", reason="large amount",
-                           documents=["id_photo", "transaction_proof"])),
+            await signed(
+                ts_env,
+                unique_id,
+                ReviewDecision(
+                    decision="request_documents",
+                    reviewer="rev-1",
+                    reason="large amount",
+                    documents=["id_photo", "transaction_proof"],
+                ),
+            ),
         )
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="no documents")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env, unique_id, ReviewDecision(decision="reject", reviewer="rev-1", reason="no documents")
+            ),
+        )
         view = await handle.result()
         with pytest.raises(NotAwaitingReview):
-            await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-2", reason="late")))
+            await client.review(
+                unique_id,
+                await signed(
+                    ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-2", reason="late")
+                ),
+            )
     assert view.status == WithdrawalStatus.FAILED
     assert stages(view) == ["UNDER_REVIEW", "DOCUMENTS_REQUESTED", "REJECTED"]
 
@@ -220,13 +248,20 @@ async def test_review_when_not_awaiting_is_refused(ts_env, tmp_path, smtp_server
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id))
         with pytest.raises(NotAwaitingReview):
-            await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-1", reason="x")))
+            await client.review(
+                unique_id,
+                await signed(
+                    ts_env, unique_id, ReviewDecision(decision="approve", reviewer="rev-1", reason="x")
+                ),
+            )
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-1"))
         view = await handle.result()
     assert view.decisions == []
 
 
-async def test_second_threshold_goes_to_manual_check_and_alerts_operators(ts_env, tmp_path, smtp_server, unique_id):
+async def test_second_threshold_goes_to_manual_check_and_alerts_operators(
+    ts_env, tmp_path, smtp_server, unique_id
+):
     # R5, R29: no final answer within an hour: MANUAL_CHECK, operators alerted by email.
     channel = ScriptedChannel(queries=[("PROCESSING", None)])
     settings = make_settings(tmp_path, smtp_server.port)
@@ -237,7 +272,14 @@ async def test_second_threshold_goes_to_manual_check_and_alerts_operators(ts_env
         assert view.status == WithdrawalStatus.MANUAL_CHECK
         assert stages(view) == ["DELAYED", "MANUAL_CHECK", "OPERATOR_ALERT"]
         assert any(m.rcpt_tos == ["ops@sentinel.example"] for m in smtp_server.messages)
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirmed")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env,
+                unique_id,
+                ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirmed"),
+            ),
+        )
         assert channel.submits == [unique_id, unique_id]  # same order: the channel deduplicates
         await handle.signal("bank_callback", channel.callback(unique_id, "SUCCEEDED", None, "evt-9"))
         view = await handle.result()
@@ -267,7 +309,12 @@ async def test_platform_funds_short_goes_to_operators(ts_env, tmp_path, smtp_ser
         view = await client.status(unique_id)
         assert view.status == WithdrawalStatus.MANUAL_CHECK
         assert "OPERATOR_ALERT" in stages(view)
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="cancelled")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="cancelled")
+            ),
+        )
         await handle.result()
 
 
@@ -282,7 +329,12 @@ async def test_unmapped_code_goes_to_manual_check(ts_env, tmp_path, smtp_server,
         view = await client.status(unique_id)
         assert view.status == WithdrawalStatus.MANUAL_CHECK
         assert view.category == ExceptionCategory.PLATFORM_ERROR
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused")
+            ),
+        )
         view = await handle.result()
     assert view.status == WithdrawalStatus.FAILED
 
@@ -297,7 +349,12 @@ async def test_unmapped_answers_of_submit_and_poll_are_counted(ts_env, tmp_path,
         await ts_env.sleep(timedelta(minutes=2))
         view = await client.status(unique_id)
         assert view.status == WithdrawalStatus.MANUAL_CHECK, view.timeline
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env, unique_id, ReviewDecision(decision="reject", reviewer="ops-1", reason="bank refused")
+            ),
+        )
         await handle.result()
     rows, total = unmapped_codes(engine_for(settings.database_url))
     seen = {(r.channel, r.raw_status, r.raw_code): r for r in rows}
@@ -322,10 +379,19 @@ async def test_paid_after_a_failure_notice_sends_a_correction(ts_env, tmp_path, 
         assert view.status == WithdrawalStatus.MANUAL_CHECK
         assert stages(view) == ["DETECTED", "CORRECTION", "OPERATOR_ALERT"]
         detected, correction = view.notices[0], view.notices[1]
-        assert correction.channels == detected.channels and set(correction.delivered) == set(detected.channels)
+        assert correction.channels == detected.channels and set(correction.delivered) == set(
+            detected.channels
+        )
         mails = [m for m in smtp_server.messages if m.rcpt_tos == ["user42@example.com"]]
         assert len(mails) == 2 and b"Correction" in mails[1].content
-        await client.review(unique_id, await signed(ts_env, unique_id, ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirms paid")))
+        await client.review(
+            unique_id,
+            await signed(
+                ts_env,
+                unique_id,
+                ReviewDecision(decision="approve", reviewer="ops-1", reason="bank confirms paid"),
+            ),
+        )
         view = await handle.result()
     assert view.status == WithdrawalStatus.SUCCEEDED
     assert channel.submits == [unique_id, unique_id]  # confirmed under the same order number
@@ -369,7 +435,9 @@ async def test_callback_parked_before_start_is_delivered(ts_env, tmp_path, smtp_
     channel = ScriptedChannel()
     settings = make_settings(tmp_path, smtp_server.port)
     early = channel.callback(unique_id, "FAILED", "AC04", "evt-early")
-    assert park_callback(engine_for(settings.database_url), "generic", "evt-early", unique_id, early.model_dump_json())
+    assert park_callback(
+        engine_for(settings.database_url), "generic", "evt-early", unique_id, early.model_dump_json()
+    )
     async with running(ts_env, settings, channel) as client:
         handle = await client.start_withdrawal(make_request(unique_id))
         view = await handle.result()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -55,8 +55,8 @@ def zone_at(local_hour: int, now: datetime | None = None) -> str:
     """A time zone (``Etc/GMT±N``) in which ``now`` (default: the wall clock) falls in the
     hour ``local_hour``: tests pin the user's local time with it, so no outcome depends on
     the hour the suite runs (quiet and legal hours are in the user's zone)."""
-    now = now or datetime.now(timezone.utc)
-    offset = (local_hour - now.astimezone(timezone.utc).hour) % 24
+    now = now or datetime.now(UTC)
+    offset = (local_hour - now.astimezone(UTC).hour) % 24
     if offset > 14:
         offset -= 24
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # the Etc names' sign is inverted
@@ -67,7 +67,7 @@ async def pin_local_time(env, local: str) -> str:
     when it is ``local`` ("HH:MM") in some whole-hour zone, and return that zone. The
     server starts at the wall-clock time, so this is how a test says "at 02:30 local"."""
     hour, minute = (int(x) for x in local.split(":"))
-    now = (await env.get_current_time()).astimezone(timezone.utc)
+    now = (await env.get_current_time()).astimezone(UTC)
     wait = (minute - now.minute) % 60 * 60 - now.second - now.microsecond / 1e6
     if wait < 0:
         wait += 3600
@@ -166,7 +166,9 @@ def worker(env, settings: Settings, channel, task_queue: str, **options) -> Work
     the block stops it, the workflows stay as they are). ``options`` go to the Worker."""
     channels = channel if isinstance(channel, dict) else {"generic": channel}
     activities = build_activities(settings, channels=channels)
-    return Worker(env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities, **options)
+    return Worker(
+        env.client, task_queue=task_queue, workflows=[WithdrawalWorkflow], activities=activities, **options
+    )
 
 
 @asynccontextmanager

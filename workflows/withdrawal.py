@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import RetryState
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as GaveUp
 
 with workflow.unsafe.imports_passed_through():
@@ -31,14 +30,22 @@ with workflow.unsafe.imports_passed_through():
         DecisionKeys,
         DeferredSend,
         DocumentsUpload,
-        NoticeGivenUp,
         InitInput,
         InitResult,
         NoticeAck,
+        NoticeGivenUp,
         ProgressUpdate,
         QueryInput,
         SubmitInput,
     )
+    from sentinel.decision_tokens import (
+        DecisionClaims,
+        DecisionTokenError,
+        key_is_known,
+        read_claims,
+        verify_decision,
+    )
+    from sentinel.lifecycle import Route, route_failure, route_return
     from sentinel.models import (
         Classification,
         DeliveryResult,
@@ -51,8 +58,6 @@ with workflow.unsafe.imports_passed_through():
         WithdrawalRequest,
         WithdrawalView,
     )
-    from sentinel.lifecycle import Route, route_failure, route_return
-    from sentinel.decision_tokens import DecisionClaims, DecisionTokenError, key_is_known, read_claims, verify_decision
     from sentinel.policy import next_step
     from sentinel.taxonomy import (
         ExceptionCategory,
@@ -224,13 +229,49 @@ class WithdrawalWorkflow:
     #: the workflow's own fields carried to the next run as they are (CarriedState names them
     #: without the leading underscore); sets, tuples and the deferred sends are converted
     _CARRIED = (
-        "policy", "notice_policy", "available", "policy_version", "status", "category", "subtype", "reason_code",
-        "severity", "attempt", "order_id", "timeline", "notices", "decisions", "incoming", "decision_seq",
-        "stage_seq", "channels_used", "exception_notified", "operators_alerted", "eta", "submitted_at",
-        "delay_since", "delay_notified", "next_poll_at", "poll_index", "same_order_resubmits", "submitted_once",
-        "risk_hits", "four_eyes", "approvals", "review_since", "review_escalated", "awaiting_documents",
-        "documents_due", "parked_to_mark", "watch_until", "resend_at", "resend_fresh", "resends", "limit_waits",
-        "decision_keys", "used_nonces",
+        "policy",
+        "notice_policy",
+        "available",
+        "policy_version",
+        "status",
+        "category",
+        "subtype",
+        "reason_code",
+        "severity",
+        "attempt",
+        "order_id",
+        "timeline",
+        "notices",
+        "decisions",
+        "incoming",
+        "decision_seq",
+        "stage_seq",
+        "channels_used",
+        "exception_notified",
+        "operators_alerted",
+        "eta",
+        "submitted_at",
+        "delay_since",
+        "delay_notified",
+        "next_poll_at",
+        "poll_index",
+        "same_order_resubmits",
+        "submitted_once",
+        "risk_hits",
+        "four_eyes",
+        "approvals",
+        "review_since",
+        "review_escalated",
+        "awaiting_documents",
+        "documents_due",
+        "parked_to_mark",
+        "watch_until",
+        "resend_at",
+        "resend_fresh",
+        "resends",
+        "limit_waits",
+        "decision_keys",
+        "used_nonces",
     )
 
     def _carry(self) -> CarriedState:
@@ -254,7 +295,10 @@ class WithdrawalWorkflow:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._policy.max_history_events
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._policy.max_history_events
+        )
 
     async def _continue_as_new_if_long(self) -> None:
         """Hand the whole state to a new run when the history is long, once nothing is in
@@ -290,7 +334,9 @@ class WithdrawalWorkflow:
             try:
                 claims = self._verify_decision(decision)
             except DecisionTokenError as exc:
-                self._event(f"review decision '{decision.decision}' by {decision.reviewer} ignored: {exc}", "review")
+                self._event(
+                    f"review decision '{decision.decision}' by {decision.reviewer} ignored: {exc}", "review"
+                )
                 return
             self._used_nonces.append(claims.nonce)
         self._decision_seq += 1
@@ -300,8 +346,11 @@ class WithdrawalWorkflow:
     def documents_uploaded(self, upload: DocumentsUpload) -> None:
         """The user uploaded what a reviewer asked for: the case goes back to the queue."""
         if not self._awaiting_documents:
-            self._event("documents received while none were requested; kept for the reviewer", "user",
-                        ", ".join(upload.documents))
+            self._event(
+                "documents received while none were requested; kept for the reviewer",
+                "user",
+                ", ".join(upload.documents),
+            )
             return
         self._event(f"documents uploaded: {', '.join(upload.documents)}", "user", upload.reference)
         self._awaiting_documents = []
@@ -325,12 +374,21 @@ class WithdrawalWorkflow:
                 )
                 self._decision_keys = dict(keys.keys)
                 try:
-                    verify_decision(decision, withdrawal_id=self._req.withdrawal_id, public_keys=self._decision_keys,
-                                    now=workflow.now(), manual_check=self._status == WithdrawalStatus.MANUAL_CHECK)
+                    verify_decision(
+                        decision,
+                        withdrawal_id=self._req.withdrawal_id,
+                        public_keys=self._decision_keys,
+                        now=workflow.now(),
+                        manual_check=self._status == WithdrawalStatus.MANUAL_CHECK,
+                    )
                 except DecisionTokenError as exc:
-                    self._event(f"review decision '{decision.decision}' by {decision.reviewer} refused: {exc}",
-                                "review")
-                    raise ApplicationError(str(exc), type="InvalidDecisionToken", non_retryable=True) from None
+                    self._event(
+                        f"review decision '{decision.decision}' by {decision.reviewer} refused: {exc}",
+                        "review",
+                    )
+                    raise ApplicationError(
+                        str(exc), type="InvalidDecisionToken", non_retryable=True
+                    ) from None
         self._decision_seq += 1
         seq = self._decision_seq
         self._pending_decisions.append((seq, decision))
@@ -359,8 +417,12 @@ class WithdrawalWorkflow:
     def _verify_decision(self, decision: ReviewDecision, unknown_key_ok: bool = False) -> DecisionClaims:
         """The decision token's claims, if it proves this decision (sentinel/decision_tokens.py)."""
         return verify_decision(
-            decision, withdrawal_id=self._req.withdrawal_id, public_keys=self._decision_keys, now=workflow.now(),
-            used_nonces=self._used_nonces, manual_check=self._status == WithdrawalStatus.MANUAL_CHECK,
+            decision,
+            withdrawal_id=self._req.withdrawal_id,
+            public_keys=self._decision_keys,
+            now=workflow.now(),
+            used_nonces=self._used_nonces,
+            manual_check=self._status == WithdrawalStatus.MANUAL_CHECK,
             unknown_key_ok=unknown_key_ok,
         )
 
@@ -428,9 +490,10 @@ class WithdrawalWorkflow:
                 timeout = None if wake is None else wake - now
                 try:
                     await workflow.wait_condition(
-                        lambda: bool(self._incoming) or bool(self._pending_decisions) or self._poke, timeout=timeout
+                        lambda: bool(self._incoming) or bool(self._pending_decisions) or self._poke,
+                        timeout=timeout,
                     )
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if self._poke:
                 self._poke = False
@@ -442,8 +505,14 @@ class WithdrawalWorkflow:
     def _next_wake(self) -> datetime | None:
         deadlines = [
             d
-            for d in (self._poll_due(), self._alarm_due(), self._manual_due(), self._review_due(), self._documents_due,
-                      self._resend_at)
+            for d in (
+                self._poll_due(),
+                self._alarm_due(),
+                self._manual_due(),
+                self._review_due(),
+                self._documents_due,
+                self._resend_at,
+            )
             if d is not None
         ] + self._notice_deadlines()
         return min(deadlines) if deadlines else None
@@ -451,7 +520,11 @@ class WithdrawalWorkflow:
     def _poll_due(self) -> datetime | None:
         if self._resend_at is not None:
             return None  # the last order was refused: nothing to ask about until it is sent again
-        if self._status in (WithdrawalStatus.PROCESSING, WithdrawalStatus.DELAYED, WithdrawalStatus.MANUAL_CHECK):
+        if self._status in (
+            WithdrawalStatus.PROCESSING,
+            WithdrawalStatus.DELAYED,
+            WithdrawalStatus.MANUAL_CHECK,
+        ):
             return self._next_poll_at
         return None
 
@@ -464,7 +537,10 @@ class WithdrawalWorkflow:
         return since + timedelta(seconds=self._policy.grace_s)
 
     def _manual_due(self) -> datetime | None:
-        if self._status not in (WithdrawalStatus.PROCESSING, WithdrawalStatus.DELAYED) or self._submitted_at is None:
+        if (
+            self._status not in (WithdrawalStatus.PROCESSING, WithdrawalStatus.DELAYED)
+            or self._submitted_at is None
+        ):
             return None
         if self._resend_fresh:
             return None  # waiting for a limit to reset: the manual check counts from the resend
@@ -538,11 +614,16 @@ class WithdrawalWorkflow:
                 return
             self._seen_events.add(obs.event_id)
         if obs.order_id != self._order_id:
-            self._event(f"answer for earlier order {obs.order_id} recorded, ignored", obs.source, obs.raw_status)
+            self._event(
+                f"answer for earlier order {obs.order_id} recorded, ignored", obs.source, obs.raw_status
+            )
             return
         cls = obs.classification
         if self._status.is_final:
-            if self._status == WithdrawalStatus.SUCCEEDED and cls.state in (PayoutState.RETURNED, PayoutState.FAILED):
+            if self._status == WithdrawalStatus.SUCCEEDED and cls.state in (
+                PayoutState.RETURNED,
+                PayoutState.FAILED,
+            ):
                 self._event(f"channel: {obs.raw_status} {obs.raw_code or ''}".strip(), obs.source)
                 self._returned(cls, obs)
             elif self._status == WithdrawalStatus.FAILED and cls.state == PayoutState.SUCCEEDED:
@@ -574,7 +655,9 @@ class WithdrawalWorkflow:
         elif state in (PayoutState.FAILED, PayoutState.CANCELLED) and workflow.patched(LIFECYCLE_ROUTES):
             await self._route_failure(cls, obs)
         elif state in (PayoutState.FAILED, PayoutState.CANCELLED):
-            payer_side = cls.category == ExceptionCategory.BALANCE_OR_LIMIT and (cls.subtype or "").startswith("payer")
+            payer_side = cls.category == ExceptionCategory.BALANCE_OR_LIMIT and (
+                cls.subtype or ""
+            ).startswith("payer")
             if (
                 not cls.mapped
                 or cls.category in (ExceptionCategory.PLATFORM_ERROR, ExceptionCategory.DUPLICATE)
@@ -591,8 +674,12 @@ class WithdrawalWorkflow:
     async def _route_failure(self, cls: Classification, obs: Observation) -> None:
         """A refusal: what the catalogue decided for its code is carried out (sentinel/lifecycle.py)."""
         decision = route_failure(
-            cls, resends=self._resends, waits=self._limit_waits, policy=self._policy,
-            alert_categories=set(self._notice_policy.operator_alert_categories), now=workflow.now(),
+            cls,
+            resends=self._resends,
+            waits=self._limit_waits,
+            policy=self._policy,
+            alert_categories=set(self._notice_policy.operator_alert_categories),
+            now=workflow.now(),
         )
         answer = f"{obs.raw_status} {obs.raw_code or ''}".strip()
         self._event(f"route {decision.route.value}: {decision.why}", "workflow", answer)
@@ -629,12 +716,20 @@ class WithdrawalWorkflow:
         self._attempt += 1
         self._order_id = order_id_for(self._req.withdrawal_id, self._attempt)
         self._event(f"sending the payout again as {self._order_id}", "workflow")
-        submitted_at, delay_notified, delay_since = self._submitted_at, self._delay_notified, self._delay_since
+        submitted_at, delay_notified, delay_since = (
+            self._submitted_at,
+            self._delay_notified,
+            self._delay_since,
+        )
         was_delayed = self._status == WithdrawalStatus.DELAYED and not fresh
         await self._submit()
         if not fresh:
             # the thresholds keep counting from the first submission; a delay already told stays told
-            self._submitted_at, self._delay_notified, self._delay_since = submitted_at, delay_notified, delay_since
+            self._submitted_at, self._delay_notified, self._delay_since = (
+                submitted_at,
+                delay_notified,
+                delay_since,
+            )
             if was_delayed:
                 self._set_status(WithdrawalStatus.DELAYED)
 
@@ -674,7 +769,9 @@ class WithdrawalWorkflow:
         self._event("delay confirmed after the grace period", "timer")
         if self._resend_at is not None:
             # refused and waiting to be sent again: say so, not "with the bank" (issue #10)
-            self._notify(Stage.DELAYED, ExceptionCategory.BANK_DELAY, variant="RETRYING", retry_at=self._resend_at)
+            self._notify(
+                Stage.DELAYED, ExceptionCategory.BANK_DELAY, variant="RETRYING", retry_at=self._resend_at
+            )
         else:
             self._notify(Stage.DELAYED, ExceptionCategory.BANK_DELAY)
 
@@ -693,8 +790,11 @@ class WithdrawalWorkflow:
         reviewer's approve confirms the payout with the bank (same order number), reject
         keeps the failure."""
         self._set_status(WithdrawalStatus.MANUAL_CHECK)
-        self._event("the bank reports paid after the failure notice: correction sent, manual check", "workflow",
-                    obs.event_id)
+        self._event(
+            "the bank reports paid after the failure notice: correction sent, manual check",
+            "workflow",
+            obs.event_id,
+        )
         self._next_poll_at = workflow.now() + timedelta(seconds=self._policy.poll_schedule_s[-1])
         self._notify(Stage.CORRECTION, self._category, channels=list(self._channels_used))
         self._alert_operators(self._category, force=True)
@@ -715,7 +815,9 @@ class WithdrawalWorkflow:
         self._set_status(WithdrawalStatus.RETURNED)
         self._notify(Stage.RETURNED, self._category)
         if routed and route_return(cls, set(self._notice_policy.operator_alert_categories)):
-            self._alert_operators(self._category, force=True, alert=f"bank return with code {obs.raw_code or '-'}")
+            self._alert_operators(
+                self._category, force=True, alert=f"bank return with code {obs.raw_code or '-'}"
+            )
 
     def _to_review(self, cls: Classification, obs: Observation) -> None:
         self._category = cls.category or ExceptionCategory.RISK_HOLD
@@ -757,14 +859,19 @@ class WithdrawalWorkflow:
         self._alert_operators(self._category, force=True)
 
     def _documents_expired(self) -> None:
-        self._event("requested documents not received in time; cancelled", "timer",
-                    ", ".join(self._awaiting_documents))
+        self._event(
+            "requested documents not received in time; cancelled",
+            "timer",
+            ", ".join(self._awaiting_documents),
+        )
         documents = self._awaiting_documents
         self._awaiting_documents, self._documents_due = [], None
         self._set_status(WithdrawalStatus.FAILED)
         self._notify(Stage.DOCUMENTS_EXPIRED, self._category, documents=documents)
 
-    def _alert_operators(self, category: ExceptionCategory | None, force: bool = False, alert: str | None = None) -> None:
+    def _alert_operators(
+        self, category: ExceptionCategory | None, force: bool = False, alert: str | None = None
+    ) -> None:
         if self._operators_alerted and not force:
             return
         self._operators_alerted = True
@@ -774,7 +881,8 @@ class WithdrawalWorkflow:
     async def _apply_decision(self, decision: ReviewDecision) -> None:
         if not self._status.needs_human:
             self._event(
-                f"review decision '{decision.decision}' by {decision.reviewer} ignored: {self._status.value}", "review"
+                f"review decision '{decision.decision}' by {decision.reviewer} ignored: {self._status.value}",
+                "review",
             )
             return
         if await self._apply_review(decision) and decision.token is not None:
@@ -789,16 +897,24 @@ class WithdrawalWorkflow:
         try:
             await workflow.execute_activity(
                 "record_decision",
-                DecisionAudit(withdrawal_id=self._req.withdrawal_id, actor=claims.reviewer, role=claims.role,
-                              action=f"review:{decision.decision}", nonce=claims.nonce,
-                              detail=f"{decision.reason}{docs} -> {self._status.value}"[:1000]),
+                DecisionAudit(
+                    withdrawal_id=self._req.withdrawal_id,
+                    actor=claims.reviewer,
+                    role=claims.role,
+                    action=f"review:{decision.decision}",
+                    nonce=claims.nonce,
+                    detail=f"{decision.reason}{docs} -> {self._status.value}"[:1000],
+                ),
                 start_to_close_timeout=timedelta(seconds=15),
                 retry_policy=AUDIT_RETRY,
             )
         except ActivityError as err:
             self._event("could not write the audit row of the review decision", "review", str(err.cause))
-            self._alert_operators(self._category, force=True,
-                                  alert=f"The audit row of {claims.reviewer}'s {decision.decision} was not written.")
+            self._alert_operators(
+                self._category,
+                force=True,
+                alert=f"The audit row of {claims.reviewer}'s {decision.decision} was not written.",
+            )
 
     async def _apply_review(self, decision: ReviewDecision) -> bool:
         """Apply a decision to a case awaiting review; False when it is refused (the same
@@ -839,8 +955,11 @@ class WithdrawalWorkflow:
         """After the final state: keep listening for a bank return during the channel's
         window (after a success), and finish the notice work that outlives the final state
         (deferred sends, escalation ladders), then end."""
-        if (self._status == WithdrawalStatus.SUCCEEDED and self._policy.return_watch_s > 0
-                and self._watch_until is None):
+        if (
+            self._status == WithdrawalStatus.SUCCEEDED
+            and self._policy.return_watch_s > 0
+            and self._watch_until is None
+        ):
             self._watch_until = workflow.now() + timedelta(seconds=self._policy.return_watch_s)
         while True:
             await self._drain()
@@ -868,7 +987,7 @@ class WithdrawalWorkflow:
                         lambda: bool(self._incoming) or bool(self._pending_decisions) or self._poke,
                         timeout=wake - now,
                     )
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if self._poke or self._incoming or self._pending_decisions:
                 self._poke = False
@@ -962,8 +1081,11 @@ class WithdrawalWorkflow:
             self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
             return
         record.deferred.append(f"{channel}@{at.isoformat()}")
-        self._event(f"{record.stage.value} notice via {channel} deferred (quiet or legal hours)", "notice",
-                    at.isoformat())
+        self._event(
+            f"{record.stage.value} notice via {channel} deferred (quiet or legal hours)",
+            "notice",
+            at.isoformat(),
+        )
         if not workflow.patched(FOLD_DEFERRED):
             self._deferred.append((at, record.key, notice))
             return
@@ -975,7 +1097,9 @@ class WithdrawalWorkflow:
         if fold is not None and channel in fold.channels:
             # held as batched in the delivery log: every notice of this user released at the
             # same moment (the end of quiet or legal hours) goes out as one message
-            self._tasks.append(asyncio.create_task(self._deliver(record, notice.model_copy(update={"hold_until": at}))))
+            self._tasks.append(
+                asyncio.create_task(self._deliver(record, notice.model_copy(update={"hold_until": at})))
+            )
         else:
             self._deferred.append((at, record.key, notice))
 
@@ -985,7 +1109,9 @@ class WithdrawalWorkflow:
     def _still_true(self, record: NoticeRecord) -> bool:
         """Re-check before a late send: the withdrawal is still where the notice says and
         nobody has read it yet."""
-        return record.read_at is None and (record.status == self._status or record.stage == Stage.OPERATOR_ALERT)
+        return record.read_at is None and (
+            record.status == self._status or record.stage == Stage.OPERATOR_ALERT
+        )
 
     def _notice_deadlines(self) -> list[datetime]:
         return [at for at, _, _ in self._deferred] + [r.escalate_at for r in self._notices if r.escalate_at]
@@ -999,12 +1125,17 @@ class WithdrawalWorkflow:
             record = self._record(key)
             if self._still_true(record):
                 contact = self._req.contact
-                at = self._notice_policy.send_at(notice.channel, record.severity, now, contact.timezone, contact.phone)
+                at = self._notice_policy.send_at(
+                    notice.channel, record.severity, now, contact.timezone, contact.phone
+                )
                 if at > now and workflow.patched(FOLD_DEFERRED):
                     # a fold window that ended outside quiet or legal hours: wait for the
                     # opening, held with the user's other notices released then
-                    self._event(f"{record.stage.value} notice via {notice.channel} deferred (quiet or legal hours)",
-                                "notice", at.isoformat())
+                    self._event(
+                        f"{record.stage.value} notice via {notice.channel} deferred (quiet or legal hours)",
+                        "notice",
+                        at.isoformat(),
+                    )
                     fold = self._notice_policy.fold
                     if fold is not None and notice.channel in fold.channels:
                         held = notice.model_copy(update={"hold_until": at})
@@ -1015,8 +1146,11 @@ class WithdrawalWorkflow:
                 self._tasks.append(asyncio.create_task(self._deliver(record, notice)))
             else:
                 record.dropped.append(notice.channel)
-                self._event(f"deferred {record.stage.value} notice via {notice.channel} dropped: no longer true",
-                            "notice", self._status.value)
+                self._event(
+                    f"deferred {record.stage.value} notice via {notice.channel} dropped: no longer true",
+                    "notice",
+                    self._status.value,
+                )
         for record in self._notices:
             if record.escalate_at is not None and record.escalate_at <= now:
                 self._escalate(record)
@@ -1029,10 +1163,15 @@ class WithdrawalWorkflow:
             return
         record.rung += 1
         channels = [
-            c for c in self._notice_policy.rung(record.severity, record.rung, self._available) if self._reachable(c)
+            c
+            for c in self._notice_policy.rung(record.severity, record.rung, self._available)
+            if self._reachable(c)
         ]
-        self._event(f"{record.stage.value} notice unread; escalating to rung {record.rung}", "notice",
-                    ", ".join(channels) or "no channel available")
+        self._event(
+            f"{record.stage.value} notice unread; escalating to rung {record.rung}",
+            "notice",
+            ", ".join(channels) or "no channel available",
+        )
         for channel in channels:
             if channel not in record.channels:
                 record.channels.append(channel)
@@ -1086,29 +1225,44 @@ class WithdrawalWorkflow:
             # folding: the user just got a notice about another withdrawal on this channel, or
             # this one waits for the end of quiet or legal hours; it goes out with the user's
             # others released at the same moment (one message)
-            self._deferred.append((result.send_at, record.key, notice.model_copy(update={"hold_until": None})))
+            self._deferred.append(
+                (result.send_at, record.key, notice.model_copy(update={"hold_until": None}))
+            )
             if notice.hold_until is None:
                 record.deferred.append(f"{notice.channel}@{result.send_at.isoformat()}")
-                self._event(f"{notice.stage.value} notice via {notice.channel} batched to fold with the user's others",
-                            "notice", result.send_at.isoformat())
+                self._event(
+                    f"{notice.stage.value} notice via {notice.channel} batched to fold with the user's others",
+                    "notice",
+                    result.send_at.isoformat(),
+                )
             self._poke = True
         elif result.status == "folded":
             record.delivered.append(notice.channel)
-            self._event(f"{notice.stage.value} notice via {notice.channel} folded into one message", "notice",
-                        result.detail)
+            self._event(
+                f"{notice.stage.value} notice via {notice.channel} folded into one message",
+                "notice",
+                result.detail,
+            )
         else:
             record.suppressed.append(notice.channel)
-            self._event(f"{notice.stage.value} notice via {notice.channel} {result.status}", "notice", result.detail)
+            self._event(
+                f"{notice.stage.value} notice via {notice.channel} {result.status}", "notice", result.detail
+            )
 
-    async def _given_up(self, record: NoticeRecord, notice: NoticeRequest, err: ActivityError, give_up_s: float) -> None:
+    async def _given_up(
+        self, record: NoticeRecord, notice: NoticeRequest, err: ActivityError, give_up_s: float
+    ) -> None:
         """A notice could not be delivered: retried until the channel's give-up time, or
         refused for good. The delivery log says so, and operators are alerted (the inbox
         still has the notice)."""
         record.failed.append(notice.channel)
         cause = err.cause
         if isinstance(cause, GaveUp) or err.retry_state == RetryState.TIMEOUT:
-            why = f"not delivered within {int(give_up_s // 3600) or 1} h of retries" if give_up_s >= 3600 else \
-                f"not delivered within {int(give_up_s)} s of retries"
+            why = (
+                f"not delivered within {int(give_up_s // 3600) or 1} h of retries"
+                if give_up_s >= 3600
+                else f"not delivered within {int(give_up_s)} s of retries"
+            )
         else:
             why = f"refused: {cause}" if cause is not None else str(err)
         why = why[:200]
@@ -1121,10 +1275,13 @@ class WithdrawalWorkflow:
                 retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=20),
             )
         except ActivityError as mark_err:
-            self._event("could not mark the notice given up in the delivery log", "notice", str(mark_err.cause))
+            self._event(
+                "could not mark the notice given up in the delivery log", "notice", str(mark_err.cause)
+            )
         if notice.channel != "ops_email" and notice.stage != Stage.OPERATOR_ALERT:
             self._alert_operators(
-                self._category, force=True,
+                self._category,
+                force=True,
                 alert=f"The {notice.stage.value} notice via {notice.channel} was given up: {why}.",
             )
             self._poke = True

@@ -26,9 +26,10 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
@@ -134,13 +135,15 @@ def _beijing(moment: datetime) -> str:
 
 def _alipay_id(moment: datetime) -> str:
     """A 32-digit Alipay order number: date, then digits."""
-    return moment.astimezone(BEIJING).strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(24))
+    return moment.astimezone(BEIJING).strftime("%Y%m%d") + "".join(
+        secrets.choice("0123456789") for _ in range(24)
+    )
 
 
 class AlipayDialect:
     name = "alipay"
 
-    def __init__(self, keys: "SimKeys", *, timestamp_tolerance_s: float | None = 600.0) -> None:
+    def __init__(self, keys: SimKeys, *, timestamp_tolerance_s: float | None = 600.0) -> None:
         self.app_id = keys.alipay_app_id
         self._app_public = load_public_key(keys.alipay_app_public_pem)
         self._alipay_private = load_private_key(keys.alipay_private_pem)
@@ -148,7 +151,7 @@ class AlipayDialect:
 
     # --- the gateway ------------------------------------------------------------------
 
-    def router(self, engine: "Engine") -> APIRouter:
+    def router(self, engine: Engine) -> APIRouter:
         router = APIRouter()
 
         @router.post("/gateway.do")
@@ -165,7 +168,9 @@ class AlipayDialect:
                 signed = params.get("app_id") == self.app_id
                 return self._answer(method, exc.node, signed)
             except _LostAnswer:
-                return Response(b"<html><body>500 Internal Server Error</body></html>", 500, media_type="text/html")
+                return Response(
+                    b"<html><body>500 Internal Server Error</body></html>", 500, media_type="text/html"
+                )
             return self._answer(method, node, True, charset)
 
         return router
@@ -198,7 +203,7 @@ class AlipayDialect:
             raise _invalid("isv.invalid-signature", "验签出错")
         return charset
 
-    def _dispatch(self, engine: "Engine", method: str, params: Mapping[str, str]) -> dict[str, Any]:
+    def _dispatch(self, engine: Engine, method: str, params: Mapping[str, str]) -> dict[str, Any]:
         try:
             biz = json.loads(params.get("biz_content") or "")
         except ValueError:
@@ -209,7 +214,7 @@ class AlipayDialect:
             return self._transfer(engine, biz, params.get("notify_url"))
         return self._query(engine, biz)
 
-    def _transfer(self, engine: "Engine", biz: Mapping[str, Any], notify_url: str | None) -> dict[str, Any]:
+    def _transfer(self, engine: Engine, biz: Mapping[str, Any], notify_url: str | None) -> dict[str, Any]:
         out_biz_no, amount, payee = biz.get("out_biz_no"), biz.get("trans_amount"), biz.get("payee_info")
         if not isinstance(out_biz_no, str) or not _OUT_BIZ_NO.match(out_biz_no):
             raise _business("INVALID_PARAMETER", "out_biz_no 有误")
@@ -223,8 +228,12 @@ class AlipayDialect:
             raise _business("INVALID_PARAMETER", "payee_info 有误")
         try:
             request = PayoutRequest(
-                order_id=out_biz_no, amount=amount, currency="CNY", bank_code="ALIPAY",
-                payee_ref=str(payee["identity"]), callback_url=notify_url or "",
+                order_id=out_biz_no,
+                amount=amount,
+                currency="CNY",
+                bank_code="ALIPAY",
+                payee_ref=str(payee["identity"]),
+                callback_url=notify_url or "",
             )
         except ValidationError:
             # notify_url stands in for the app gateway the message service posts to.
@@ -248,13 +257,22 @@ class AlipayDialect:
         if status == "FAIL" and code:
             raise _business(code, order.message)
         return {
-            "code": "10000", "msg": "Success", "out_biz_no": out_biz_no, **self._ids(order),
-            "status": status, "trans_date": _beijing(order.submitted_at),
+            "code": "10000",
+            "msg": "Success",
+            "out_biz_no": out_biz_no,
+            **self._ids(order),
+            "status": status,
+            "trans_date": _beijing(order.submitted_at),
         }
 
-    def _query(self, engine: "Engine", biz: Mapping[str, Any]) -> dict[str, Any]:
+    def _query(self, engine: Engine, biz: Mapping[str, Any]) -> dict[str, Any]:
         out_biz_no = biz.get("out_biz_no")
-        if not isinstance(out_biz_no, str) or not out_biz_no or not biz.get("product_code") or not biz.get("biz_scene"):
+        if (
+            not isinstance(out_biz_no, str)
+            or not out_biz_no
+            or not biz.get("product_code")
+            or not biz.get("biz_scene")
+        ):
             raise _business("INVALID_PARAMETER", "out_biz_no / product_code / biz_scene 有误")
         order = engine.get(out_biz_no)
         if order is None or order.dialect != self.name:
@@ -263,8 +281,13 @@ class AlipayDialect:
         if status is None:
             raise _business("SYSTEM_ERROR", "系统繁忙")
         node = {
-            "code": "10000", "msg": "Success", **self._ids(order), "out_biz_no": out_biz_no,
-            "trans_amount": order.request.amount, "status": status, "order_fee": "0.00",
+            "code": "10000",
+            "msg": "Success",
+            **self._ids(order),
+            "out_biz_no": out_biz_no,
+            "trans_amount": order.request.amount,
+            "status": status,
+            "order_fee": "0.00",
         }
         if status in ("SUCCESS", "REFUND"):
             node["pay_date"] = _beijing(order.updated_at)
@@ -273,7 +296,7 @@ class AlipayDialect:
         return node
 
     @staticmethod
-    def _ids(order: "Order") -> dict[str, str]:
+    def _ids(order: Order) -> dict[str, str]:
         return {"order_id": order.native["order_id"], "pay_fund_order_id": order.native["pay_fund_order_id"]}
 
     def _answer(self, method: str, node: Mapping[str, Any], signed: bool, charset: str = "utf-8") -> Response:
@@ -288,7 +311,7 @@ class AlipayDialect:
 
     # --- the notify -------------------------------------------------------------------
 
-    def callback(self, order: "Order", event: CallbackEvent, now: float) -> NativeCallback | None:
+    def callback(self, order: Order, event: CallbackEvent, now: float) -> NativeCallback | None:
         """The ``alipay.fund.trans.order.changed`` message of ``event``; None for DEALING and
         UNKNOWN. Byte-identical on every redelivery (same notify_id and utc_timestamp, the
         time of the change: Alipay's retries span ~25 h)."""

@@ -53,18 +53,18 @@ class Dialect(Protocol):
     #: ``/v1/callbacks/<name>`` and the simulator serves its API under ``/<name>``
     name: str
 
-    def router(self, engine: "Engine") -> APIRouter:
+    def router(self, engine: Engine) -> APIRouter:
         """The provider's API (paths relative to the ``/<name>`` prefix). Submits go to
         ``engine.submit(PayoutRequest, dialect=self.name)``; queries read ``engine.get``."""
         ...
 
-    def callback(self, order: "Order", event: CallbackEvent, now: float) -> NativeCallback | None:
+    def callback(self, order: Order, event: CallbackEvent, now: float) -> NativeCallback | None:
         """The signed native notification of ``event`` for ``order`` (``now``: unix time
         of this attempt). None when the channel sends no notification for that state."""
         ...
 
 
-def build_dialects(keys: "SimKeys", platform_url: str) -> list[Dialect]:
+def build_dialects(keys: SimKeys, platform_url: str) -> list[Dialect]:
     """Every native dialect, keyed with ``keys``. ``platform_url``: the platform gateway's
     base URL, for channels whose webhook address is configured at the provider (Stripe)."""
     from simulator.dialects.alipay import AlipayDialect

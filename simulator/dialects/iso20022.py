@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
@@ -105,7 +105,7 @@ def document(
     tx_status, reason = native(status, code)
     if tx_status is None:
         return None
-    created = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    created = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     if tx_status == RETURN_STATUS:
         doc = ET.Element("Document", {"xmlns": PACS004_NS})
         body = _el(doc, "PmtRtr")
@@ -175,7 +175,9 @@ def read_pacs008(body: bytes, callback_url: str | None) -> tuple[PayoutRequest, 
         raise Pacs008Error("CdtTrfTxInf/CdtrAcct/Id (IBAN or Othr/Id) is missing")
     if not callback_url:
         raise Pacs008Error("X-Callback-Url header is missing: where should the pacs.002 go?")
-    agent = _text(tx, "CdtrAgt", "FinInstnId", "BICFI") or _text(tx, "CdtrAgt", "FinInstnId", "Othr", "Id") or ""
+    agent = (
+        _text(tx, "CdtrAgt", "FinInstnId", "BICFI") or _text(tx, "CdtrAgt", "FinInstnId", "Othr", "Id") or ""
+    )
     bank_code = _BANK_CODE.sub("_", agent.upper())[:16]
     try:
         request = PayoutRequest(
@@ -209,7 +211,7 @@ def _error(status_code: int, error: str, reason: str) -> JSONResponse:
 class IsoDialect:
     name = "iso20022"
 
-    def __init__(self, keys: "SimKeys", tolerance_s: int = 300) -> None:
+    def __init__(self, keys: SimKeys, tolerance_s: int = 300) -> None:
         self.secret = keys.iso_secret
         self.tolerance_s = tolerance_s
 
@@ -225,16 +227,16 @@ class IsoDialect:
             return _error(401, "unauthorized", str(exc))
         return None
 
-    def _report(self, order: "Order") -> Response:
+    def _report(self, order: Order) -> Response:
         """The order's current state as a signed document, 503 while it is UNKNOWN."""
         msg_id = "RPT" + secrets.token_hex(8)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         body = document(order.order_id, order.native, order.status, order.code, order.message, msg_id, now)
         if body is None:
             return _error(503, "unavailable", "payment status not known yet, query again")
         return self._signed(body)
 
-    def router(self, engine: "Engine") -> APIRouter:
+    def router(self, engine: Engine) -> APIRouter:
         router = APIRouter()
 
         @router.post("/payments")
@@ -250,9 +252,11 @@ class IsoDialect:
             try:
                 order, created = engine.submit(payout, dialect=self.name)
             except DuplicateOrder:
-                log.info("iso20022 submit %s: EndToEndId known with other fields -> RJCT AM05", payout.order_id)
+                log.info(
+                    "iso20022 submit %s: EndToEndId known with other fields -> RJCT AM05", payout.order_id
+                )
                 reason, msg_id = "EndToEndId already used with other fields", "RPT" + secrets.token_hex(8)
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 doc = document(payout.order_id, bookkeeping, "FAILED", "AM05", reason, msg_id, now)
                 return self._signed(doc or b"", 422)
             if created:
@@ -260,7 +264,9 @@ class IsoDialect:
                 if order.script.submit == "http_500":
                     return _error(500, "internal_error", "simulated system error")
                 if order.script.submit == "unknown":
-                    return _error(503, "unavailable", "simulated timeout: payment outcome unknown, query its status")
+                    return _error(
+                        503, "unavailable", "simulated timeout: payment outcome unknown, query its status"
+                    )
             return self._report(order)
 
         @router.get("/payments/{end_to_end_id}/status")
@@ -274,10 +280,16 @@ class IsoDialect:
 
         return router
 
-    def callback(self, order: "Order", event: CallbackEvent, now: float) -> NativeCallback | None:
+    def callback(self, order: Order, event: CallbackEvent, now: float) -> NativeCallback | None:
         """A signed pacs.002 / pacs.004 with ``MsgId = event_id``: a replay is the same message."""
         body = document(
-            order.order_id, order.native, event.status, event.code, event.message, event.event_id, event.occurred_at
+            order.order_id,
+            order.native,
+            event.status,
+            event.code,
+            event.message,
+            event.event_id,
+            event.occurred_at,
         )
         if body is None:
             return None

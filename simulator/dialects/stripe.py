@@ -71,7 +71,9 @@ UNEXPRESSED_CODES = frozenset({"FR01", "RISK"})
 #: failure_code of a failed payout whose ISO code has no Stripe counterpart
 FALLBACK_FAILURE_CODE = "could_not_process"
 
-ALLOWED_PARAMS = frozenset({"amount", "currency", "destination", "method", "description", "statement_descriptor", "source_type"})
+ALLOWED_PARAMS = frozenset(
+    {"amount", "currency", "destination", "method", "description", "statement_descriptor", "source_type"}
+)
 
 
 def native_state(status: str, code: str | None) -> tuple[str, str | None, str | None]:
@@ -99,14 +101,14 @@ def _major_units(minor: int, currency: str) -> Decimal:
 class StripeDialect:
     name = "stripe"
 
-    def __init__(self, keys: "SimKeys", webhook_url: str) -> None:
+    def __init__(self, keys: SimKeys, webhook_url: str) -> None:
         self.keys = keys
         self.webhook_url = webhook_url  # read at callback time: it may be set after construction
 
     # --- payout objects -------------------------------------------------------------------
 
     def payout(
-        self, order: "Order", status: str | None = None, code: str | None = None, message: str | None = None
+        self, order: Order, status: str | None = None, code: str | None = None, message: str | None = None
     ) -> dict[str, Any]:
         """The order as a Stripe payout object (its current state unless one is given)."""
         if status is None:
@@ -132,7 +134,7 @@ class StripeDialect:
 
     # --- webhooks -------------------------------------------------------------------------
 
-    def callback(self, order: "Order", event: CallbackEvent, now: float) -> NativeCallback | None:
+    def callback(self, order: Order, event: CallbackEvent, now: float) -> NativeCallback | None:
         _, _, event_type = native_state(event.status, event.code)
         if event_type is None or "id" not in order.native:
             return None
@@ -150,13 +152,15 @@ class StripeDialect:
             separators=(",", ":"),
         ).encode()
         t = int(now)
-        v1 = hmac.new(self.keys.stripe_webhook_secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        v1 = hmac.new(
+            self.keys.stripe_webhook_secret.encode(), f"{t}.".encode() + body, hashlib.sha256
+        ).hexdigest()
         headers = {"Content-Type": "application/json; charset=utf-8", SIGNATURE_HEADER: f"t={t},v1={v1}"}
         return NativeCallback(self.webhook_url, headers, body)
 
     # --- API ------------------------------------------------------------------------------
 
-    def router(self, engine: "Engine") -> APIRouter:
+    def router(self, engine: Engine) -> APIRouter:
         router = APIRouter()
 
         def denied(request: Request) -> JSONResponse | None:
@@ -167,7 +171,7 @@ class StripeDialect:
                 return _error(401, "invalid_request_error", "Invalid API Key provided.")
             return None
 
-        def stripe_orders() -> list["Order"]:
+        def stripe_orders() -> list[Order]:
             return [o for o in engine.orders() if o.dialect == self.name and "id" in o.native]
 
         @router.post("/v1/payouts")
@@ -177,7 +181,9 @@ class StripeDialect:
             if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
                 return _error(400, "invalid_request_error", "Expected a form-encoded body.")
             try:
-                pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True, strict_parsing=True)
+                pairs = parse_qsl(
+                    (await request.body()).decode(), keep_blank_values=True, strict_parsing=True
+                )
             except (ValueError, UnicodeDecodeError):
                 return _error(400, "invalid_request_error", "Malformed form body.")
             params = dict(pairs)
@@ -196,12 +202,21 @@ class StripeDialect:
                     return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"})
             for name in params:
                 if name not in ALLOWED_PARAMS and not (name.startswith("metadata[") and name.endswith("]")):
-                    return _error(400, "invalid_request_error", f"Received unknown parameter: {name}", "parameter_unknown")
+                    return _error(
+                        400,
+                        "invalid_request_error",
+                        f"Received unknown parameter: {name}",
+                        "parameter_unknown",
+                    )
             amount, currency = params.get("amount", ""), params.get("currency", "")
             if not amount.isdigit() or int(amount) <= 0:
-                return _error(400, "invalid_request_error", "Invalid positive integer", "parameter_invalid_integer")
+                return _error(
+                    400, "invalid_request_error", "Invalid positive integer", "parameter_invalid_integer"
+                )
             if len(currency) != 3 or not currency.isalpha() or currency != currency.lower():
-                return _error(400, "invalid_request_error", f"Invalid currency: {currency}", "parameter_invalid_string")
+                return _error(
+                    400, "invalid_request_error", f"Invalid currency: {currency}", "parameter_invalid_string"
+                )
             major = _major_units(int(amount), currency)
             try:
                 if to_minor_units(major, currency) != int(amount):
@@ -220,11 +235,19 @@ class StripeDialect:
                 )
             except ValidationError as exc:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                return _error(400, "invalid_request_error", f"simulator: metadata[order_id] and destination are needed ({problems})")
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    f"simulator: metadata[order_id] and destination are needed ({problems})",
+                )
             try:
                 order, created = engine.submit(payout_request, dialect=self.name)
             except DuplicateOrder:
-                return _error(400, "invalid_request_error", f"simulator: order {payout_request.order_id} already has another payout")
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    f"simulator: order {payout_request.order_id} already has another payout",
+                )
             if not created:  # another key (or none) for a known order: one payout per order here
                 return JSONResponse(self.payout(order))
             order.native.update(
@@ -259,7 +282,9 @@ class StripeDialect:
                 return no
             order = next((o for o in stripe_orders() if o.native["id"] == payout_id), None)
             if order is None:
-                return _error(404, "invalid_request_error", f"No such payout: '{payout_id}'", "resource_missing")
+                return _error(
+                    404, "invalid_request_error", f"No such payout: '{payout_id}'", "resource_missing"
+                )
             return JSONResponse(self.payout(order))
 
         @router.get("/v1/payouts")
@@ -269,23 +294,35 @@ class StripeDialect:
             q = request.query_params
             try:
                 limit = int(q.get("limit", "10"))
-                bounds = {op: int(q[f"created[{op}]"]) for op in ("gt", "gte", "lt", "lte") if f"created[{op}]" in q}
+                bounds = {
+                    op: int(q[f"created[{op}]"]) for op in ("gt", "gte", "lt", "lte") if f"created[{op}]" in q
+                }
             except ValueError:
                 return _error(400, "invalid_request_error", "Invalid integer", "parameter_invalid_integer")
             if not 1 <= limit <= 100:
-                return _error(400, "invalid_request_error", "limit must be between 1 and 100", "parameter_invalid_integer")
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    "limit must be between 1 and 100",
+                    "parameter_invalid_integer",
+                )
             tests = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
             newest_first = [
-                o for o in reversed(stripe_orders())
+                o
+                for o in reversed(stripe_orders())
                 if all(tests[op](o.native["created"], bound) for op, bound in bounds.items())
             ]
             after = q.get("starting_after")
             if after is not None:
                 ids = [o.native["id"] for o in newest_first]
                 if after not in ids:
-                    return _error(400, "invalid_request_error", f"No such payout: '{after}'", "resource_missing")
+                    return _error(
+                        400, "invalid_request_error", f"No such payout: '{after}'", "resource_missing"
+                    )
                 newest_first = newest_first[ids.index(after) + 1 :]
             page = [self.payout(o) for o in newest_first[:limit]]
-            return JSONResponse({"object": "list", "url": "/v1/payouts", "has_more": len(newest_first) > limit, "data": page})
+            return JSONResponse(
+                {"object": "list", "url": "/v1/payouts", "has_more": len(newest_first) > limit, "data": page}
+            )
 
         return router

@@ -79,8 +79,12 @@ NATIVE: dict[tuple[str, str | None], tuple[str, str | None]] = {
 }
 #: The state of a (status, code) pair not in NATIVE; a FAILED one says OTHER_FAIL_REASON_TYPE.
 STATES = {
-    "ACCEPTED": "ACCEPTED", "PROCESSING": "PROCESSING", "SUCCEEDED": "SUCCESS",
-    "FAILED": "FAIL", "HELD": "WAIT_PAY", "RETURNED": "BANK_FAIL",
+    "ACCEPTED": "ACCEPTED",
+    "PROCESSING": "PROCESSING",
+    "SUCCEEDED": "SUCCESS",
+    "FAILED": "FAIL",
+    "HELD": "WAIT_PAY",
+    "RETURNED": "BANK_FAIL",
 }
 #: States that send MCHTRANSFER.BILL.FINISHED (final ones; BANK_FAIL: the simulator's return).
 NOTIFIED = frozenset({"SUCCESS", "FAIL", "CANCELLED", "BANK_FAIL"})
@@ -113,7 +117,7 @@ class _Refused(Exception):
 class WeChatDialect:
     name = "wechat"
 
-    def __init__(self, keys: "SimKeys"):
+    def __init__(self, keys: SimKeys):
         self.keys = keys
         self._merchant_public = load_public_key(keys.wechat_merchant_public_pem)
         self._platform_private = load_private_key(keys.wechat_platform_private_pem)
@@ -144,7 +148,9 @@ class WeChatDialect:
         schema, _, rest = request.headers.get("authorization", "").partition(" ")
         fields = dict(re.findall(r'(\w+)="([^"]*)"', rest))
         if schema != AUTH_SCHEMA or set(fields) != _AUTH_FIELDS:
-            raise _Refused(401, "SIGN_ERROR", "Authorization is not WECHATPAY2-SHA256-RSA2048 with the five fields")
+            raise _Refused(
+                401, "SIGN_ERROR", "Authorization is not WECHATPAY2-SHA256-RSA2048 with the five fields"
+            )
         if fields["mchid"] != self.keys.wechat_mch_id:
             raise _Refused(401, "SIGN_ERROR", "unknown mchid")
         if fields["serial_no"] != self.keys.wechat_merchant_serial:
@@ -184,7 +190,9 @@ class WeChatDialect:
         if not isinstance(infos, list) or not all(
             isinstance(i, dict) and set(i) == {"info_type", "info_content"} for i in infos
         ):
-            raise _Refused(400, "PARAM_ERROR", "transfer_scene_report_infos must be [{info_type, info_content}]")
+            raise _Refused(
+                400, "PARAM_ERROR", "transfer_scene_report_infos must be [{info_type, info_content}]"
+            )
         notify_url = data.get("notify_url")
         if notify_url is not None and not isinstance(notify_url, str):
             raise _Refused(400, "PARAM_ERROR", "notify_url must be a string")
@@ -194,7 +202,9 @@ class WeChatDialect:
             try:
                 self._platform_private.decrypt(base64.b64decode(data["user_name"], validate=True), _OAEP)
             except (TypeError, ValueError):
-                raise _Refused(400, "PARAM_ERROR", "user_name does not decrypt with the platform key") from None
+                raise _Refused(
+                    400, "PARAM_ERROR", "user_name does not decrypt with the platform key"
+                ) from None
         try:
             payout = PayoutRequest(
                 order_id=order_id,
@@ -206,11 +216,16 @@ class WeChatDialect:
             )
         except ValidationError as exc:
             raise _Refused(400, "PARAM_ERROR", describe_validation_error(exc)) from None
-        bill = {"out_bill_no": data["out_bill_no"], "openid": data["openid"], "transfer_amount": amount,
-                "transfer_remark": data["transfer_remark"], "notify": notify_url is not None}
+        bill = {
+            "out_bill_no": data["out_bill_no"],
+            "openid": data["openid"],
+            "transfer_amount": amount,
+            "transfer_remark": data["transfer_remark"],
+            "notify": notify_url is not None,
+        }
         return payout, bill
 
-    def _bill(self, order: "Order", full: bool) -> Response:
+    def _bill(self, order: Order, full: bool) -> Response:
         """The bill as submit (``full=False``) or query answers it; 500 SYSTEM_ERROR while
         the simulated outcome is UNKNOWN."""
         native = native_state(order.status, order.code)
@@ -218,19 +233,28 @@ class WeChatDialect:
             return self._error(500, "SYSTEM_ERROR", "系统错误，请稍后重试")
         state, reason = native
         n = order.native
-        data: dict[str, Any] = {"out_bill_no": n["out_bill_no"], "transfer_bill_no": n["transfer_bill_no"],
-                                "create_time": _rfc3339(order.submitted_at), "state": state}
+        data: dict[str, Any] = {
+            "out_bill_no": n["out_bill_no"],
+            "transfer_bill_no": n["transfer_bill_no"],
+            "create_time": _rfc3339(order.submitted_at),
+            "state": state,
+        }
         if full:
-            data.update(mch_id=self.keys.wechat_mch_id, appid=self.keys.wechat_appid,
-                        transfer_amount=n["transfer_amount"], transfer_remark=n["transfer_remark"],
-                        openid=n["openid"], update_time=_rfc3339(order.updated_at))
+            data.update(
+                mch_id=self.keys.wechat_mch_id,
+                appid=self.keys.wechat_appid,
+                transfer_amount=n["transfer_amount"],
+                transfer_remark=n["transfer_remark"],
+                openid=n["openid"],
+                update_time=_rfc3339(order.updated_at),
+            )
         if reason:
             data["fail_reason"] = reason
         return self._answer(200, data)
 
     # --- Dialect -----------------------------------------------------------------------
 
-    def router(self, engine: "Engine") -> APIRouter:
+    def router(self, engine: Engine) -> APIRouter:
         router = APIRouter()
 
         @router.post(TRANSFER_PATH)
@@ -268,17 +292,23 @@ class WeChatDialect:
 
         return router
 
-    def callback(self, order: "Order", event: CallbackEvent, now: float) -> NativeCallback | None:
+    def callback(self, order: Order, event: CallbackEvent, now: float) -> NativeCallback | None:
         native = native_state(event.status, event.code)
         if native is None or native[0] not in NOTIFIED or not order.native.get("notify"):
             return None
         state, reason = native
         n = order.native
         # the fields and names of WeChat's resource: the merchant is "mchid"
-        resource = {"mchid": self.keys.wechat_mch_id, "out_bill_no": n["out_bill_no"],
-                    "transfer_bill_no": n["transfer_bill_no"], "state": state, "transfer_amount": n["transfer_amount"],
-                    "openid": n["openid"], "create_time": _rfc3339(order.submitted_at),
-                    "update_time": _rfc3339(event.occurred_at)}
+        resource = {
+            "mchid": self.keys.wechat_mch_id,
+            "out_bill_no": n["out_bill_no"],
+            "transfer_bill_no": n["transfer_bill_no"],
+            "state": state,
+            "transfer_amount": n["transfer_amount"],
+            "openid": n["openid"],
+            "create_time": _rfc3339(order.submitted_at),
+            "update_time": _rfc3339(event.occurred_at),
+        }
         if reason:
             resource["fail_reason"] = reason
         # Derived from the event, so a replay is byte for byte the same notification.
@@ -291,9 +321,15 @@ class WeChatDialect:
             "resource_type": "encrypt-resource",
             "event_type": NOTIFY_EVENT,
             "summary": "商家转账单据终态通知",
-            "resource": {"original_type": "mch_payment", "algorithm": "AEAD_AES_256_GCM",
-                         "ciphertext": base64.b64encode(ciphertext).decode("ascii"),
-                         "associated_data": "mch_payment", "nonce": nonce},
+            "resource": {
+                "original_type": "mch_payment",
+                "algorithm": "AEAD_AES_256_GCM",
+                "ciphertext": base64.b64encode(ciphertext).decode("ascii"),
+                "associated_data": "mch_payment",
+                "nonce": nonce,
+            },
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return NativeCallback(url=order.request.callback_url, headers=self._signed_headers(body, now), body=body)
+        return NativeCallback(
+            url=order.request.callback_url, headers=self._signed_headers(body, now), body=body
+        )
