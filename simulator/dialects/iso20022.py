@@ -37,13 +37,14 @@ from channels.iso20022 import (
     uetr_for,
 )
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, sign, verify
-from simulator.dialects.base import CallbackEvent, NativeCallback
 from simulator.engine import DuplicateOrder
+from simulator.events import CallbackEvent, NativeCallback
 from simulator.protocol import PayoutRequest, describe_validation_error
 
 if TYPE_CHECKING:
-    from simulator.engine import Engine, Order
+    from simulator.engine import Engine
     from simulator.keys import SimKeys
+    from simulator.orders import Order
 
 log = logging.getLogger("simulator")
 
