@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.config_files import HotFile
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
+from runtime.config_files import HotFile
 from sentinel.catalogue import Catalogue
 from sentinel.contracts import NoticeGivenUp
 from sentinel.links import make_link

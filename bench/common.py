@@ -30,9 +30,9 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from runtime.client import SentinelClient  # noqa: E402
 from sentinel.models import Contact, WithdrawalRequest  # noqa: E402
 from sentinel.settings import Settings  # noqa: E402
-from starter.client import SentinelClient  # noqa: E402
 from starter.devstack import DevStack, Ports  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -14,8 +14,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from channels.base import Channel, withdrawal_id_for
+from runtime.client import SentinelClient
 from sentinel.models import Observation
-from starter.client import SentinelClient
 from store.repo import (
     add_audit,
     count_unmapped,

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
 from gateway import routes_inbox
-from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER, TokenError, is_user_token, verify_user_token
+from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER
 from gateway.deps import db
 from gateway.errors import ApiError
 from gateway.page_auth import PageProblem, check_csrf, current, form, need, secure
@@ -31,6 +31,7 @@ from gateway.views import views
 from gateway.web import PREFIX, WIDGET_PATH, Words, money, pick_locale, problem, render, render_fragment
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
+from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
 from store.repo import get_record, inbox, user_withdrawals
 
 router = APIRouter(include_in_schema=False)

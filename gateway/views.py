@@ -27,11 +27,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.auth import Principal
 from gateway.deps import db
 from gateway.errors import ApiError, rejected_by_temporal
+from runtime.client import SentinelClient
 from sentinel.models import WithdrawalView
 from sentinel.policy import next_step
 from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
 from sentinel.user_view import UserStatusView, for_user
-from starter.client import SentinelClient
 from store.repo import get_record
 from store.tables import WithdrawalRecord
 
