@@ -197,6 +197,7 @@ class NotifyActivities:
         w = notice.withdrawal
         rendered = self._render(notice)
         digest = hashlib.sha256(rendered.text.encode()).hexdigest()
+        fold_until: datetime | None
         if notice.hold_until is not None and self._may_be_batched(notice):
             # deferred to the end of quiet or legal hours: held as batched, so the user's
             # notices released at that same moment fold into one message (the inbox is never held)

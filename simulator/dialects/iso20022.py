@@ -196,7 +196,7 @@ def read_pacs008(body: bytes, callback_url: str | None) -> tuple[PayoutRequest, 
     bookkeeping = {
         "MsgId": _text(header, "MsgId") or e2e,
         "UETR": _text(tx, "PmtId", "UETR") or uetr_for(e2e),
-        "amount": amount_el.text.strip(),  # as sent, with the currency's minor units
+        "amount": (amount_el.text or "").strip(),  # as sent, with the currency's minor units
         "currency": currency,
     }
     return request, bookkeeping
