@@ -42,3 +42,16 @@ def test_the_contracts_name_every_package_of_ours():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
     packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name != "alembic"}
     assert packages == set(config["root_packages"]) == PRODUCT | NEVER
+
+
+def test_docs_architecture_draws_the_layers_of_the_contract():
+    """docs/architecture.md lists the layers exactly as the layers contract states them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    row = "; ".join(" \\| ".join(f"`{p.strip()}`" for p in layer.split("|")) for layer in layers)
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert f"| layers | the diagram, top to bottom: {row} |" in doc
+    for layer in layers:  # and the diagram has a row per layer, in that order
+        assert all(f"│ {p.strip()} " in doc for p in layer.split("|")), layer
+    positions = [doc.index(f"│ {layer.split('|')[0].strip()} ") for layer in layers]
+    assert positions == sorted(positions)
