@@ -13,6 +13,7 @@ those paths with their query (:func:`page_for_link` does the mapping).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
 from gateway import routes_inbox
-from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER, TokenError, is_user_token, verify_user_token
+from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER
 from gateway.deps import db
 from gateway.errors import ApiError
 from gateway.page_auth import PageProblem, check_csrf, current, form, need, secure
@@ -31,6 +32,7 @@ from gateway.views import views
 from gateway.web import PREFIX, WIDGET_PATH, Words, money, pick_locale, problem, render, render_fragment
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
+from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
 from store.repo import get_record, inbox, user_withdrawals
 
 router = APIRouter(include_in_schema=False)
@@ -63,7 +65,10 @@ def track_path(withdrawal_id: str, user_id: str, settings, now: int) -> str:
         now,
         settings.link_ttl_s,
     )
-    return page_for_link(link)
+    page = page_for_link(link)
+    if page is None:  # make_link above builds a link of one of KINDS
+        raise RuntimeError(f"no page for the track link {link}")
+    return page
 
 
 def _verified(request: Request, kind: str) -> dict:
@@ -447,7 +452,7 @@ async def inbox_events(request: Request) -> Response:
 
     async def load():
         messages, unread = await db(inbox, state.engine, session.user_id, 20, 0)
-        data = {"unread": unread, "messages": [_message(m) for m in messages]}
+        data: dict[str, Any] = {"unread": unread, "messages": [_message(m) for m in messages]}
         return (unread, tuple((m["id"], m["read"]) for m in data["messages"])), data
 
     return stream(request, probe, load, event="inbox", until=session.exp)

@@ -38,7 +38,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 def _client():
-    from starter.client import SentinelClient
+    from runtime.client import SentinelClient
 
     return SentinelClient.connect(get_settings())
 
@@ -101,7 +101,7 @@ def up(
 
 
 async def _demo(settings: Settings, stack) -> None:
-    from starter.client import SentinelClient
+    from runtime.client import SentinelClient
     from starter.demo import run_demo
 
     client = await SentinelClient.connect(settings)
@@ -483,7 +483,7 @@ def token_user(
     """Print a signed user token (Authorization: Bearer <token>) for USER_ID."""
     import time
 
-    from gateway.auth import make_user_token
+    from sentinel.user_tokens import make_user_token
 
     s = get_settings()
     try:

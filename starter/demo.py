@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gateway.auth import make_user_token
 from gateway.routes_pages import page_for_link
+from runtime.client import SentinelClient
 from sentinel.links import make_link
 from sentinel.models import Contact, WithdrawalRequest, WithdrawalView
 from sentinel.settings import get_settings
 from sentinel.taxonomy import WithdrawalStatus
-from starter.client import SentinelClient
+from sentinel.user_tokens import make_user_token
 from starter.desk import post_decision
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 
+from runtime.client import SentinelClient
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
-from starter.client import SentinelClient
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
 from store.repo import deliveries_for
