@@ -98,7 +98,7 @@ def _aliyun_reference(method, params, headers, body, secret):
     unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 
     def enc(s):
-        return "".join(c if c in unreserved else "".join("%{:02X}".format(b) for b in c.encode()) for c in s)
+        return "".join(c if c in unreserved else "".join(f"%{b:02X}" for b in c.encode()) for c in s)
 
     query = "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(params.items()))
     names = sorted(k for k in headers if k == "host" or k == "content-type" or k.startswith("x-acs-"))

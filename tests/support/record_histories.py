@@ -21,9 +21,9 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from sentinel.models import ReviewDecision
+from tests.support.common import free_port
 from tests.support.decisions import signed
 from tests.support.scripted_channel import ScriptedChannel
-from tests.support.common import free_port
 from tests.support.smtp import SmtpSink
 from tests.support.temporal import DEV_CONVERTER
 from tests.support.workflow_harness import make_request, make_settings, running

@@ -12,8 +12,8 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from sentinel.settings import DEV_PAYLOAD_KEYS, Settings
 from runtime.codec import converter_for
+from sentinel.settings import DEV_PAYLOAD_KEYS, Settings
 from workflows import search_attributes as sa
 
 #: the data converter of the tests' Temporal clients, workers and replayers: the product's
