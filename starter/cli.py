@@ -51,13 +51,15 @@ def up(
 ) -> None:
     """Start Temporal (SQLite), SMTP, the channel simulator, the gateway and the worker;
     play the demo; keep serving until Ctrl-C; then stop everything that was started."""
+    from sqlalchemy import make_url
+
     from starter.devstack import DevStack
 
     stack = DevStack(
         data_dir=data_dir,
-        env_overrides={
-            "SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml"),
-        },
+        # embedded defaults: the user's own SENTINEL_* settings (environment or .env) win
+        extra_defaults={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")},
+        user_settings_win=True,
     )
     settings = Settings(
         _env_file=None,
@@ -68,6 +70,11 @@ def up(
     try:
         print(
             f"starting Temporal dev server (SQLite {data_dir / 'temporal.db'}), UI http://127.0.0.1:{stack.ports.ui}",
+            flush=True,
+        )
+        print(
+            f"app database: {make_url(stack.database_url()).render_as_string(hide_password=True)}"
+            " (set SENTINEL_DATABASE_URL to use another, e.g. PostgreSQL)",
             flush=True,
         )
         stack.start_all()
