@@ -72,11 +72,13 @@ def up(
             f"starting Temporal dev server (SQLite {data_dir / 'temporal.db'}), UI http://127.0.0.1:{stack.ports.ui}",
             flush=True,
         )
-        print(
-            f"app database: {make_url(stack.database_url()).render_as_string(hide_password=True)}"
-            " (set SENTINEL_DATABASE_URL to use another, e.g. PostgreSQL)",
-            flush=True,
+        db_url = stack.database_url()
+        hint = (
+            " (embedded default; SENTINEL_DATABASE_URL=postgresql+psycopg://... for PostgreSQL)"
+            if db_url == stack.defaults()["SENTINEL_DATABASE_URL"]
+            else " (your SENTINEL_DATABASE_URL)"
         )
+        print(f"app database: {make_url(db_url).render_as_string(hide_password=True)}{hint}", flush=True)
         stack.start_all()
         print(
             f"started: SMTP :{stack.ports.smtp} (mails in {data_dir / 'mail'}), simulator :{stack.ports.simulator},"
