@@ -104,10 +104,10 @@ def _constraints(field: Any) -> list[str]:
         for attr, sign in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
             if getattr(m, attr, None) is not None:
                 out.append(f"{sign} {getattr(m, attr)}")
-        if getattr(m, "min_length", None) is not None:
-            out.append(f"at least {m.min_length} characters")
-        if getattr(m, "max_length", None) is not None:
-            out.append(f"at most {m.max_length} characters")
+        for attr, word in (("min_length", "at least"), ("max_length", "at most")):
+            n = getattr(m, attr, None)
+            if n is not None:
+                out.append(f"{word} {n} character{'' if n == 1 else 's'}")
         if getattr(m, "pattern", None):
             out.append(f"matching `{m.pattern}`")
     return out
