@@ -34,8 +34,8 @@ router = APIRouter(tags=["withdrawals"])
 
 
 class Started(BaseModel):
-    workflow_id: str
-    status_url: str
+    workflow_id: str = Field(description="the Temporal workflow id, withdrawal-<withdrawal_id>")
+    status_url: str = Field(description="where to read the status")
 
 
 class Accepted(BaseModel):

@@ -64,8 +64,10 @@ class UserStatusOut(UserStatusView):
     with where the answer came from. No reviewer names, decision reasons, approvals, risk
     rule details, operator alerts or staff-only timeline events."""
 
-    source: Literal["live", "projection"]
-    as_of: datetime
+    source: Literal["live", "projection"] = Field(
+        description="live: the workflow answered; projection: the app database's copy, as of as_of"
+    )
+    as_of: datetime = Field(description="live: when the workflow answered; projection: its last update")
 
 
 def shown_to(view: StatusOut, who: Principal) -> StatusOut | UserStatusOut:

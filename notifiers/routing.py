@@ -26,10 +26,12 @@ consecutive retryable failures, lets one trial request through after ``cooldown_
 (half-open), closes on a success and opens again on a failure. The clock is injectable.
 
 A *timeout after the request was sent* is ambiguous: the provider may have accepted the
-message. Failing over then risks a second SMS; not failing over risks none. For a payout
-exception a duplicate is the lesser harm, so the chain fails over by default
-(``failover_on_ambiguous=True``); both copies carry the same notice key (Aliyun ``OutId``,
-Tencent ``SessionContext``, Twilio callback URL), so receipts show the duplicate.
+message. Failing over then risks a second SMS; not failing over risks none. Exactly once
+wins, so by default the chain does not fail over on it: it raises the retryable
+:class:`AmbiguousDeliveryError`, the activity retries on the same route, and after
+``failure_threshold`` such failures the breaker opens and the next provider takes the
+traffic. ``failover_on_ambiguous=True`` fails over at once instead (a duplicate then carries
+the same notice key: Aliyun ``OutId``, Tencent ``SessionContext``, Twilio callback URL).
 
 The module also holds the HTTP helpers the provider modules share (``http_request``,
 ``status_is_retryable``): a timeout, a refused connection, 408/425/429 and 5xx are
@@ -234,7 +236,7 @@ class ProviderChain(Notifier):
         failure_threshold: int = 5,
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        failover_on_ambiguous: bool = True,
+        failover_on_ambiguous: bool = False,
         on_attempt: Callable[[NoticeRequest, Attempt], None] | None = None,
     ):
         names = [p.provider for p in providers]

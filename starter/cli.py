@@ -51,13 +51,15 @@ def up(
 ) -> None:
     """Start Temporal (SQLite), SMTP, the channel simulator, the gateway and the worker;
     play the demo; keep serving until Ctrl-C; then stop everything that was started."""
+    from sqlalchemy import make_url
+
     from starter.devstack import DevStack
 
     stack = DevStack(
         data_dir=data_dir,
-        env_overrides={
-            "SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml"),
-        },
+        # embedded defaults: the user's own SENTINEL_* settings (environment or .env) win
+        extra_defaults={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")},
+        user_settings_win=True,
     )
     settings = Settings(
         _env_file=None,
@@ -70,6 +72,13 @@ def up(
             f"starting Temporal dev server (SQLite {data_dir / 'temporal.db'}), UI http://127.0.0.1:{stack.ports.ui}",
             flush=True,
         )
+        db_url = stack.database_url()
+        hint = (
+            " (embedded default; SENTINEL_DATABASE_URL=postgresql+psycopg://... for PostgreSQL)"
+            if db_url == stack.defaults()["SENTINEL_DATABASE_URL"]
+            else " (your SENTINEL_DATABASE_URL)"
+        )
+        print(f"app database: {make_url(db_url).render_as_string(hide_password=True)}{hint}", flush=True)
         stack.start_all()
         print(
             f"started: SMTP :{stack.ports.smtp} (mails in {data_dir / 'mail'}), simulator :{stack.ports.simulator},"
@@ -278,9 +287,7 @@ def review_list(
         limit=limit,
     )
     for r in rows:
-        since = (
-            r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
-        )
+        since = r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
         age = int((now - since).total_seconds()) if since else None
         if as_json:
             print(
@@ -556,47 +563,10 @@ def migrate(revision: str = typer.Argument("head", help="target revision")) -> N
     engine.dispose()
 
 
-SETTINGS_DOC_HEAD = """# Configuration
-
-All settings live in one typed object, `sentinel/settings.py` (pydantic-settings). Each is read
-from an environment variable `SENTINEL_<NAME>` or from a `.env` file in the working directory;
-`python -m starter settings` prints the values in force (secrets hidden). This page is generated
-by `python -m starter settings --markdown > docs/configuration.md`; a test keeps it complete.
-
-Operators change behaviour that must move without a code change in data files instead:
-`config/delays.yaml` (delay thresholds, grace, polling per channel and bank), `config/risk_rules.yaml`
-(risk rules, R12), `config/notice_policy.yaml` (severity and channels), `sentinel/codes/*.yaml` (the
-error-code catalogue, docs/error-codes.md) and `sentinel/templates/*.yaml` (notice wording,
-docs/notices.md). The YAML files under `config/` are re-read when they change; an invalid edit is
-refused and the previous version stays in force.
-
-| variable | default | meaning |
-|---|---|---|
-"""
-
-SETTINGS_DOC_TAIL = """
-Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_USER_TOKEN_SECRET`,
-`SENTINEL_PAYLOAD_KEYS`, `SENTINEL_DECISION_SIGNING_KEY`; and `SENTINEL_DECISION_PUBLIC_KEYS`, which
-must not trust the development key) and the
-API keys file (`SENTINEL_API_KEYS_FILE`, default `config/api_keys.dev.yaml`) have public development
-defaults so that `make run` works out of the box. They are accepted only with `SENTINEL_DEV_MODE=1`
-(which `make run`, the dev stack and the tests set): without it the gateway and the worker refuse to
-start and name every setting that still holds a development value. Production sets them from a
-secret store (see docs/deployment.md). Secrets never appear in logs or workflow history.
-"""
-
-
 def settings_markdown() -> str:
-    rows = []
-    for name, f in Settings.model_fields.items():
-        d = f.get_default(call_default_factory=True)
-        if hasattr(d, "get_secret_value"):
-            d = "(secret) " + d.get_secret_value()
-        elif isinstance(d, (list, dict)):
-            d = json.dumps(d)  # as the environment variable takes it
-        d = str(d).replace(str(ROOT) + "/", "")
-        rows.append(f"| `SENTINEL_{name.upper()}` | `{d}` | {f.description} |")
-    return SETTINGS_DOC_HEAD + "\n".join(rows) + "\n" + SETTINGS_DOC_TAIL
+    from starter.docs_gen import settings_markdown as generate
+
+    return generate()
 
 
 @app.command()
@@ -606,6 +576,22 @@ def settings(markdown: bool = typer.Option(False, help="print the documentation 
         print(settings_markdown(), end="")
         return
     print(json.dumps(get_settings().model_dump(mode="json"), indent=2, default=str))
+
+
+@app.command()
+def docs(
+    check: bool = typer.Option(False, help="only compare; exit 1 when a generated doc is stale"),
+) -> None:
+    """Regenerate docs/configuration.md and the field tables of docs/gateway.md (issue #12)."""
+    from starter.docs_gen import stale, write
+
+    if check:
+        paths = stale()
+        for path in paths:
+            print(f"stale: {path.relative_to(ROOT)} (run: python -m starter docs)")
+        raise typer.Exit(1 if paths else 0)
+    for path in write():
+        print(f"rewrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Determinism: recorded histories (tests/workflows/histories/*.json) still replay on the current
 workflow code. A change that would break running workflows fails here; guard it with
-``workflow.patched()`` (temporal-notes.md) or, once no old workflow runs, re-record with
+``workflow.patched()`` (docs/reference/temporal-notes.md) or, once no old workflow runs, re-record with
 ``python -m tests.support.record_histories``. R33."""
 
 from __future__ import annotations
