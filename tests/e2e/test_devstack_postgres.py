@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.client import SentinelClient
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings
 from sentinel.taxonomy import WithdrawalStatus
-from runtime.client import SentinelClient
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
 from store.repo import deliveries_for
