@@ -20,7 +20,16 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
 from gateway import routes_inbox
-from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER, TokenError, is_user_token, verify_user_token
+from gateway.auth import (
+    OPERATOR,
+    REVIEWER,
+    ROLES,
+    SUPERVISOR,
+    USER,
+    TokenError,
+    is_user_token,
+    verify_user_token,
+)
 from gateway.deps import db
 from gateway.errors import ApiError
 from gateway.page_auth import PageProblem, check_csrf, current, form, need, secure
@@ -28,7 +37,18 @@ from gateway.page_progress import marker, owner, progress_context, user_view
 from gateway.page_streams import stream
 from gateway.sessions import COOKIE, PRE_CSRF_COOKIE, new_pre_csrf, pre_csrf_ok
 from gateway.views import views
-from gateway.web import PREFIX, WIDGET_PATH, Words, money, pick_locale, problem, render, render_fragment
+from gateway.web import (
+    LANG_COOKIE,
+    LOCALES,
+    PREFIX,
+    WIDGET_PATH,
+    Words,
+    money,
+    pick_locale,
+    problem,
+    render,
+    render_fragment,
+)
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
 from store.repo import get_record, inbox, user_withdrawals
@@ -191,6 +211,8 @@ def signin_page(
         failed=failed,
         next=next_path,
         signed_out=signed_out,
+        signin_action=path,
+        signin_title="ops_signin_title" if path.startswith(PREFIX + "/ops") else "review_signin_title",
     )
     response.set_cookie(
         PRE_CSRF_COOKIE,
@@ -301,16 +323,32 @@ def _credential(request: Request, credential: str) -> tuple[str, str, int | None
     return found.name, found.role, None
 
 
+@router.get(PREFIX + "/lang/{locale}")
+async def set_language(request: Request, locale: str) -> Response:
+    """The language switch of every page: a session cookie (no expiry: kept until the browser
+    closes) that wins over the withdrawal's own language and the browser's; then back to the
+    page (a page of this gateway only). Changing the language changes nothing else, so a
+    plain link is enough (no CSRF token needed)."""
+    if locale not in LOCALES:
+        raise PageProblem("notfound", 404)
+    response = RedirectResponse(_local_next(request.query_params.get("next")), status_code=303)
+    response.set_cookie(
+        LANG_COOKIE, locale, httponly=True, samesite="lax", secure=secure(request), path=PREFIX
+    )
+    return response
+
+
 @router.post(PREFIX + "/signout")
 async def signout(request: Request) -> Response:
     session = current(request)
     if session is not None:
         check_csrf(request, session, await form(request))
         request.app.state.sessions.end(session, request.app.state.clock())
-    console = session is not None and session.role in (REVIEWER, SUPERVISOR)
-    response = RedirectResponse(
-        PREFIX + ("/review/signin?out=1" if console else "/signin?out=1"), status_code=303
+    role = session.role if session is not None else USER
+    back = {REVIEWER: "/review/signin", SUPERVISOR: "/review/signin", OPERATOR: "/ops/signin"}.get(
+        role, "/signin"
     )
+    response = RedirectResponse(PREFIX + back + "?out=1", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response
 
