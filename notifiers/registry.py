@@ -163,7 +163,7 @@ def build_provider_notifiers(
         _check_templates(settings, data)
     push = _push_providers(settings, engine) if engine is not None else []
     breaker = data.get("breaker") or {}
-    options = dict(
+    options: dict[str, Any] = dict(
         failure_threshold=int(breaker.get("failure_threshold", 5)),
         cooldown_s=parse_duration(breaker.get("cooldown", 30)),
         # A timeout after the request left may mean the first provider did send: failing over
