@@ -11,6 +11,8 @@ production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digi
 - ``UnmappedCode``: channel answers the code catalogue does not know, counted, for operators.
 - ``DeviceToken``: the push addresses (FCM tokens, JPush registration ids) of each user's app.
 - ``WithdrawalEvent``: the exception event record (R27), append-only: what the analysis reads.
+- ``ProviderBreaker``: the last known circuit-breaker state of each notice provider in each
+  worker (written by the worker when a breaker opens or closes), for the operations console.
 
 The schema is created and changed by the Alembic migrations in ``alembic/versions``
 (``store.db.migrate``); a change here needs a new migration (tests/store/test_migrations.py
@@ -235,3 +237,22 @@ class WithdrawalEvent(SQLModel, table=True):
     )
     stage: str | None = Field(default=None, max_length=32)
     rung: int | None = Field(default=None, description="notice: escalation rung (0: the first notice)")
+
+
+class ProviderBreaker(SQLModel, table=True):
+    """A snapshot of one worker's circuit breaker of one notice provider (notifiers/routing.py),
+    written when it opens or closes (store/ops_health.py). The breaker itself lives in the
+    worker's memory; this row is what the operations console can read (R34)."""
+
+    __tablename__ = "provider_breaker"
+    __table_args__ = (UniqueConstraint("channel", "provider", "worker", name="uq_provider_breaker"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16, description="sms, voice, push")
+    provider: str = Field(max_length=32)
+    worker: str = Field(max_length=64, description="host:pid of the worker process")
+    state: str = Field(max_length=16, description="open or closed")
+    failures: int = 0
+    opened_at: datetime | None = None
+    cooldown_s: float = 30.0
+    updated_at: datetime = Field(default_factory=utcnow)

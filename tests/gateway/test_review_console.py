@@ -91,6 +91,7 @@ def test_dev_accounts_are_argon2_hashes_that_verify_only_their_own_password():  
         ("alice", "reviewer"),
         ("bob", "reviewer"),
         ("carol", "supervisor"),
+        ("dave", "operator"),
     }
     for name, password in DEV_REVIEWER_PASSWORDS.items():
         assert accounts[name].password_hash.startswith("$argon2id$")
@@ -105,7 +106,7 @@ def test_dev_accounts_are_argon2_hashes_that_verify_only_their_own_password():  
 @pytest.mark.parametrize(
     "entry, problem",
     [
-        ({"name": "eve", "role": "operator", "password_hash": "$argon2id$x"}, "role"),
+        ({"name": "eve", "role": "payment-service", "password_hash": "$argon2id$x"}, "role"),
         ({"name": "eve", "role": "reviewer", "password_hash": "hunter2"}, "not an argon2 hash"),
         ({"name": "eve", "role": "reviewer"}, "exactly"),
         ({"name": "Eve Smith", "role": "reviewer", "password_hash": "$argon2id$x"}, "lower-case"),

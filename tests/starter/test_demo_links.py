@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from gateway.auth import KeyStore
 from gateway.reviewers import Reviewers
 from sentinel.links import make_link, verify_link
-from starter.demo import DEV_OPERATOR_KEY, DEV_REVIEWERS, newest_link, pages_help, progress_url
+from starter.demo import DEV_OPERATOR, DEV_OPERATOR_KEY, DEV_REVIEWERS, newest_link, pages_help, progress_url
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = "http://127.0.0.1:8000"
@@ -54,6 +54,9 @@ def test_pages_help_names_each_console_and_sign_ins_that_really_work():
         assert f"{name} / {password} ({role})" in text
         assert reviewers.verify(name, password).role == role
     assert DEV_OPERATOR_KEY in text
+    name, role, password = DEV_OPERATOR
+    assert f"{GATEWAY}/pages/ops/signin  - {name} / {password} ({role})" in text
+    assert reviewers.verify(name, password).role == role == "operator"
     assert KeyStore(ROOT / "config" / "api_keys.dev.yaml").lookup(DEV_OPERATOR_KEY).role == "operator"
 
 
