@@ -7,6 +7,7 @@ from collections.abc import Callable
 from activities.channel import ChannelActivities
 from activities.config_files import HotFile
 from activities.notify import NotifyActivities
+from activities.outage import OutageActivities
 from activities.reviews import ReviewActivities
 from activities.tracking import TrackingActivities
 from channels.registry import build_channels
@@ -17,6 +18,7 @@ from notifiers.registry import build_provider_notifiers
 from sentinel.catalogue import default_catalogue
 from sentinel.decision_tokens import parse_public_keys
 from sentinel.notice_policy import load_notice_policy
+from sentinel.outage import load_outage_config
 from sentinel.policy import validate_delays_document
 from sentinel.render import Brand
 from sentinel.risk import load_ruleset
@@ -65,6 +67,16 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         link_ttl_s=settings.link_ttl_s,
         notice_policy=notice_policy,
     )
+    outage = OutageActivities(
+        engine,
+        notifiers,
+        HotFile(settings.outage_file, load_outage_config),
+        support_phone=settings.support_phone,
+        app_base_url=settings.app_base_url,
+        link_secret=settings.link_secret.get_secret_value(),
+        link_ttl_s=settings.link_ttl_s,
+        brand=Brand(settings.brand_name, settings.brand_name_zh, settings.sms_link),
+    )
     return [
         tracking.init_tracking,
         tracking.record_progress,
@@ -74,4 +86,8 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         notify.give_up_notice,
         reviews.record_decision,
         reviews.current_decision_keys,
+        outage.outage_observe,
+        outage.outage_fired,
+        outage.outage_heads_up,
+        outage.outage_resolved,
     ]

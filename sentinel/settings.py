@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     risk_rules_file: Path = Field(
         ROOT / "config" / "risk_rules.yaml", description="risk rules (R12), re-read on change"
     )
+    outage_file: Path = Field(
+        ROOT / "config" / "outage.yaml",
+        description="outage detection thresholds (issue #14), re-read at each evaluation",
+    )
 
     # Channels: the generic bank protocol (also spoken by the simulator)
     channel_base_url: str = Field(

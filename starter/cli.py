@@ -76,6 +76,8 @@ def up(
             f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}",
             flush=True,
         )
+        asyncio.run(_outage_watch(settings))
+        print("outage watch running (workflow id outage-watch, config/outage.yaml)", flush=True)
         if demo:
             asyncio.run(_demo(settings, stack))
         from starter.demo import pages_help, scenarios
@@ -98,6 +100,13 @@ def up(
         print("stopping ...", flush=True)
         stack.stop()
         print("stopped", flush=True)
+
+
+async def _outage_watch(settings: Settings) -> None:
+    from starter.client import connect
+    from starter.outage_watch import ensure_outage_watch
+
+    await ensure_outage_watch(await connect(settings), settings)
 
 
 async def _demo(settings: Settings, stack) -> None:
@@ -278,9 +287,7 @@ def review_list(
         limit=limit,
     )
     for r in rows:
-        since = (
-            r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
-        )
+        since = r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
         age = int((now - since).total_seconds()) if since else None
         if as_json:
             print(
