@@ -89,6 +89,16 @@ def incident_for(engine: Engine, bank_code: str, channel: str) -> OutageIncident
         return session.exec(stmt).first()
 
 
+def incident_for_withdrawal(engine: Engine, withdrawal_id: str) -> OutageIncident | None:
+    """The firing incident of the bank and channel of this withdrawal while it is open (the
+    banner of its progress page), if any."""
+    with Session(engine) as session:
+        record = session.get(WithdrawalRecord, withdrawal_id)
+        if record is None or record.status in FINAL_STATUSES:
+            return None
+    return incident_for(engine, record.bank_code, record.channel)
+
+
 def untold_affected(
     engine: Engine, incident_id: str, bank_code: str, channel: str, limit: int
 ) -> dict[str, list[WithdrawalRecord]]:
