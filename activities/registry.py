@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from activities.channel import ChannelActivities
 from activities.config_files import HotFile
+from activities.eta import EtaSource, load_eta_config
 from activities.notify import NotifyActivities
 from activities.outage import OutageActivities
 from activities.reviews import ReviewActivities
@@ -52,7 +53,10 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
     channels = channels or build_channels(settings, catalogue)
     risk_rules = HotFile(settings.risk_rules_file, load_ruleset)
     decision_keys = parse_public_keys(settings.decision_public_keys)  # a bad list stops the worker at start
-    tracking = TrackingActivities(engine, delays, notice_policy, risk_rules, sorted(notifiers), decision_keys)
+    eta = EtaSource(engine, HotFile(settings.eta_file, load_eta_config))
+    tracking = TrackingActivities(
+        engine, delays, notice_policy, risk_rules, sorted(notifiers), decision_keys, eta=eta
+    )
     reviews = ReviewActivities(engine, decision_keys)
     channel = ChannelActivities(channels, settings.callback_base_url, engine)
     notify = NotifyActivities(

@@ -1,17 +1,17 @@
 """Outage detection (issue #14 item 3, R27): pure. Per (bank, channel), the failure rate and
 the delay ("slow") rate in a recent sliding window against the same key's own baseline (a
-longer window just before it), with an exact one-sided test (Fisher's, of the window against the baseline) and minimum counts, so
-noise does not fire. Incidents follow Alertmanager's lifecycle: a key whose test holds for
-``fire_after`` evaluations in a row fires ONE incident (both signals of a key are grouped in
-it, and it is inhibited from firing again while it fires); it resolves when every signal
-that fired has recovered for ``resolve_after`` evaluations in a row (hysteresis: firing
-needs p <= ``alpha``, recovery needs p > ``resolve_alpha`` against the baseline frozen at
-firing). Definitions and the stated detection time are in docs/analysis.md; thresholds are
-data (config/outage.yaml, ``load_outage_config``).
+longer window just before it), with an exact one-sided test (Fisher's, of the window against
+the baseline) and minimum counts, so noise does not fire. Incidents follow Alertmanager's
+lifecycle: a key whose test holds for ``fire_after`` evaluations in a row fires ONE incident
+(both signals of a key are grouped in it, and it is inhibited from firing again while it
+fires); it resolves when every signal that fired has recovered for ``resolve_after``
+evaluations in a row (hysteresis: firing needs p <= ``alpha``, recovery needs p >
+``resolve_alpha`` against the baseline frozen at firing). Definitions and the stated
+detection time are in docs/analysis.md; thresholds are data (config/outage.yaml,
+``load_outage_config``).
 
 The module imports nothing but the standard library and sentinel.analysis (dataclasses of
-plain values), so the outage-watch workflow runs ``step`` inside its sandbox.
-"""
+plain values), so the outage-watch workflow runs ``step`` inside its sandbox."""
 
 from __future__ import annotations
 

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         ROOT / "config" / "outage.yaml",
         description="outage detection thresholds (issue #14), re-read at each evaluation",
     )
+    eta_file: Path = Field(
+        ROOT / "config" / "eta.yaml",
+        description="the ETA of delay notices from past arrivals (R24), re-read on change",
+    )
 
     # Channels: the generic bank protocol (also spoken by the simulator)
     channel_base_url: str = Field(
