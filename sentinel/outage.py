@@ -471,8 +471,8 @@ def step(
     for c in counts:
         if c.key in firing_keys:
             continue
-        verdicts = {sig: significance(c.recent(sig), c.baseline(sig), cfg) for sig in SIGNALS}
-        hot = {s: v for s, v in verdicts.items() if v.significant}
+        tests = {sig: significance(c.recent(sig), c.baseline(sig), cfg) for sig in SIGNALS}
+        hot = {s: v for s, v in tests.items() if v.significant}
         if not hot:
             continue
         streak = state.pending.get(c.key, 0) + 1
