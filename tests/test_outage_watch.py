@@ -22,7 +22,7 @@ from store.events import append_event
 from store.incidents import get_incident, incident_for, told_users
 from store.repo import record_withdrawal
 from store.tables import InboxMessage, NoticeDelivery, WithdrawalEvent
-from tests.workflow_harness import make_request, make_settings
+from tests.workflow_harness import eventually, make_request, make_settings
 from workflows.outage_watch import OutageWatchWorkflow, WatchInput
 
 WATCH = {
@@ -110,21 +110,32 @@ async def test_an_outage_fires_once_tells_each_user_once_and_resolves(ts_env, tm
         handle = await ts_env.client.start_workflow(
             OutageWatchWorkflow.run, WatchInput(max_evaluations=70), id=f"outage-{tq}", task_queue=tq
         )
+
+        async def fired():
+            assert incident_for(engine, "ICBC", "generic") is not None
+            assert {n.user_id for n in told_users(engine, incident_for(engine, "ICBC", "generic").id)} == {
+                "u1",
+                "u2",
+            }
+
+        await eventually(fired, 20)  # the first evaluation runs at once (no timer before it)
+        # a withdrawal started while the incident fires: its user is told at the next evaluation
+        record_withdrawal(engine, make_request("ICBC-late", created_at=now, user_id="u5"), "SUBMITTED", 600)
         result = await handle.result()
     assert result.evaluations == 70
     assert len(result.fired) == 1 and result.fired == result.resolved and result.firing == []
     incident = get_incident(engine, result.fired[0])
     assert incident.bank_code == "ICBC" and incident.channel == "generic" and incident.signals == "failure"
     assert incident.resolved_at is not None and incident_for(engine, "ICBC", "generic") is None
-    assert {n.user_id for n in told_users(engine, incident.id)} == {"u1", "u2"}
-    assert {n.user_id for n in told_users(engine, incident.id, "resolved")} == {"u1", "u2"}
+    assert {n.user_id for n in told_users(engine, incident.id)} == {"u1", "u2", "u5"}
+    assert {n.user_id for n in told_users(engine, incident.id, "resolved")} == {"u1", "u2", "u5"}
     with Session(engine) as session:
         inbox = list(session.exec(select(InboxMessage).where(InboxMessage.key.like("outage/%"))))
         deliveries = list(session.exec(select(NoticeDelivery).where(NoticeDelivery.key.like("outage/%"))))
     by_user = {}
     for m in inbox:
         by_user.setdefault(m.user_id, []).append(m)
-    assert sorted(by_user) == ["u1", "u2"]
+    assert sorted(by_user) == ["u1", "u2", "u5"]
     for user, messages in by_user.items():
         heads_up = [m for m in messages if "/heads_up/" in m.key]
         resolved = [m for m in messages if "/resolved/" in m.key]
@@ -169,3 +180,19 @@ async def test_the_watch_continues_as_new_and_carries_a_firing_incident(ts_env, 
     incident_id = alerts[0].key.split("/")[1]
     assert get_incident(engine, incident_id).resolved_at is not None
     assert len(told_users(engine, incident_id)) == 2
+
+
+async def test_the_dev_stack_starts_one_watch_idempotently(ts_env, tmp_path, smtp_server):
+    """``make run`` starts the watch under its fixed id; a second start finds the running one."""
+    from starter.outage_watch import ensure_outage_watch
+    from workflows.outage_watch import WORKFLOW_ID
+
+    settings = settings_for(tmp_path, smtp_server.port)
+    settings = settings.model_copy(update={"task_queue": f"tq-{uuid.uuid4().hex[:8]}"})
+    async with watch_worker(ts_env, settings, settings.task_queue):
+        first = await ensure_outage_watch(ts_env.client, settings)
+        second = await ensure_outage_watch(ts_env.client, settings)
+        assert first and first == second
+        desc = await ts_env.client.get_workflow_handle(WORKFLOW_ID).describe()
+        assert desc.run_id == first and desc.workflow_type == "OutageWatch"
+        await ts_env.client.get_workflow_handle(WORKFLOW_ID).terminate("test finished")
