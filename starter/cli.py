@@ -620,8 +620,8 @@ Operators change behaviour that must move without a code change in data files in
 (risk rules, R12), `config/notice_policy.yaml` (severity and channels), `config/outage.yaml` (outage
 detection, docs/analysis.md), `config/eta.yaml` (the ETA of delay notices from past arrivals, R24),
 `sentinel/codes/*.yaml` (the error-code catalogue, docs/error-codes.md) and `sentinel/templates/*.yaml`
-(notice wording, docs/notices.md). The YAML files under `config/` are re-read when they change; an invalid edit is
-refused and the previous version stays in force.
+(notice wording, docs/notices.md). The YAML files under `config/` are re-read when they change; an
+invalid edit is refused and the previous version stays in force.
 
 | variable | default | meaning |
 |---|---|---|
