@@ -58,6 +58,7 @@ from gateway.web import (
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
 from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
+from store.incidents import incident_for_withdrawal
 from store.repo import get_record, inbox, user_withdrawals
 
 router = APIRouter(include_in_schema=False)
@@ -131,7 +132,10 @@ async def _progress(request: Request, kind: str) -> Response:
     state = request.app.state
     session = current(request)
     own = session if session is not None and session.role == USER and session.user_id == uid else None
-    context = progress_context(view, Words(locale), state.settings, int(state.clock()))
+    incident = await db(incident_for_withdrawal, state.engine, wid)
+    context = progress_context(
+        view, Words(locale), state.settings, int(state.clock()), incident.bank_code if incident else None
+    )
     return render(
         request,
         "progress.html",
@@ -181,8 +185,10 @@ async def track_events(request: Request) -> Response:
             view = await user_view(views(request), wid, uid)
         except ApiError:
             return None  # keep what the page shows; the next change is sent
-        context = progress_context(view, Words(locale), state.settings, int(state.clock()))
-        return marker(view), {
+        incident = await db(incident_for_withdrawal, state.engine, wid)
+        bank = incident.bank_code if incident else None
+        context = progress_context(view, Words(locale), state.settings, int(state.clock()), bank)
+        return (*marker(view), bank), {
             "status": view.status.value,
             "html": render_fragment("_progress.html", locale, **context),
         }
