@@ -28,8 +28,9 @@ from sentinel.links import make_link
 from sentinel.locales import template_locale
 from sentinel.models import DeliveryResult, NoticeRequest
 from sentinel.notice_policy import load_notice_policy
-from sentinel.render import Brand, DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
+from sentinel.render import Brand, DigestItem, RenderedNotice, render_digest, render_notice
 from sentinel.taxonomy import Stage
+from sentinel.template_files import link_kind_for
 from store.repo import (
     COMMITTING,
     claim_delivery,

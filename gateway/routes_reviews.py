@@ -46,7 +46,7 @@ DESK = (REVIEWER, SUPERVISOR, OPERATOR)
 @lru_cache(maxsize=1)
 def known_documents() -> frozenset[str]:
     """Documents a reviewer may ask for: those every locale's templates can name."""
-    from sentinel.render import LOCALES, load_templates
+    from sentinel.template_files import LOCALES, load_templates
 
     names = [set(load_templates(locale).doc.documents) for locale in LOCALES]
     return frozenset(set.intersection(*names)) if names else frozenset()

@@ -46,8 +46,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from notifiers.base import DeliveryError, Notifier
 from notifiers.routing import http_request, json_body, status_is_retryable
+from sentinel.formatting import format_amount
 from sentinel.models import NoticeRequest
-from sentinel.render import RenderedNotice, format_amount
+from sentinel.render import RenderedNotice
 from sentinel.taxonomy import Severity
 
 PROVIDER = "fcm"

@@ -36,10 +36,12 @@ import httpx
 from notifiers.base import DeliveryError, Notifier
 from notifiers.routing import http_request, json_body, status_is_retryable
 from notifiers.signing_aliyun import sign_request
+from sentinel.formatting import speak_digits
 from sentinel.locales import template_locale
 from sentinel.models import NoticeRequest
-from sentinel.render import RenderedNotice, speak_digits, template_id_for
+from sentinel.render import RenderedNotice
 from sentinel.taxonomy import WithdrawalStatus
+from sentinel.template_files import template_id_for
 
 PROVIDER = "aliyun"
 SMS_ENDPOINT = "https://dysmsapi.aliyuncs.com"

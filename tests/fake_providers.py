@@ -34,8 +34,10 @@ from notifiers.sms_tencent import TencentSmsConfig, TencentSmsNotifier
 from notifiers.sms_twilio import TwilioConfig
 from sentinel.links import make_link
 from sentinel.models import Contact, NoticeRequest, WithdrawalRequest
-from sentinel.render import RenderedNotice, canonical_status, link_kind_for, render_notice
+from sentinel.render import RenderedNotice, render_notice
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage
+from sentinel.template_files import link_kind_for
+from sentinel.template_lint import canonical_status
 from tests.local_server import serve
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -193,9 +195,7 @@ class FakeAliyun(Fake):
         if headers.get("x-acs-content-sha256") != hashlib.sha256(body).hexdigest():
             return "ContentSHA256NotMatched"
         try:
-            when = datetime.strptime(headers.get("x-acs-date", ""), "%Y-%m-%dT%H:%M:%SZ").replace(
-                tzinfo=UTC
-            )
+            when = datetime.strptime(headers.get("x-acs-date", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
             return "InvalidTimeStamp.Format"
         if not _skew_ok(when, 15 * 60):

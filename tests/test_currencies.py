@@ -10,7 +10,7 @@ import pytest
 
 from channels import iso20022, stripe
 from sentinel.currencies import ISO4217_MINOR_UNITS, display_places, minor_units
-from sentinel.render import format_amount
+from sentinel.formatting import format_amount
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from sentinel.links import make_link
 from sentinel.locales import normalise_locale, template_locale
 from sentinel.models import NoticeRequest, WithdrawalRequest
-from sentinel.render import link_kind_for, render_notice, template_id_for
+from sentinel.render import render_notice
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from sentinel.template_files import link_kind_for, template_id_for
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 

@@ -16,7 +16,8 @@ import yaml
 
 from sentinel.models import Contact
 from sentinel.notice_policy import load_notice_policy
-from sentinel.render import DigestItem, fits_one_sms, render_digest
+from sentinel.render import DigestItem, render_digest
+from sentinel.sms_sizing import fits_one_sms
 from sentinel.taxonomy import Severity, Stage
 from store.db import engine_for
 from store.repo import deliveries_for
