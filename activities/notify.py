@@ -31,22 +31,19 @@ from sentinel.notice_policy import load_notice_policy
 from sentinel.render import Brand, DigestItem, RenderedNotice, render_digest, render_notice
 from sentinel.taxonomy import Stage
 from sentinel.template_files import link_kind_for
-from store.repo import (
+from store.deliveries import (
     COMMITTING,
     claim_delivery,
     delivery_status,
-    finish_batch,
     finish_delivery,
     give_up_delivery,
     handed_providers,
-    lead_batch,
     mark_committing,
     mark_handed,
     recent_notices,
-    record_batched,
     record_suppressed,
-    withdrawal_statuses,
 )
+from store.delivery_batches import finish_batch, lead_batch, record_batched, withdrawal_statuses
 from store.tables import NoticeDelivery, WithdrawalEvent
 
 

@@ -16,8 +16,8 @@ from gateway.auth import OPERATOR, SUPERVISOR
 from gateway.deps import db
 from gateway.page_auth import need
 from gateway.web import PREFIX, pick_locale, render
+from store.callbacks import parked_callbacks, unmapped_codes
 from store.ops_counts import open_counts
-from store.repo import parked_callbacks, unmapped_codes
 
 router = APIRouter(include_in_schema=False)
 

@@ -31,12 +31,13 @@ from gateway.views import views
 from gateway.web import PREFIX, WIDGET_PATH, Words, money, pick_locale, problem, render, render_fragment
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
-from store.repo import get_record, inbox, user_withdrawals
+from store.inbox import inbox
+from store.withdrawals import get_record, user_withdrawals
 
 router = APIRouter(include_in_schema=False)
 
 PERIODS = {"7": 7, "30": 30, "90": 90}
-#: the records page filters the user's newest rows in memory (store/repo.py user_withdrawals)
+#: the records page filters the user's newest rows in memory (store/withdrawals.py user_withdrawals)
 RECORDS_SCAN = 500
 RECORDS_PAGE = 20
 INBOX_PAGE = 50

@@ -36,7 +36,7 @@ from gateway.deps import db
 from gateway.errors import ApiError, responses
 from notifiers.sms_twilio import verify_signature
 from sentinel import safe_json
-from store.repo import delivery_receipt
+from store.deliveries import delivery_receipt
 
 log = logging.getLogger(__name__)
 

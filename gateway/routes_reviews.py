@@ -36,7 +36,8 @@ from sentinel.decision_tokens import sign_decision
 from sentinel.models import NoCard, ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from starter.client import DecisionRefused, FourEyesViolation, NotAwaitingReview, SentinelClient
-from store.repo import add_audit, assign_review, audit_for, get_record, review_queue_page, risk_hits_for
+from store.reviews import add_audit, assign_review, audit_for, review_queue_page, risk_hits_for
+from store.withdrawals import get_record
 
 router = APIRouter(tags=["review desk"])
 

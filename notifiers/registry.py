@@ -1,7 +1,7 @@
 """Builds the provider-backed notice channels (sms, voice, push) from the settings
 (credentials) and ``config/providers.yaml`` (routes, sign names, templates): one
 ``ProviderChain`` per channel, with region routing, failover and a circuit breaker per
-provider. Push reaches the device tokens the app registered (``store.repo.register_device``);
+provider. Push reaches the device tokens the app registered (``store.devices.register_device``);
 a token the provider reports dead is marked invalid."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _secret(value) -> str:
 
 
 def _push_providers(settings: Settings, engine) -> list[Notifier]:
-    from store.repo import device_tokens, forget_device
+    from store.devices import device_tokens, forget_device
 
     push: list[Notifier] = []
     if settings.fcm_service_account_file:

@@ -263,7 +263,7 @@ def review_list(
     """The review queue, oldest first (from the withdrawal records)."""
     from datetime import datetime
 
-    from store.repo import review_queue_page
+    from store.reviews import review_queue_page
 
     now = datetime.now(UTC)
     rows, total = review_queue_page(
@@ -278,9 +278,7 @@ def review_list(
         limit=limit,
     )
     for r in rows:
-        since = (
-            r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
-        )
+        since = r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
         age = int((now - since).total_seconds()) if since else None
         if as_json:
             print(
@@ -414,7 +412,7 @@ def parked_list(
     limit: int = typer.Option(50, min=1, max=500),
 ) -> None:
     """Parked callbacks: undelivered (the withdrawal is not tracked) or late (after tracking ended)."""
-    from store.repo import parked_callbacks
+    from store.callbacks import parked_callbacks
 
     try:
         rows, total = parked_callbacks(_engine(), state, limit, 0)
@@ -454,7 +452,7 @@ def parked_redeliver(
 def unmapped(limit: int = typer.Option(50, min=1, max=500)) -> None:
     """Answers the code catalogue does not map (R26), most recent first: add each one to
     sentinel/codes/<source>.yaml (docs/error-codes.md) so the next one is classified."""
-    from store.repo import unmapped_codes
+    from store.callbacks import unmapped_codes
 
     rows, total = unmapped_codes(_engine(), limit, 0)
     if rows:

@@ -22,7 +22,7 @@ from sentinel.signing import SIGNATURE_HEADER, sign
 from starter.client import SentinelClient
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.conftest import free_port
 
 DEV_SECRET = "dev-channel-secret"

@@ -21,16 +21,10 @@ from sentinel.models import ReviewDecision
 from sentinel.settings import get_settings
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from starter.cli import app
+from store.callbacks import get_parked, park_callback, parked_for, record_unmapped
 from store.db import current_revision, engine_for, head_revision, make_engine
-from store.repo import (
-    audit_for,
-    get_parked,
-    park_callback,
-    parked_for,
-    record_unmapped,
-    record_withdrawal,
-    update_progress,
-)
+from store.reviews import audit_for
+from store.withdrawals import record_withdrawal, update_progress
 from tests.decisions import sign
 from tests.gateway_harness import DEV_KEYS, HELD, gateway, settled, ts_env  # noqa: F401  (ts_env: one server per test)
 from tests.local_server import serve

@@ -20,7 +20,7 @@ from sentinel.taxonomy import WithdrawalStatus
 from starter.client import SentinelClient
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.conftest import free_port
 from tests.fault_helpers import started
 

@@ -26,7 +26,7 @@ from sentinel.settings import Settings
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from simulator.keys import SimKeys
 from starter.devstack import DevStack
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.fault_helpers import PROCESSING_ONLY, connect, engine, make_stack, script, started, wait_until
 from tests.test_channel_alipay import notify_params, signed_notify
 from tests.test_channel_iso20022 import pacs002

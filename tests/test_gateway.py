@@ -14,9 +14,11 @@ import pytest
 
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
+from store.callbacks import parked_for
 from store.events import events_for
-from store.repo import add_inbox_message, get_record, parked_for
+from store.inbox import add_inbox_message
 from store.tables import InboxMessage
+from store.withdrawals import get_record
 from tests.dbs import database_url  # noqa: F401
 from tests.gateway_harness import event, gateway, ts_env, whats  # noqa: F401  (ts_env: one server per test)
 from tests.workflow_harness import eventually, make_request, make_settings

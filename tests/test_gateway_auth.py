@@ -16,7 +16,7 @@ import yaml
 from gateway import auth
 from gateway.auth import TokenError, hash_key, make_user_token, verify_user_token
 from sentinel.settings import Settings
-from store.repo import record_withdrawal
+from store.withdrawals import record_withdrawal
 from tests.dbs import database_url  # noqa: F401
 from tests.gateway_harness import bearer, offline_gateway
 from tests.workflow_harness import make_request

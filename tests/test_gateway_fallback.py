@@ -21,7 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from gateway.views import StatusOut, UserStatusOut
 from sentinel.taxonomy import WithdrawalStatus
 from starter.client import SentinelClient
-from store.repo import audit_for, get_record, record_withdrawal
+from store.reviews import audit_for
+from store.withdrawals import get_record, record_withdrawal
 from tests.conftest import temporal_cli
 from tests.gateway_harness import hold, offline_gateway, terminate_running, ts_env  # noqa: F401  (one server per test)
 from tests.scripted_channel import ScriptedChannel
@@ -164,9 +165,7 @@ async def test_review_case_shows_the_projection_when_no_worker_polls(
         assert case["record"]["withdrawal_id"] == unique_id
         assert [h["rule_id"] for h in case["risk_hits"]] == ["large_amount"]
         assert case["sla"]["escalated"] is None and case["sla"]["review_since"] is not None
-        assert StatusOut.model_validate(case["view"]).review_since == record.review_since.replace(
-            tzinfo=UTC
-        )
+        assert StatusOut.model_validate(case["view"]).review_since == record.review_since.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- INVALID_ARGUMENT

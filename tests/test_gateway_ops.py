@@ -15,7 +15,9 @@ from pydantic import SecretStr
 from notifiers.sms_twilio import signature, with_notice_key
 from sentinel.settings import Settings
 from sentinel.taxonomy import WithdrawalStatus
-from store.repo import audit_for, claim_delivery, deliveries_for, finish_delivery, get_parked, park_callback
+from store.callbacks import get_parked, park_callback
+from store.deliveries import claim_delivery, deliveries_for, finish_delivery
+from store.reviews import audit_for
 from store.tables import NoticeDelivery
 from tests.dbs import database_url  # noqa: F401
 from tests.gateway_harness import event, gateway, offline_gateway, ts_env, whats  # noqa: F401  (ts_env: one server per test)
@@ -48,9 +50,7 @@ async def test_parked_callbacks_listed_and_redelivered(
         assert (await gw.start(req)).status_code == 202
         await gw.wait_for(unique_id, lambda v: "channel: ACCEPTED" in whats(v))
         adapter = gw.app.state.channels["generic"]
-        obs = adapter.observe(
-            unique_id, "FAILED", "AC04", "callback", datetime.now(UTC), event_id="evt-gap"
-        )
+        obs = adapter.observe(unique_id, "FAILED", "AC04", "callback", datetime.now(UTC), event_id="evt-gap")
         assert park_callback(gw.engine, "generic", "evt-gap", unique_id, obs.model_dump_json())
         [row] = [i for i in await parked_items(gw) if i["withdrawal_id"] == unique_id]
         assert row["event_id"] == "evt-gap" and row["observation"]["raw_code"] == "AC04"
@@ -301,7 +301,7 @@ async def test_parked_list_states_page_with_the_total(tmp_path, state, unique_id
     async with offline_gateway(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'a.db'}")) as gw:
         for n in range(3):
             park_callback(gw.engine, "generic", f"e{n}", f"W{n}", json.dumps({"order_id": f"W{n}"}))
-        from store.repo import mark_parked_delivered
+        from store.callbacks import mark_parked_delivered
 
         mark_parked_delivered(gw.engine, [1], "applied")
         mark_parked_delivered(gw.engine, [2], "late")

@@ -17,7 +17,7 @@ from sentinel.decision_tokens import new_signing_key
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import WithdrawalStatus
 from starter.client import DecisionRefused
-from store.repo import audit_for
+from store.reviews import audit_for
 from tests.dbs import database_url  # noqa: F401
 from tests.gateway_harness import gateway, hold, offline_gateway, settled, ts_env, whats  # noqa: F401
 from tests.workflow_harness import eventually, make_settings

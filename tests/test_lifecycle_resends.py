@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from sentinel.taxonomy import Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import inbox
+from store.inbox import inbox
 from tests.conftest import DEV_CONVERTER, temporal_cli
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import TEST_DELAYS, make_request, make_settings, running

@@ -15,7 +15,7 @@ from gateway.app import create_app
 from sentinel.catalogue import default_catalogue
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import inbox
+from store.inbox import inbox
 from tests.scripted_channel import ScriptedChannel
 from tests.test_channel_alipay import APP_ID as ALIPAY_APP_ID
 from tests.test_channel_alipay import _new_key, notify_params, signed_notify

@@ -20,7 +20,7 @@ from sentinel.render import DigestItem, render_digest
 from sentinel.sms_sizing import fits_one_sms
 from sentinel.taxonomy import Severity, Stage
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.fake_providers import aliyun, aliyun_server, tencent, tencent_server, twilio, twilio_server  # noqa: F401
 from tests.scripted_channel import ScriptedChannel
 from tests.test_notice_providers_e2e import provider_settings
@@ -194,7 +194,7 @@ async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(
     from sentinel.contracts import ProgressUpdate
     from sentinel.models import NoticeRequest
     from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
-    from store.repo import record_withdrawal, update_progress
+    from store.withdrawals import record_withdrawal, update_progress
 
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     deliver = next(a for a in build_activities(settings) if getattr(a, "__name__", "") == "deliver_notice")

@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 
 from sentinel.taxonomy import Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.conftest import SmtpSink, free_port
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running

@@ -27,8 +27,9 @@ from sentinel.taxonomy import ExceptionCategory, Severity, Stage
 from sentinel.taxonomy import WithdrawalStatus as S
 from starter.client import SentinelClient
 from store.db import engine_for
-from store.repo import add_inbox_message, inbox, record_withdrawal, update_progress
+from store.inbox import add_inbox_message, inbox
 from store.tables import InboxMessage
+from store.withdrawals import record_withdrawal, update_progress
 from tests.gateway_harness import ts_env  # noqa: F401  (one test server per test)
 from tests.local_server import serve
 from tests.scripted_channel import ScriptedChannel

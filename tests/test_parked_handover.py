@@ -16,8 +16,8 @@ import uuid
 from sentinel.models import WithdrawalView
 from sentinel.settings import ROOT
 from sentinel.taxonomy import WithdrawalStatus
+from store.callbacks import park_callback, parked_callbacks
 from store.db import engine_for
-from store.repo import park_callback, parked_callbacks
 from tests.crashing_worker import DIED
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import _SkippingHandle, make_request, make_settings, running

@@ -19,7 +19,8 @@ from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from starter.client import DecisionRefused, FourEyesViolation
 from store.db import engine_for
-from store.repo import audit_for, get_record, review_queue, risk_hits_for
+from store.reviews import audit_for, review_queue, risk_hits_for
+from store.withdrawals import get_record
 from tests.decisions import sign, signed
 from tests.scripted_channel import ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running

@@ -25,7 +25,8 @@ from sentinel.settings import ROOT
 from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
 from starter.client import SentinelClient
-from store.repo import add_audit, get_record, record_risk_hits, record_withdrawal, update_progress
+from store.reviews import add_audit
+from store.withdrawals import get_record, record_risk_hits, record_withdrawal, update_progress
 from tests.gateway_harness import offline_gateway, ts_env  # noqa: F401
 from tests.test_pages import assert_safe_page, sign_in
 from tests.workflow_harness import TEST_DELAYS, make_request, make_settings

@@ -18,7 +18,7 @@ from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
 from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
 from store.db import engine_for
-from store.repo import get_record, record_withdrawal, update_progress
+from store.withdrawals import get_record, record_withdrawal, update_progress
 from tests.gateway_harness import ts_env  # noqa: F401  (one test server per test)
 from tests.scripted_channel import ScriptedChannel
 from tests.test_pages_browser import DESKTOP, SHOWN_WITHIN_MS, chromium, pytestmark, served, watch_csp  # noqa: F401

@@ -11,8 +11,10 @@ import pytest
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from starter.client import NotAwaitingReview
+from store.callbacks import park_callback, unmapped_codes
 from store.db import engine_for
-from store.repo import deliveries_for, inbox, park_callback, unmapped_codes
+from store.deliveries import deliveries_for
+from store.inbox import inbox
 from tests.decisions import signed
 from tests.scripted_channel import UNAVAILABLE, ScriptedChannel
 from tests.workflow_harness import make_request, make_settings, running
