@@ -5,7 +5,8 @@ from __future__ import annotations
 from channels.alipay import AlipayChannel, AlipayConfig
 from channels.base import Channel
 from channels.generic import GenericChannel
-from channels.iso20022 import Iso20022Channel, Iso20022Config
+from channels.iso20022.client import Iso20022Channel
+from channels.iso20022.transformers import Iso20022Config
 from channels.stripe import StripeChannel, StripeConfig
 from channels.wechatpay import WeChatPayChannel, WeChatPayConfig
 from sentinel.catalogue import Catalogue, default_catalogue
