@@ -6,7 +6,7 @@ sends on such a channel must find one, fill every variable, and still fit.
 route the notice policy can send on its channel (user stage x category, failed or not,
 and the digest):
 
-* a template is found (the lookup of :func:`notifiers.sms_aliyun.template_keys`);
+* a template is found (the lookup of :func:`notifiers.provider_templates.template_keys`);
 * it has its registered ``text``; its ``${variables}`` are exactly its params, and each
   param takes a notice field that exists;
 * SMS: the configured short link is in the text (no URL may be a variable), and the
@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from notifiers.sms_aliyun import FIELD_NAMES, TemplateRegistry, notice_fields, template_keys
+from notifiers.provider_templates import FIELD_NAMES, TemplateRegistry, notice_fields, template_keys
 from sentinel.links import make_link
 from sentinel.models import NoticeRequest
 from sentinel.notice_policy import NoticePolicy
