@@ -125,9 +125,8 @@ def build_provider_notifiers(
     options = dict(
         failure_threshold=int(breaker.get("failure_threshold", 5)),
         cooldown_s=parse_duration(breaker.get("cooldown", 30)),
-        # A timeout after the request left may mean the first provider did send: failing over
-        # then could send twice. Exactly-once wins: retry later instead (the activity retries).
-        failover_on_ambiguous=False,
+        # no failover_on_ambiguous: after a timeout the first provider may have sent, and
+        # exactly once wins (ProviderChain's default: the activity retries instead)
     )
     chains: dict[str, Notifier] = {}
     for channel, providers, routes in (

@@ -26,10 +26,13 @@ consecutive retryable failures, lets one trial request through after ``cooldown_
 (half-open), closes on a success and opens again on a failure. The clock is injectable.
 
 A *timeout after the request was sent* is ambiguous: the provider may have accepted the
-message. Failing over then risks a second SMS; not failing over risks none. For a payout
-exception a duplicate is the lesser harm, so the chain fails over by default
-(``failover_on_ambiguous=True``); both copies carry the same notice key (Aliyun ``OutId``,
-Tencent ``SessionContext``, Twilio callback URL), so receipts show the duplicate.
+message. Failing over then risks a second SMS; not failing over risks none. Exactly once
+wins, so by default the chain does not fail over then: it raises the
+:class:`AmbiguousDeliveryError` (retryable), the notice activity retries later, and the
+takeover asks the providers that may have the notice before anything is sent again
+(docs/reliability.md). ``failover_on_ambiguous=True`` trades that for speed: both copies
+then carry the same notice key (Aliyun ``OutId``, Tencent ``SessionContext``, Twilio
+callback URL), so receipts show the duplicate.
 
 The module also holds the HTTP helpers the provider modules share (``http_request``,
 ``status_is_retryable``): a timeout, a refused connection, 408/425/429 and 5xx are
@@ -234,7 +237,7 @@ class ProviderChain(Notifier):
         failure_threshold: int = 5,
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        failover_on_ambiguous: bool = True,
+        failover_on_ambiguous: bool = False,
         on_attempt: Callable[[NoticeRequest, Attempt], None] | None = None,
     ):
         names = [p.provider for p in providers]

@@ -116,7 +116,10 @@ class NoticePolicy(_P):
         description="per channel, after a crash mid-send that the provider cannot confirm: hold (never twice; "
         "the inbox has the notice) or resend (at least once); unlisted channels hold",
     )
-    operator_alert_categories: list[ExceptionCategory] = Field(default_factory=list)
+    operator_alert_categories: list[ExceptionCategory] = Field(
+        default_factory=list,
+        description="categories whose detection also alerts operators (the lifecycle decision reads it)",
+    )
     retry: NoticeRetry = Field(default_factory=NoticeRetry)
 
     @model_validator(mode="after")
@@ -147,15 +150,9 @@ class NoticePolicy(_P):
             chosen.insert(0, "inbox")
         return chosen
 
-    def channels_for(self, severity: Severity, available: list[str]) -> list[str]:
-        return self.rung(severity, 0, available)
-
     def escalation_after(self, severity: Severity) -> float | None:
         ladder = self.ladders[severity]
         return ladder.escalate_unread_after_s if len(ladder.rungs) > 1 else None
-
-    def alerts_operators(self, category: ExceptionCategory | None) -> bool:
-        return category in self.operator_alert_categories
 
     # --- when ---------------------------------------------------------------------------
 

@@ -131,7 +131,8 @@ async def test_no_reachable_provider_means_no_reach(aliyun, tencent, twilio, cli
 async def test_retryable_failure_fails_over_to_the_next_provider(aliyun, tencent, twilio, failure):
     aliyun.plan.append(failure)
     async with httpx.AsyncClient(timeout=0.3) as short:
-        chain = sms_chain(aliyun, tencent, twilio, short)
+        # a timeout fails over only when the chain is told to (not the default, below)
+        chain = sms_chain(aliyun, tencent, twilio, short, failover_on_ambiguous=True)
         notice = make_notice()
         message_id = await chain.send(notice, render(notice))
     assert message_id.startswith("tencent:5000:")
@@ -285,3 +286,15 @@ async def test_find_sent_asks_only_the_providers_the_notice_was_handed_to(aliyun
 
     await chain.send(notice, render(notice))  # Aliyun accepts it
     assert await chain.find_sent(notice, ("aliyun",)) == f"aliyun:OutId={notice.key} (3)"
+
+
+async def test_ambiguous_timeout_does_not_fail_over_by_default(aliyun, tencent, twilio):
+    """R6: a timeout after the request left may mean the first provider sent the SMS: by
+    default the chain raises (retryable) instead of sending a second copy elsewhere."""
+    aliyun.plan.append(("sleep", 0.6))
+    async with httpx.AsyncClient(timeout=0.3) as short:
+        chain = sms_chain(aliyun, tencent, twilio, short)
+        with pytest.raises(AmbiguousDeliveryError) as err:
+            await send(chain)
+    assert err.value.retryable
+    assert tencent.received == [] and twilio.received == []
