@@ -17,6 +17,7 @@ from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import WithdrawalStatus
+from simulator.requests import withdrawal_request
 from starter.client import SentinelClient
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
@@ -59,12 +60,10 @@ async def client(stack):
 
 
 def request_for(wid: str, **kw) -> WithdrawalRequest:
-    return WithdrawalRequest(
-        withdrawal_id=wid,
+    return withdrawal_request(
+        wid,
         user_id="u-e2e",
         amount="88.80",
-        currency="CNY",
-        channel="generic",
         bank_code="CMB",
         card_last4="4321",
         payee_ref="vault:tok_e2e",

@@ -25,6 +25,7 @@ from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import Settings
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from simulator.keys import SimKeys
+from simulator.requests import withdrawal_request
 from starter.devstack import DevStack
 from store.deliveries import deliveries_for
 from tests.fault_helpers import PROCESSING_ONLY, connect, engine, make_stack, script, started, wait_until
@@ -83,8 +84,8 @@ def new_id(channel: str) -> str:
 
 
 def request_for(wid: str, channel: str) -> WithdrawalRequest:
-    return WithdrawalRequest(
-        withdrawal_id=wid,
+    return withdrawal_request(
+        wid,
         user_id=f"u-{wid}",
         amount="88.80",
         channel=channel,

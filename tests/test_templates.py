@@ -37,6 +37,7 @@ from sentinel.template_files import (
     template_id_for,
 )
 from sentinel.template_lint import canonical_status, render_all_combinations
+from simulator.requests import withdrawal_request
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 PHONE = "95188"
@@ -56,18 +57,7 @@ CONTACT_PHONE = "+8613800138000"
 
 
 def withdrawal(**overrides) -> WithdrawalRequest:
-    fields = dict(
-        withdrawal_id="W1001",
-        user_id="u1",
-        amount="100.00",
-        currency="CNY",
-        channel="generic",
-        bank_code="ICBC",
-        card_last4="1234",
-        payee_ref="vault:tok_1",
-    )
-    fields.update(overrides)
-    return WithdrawalRequest(**fields)
+    return withdrawal_request(**overrides)
 
 
 def notice(
