@@ -36,6 +36,7 @@ from gateway import (
     routes_receipts,
     routes_review_console,
     routes_reviews,
+    routes_signin,
     routes_withdrawals,
 )
 from gateway.access_log import redact_access_log
@@ -119,6 +120,7 @@ def create_app(
         routes_receipts,
         routes_codec,
         routes_pages,
+        routes_signin,
         routes_console,
         routes_review_console,
     ):

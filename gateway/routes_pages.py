@@ -1,6 +1,6 @@
 """The end users' pages (issue #13): the progress page a notice's link opens, the records
-list, the inbox with its red dot and pop-up, sign-in and sign-out. What each page shows and
-how sign-in works: docs/pages.md.
+list, the inbox with its red dot and pop-up; sign-in and sign-out are in
+gateway/routes_signin.py. What each page shows and how sign-in works: docs/pages.md.
 
 Links: a notice carries ``{SENTINEL_APP_BASE_URL}/<kind path>?wid&uid&exp&sig``
 (sentinel/links.py). The gateway answers the same kind paths under ``/pages`` with the same
@@ -20,13 +20,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
 from gateway import routes_inbox
-from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER, TokenError, is_user_token, verify_user_token
+from gateway.auth import USER
 from gateway.deps import db
 from gateway.errors import ApiError
-from gateway.page_auth import PageProblem, check_csrf, current, form, need, secure
+from gateway.page_auth import PageProblem, check_csrf, current, form, need
 from gateway.page_progress import marker, owner, progress_context, user_view
 from gateway.page_streams import stream
-from gateway.sessions import COOKIE, PRE_CSRF_COOKIE, new_pre_csrf, pre_csrf_ok
 from gateway.views import views
 from gateway.web import PREFIX, WIDGET_PATH, Words, money, pick_locale, problem, render, render_fragment
 from sentinel.links import KINDS, LinkError, make_link, verify_link
@@ -157,163 +156,6 @@ async def track_events(request: Request) -> Response:
         }
 
     return stream(request, probe, load, event="update", until=link["exp"])
-
-
-# --------------------------------------------------------------------------- sign-in
-
-
-def _local_next(target: str | None) -> str:
-    """Only a page of this gateway: never an open redirect."""
-    if target and target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return PREFIX + "/records"
-
-
-def signin_page(
-    request: Request,
-    template: str,
-    locale: str,
-    path: str,
-    next_path: str,
-    *,
-    status_code: int = 200,
-    failed: bool = False,
-    signed_out: bool = False,
-) -> Response:
-    """A sign-in form with a fresh CSRF value in the form and in a cookie scoped to ``path``
-    (double submit): the users' form and the reviewer console's."""
-    token = new_pre_csrf()
-    response = render(
-        request,
-        template,
-        locale,
-        status_code=status_code,
-        pre_csrf=token,
-        failed=failed,
-        next=next_path,
-        signed_out=signed_out,
-    )
-    response.set_cookie(
-        PRE_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure(request),
-        path=path,
-        max_age=3600,
-    )
-    return response
-
-
-def signin_attempt(request: Request, locale: str) -> None:
-    """The sign-in rate limit per client address (429 with Retry-After past it)."""
-    wait = request.app.state.signin_limit.allow(_client(request))
-    if wait:
-        raise PageProblem("slow", 429, locale, headers={"Retry-After": str(int(wait) + 1)})
-
-
-def signed_in(
-    request: Request, name: str, role: str, until: int | None, target: str, signin_path: str
-) -> Response:
-    """A new session (fresh id) in the session cookie, and on to ``target``."""
-    state = request.app.state
-    session, cookie = state.sessions.start(name, role, until, state.clock())
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        httponly=True,
-        samesite="lax",
-        secure=secure(request),
-        path=PREFIX,
-        max_age=max(1, session.exp - int(state.clock())),
-    )
-    response.delete_cookie(PRE_CSRF_COOKIE, path=signin_path)
-    return response
-
-
-@router.get(PREFIX + "/signin")
-async def signin_form(request: Request) -> Response:
-    return signin_page(
-        request,
-        "signin.html",
-        pick_locale(request),
-        PREFIX + "/signin",
-        _local_next(request.query_params.get("next")),
-        signed_out=request.query_params.get("out") == "1",
-    )
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-@router.post(PREFIX + "/signin")
-async def signin(request: Request) -> Response:
-    """A user token (or, for the consoles, a member of staff's API key) for a session cookie.
-    From a form (``token``, ``csrf`` matching the sign-in cookie, ``next``) or from the app's
-    own code with ``Authorization: Bearer <user token>`` (a header no other site can send)."""
-    locale = pick_locale(request)
-    signin_attempt(request, locale)
-    fields = await form(request)
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        credential = auth[7:].strip()
-    else:
-        if not pre_csrf_ok(request.cookies.get(PRE_CSRF_COOKIE), fields.get("csrf")):
-            raise PageProblem("csrf", 403, locale)
-        credential = fields.get("token", "").strip()
-    name_role_until = _credential(request, credential)
-    if name_role_until is None:
-        return signin_page(
-            request,
-            "signin.html",
-            locale,
-            PREFIX + "/signin",
-            _local_next(fields.get("next")),
-            status_code=401,
-            failed=True,
-        )
-    name, role, until = name_role_until
-    default = PREFIX + {USER: "/records", REVIEWER: "/review"}.get(role, "/ops")
-    target = _local_next(fields.get("next")) if fields.get("next") else default
-    return signed_in(request, name, role, until, target, PREFIX + "/signin")
-
-
-def _credential(request: Request, credential: str) -> tuple[str, str, int | None] | None:
-    """(name, role, expiry) of a valid user token or staff API key; None otherwise."""
-    state = request.app.state
-    if not credential or len(credential) > 1024:
-        return None
-    if is_user_token(credential):
-        try:
-            user_id = verify_user_token(
-                credential,
-                state.settings.user_token_secret,
-                state.clock(),
-                state.settings.user_token_max_ttl_s,
-            )
-        except (TokenError, ValueError):
-            return None
-        return user_id, USER, int(credential.split(".")[3])
-    found = state.keys.lookup(credential)
-    if found is None or found.role not in ROLES:
-        return None
-    return found.name, found.role, None
-
-
-@router.post(PREFIX + "/signout")
-async def signout(request: Request) -> Response:
-    session = current(request)
-    if session is not None:
-        check_csrf(request, session, await form(request))
-        request.app.state.sessions.end(session, request.app.state.clock())
-    console = session is not None and session.role in (REVIEWER, SUPERVISOR)
-    response = RedirectResponse(
-        PREFIX + ("/review/signin?out=1" if console else "/signin?out=1"), status_code=303
-    )
-    response.delete_cookie(COOKIE, path=PREFIX)
-    return response
 
 
 # --------------------------------------------------------------------------- records

@@ -29,7 +29,7 @@ from gateway.auth import REVIEWER, SUPERVISOR, Principal
 from gateway.deps import db
 from gateway.errors import ApiError
 from gateway.page_auth import PageProblem, check_csrf, form, need
-from gateway.routes_pages import signed_in, signin_attempt, signin_page
+from gateway.routes_signin import signed_in, signin_attempt, signin_page
 from gateway.sessions import PRE_CSRF_COOKIE, pre_csrf_ok
 from gateway.views import views
 from gateway.web import PREFIX, money, pick_locale, render
