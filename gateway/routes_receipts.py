@@ -53,7 +53,7 @@ class ReceiptOut(BaseModel):
 
 
 def _twilio_token(settings) -> str | None:
-    token = getattr(settings, "twilio_auth_token", None)
+    token = getattr(getattr(settings, "twilio", None), "auth_token", None)
     if token is not None and hasattr(token, "get_secret_value"):
         token = token.get_secret_value()
     return token or None

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import typer
 
-from sentinel.settings import ROOT, Settings, get_settings
+from sentinel.settings import ROOT, Settings, documented_settings, get_settings
 from starter.commands import credentials, operators, review, withdrawals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -176,14 +176,14 @@ secret store (see docs/deployment.md). Secrets never appear in logs or workflow 
 
 def settings_markdown() -> str:
     rows = []
-    for name, f in Settings.model_fields.items():
+    for env, f in documented_settings():
         d = f.get_default(call_default_factory=True)
         if hasattr(d, "get_secret_value"):
             d = "(secret) " + d.get_secret_value()
         elif isinstance(d, (list, dict)):
             d = json.dumps(d)  # as the environment variable takes it
         d = str(d).replace(str(ROOT) + "/", "")
-        rows.append(f"| `SENTINEL_{name.upper()}` | `{d}` | {f.description} |")
+        rows.append(f"| `{env}` | `{d}` | {f.description} |")
     return SETTINGS_DOC_HEAD + "\n".join(rows) + "\n" + SETTINGS_DOC_TAIL
 
 

@@ -30,7 +30,7 @@ def _env(settings, target: str) -> dict[str, str]:
             "SENTINEL_TEMPORAL_ADDRESS": target,
             "SENTINEL_DATABASE_URL": settings.database_url,
             "SENTINEL_DELAYS_FILE": str(settings.delays_file),
-            "SENTINEL_SMTP_PORT": str(settings.smtp_port),
+            "SENTINEL_SMTP_PORT": str(settings.smtp.port),
             "SENTINEL_OPERATOR_EMAIL": settings.operator_email or "",
         }
     )

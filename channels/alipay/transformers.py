@@ -18,6 +18,7 @@ from channels.base import (
     ChannelUnavailable,
 )
 from sentinel.models import ID_PATTERN, WithdrawalRequest
+from sentinel.provider_settings import AlipaySettings, secret
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -64,6 +65,21 @@ class AlipayConfig:
     #: identity_type sent with the payee identity the resolver returns by default.
     payee_identity_type: str = "ALIPAY_OPEN_ID"
     timeout_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, section: AlipaySettings, *, tolerance_s: int, timeout_s: float) -> AlipayConfig:
+        """From ``settings.alipay`` (complete: see ``check_complete``); ``tolerance_s`` is
+        SENTINEL_CALLBACK_TOLERANCE_S, how far ahead a signed notify may be dated."""
+        return cls(
+            app_id=section.app_id or "",
+            gateway_url=section.gateway_url,
+            app_private_key_pem=secret(section.app_private_key),
+            alipay_public_key_pem=section.public_key or "",
+            notify_tolerance_s=section.notify_tolerance_s,
+            notify_future_skew_s=tolerance_s,
+            order_title=section.order_title,
+            timeout_s=timeout_s,
+        )
 
 
 @dataclass(frozen=True)

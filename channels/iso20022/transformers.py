@@ -25,6 +25,7 @@ from channels.iso20022.safe_xml import (
 )
 from sentinel.currencies import minor_units
 from sentinel.models import ID_PATTERN, WithdrawalRequest
+from sentinel.provider_settings import Iso20022Settings, secret
 
 NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 PACS008_NS = NS_PREFIX + "pacs.008.001.08"
@@ -286,6 +287,21 @@ class Iso20022Config:
         if self.client_cert is not None:
             ctx.load_cert_chain(self.client_cert, self.client_key)
         return ctx
+
+    @classmethod
+    def from_settings(
+        cls, section: Iso20022Settings, *, tolerance_s: int, timeout_s: float
+    ) -> Iso20022Config:
+        """From ``settings.iso20022`` (complete: see ``check_complete``)."""
+        return cls(
+            base_url=section.base_url or "",
+            hmac_secret=secret(section.secret),
+            debtor_name=section.debtor_name,
+            debtor_account=section.debtor_account or "",
+            debtor_agent_bic=section.debtor_agent_bic or "",
+            tolerance_s=tolerance_s,
+            timeout_s=timeout_s,
+        )
 
 
 def build_pacs008(config: Iso20022Config, request: WithdrawalRequest, order_id: str, now: datetime) -> bytes:

@@ -11,6 +11,7 @@ from decimal import Decimal, localcontext
 
 from sentinel.currencies import minor_units
 from sentinel.models import ID_PATTERN
+from sentinel.provider_settings import StripeSettings, secret
 
 SIGNATURE_HEADER = "Stripe-Signature"
 
@@ -97,6 +98,18 @@ class StripeConfig:
             raise ValueError(
                 "StripeConfig: query_max_pages, tolerance_s and query_lookback_s must be positive"
             )
+
+    @classmethod
+    def from_settings(cls, section: StripeSettings, *, tolerance_s: int, timeout_s: float) -> StripeConfig:
+        """From ``settings.stripe`` (complete: see ``check_complete``)."""
+        return cls(
+            api_base=section.api_base,
+            secret_key=secret(section.secret_key),
+            webhook_secret=secret(section.webhook_secret),
+            tolerance_s=tolerance_s,
+            timeout_s=timeout_s,
+            stripe_account=section.account,
+        )
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:

@@ -15,6 +15,7 @@ from channels.base import (
     ChannelRejectedRequest,
 )
 from sentinel.models import ID_PATTERN, WithdrawalRequest
+from sentinel.provider_settings import WeChatSettings, secret
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 TRANSFER_PATH = "/v3/fund-app/mch-transfer/transfer-bills"
@@ -117,6 +118,24 @@ class WeChatPayConfig:
             raise ValueError("platform_public_keys needs at least one WeChat Pay key")
         if len(self.transfer_remark) > 32:
             raise ValueError("transfer_remark is at most 32 characters")
+
+    @classmethod
+    def from_settings(cls, section: WeChatSettings, *, tolerance_s: int, timeout_s: float) -> WeChatPayConfig:
+        """From ``settings.wechat`` (complete: see ``check_complete``)."""
+        return cls(
+            mch_id=section.mch_id or "",
+            appid=section.appid or "",
+            base_url=section.base_url,
+            merchant_private_key_pem=secret(section.merchant_private_key),
+            merchant_serial_no=section.merchant_serial_no or "",
+            platform_public_keys=section.platform_public_keys,
+            apiv3_key=secret(section.apiv3_key).encode("utf-8"),
+            tolerance_s=tolerance_s,
+            transfer_scene_id=section.transfer_scene_id,
+            scene_report_infos=tuple(tuple(p) for p in section.scene_report_infos),
+            transfer_remark=section.transfer_remark,
+            timeout_s=timeout_s,
+        )
 
 
 @dataclass(frozen=True)
