@@ -17,8 +17,8 @@ test: $(STAMP)         ## every test: unit, time-skipping workflow tests, end-to
 # escalation ladder): the same tests under faketime at chosen hours of the day.
 HOURS        ?= 00:30 07:59 13:30 18:30
 NIGHT_HOURS  ?= 18:30 23:59
-TIMING_TESTS ?= tests/test_notice_folding.py tests/test_notice_engine.py tests/test_notice_retry.py \
-                tests/test_exactly_once.py tests/test_workflow.py tests/test_long_lives.py
+TIMING_TESTS ?= tests/workflows/test_notice_folding.py tests/workflows/test_notice_engine.py tests/workflows/test_notice_retry.py \
+                tests/activities/test_exactly_once.py tests/workflows/test_workflow.py tests/workflows/test_long_lives.py
 # One offset for every process (pytest, the test server, workers, Chromium, ...): "@time"
 # would start each process's clock at that time when it starts, so later processes would lag.
 FAKETIME     := off=$$(( $$(date -u -d "$$(date -u +%F) $$hour:00" +%s) - $$(date -u +%s) )); \

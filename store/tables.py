@@ -13,7 +13,7 @@ production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digi
 - ``WithdrawalEvent``: the exception event record (R27), append-only: what the analysis reads.
 
 The schema is created and changed by the Alembic migrations in ``alembic/versions``
-(``store.db.migrate``); a change here needs a new migration (tests/test_migrations.py
+(``store.db.migrate``); a change here needs a new migration (tests/store/test_migrations.py
 fails until the migrations produce exactly these tables).
 """
 

@@ -55,7 +55,7 @@ STATUSES: dict[str, tuple[str, str | None]] = {
 }
 
 #: ISO reason code -> Stripe failure_code, each from sentinel/codes/stripe.yaml and of the
-#: same category as the ISO code (tests/test_sim_stripe.py checks it).
+#: same category as the ISO code (tests/simulator/test_sim_stripe.py checks it).
 FAILURE_CODES: dict[str, str] = {
     "AB08": "issuer_unavailable",  # BANK_DELAY
     "TM01": "issuer_unavailable",
