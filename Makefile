@@ -5,13 +5,21 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-any-hour test-night install clean
+.PHONY: run test lint test-any-hour test-night install clean
 
 run: $(STAMP)          ## whole service on embedded defaults + demo, until Ctrl-C
 	$(PY) -m starter up
 
 test: $(STAMP)         ## every test: unit, time-skipping workflow tests, end-to-end on the dev server
 	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)         ## ruff (lint, format), mypy, import contracts (pyproject.toml; docs/architecture.md)
+	@status=0; \
+	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== ruff format --check"; $(VENV)/bin/ruff format --check . || status=1; \
+	echo "== mypy"; $(VENV)/bin/mypy || status=1; \
+	echo "== lint-imports"; $(VENV)/bin/lint-imports || status=1; \
+	exit $$status
 
 # Outcomes must not depend on the hour the suite runs (quiet and legal hours, folding, the
 # escalation ladder): the same tests under faketime at chosen hours of the day.

@@ -55,7 +55,7 @@ def build_worker(client: Client, settings: Settings, **options) -> Worker:
 
 
 async def main() -> None:
-    from starter.client import connect
+    from runtime.client import connect
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()

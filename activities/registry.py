@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from activities.channel import ChannelActivities
-from activities.config_files import HotFile
 from activities.notify import NotifyActivities
 from activities.reviews import ReviewActivities
 from activities.tracking import TrackingActivities
@@ -14,6 +13,7 @@ from notifiers.base import Notifier
 from notifiers.email import EmailNotifier, OperatorEmailNotifier, SmtpConfig
 from notifiers.inbox import InboxNotifier
 from notifiers.registry import build_provider_notifiers
+from runtime.config_files import HotFile
 from sentinel.catalogue import default_catalogue
 from sentinel.decision_tokens import parse_public_keys
 from sentinel.notice_policy import load_notice_policy

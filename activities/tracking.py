@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
-from activities.config_files import HotFile
+from runtime.config_files import HotFile
 from sentinel.contracts import InitInput, InitResult, ProgressUpdate
 from sentinel.models import Observation
 from sentinel.notice_policy import load_notice_policy

@@ -13,14 +13,6 @@ from channels.wechatpay import WeChatPayChannel, WeChatPayConfig
 from sentinel.catalogue import Catalogue, default_catalogue
 from sentinel.settings import Settings
 
-#: the adapters built from a settings section: channel name -> (section, config, adapter)
-ADAPTERS = {
-    "alipay": ("alipay", AlipayConfig, AlipayChannel),
-    "wechat": ("wechat", WeChatPayConfig, WeChatPayChannel),
-    "stripe": ("stripe", StripeConfig, StripeChannel),
-    "iso20022": ("iso20022", Iso20022Config, Iso20022Channel),
-}
-
 
 def build_channels(settings: Settings, catalogue: Catalogue | None = None) -> dict[str, Channel]:
     """The generic channel, and every adapter whose section is on. A section that is on
@@ -35,13 +27,29 @@ def build_channels(settings: Settings, catalogue: Catalogue | None = None) -> di
             tolerance_s=settings.callback_tolerance_s,
         )
     }
-    for channel, (name, config_type, adapter) in ADAPTERS.items():
-        section = getattr(settings, name)
-        if not section.enabled:
-            continue
-        section.check_complete()
-        config = config_type.from_settings(
-            section, tolerance_s=settings.callback_tolerance_s, timeout_s=settings.channel_timeout_s
+    tolerance_s, timeout_s = settings.callback_tolerance_s, settings.channel_timeout_s
+    if settings.alipay.enabled:
+        settings.alipay.check_complete()
+        channels["alipay"] = AlipayChannel(
+            catalogue,
+            AlipayConfig.from_settings(settings.alipay, tolerance_s=tolerance_s, timeout_s=timeout_s),
         )
-        channels[channel] = adapter(catalogue, config)
+    if settings.wechat.enabled:
+        settings.wechat.check_complete()
+        channels["wechat"] = WeChatPayChannel(
+            catalogue,
+            WeChatPayConfig.from_settings(settings.wechat, tolerance_s=tolerance_s, timeout_s=timeout_s),
+        )
+    if settings.stripe.enabled:
+        settings.stripe.check_complete()
+        channels["stripe"] = StripeChannel(
+            catalogue,
+            StripeConfig.from_settings(settings.stripe, tolerance_s=tolerance_s, timeout_s=timeout_s),
+        )
+    if settings.iso20022.enabled:
+        settings.iso20022.check_complete()
+        channels["iso20022"] = Iso20022Channel(
+            catalogue,
+            Iso20022Config.from_settings(settings.iso20022, tolerance_s=tolerance_s, timeout_s=timeout_s),
+        )
     return channels

@@ -26,8 +26,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from activities.config_files import HotFile
 from gateway.auth import REVIEWER, SUPERVISOR
+from runtime.config_files import HotFile
 
 log = logging.getLogger(__name__)
 

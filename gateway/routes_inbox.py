@@ -13,8 +13,8 @@ from gateway import deps
 from gateway.auth import OPERATOR, SUPERVISOR, USER, Principal, ensure_user_access, require
 from gateway.deps import Out, UserId, db
 from gateway.errors import ApiError, responses
+from runtime.client import SentinelClient
 from sentinel.contracts import NoticeAck
-from starter.client import SentinelClient
 from store.inbox import inbox, read_message
 
 router = APIRouter(tags=["inbox"])

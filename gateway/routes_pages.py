@@ -13,6 +13,7 @@ those paths with their query (:func:`page_for_link` does the mapping).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
@@ -63,7 +64,10 @@ def track_path(withdrawal_id: str, user_id: str, settings, now: int) -> str:
         now,
         settings.link_ttl_s,
     )
-    return page_for_link(link)
+    page = page_for_link(link)
+    if page is None:  # make_link above builds a link of one of KINDS
+        raise RuntimeError(f"no page for the track link {link}")
+    return page
 
 
 def _verified(request: Request, kind: str) -> dict:
@@ -290,7 +294,7 @@ async def inbox_events(request: Request) -> Response:
 
     async def load():
         messages, unread = await db(inbox, state.engine, session.user_id, 20, 0)
-        data = {"unread": unread, "messages": [_message(m) for m in messages]}
+        data: dict[str, Any] = {"unread": unread, "messages": [_message(m) for m in messages]}
         return (unread, tuple((m["id"], m["read"]) for m in data["messages"])), data
 
     return stream(request, probe, load, event="inbox", until=session.exp)

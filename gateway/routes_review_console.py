@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -137,7 +138,7 @@ async def queue(request: Request) -> Response:
     now = datetime.fromtimestamp(state.clock(), UTC)
     rows, total = await db(review_queue_page, state.engine, limit=QUEUE_SCAN, offset=0, now=now)
     slas = _Slas(request)
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "record": r,
             "due": sla_due(r.review_since, slas(r.channel, r.bank_code)),

@@ -7,10 +7,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER, TokenError, is_user_token, verify_user_token
+from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER
 from gateway.page_auth import PageProblem, check_csrf, current, form, secure
 from gateway.sessions import COOKIE, PRE_CSRF_COOKIE, new_pre_csrf, pre_csrf_ok
 from gateway.web import PREFIX, pick_locale, render
+from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
 
 router = APIRouter(include_in_schema=False)
 

@@ -23,9 +23,9 @@ from gateway.auth import (
 from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, status_url
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, UserStatusOut, Views, views
+from runtime.client import SentinelClient
 from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import NoCard, WithdrawalRequest
-from starter.client import SentinelClient
 from store.events import append_event
 from store.reviews import add_audit
 from store.tables import WithdrawalEvent, utcnow

@@ -130,7 +130,9 @@ class Sessions:
         return _b64(hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).digest())
 
     def csrf_ok(self, session: Session, sent: str | None) -> bool:
-        return bool(sent) and hmac.compare_digest(self.csrf_for(session), sent)
+        if not sent:
+            return False
+        return hmac.compare_digest(self.csrf_for(session), sent)
 
 
 def new_pre_csrf() -> str:
@@ -138,7 +140,9 @@ def new_pre_csrf() -> str:
 
 
 def pre_csrf_ok(cookie: str | None, sent: str | None) -> bool:
-    return bool(cookie) and bool(sent) and hmac.compare_digest(cookie.encode(), sent.encode())
+    if not cookie or not sent:
+        return False
+    return hmac.compare_digest(cookie.encode(), sent.encode())
 
 
 class RateLimit:

@@ -52,6 +52,7 @@ from sentinel.template_files import (
     template_key,
 )
 
+
 @dataclass(frozen=True)
 class Brand:
     """Who the notices speak for (settings ``brand_name``, ``brand_name_zh``, ``sms_link``;

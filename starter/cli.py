@@ -91,7 +91,7 @@ def up(
 
 
 async def _demo(settings: Settings, stack) -> None:
-    from starter.client import SentinelClient
+    from runtime.client import SentinelClient
     from starter.demo import run_demo
 
     client = await SentinelClient.connect(settings)

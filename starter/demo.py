@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gateway.auth import make_user_token
 from gateway.routes_pages import page_for_link
+from runtime.client import SentinelClient
 from sentinel.links import make_link
 from sentinel.models import Contact, WithdrawalView
 from sentinel.settings import get_settings
 from sentinel.taxonomy import WithdrawalStatus
+from sentinel.user_tokens import make_user_token
 from simulator.requests import withdrawal_request
-from starter.client import SentinelClient
 from starter.desk import post_decision
 
 

@@ -132,7 +132,7 @@ class WeChatPayConfig:
             apiv3_key=secret(section.apiv3_key).encode("utf-8"),
             tolerance_s=tolerance_s,
             transfer_scene_id=section.transfer_scene_id,
-            scene_report_infos=tuple(tuple(p) for p in section.scene_report_infos),
+            scene_report_infos=tuple((kind, content) for kind, content in section.scene_report_infos),
             transfer_remark=section.transfer_remark,
             timeout_s=timeout_s,
         )

@@ -13,7 +13,7 @@ from sentinel.settings import get_settings
 
 def connect_client() -> Any:
     """A coroutine that connects a ``SentinelClient`` to the Temporal of the settings."""
-    from starter.client import SentinelClient
+    from runtime.client import SentinelClient
 
     return SentinelClient.connect(get_settings())
 

@@ -22,7 +22,7 @@ def token_user(
     """Print a signed user token (Authorization: Bearer <token>) for USER_ID."""
     import time
 
-    from gateway.auth import make_user_token
+    from sentinel.user_tokens import make_user_token
 
     s = get_settings()
     try:

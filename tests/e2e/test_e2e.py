@@ -13,12 +13,12 @@ import uuid
 import httpx
 import pytest
 
+from runtime.client import SentinelClient
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import WithdrawalStatus
 from simulator.requests import withdrawal_request
-from starter.client import SentinelClient
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
 from store.deliveries import deliveries_for

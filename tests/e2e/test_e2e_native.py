@@ -20,10 +20,10 @@ import pytest
 from channels.alipay import load_private_key as alipay_private_key
 from channels.wechatpay import load_private_key as wechat_private_key
 from channels.wechatpay import to_out_bill_no
-from gateway.auth import make_user_token
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import Settings
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
+from sentinel.user_tokens import make_user_token
 from simulator.keys import SimKeys
 from simulator.requests import withdrawal_request
 from starter.devstack import DevStack

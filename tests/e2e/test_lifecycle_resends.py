@@ -75,7 +75,7 @@ async def test_ab08_rejected_is_sent_again_and_arrives_with_one_truthful_delay_n
         handle = await client.start_withdrawal(make_request(unique_id, channel="iso20022"))
         for n in (1, 2, 3):  # refused three times: the bank is offline
             order = unique_id if n == 1 else f"{unique_id}_R{n}"
-            assert await _until(lambda: asyncio.sleep(0, order in channel.submits))
+            assert await _until(lambda order=order: asyncio.sleep(0, order in channel.submits))
             await handle.signal("bank_callback", channel.callback(order, "RJCT", "AB08", f"rj-{n}"))
         assert await _until(lambda: asyncio.sleep(0, f"{unique_id}_R4" in channel.submits))
         view = await client.status(unique_id)

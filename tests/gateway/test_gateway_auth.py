@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from gateway import auth
-from gateway.auth import TokenError, hash_key, make_user_token, verify_user_token
+from gateway.auth import hash_key
+from sentinel import user_tokens
 from sentinel.settings import Settings
+from sentinel.user_tokens import TokenError, make_user_token, verify_user_token
 from store.withdrawals import record_withdrawal
 from tests.support.gateway_harness import bearer, offline_gateway
 from tests.support.workflow_harness import make_request
@@ -81,7 +82,7 @@ def test_user_token_lifetime_is_capped_when_made_and_when_checked():  # R22, iss
     misconfigured, or one that signs past the cap) is refused even while fresh."""
     now = 1_800_000_000
     month = 30 * 86400
-    assert Settings.model_fields["user_token_max_ttl_s"].default == auth.MAX_TTL_S == month
+    assert Settings.model_fields["user_token_max_ttl_s"].default == user_tokens.MAX_TTL_S == month
     assert verify_user_token(make_user_token("u-42", SECRET, now, month), SECRET, now + month - 1) == "u-42"
     with pytest.raises(ValueError, match="longer than the cap"):
         make_user_token("u-42", SECRET, now, month + 1)

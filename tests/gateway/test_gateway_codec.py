@@ -14,9 +14,9 @@ from google.protobuf import json_format
 from sqlmodel import Session, select
 from temporalio.api.common.v1 import Payload, Payloads
 
+from runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, converter_for
 from sentinel.models import Contact
 from sentinel.settings import Settings
-from starter.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, converter_for
 from store.tables import AuditLog
 from tests.support.gateway_harness import bearer, offline_gateway
 from tests.support.workflow_harness import make_request

@@ -19,8 +19,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from gateway.views import StatusOut, UserStatusOut
+from runtime.client import SentinelClient
 from sentinel.taxonomy import WithdrawalStatus
-from starter.client import SentinelClient
 from store.reviews import audit_for
 from store.withdrawals import get_record, record_withdrawal
 from tests.support.gateway_harness import hold, offline_gateway, terminate_running

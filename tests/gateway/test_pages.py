@@ -16,12 +16,12 @@ import pytest
 
 from gateway.sessions import COOKIE, RateLimit, SessionError, Sessions
 from gateway.web import CSP, LOCALES, STATIC, TEXT, widget_headers
+from runtime.client import SentinelClient
 from sentinel.contracts import ProgressUpdate
 from sentinel.links import make_link, verify_link
 from sentinel.progress import money_at, next_action, steps
 from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
-from starter.client import SentinelClient
 from store.inbox import add_inbox_message, inbox
 from store.tables import InboxMessage
 from store.withdrawals import get_record, record_withdrawal, update_progress

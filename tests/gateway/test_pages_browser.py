@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from gateway.app import create_app
-from gateway.auth import make_user_token
 from gateway.routes_pages import page_for_link
+from runtime.client import SentinelClient
 from sentinel.contracts import ProgressUpdate
 from sentinel.links import make_link
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage
 from sentinel.taxonomy import WithdrawalStatus as S
-from starter.client import SentinelClient
+from sentinel.user_tokens import make_user_token
 from store.db import engine_for
 from store.inbox import add_inbox_message, inbox
 from store.tables import InboxMessage

@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 
 from gateway.reviewers import Reviewers, parse_accounts
 from gateway.sessions import COOKIE
+from runtime.client import SentinelClient
 from sentinel.catalogue import default_catalogue
 from sentinel.contracts import ProgressUpdate
 from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
@@ -24,7 +25,6 @@ from sentinel.review_order import by_due, sla_due
 from sentinel.settings import ROOT
 from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
-from starter.client import SentinelClient
 from store.reviews import add_audit
 from store.withdrawals import get_record, record_risk_hits, record_withdrawal, update_progress
 from tests.gateway.test_pages import assert_safe_page, sign_in

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from gateway.auth import verify_user_token
 from sentinel.contracts import ProgressUpdate
 from sentinel.decision_tokens import parse_public_keys, verify_decision
 from sentinel.models import ReviewDecision
 from sentinel.settings import get_settings
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
+from sentinel.user_tokens import verify_user_token
 from starter.cli import app
 from store.callbacks import get_parked, park_callback, parked_for, record_unmapped
 from store.db import current_revision, engine_for, head_revision, make_engine

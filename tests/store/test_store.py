@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlmodel import Session, SQLModel
 from temporalio.testing import ActivityEnvironment
 
-from activities.config_files import HotFile
 from activities.notify import NotifyActivities
 from notifiers.email import EmailNotifier, SmtpConfig
 from notifiers.inbox import InboxNotifier
+from runtime.config_files import HotFile
 from sentinel.catalogue import default_catalogue
 from sentinel.models import NoticeRequest
 from sentinel.policy import resolve_tracking_policy, validate_delays_document
@@ -396,7 +396,7 @@ def test_hot_file_keeps_last_good_version_on_a_broken_edit(tmp_path, caplog):
     assert hot.get()["version"] == "v1"
 
     write(path, delays("v2-bad", grace="soon"))  # fails validation
-    with caplog.at_level("ERROR", logger="activities.config_files"):
+    with caplog.at_level("ERROR", logger="runtime.config_files"):
         assert hot.get()["version"] == "v1"
     assert "keeping the previous" in caplog.text and "soon" in caplog.text
     assert hot.get()["version"] == "v1"

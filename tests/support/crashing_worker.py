@@ -16,8 +16,8 @@ from temporalio import activity
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from runtime.client import connect
 from sentinel.settings import Settings
-from starter.client import connect
 from workflows.withdrawal import WithdrawalWorkflow
 
 #: the exit code the test expects: anything else means the worker failed for another reason

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import httpx
 
+from runtime.client import SentinelClient
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
 from simulator.requests import withdrawal_request
-from starter.client import SentinelClient
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
 from store.deliveries import deliveries_for

@@ -16,13 +16,13 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from gateway.app import create_app
-from gateway.auth import make_user_token
 from gateway.views import StatusOut
+from runtime.client import SentinelClient
 from sentinel.models import WithdrawalRequest, WithdrawalView
 from sentinel.settings import Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import WithdrawalStatus
-from starter.client import SentinelClient
+from sentinel.user_tokens import make_user_token
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import make_request, running
 

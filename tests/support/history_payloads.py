@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 
-from starter.codec import Keyring
+from runtime.codec import Keyring
 
 _PAYLOAD_FIELDS = {"metadata", "data", "externalPayloads"}
 

@@ -21,12 +21,12 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from sentinel.models import ReviewDecision
-from tests.decisions import signed
-from tests.scripted_channel import ScriptedChannel
 from tests.support.common import free_port
+from tests.support.decisions import signed
+from tests.support.scripted_channel import ScriptedChannel
 from tests.support.smtp import SmtpSink
 from tests.support.temporal import DEV_CONVERTER
-from tests.workflow_harness import make_request, make_settings, running
+from tests.support.workflow_harness import make_request, make_settings, running
 from workflows import search_attributes as sa
 
 OUT = Path(__file__).resolve().parents[1] / "workflows" / "histories"

@@ -12,12 +12,12 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.codec import converter_for
 from sentinel.settings import DEV_PAYLOAD_KEYS, Settings
-from starter.codec import converter_for
 from workflows import search_attributes as sa
 
 #: the data converter of the tests' Temporal clients, workers and replayers: the product's
-#: (pydantic models, payloads encrypted by starter/codec.py) with the public development key
+#: (pydantic models, payloads encrypted by runtime/codec.py) with the public development key
 DEV_CONVERTER = converter_for(Settings(_env_file=None, payload_keys=DEV_PAYLOAD_KEYS))
 
 

@@ -16,10 +16,10 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from runtime.client import SentinelClient
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import Settings
 from simulator.requests import withdrawal_request
-from starter.client import SentinelClient
 from workflows.withdrawal import WithdrawalWorkflow
 
 # Round figures so each test reads as a story: threshold 10 min, grace 2 min,

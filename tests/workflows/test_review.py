@@ -13,11 +13,11 @@ from datetime import timedelta
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from runtime.client import DecisionRefused, FourEyesViolation
 from sentinel.contracts import DocumentsUpload
 from sentinel.decision_tokens import new_signing_key, public_key_of, read_claims
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
-from starter.client import DecisionRefused, FourEyesViolation
 from store.db import engine_for
 from store.reviews import audit_for, review_queue, risk_hits_for
 from store.withdrawals import get_record

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from runtime.client import NotAwaitingReview
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
-from starter.client import NotAwaitingReview
 from store.callbacks import park_callback, unmapped_codes
 from store.db import engine_for
 from store.deliveries import deliveries_for

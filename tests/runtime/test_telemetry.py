@@ -17,10 +17,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
-import starter.telemetry as telemetry
+import runtime.telemetry as telemetry
 from activities.registry import build_activities
+from runtime.client import SentinelClient
 from sentinel.taxonomy import WithdrawalStatus
-from starter.client import SentinelClient
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import make_request, make_settings
 from workflows.withdrawal import WithdrawalWorkflow

@@ -1,4 +1,4 @@
-"""The payload codec (starter/codec.py): AES-GCM sealing of every Temporal payload, key
+"""The payload codec (runtime/codec.py): AES-GCM sealing of every Temporal payload, key
 rotation through a keyring, clear errors for unknown keys and altered payloads, plain
 payloads (histories recorded before the codec) passed through (R22)."""
 
@@ -12,9 +12,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from sentinel.models import Contact
-from sentinel.settings import DEV_PAYLOAD_KEYS, Settings
-from starter.codec import (
+from runtime.codec import (
     ENCODING,
     KEY_ID,
     EncryptionCodec,
@@ -23,6 +21,8 @@ from starter.codec import (
     PayloadKeyError,
     converter_for,
 )
+from sentinel.models import Contact
+from sentinel.settings import DEV_PAYLOAD_KEYS, Settings
 from tests.support.workflow_harness import make_request
 
 EMAIL = "codec-user@example.com"

@@ -1,13 +1,13 @@
 """The worker, the gateway and the CLI connect to Temporal with mutual TLS when the
-certificate settings are set (issue #11 item 5, R22): starter/client.py ``tls_config``."""
+certificate settings are set (issue #11 item 5, R22): runtime/client.py ``tls_config``."""
 
 from __future__ import annotations
 
 import pytest
 from temporalio.service import TLSConfig
 
+from runtime.client import tls_config
 from sentinel.settings import Settings
-from starter.client import tls_config
 
 
 def settings(**values) -> Settings:

@@ -15,12 +15,12 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from runtime.codec import converter_for
+from runtime.telemetry import interceptors, setup_tracing
 from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import Observation, ReviewDecision, WithdrawalRequest, WithdrawalView, workflow_id_for
 from sentinel.settings import Settings, get_settings
 from sentinel.taxonomy import WithdrawalStatus
-from starter.codec import converter_for
-from starter.telemetry import interceptors, setup_tracing
 from workflows import search_attributes as sa
 from workflows.withdrawal import WithdrawalWorkflow
 
@@ -49,7 +49,7 @@ async def connect(settings: Settings | None = None, service_name: str = "withdra
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=converter_for(settings),  # payloads encrypted (starter/codec.py)
+        data_converter=converter_for(settings),  # payloads encrypted (runtime/codec.py)
         interceptors=interceptors(),
         tls=tls_config(settings),  # mutual TLS in production (docs/deployment.md)
     )

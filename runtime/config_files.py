@@ -64,4 +64,6 @@ class HotFile:
                     self._stamp = stamp
                     return self._doc
                 self._doc, self._stamp = doc, stamp
+                return doc
+            assert self._doc is not None  # the stamp is set only with a document
             return self._doc
