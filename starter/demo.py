@@ -205,7 +205,7 @@ async def play(
         locale=sc.locale,
         contact=Contact(email=f"{sc.name}@example.com"),
     )
-    req = withdrawal_request(wid, **{**fields, **sc.request})
+    req = withdrawal_request(**{"withdrawal_id": wid, **fields, **sc.request})
     await client.start_withdrawal(req)
     deadline = time.monotonic() + 90
     reviewed = False

@@ -87,7 +87,7 @@ def make_request(wid: str, **overrides) -> WithdrawalRequest:
         # never decide a test's outcome unless the test pins a night time on purpose
         contact=Contact(email="user42@example.com", timezone=zone_at(12)),
     )
-    return withdrawal_request(wid, **{**fields, **overrides})
+    return withdrawal_request(**{"withdrawal_id": wid, **fields, **overrides})
 
 
 #: how long ``result()`` waits in real time before moving the test server's clock by hand
