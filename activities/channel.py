@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from channels.base import Channel, ChannelRejectedRequest, ChannelUnavailable, withdrawal_id_for
 from sentinel.contracts import QueryInput, SubmitInput
 from sentinel.models import Observation
-from store.repo import count_unmapped
+from store.callbacks import count_unmapped
 
 
 class ChannelActivities:

@@ -13,39 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.notice_preparation import NoticePreparation
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
-from runtime.config_files import HotFile
-from sentinel.catalogue import Catalogue
 from sentinel.contracts import NoticeGivenUp
-from sentinel.links import make_link
-from sentinel.locales import template_locale
 from sentinel.models import DeliveryResult, NoticeRequest
 from sentinel.notice_policy import load_notice_policy
-from sentinel.render import Brand, DigestItem, RenderedNotice, link_kind_for, render_digest, render_notice
+from sentinel.render import DigestItem, RenderedNotice, render_digest
 from sentinel.taxonomy import Stage
-from store.repo import (
+from store.deliveries import (
     COMMITTING,
     claim_delivery,
     delivery_status,
-    finish_batch,
     finish_delivery,
     give_up_delivery,
     handed_providers,
-    lead_batch,
     mark_committing,
     mark_handed,
-    recent_notices,
-    record_batched,
     record_suppressed,
-    withdrawal_statuses,
 )
+from store.delivery_batches import finish_batch, lead_batch, record_batched, withdrawal_statuses
 from store.tables import NoticeDelivery, WithdrawalEvent
 
 
@@ -66,118 +57,8 @@ def _sent_event(notice: NoticeRequest) -> WithdrawalEvent:
     )
 
 
-class NotifyActivities:
-    def __init__(
-        self,
-        engine: Engine,
-        notifiers: dict[str, Notifier],
-        catalogue: Catalogue,
-        *,
-        support_phone: str,
-        support_url: str,
-        app_base_url: str,
-        brand: Brand | None = None,
-        link_secret: str,
-        link_ttl_s: int,
-        notice_policy: HotFile | None = None,
-    ):
-        self.engine = engine
-        self.notifiers = notifiers
-        self.catalogue = catalogue
-        self.support_phone = support_phone
-        self.support_url = support_url
-        self.brand = brand or Brand()
-        self.app_base_url = app_base_url
-        self.link_secret = link_secret
-        self.link_ttl_s = link_ttl_s
-        self.notice_policy = notice_policy
-
-    def _policy_check(self, notice: NoticeRequest) -> tuple[str | None, str | None, datetime | None]:
-        """(reason not to interrupt the user, policy version, end of the fold window to
-        wait for), from the policy in force and the user's recent notices in the delivery
-        log (inhibition, per-user cap, folding)."""
-        if self.notice_policy is None:
-            return None, None, None
-        policy = self.notice_policy.derived(load_notice_policy)
-        windows = [r.window_s for r in policy.inhibit] + ([policy.cap.window_s] if policy.cap else [])
-        windows += [policy.fold.window_s] if policy.fold else []
-        if not windows:
-            return None, policy.version, None
-        now = datetime.now(UTC)
-        recent = recent_notices(self.engine, notice.withdrawal.user_id, now - timedelta(seconds=max(windows)))
-        recent = [
-            r
-            for r in recent
-            if not (r.withdrawal_id == notice.withdrawal.withdrawal_id and r.stage == notice.stage)
-        ]
-        reason = policy.suppression(
-            channel=notice.channel,
-            stage=notice.stage,
-            category=notice.category,
-            severity=notice.severity,
-            withdrawal_id=notice.withdrawal.withdrawal_id,
-            recent=recent,
-            now=now,
-        )
-        until = (
-            None
-            if reason
-            else policy.fold_until(
-                channel=notice.channel,
-                severity=notice.severity,
-                withdrawal_id=notice.withdrawal.withdrawal_id,
-                recent=recent,
-                now=now,
-            )
-        )
-        return reason, policy.version, until
-
-    def _policy_version(self) -> str | None:
-        return (
-            self.notice_policy.derived(load_notice_policy).version if self.notice_policy is not None else None
-        )
-
-    def _may_be_batched(self, notice: NoticeRequest) -> bool:
-        """Only a channel the policy folds can have a batched row to come back to (the
-        lookup is skipped for every other delivery)."""
-        if self.notice_policy is None:
-            return False
-        fold = self.notice_policy.derived(load_notice_policy).fold
-        return fold is not None and notice.channel in fold.channels
-
-    def _texts(self, notice: NoticeRequest) -> tuple[str | None, str | None]:
-        if not notice.reason_code:
-            return None, None
-        entry = self.catalogue.lookup(notice.withdrawal.channel, notice.reason_code)
-        if entry is None:
-            return None, None
-        locale = template_locale(notice.withdrawal.locale)
-        return entry.reason_text(locale), entry.action_text(locale)
-
-    def _link(self, notice: NoticeRequest) -> str:
-        w = notice.withdrawal
-        return make_link(
-            self.app_base_url,
-            link_kind_for(notice),
-            w.withdrawal_id,
-            w.user_id,
-            self.link_secret,
-            int(time.time()),
-            self.link_ttl_s,
-        )
-
-    def _render(self, notice: NoticeRequest) -> RenderedNotice:
-        reason_text, action_text = self._texts(notice)
-        return render_notice(
-            notice,
-            reason_text=reason_text,
-            action_text=action_text,
-            support_phone=self.support_phone,
-            support_url=self.support_url,
-            link=self._link(notice),
-            now=datetime.now(UTC),
-            brand=self.brand,
-        )
+class NotifyActivities(NoticePreparation):
+    """The notice activities (deliver, give up); the steps before a send are the base class's."""
 
     @activity.defn(name="deliver_notice")
     async def deliver_notice(self, notice: NoticeRequest) -> DeliveryResult:

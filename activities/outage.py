@@ -18,8 +18,8 @@ from decimal import Decimal
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
-from runtime.config_files import HotFile
 from notifiers.base import DeliveryError, Notifier
+from runtime.config_files import HotFile
 from sentinel.links import make_link
 from sentinel.models import NoticeRequest, WithdrawalRequest
 from sentinel.outage import (
@@ -36,7 +36,7 @@ from sentinel.outage_notice import Order, render_outage_alert, render_outage_not
 from sentinel.render import Brand, RenderedNotice
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 from store import incidents as store
-from store.repo import claim_delivery, finish_delivery
+from store.deliveries import claim_delivery, finish_delivery
 from store.tables import NoticeDelivery, OutageIncident, WithdrawalRecord
 
 

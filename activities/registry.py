@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 from activities.channel import ChannelActivities
 from activities.eta import EtaSource, load_eta_config
-from runtime.config_files import HotFile
 from activities.notify import NotifyActivities
 from activities.outage import OutageActivities
 from activities.reviews import ReviewActivities
@@ -29,14 +28,7 @@ from store.db import engine_for
 
 
 def build_notifiers(settings: Settings, engine) -> dict[str, Notifier]:
-    smtp = SmtpConfig(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        sender=settings.mail_from,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        starttls=settings.smtp_starttls,
-    )
+    smtp = SmtpConfig.from_settings(settings.smtp, settings.mail_from)
     notifiers: dict[str, Notifier] = {"inbox": InboxNotifier(engine), "email": EmailNotifier(smtp)}
     if settings.operator_email:
         notifiers["ops_email"] = OperatorEmailNotifier(smtp, settings.operator_email)

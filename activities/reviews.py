@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 
 from sentinel.contracts import DecisionAudit, DecisionKeys
-from store.repo import add_audit_once
+from store.reviews import add_audit_once
 
 
 class ReviewActivities:

@@ -20,9 +20,8 @@ from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import resolve_tracking_policy
 from sentinel.risk import evaluate, history_windows, load_ruleset
 from sentinel.taxonomy import WithdrawalStatus
-from store.repo import (
-    mark_parked_delivered,
-    parked_for,
+from store.callbacks import mark_parked_delivered, parked_for
+from store.withdrawals import (
     payee_fingerprint,
     record_risk_hits,
     record_withdrawal,

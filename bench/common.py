@@ -33,6 +33,7 @@ import yaml  # noqa: E402
 from runtime.client import SentinelClient  # noqa: E402
 from sentinel.models import Contact, WithdrawalRequest  # noqa: E402
 from sentinel.settings import Settings  # noqa: E402
+from simulator.requests import withdrawal_request  # noqa: E402
 from starter.devstack import DevStack, Ports  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -93,12 +94,10 @@ def machine() -> dict[str, str]:
 def request_for(
     wid: str, amount: str = "88.80", email: str | None = "bench@example.com"
 ) -> WithdrawalRequest:
-    return WithdrawalRequest(
-        withdrawal_id=wid,
+    return withdrawal_request(
+        wid,
         user_id=f"u-{wid}",
         amount=amount,
-        currency="CNY",
-        channel="generic",
         bank_code="CMB",
         card_last4="4321",
         payee_ref="vault:tok_bench",

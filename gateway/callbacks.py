@@ -17,14 +17,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from channels.base import Channel, withdrawal_id_for
 from runtime.client import SentinelClient
 from sentinel.models import Observation
-from store.repo import (
-    add_audit,
-    count_unmapped,
-    get_parked,
-    mark_parked_delivered,
-    park_callback,
-    parked_for,
-)
+from store.callbacks import count_unmapped, get_parked, mark_parked_delivered, park_callback, parked_for
+from store.reviews import add_audit
 from store.tables import ParkedCallback
 
 log = logging.getLogger(__name__)

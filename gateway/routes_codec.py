@@ -25,7 +25,7 @@ from gateway.auth import OPERATOR, SUPERVISOR, Principal, require
 from gateway.deps import db
 from gateway.errors import ApiError, responses
 from runtime.codec import PayloadDecryptError
-from store.repo import add_audit
+from store.reviews import add_audit
 
 router = APIRouter(tags=["operations"])
 

@@ -26,9 +26,9 @@ from gateway.deps import MAX_ROW_ID, db
 from gateway.page_auth import PageProblem, check_csrf, form, need
 from gateway.routes_review_console import account_signin, account_signin_form
 from gateway.web import PREFIX, pick_locale, render
+from store.callbacks import parked_callbacks, unmapped_codes
 from store.ops_counts import open_counts
 from store.ops_health import delivery_health
-from store.repo import parked_callbacks, unmapped_codes
 
 router = APIRouter(include_in_schema=False)
 

@@ -17,7 +17,7 @@ from gateway.auth import USER, Principal, ensure_user_access, require
 from gateway.deps import Out, UserId, db
 from gateway.errors import ApiError, responses
 from sentinel.models import NoCard
-from store.repo import DeviceTokenTaken, devices_of, forget_device, register_device
+from store.devices import DeviceTokenTaken, devices_of, forget_device, register_device
 
 router = APIRouter(tags=["devices"])
 

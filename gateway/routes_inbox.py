@@ -15,7 +15,7 @@ from gateway.deps import Out, UserId, db
 from gateway.errors import ApiError, responses
 from runtime.client import SentinelClient
 from sentinel.contracts import NoticeAck
-from store.repo import inbox, read_message
+from store.inbox import inbox, read_message
 
 router = APIRouter(tags=["inbox"])
 

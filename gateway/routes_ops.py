@@ -17,8 +17,8 @@ from gateway.callbacks import RedeliverRefused, redeliver_parked
 from gateway.deps import Out, db
 from gateway.errors import ApiError, responses
 from runtime.client import SentinelClient
+from store.callbacks import parked_callbacks, unmapped_codes
 from store.events import report_between
-from store.repo import parked_callbacks, unmapped_codes
 
 router = APIRouter(tags=["operations"])
 

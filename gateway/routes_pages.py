@@ -58,8 +58,9 @@ from gateway.web import (
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
 from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
+from store.inbox import inbox
 from store.incidents import incident_for_withdrawal
-from store.repo import get_record, inbox, user_withdrawals
+from store.withdrawals import get_record, user_withdrawals
 
 router = APIRouter(include_in_schema=False)
 

@@ -36,7 +36,7 @@ from gateway.deps import db
 from gateway.errors import ApiError, responses
 from notifiers.sms_twilio import verify_signature
 from sentinel import safe_json
-from store.repo import delivery_receipt
+from store.deliveries import delivery_receipt
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class ReceiptOut(BaseModel):
 
 
 def _twilio_token(settings) -> str | None:
-    token = getattr(settings, "twilio_auth_token", None)
+    token = getattr(getattr(settings, "twilio", None), "auth_token", None)
     if token is not None and hasattr(token, "get_secret_value"):
         token = token.get_secret_value()
     return token or None

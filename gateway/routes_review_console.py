@@ -3,7 +3,7 @@ name and password (gateway/reviewers.py), see the review queue soonest SLA due f
 case, read everything about it, and decide it. What each page shows: docs/pages.md.
 
 Nothing here decides anything on its own: the queue is the review desk's query
-(store/repo.py ``review_queue_page``), the case is the desk's ``case``, taking a case is its
+(store/reviews.py ``review_queue_page``), the case is the desk's ``case``, taking a case is its
 ``assign`` and a decision is its ``decide`` (gateway/routes_reviews.py), called with the
 signed-in reviewer as the caller. So the console and the API keep the same rules: four-eyes
 (the same person approving twice is 409, shown here as a plain message), the audit rows.
@@ -38,13 +38,13 @@ from sentinel.catalogue import default_catalogue
 from sentinel.models import ID_PATTERN
 from sentinel.policy import resolve_tracking_policy
 from sentinel.review_order import by_due, sla_due
-from store.repo import review_queue_page
+from store.reviews import review_queue_page
 
 router = APIRouter(include_in_schema=False)
 
 BASE = PREFIX + "/review"
 CONSOLE = (REVIEWER, SUPERVISOR)
-#: the console orders the oldest cases of the desk's queue (store/repo.py) by SLA due time
+#: the console orders the oldest cases of the desk's queue (store/reviews.py) by SLA due time
 QUEUE_SCAN = 200
 DONE = ("approve", "reject", "request_documents", "assign")
 _ID = re.compile(ID_PATTERN)

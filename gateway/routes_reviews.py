@@ -36,7 +36,8 @@ from runtime.client import DecisionRefused, FourEyesViolation, NotAwaitingReview
 from sentinel.decision_tokens import sign_decision
 from sentinel.models import NoCard, ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
-from store.repo import add_audit, assign_review, audit_for, get_record, review_queue_page, risk_hits_for
+from store.reviews import add_audit, assign_review, audit_for, review_queue_page, risk_hits_for
+from store.withdrawals import get_record
 
 router = APIRouter(tags=["review desk"])
 
@@ -46,7 +47,7 @@ DESK = (REVIEWER, SUPERVISOR, OPERATOR)
 @lru_cache(maxsize=1)
 def known_documents() -> frozenset[str]:
     """Documents a reviewer may ask for: those every locale's templates can name."""
-    from sentinel.render import LOCALES, load_templates
+    from sentinel.template_files import LOCALES, load_templates
 
     names = [set(load_templates(locale).doc.documents) for locale in LOCALES]
     return frozenset(set.intersection(*names)) if names else frozenset()

@@ -27,8 +27,9 @@ from runtime.client import SentinelClient
 from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import NoCard, WithdrawalRequest
 from store.events import append_event
-from store.repo import add_audit, get_record, payee_fingerprint, user_withdrawals
+from store.reviews import add_audit
 from store.tables import WithdrawalEvent, utcnow
+from store.withdrawals import get_record, payee_fingerprint, user_withdrawals
 
 router = APIRouter(tags=["withdrawals"])
 

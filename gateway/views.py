@@ -32,8 +32,8 @@ from sentinel.models import WithdrawalView
 from sentinel.policy import next_step
 from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
 from sentinel.user_view import UserStatusView, for_user
-from store.repo import get_record
 from store.tables import WithdrawalRecord
+from store.withdrawals import get_record
 
 log = logging.getLogger(__name__)
 

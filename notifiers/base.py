@@ -1,10 +1,15 @@
-"""The interface every notice channel implements (Apprise-style: one module per service)."""
+"""The interface every notice channel implements (Apprise-style: one module per service).
+The base classes own what every service shares, as Apprise's base plugin does: the HTTP
+client's lifecycle (:class:`HttpClientOwner`, :class:`HttpNotifier`); a service module only
+declares its service and speaks its API."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
+
+import httpx
 
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
@@ -80,3 +85,35 @@ class Notifier(ABC):
         ``tried``: the providers the notice was handed to, when the log recorded them
         (:func:`handing_over`); None: not recorded, any of them may have it."""
         raise CannotTell(f"{self.provider}: no way to look a sent notice up")
+
+    async def aclose(self) -> None:
+        """Release what the notifier holds (nothing, unless it owns an HTTP client)."""
+        return None
+
+
+class HttpClientOwner:
+    """Owns one ``httpx.AsyncClient``: the one given (tests pass one bound to a local
+    server), else one created on first use with ``timeout_s``; ``aclose`` closes it if it
+    was ever opened. Provider API helpers (Aliyun RPC, Twilio, FCM tokens) call through
+    their notifier's client rather than owning one of their own."""
+
+    timeout_s: float = 10.0
+    _client: httpx.AsyncClient | None = None
+
+    def use_client(self, client: httpx.AsyncClient | None, timeout_s: float) -> None:
+        self._client = client
+        self.timeout_s = timeout_s
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+class HttpNotifier(HttpClientOwner, Notifier):
+    """A notifier that speaks HTTP to its provider: the client is the base class's."""

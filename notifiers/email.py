@@ -12,6 +12,7 @@ from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
 
 from notifiers.base import DeliveryError, Notifier, passing_point_of_no_return
 from sentinel.models import NoticeRequest
+from sentinel.provider_settings import SmtpSettings
 from sentinel.render import RenderedNotice
 
 
@@ -28,6 +29,18 @@ class SmtpConfig:
     ):
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password, self.starttls, self.timeout_s = username, password, starttls, timeout_s
+
+    @classmethod
+    def from_settings(cls, section: SmtpSettings, sender: str) -> SmtpConfig:
+        """From ``settings.smtp``; ``sender`` is SENTINEL_MAIL_FROM."""
+        return cls(
+            host=section.host,
+            port=section.port,
+            sender=sender,
+            username=section.username,
+            password=section.password.get_secret_value() if section.password else None,
+            starttls=section.starttls,
+        )
 
 
 def message_id_for(key: str, sender: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from notifiers.base import DeliveryError, Notifier
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
-from store.repo import add_inbox_message, find_inbox_message
+from store.inbox import add_inbox_message, find_inbox_message
 from store.tables import InboxMessage
 
 

@@ -44,10 +44,11 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import DeliveryError, HttpClientOwner, HttpNotifier
 from notifiers.routing import http_request, json_body, status_is_retryable
+from sentinel.formatting import format_amount
 from sentinel.models import NoticeRequest
-from sentinel.render import RenderedNotice, format_amount
+from sentinel.render import RenderedNotice
 from sentinel.taxonomy import Severity
 
 PROVIDER = "fcm"
@@ -112,7 +113,7 @@ class ServiceAccountTokens:
         *,
         scope: str = FCM_SCOPE,
         token_uri: str | None = None,
-        client: httpx.AsyncClient,
+        http: HttpClientOwner,
         clock: Callable[[], float] = time.time,
         lifetime_s: int = 3600,
         refresh_margin_s: float = 300.0,
@@ -120,7 +121,7 @@ class ServiceAccountTokens:
         self.account = account
         self.scope = scope
         self.token_uri = token_uri or account.token_uri
-        self.client = client
+        self.http = http
         self.clock = clock
         self.lifetime_s = min(lifetime_s, 3600)  # Google's maximum
         self.refresh_margin_s = refresh_margin_s
@@ -148,7 +149,7 @@ class ServiceAccountTokens:
                 return self._token
             now = int(self.clock())
             response = await http_request(
-                self.client,
+                self.http.client,
                 PROVIDER,
                 "POST",
                 self.token_uri,
@@ -203,7 +204,7 @@ def push_data(notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, str]
     }
 
 
-class FcmPushNotifier(Notifier):
+class FcmPushNotifier(HttpNotifier):
     channel = "push"
     provider = PROVIDER
 
@@ -224,14 +225,9 @@ class FcmPushNotifier(Notifier):
         )
         self.tokens_for = tokens_for
         self.on_invalid_token = on_invalid_token
-        self.client = client or httpx.AsyncClient(timeout=cfg.timeout_s)
-        self.tokens = ServiceAccountTokens(
-            self.account, token_uri=cfg.token_uri, client=self.client, clock=clock
-        )
+        self.use_client(client, cfg.timeout_s)
+        self.tokens = ServiceAccountTokens(self.account, token_uri=cfg.token_uri, http=self, clock=clock)
         self.url = f"{cfg.api_base.rstrip('/')}/v1/projects/{self.account.project_id}/messages:send"
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     def devices(self, notice: NoticeRequest) -> list[str]:
         return list(dict.fromkeys(t for t in self.tokens_for(notice.withdrawal.user_id) if t))

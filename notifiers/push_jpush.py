@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import DeliveryError, HttpNotifier
 from notifiers.push_fcm import lock_screen_safe, push_data
 from notifiers.routing import http_request, json_body, status_is_retryable
 from sentinel.models import NoticeRequest
@@ -59,7 +59,7 @@ class JPushConfig:
     timeout_s: float = 10.0
 
 
-class JPushNotifier(Notifier):
+class JPushNotifier(HttpNotifier):
     channel = "push"
     provider = PROVIDER
 
@@ -75,12 +75,9 @@ class JPushNotifier(Notifier):
         self.cfg = cfg
         self.registration_ids_for = registration_ids_for
         self.cid_store: MutableMapping[str, tuple[str, float]] = {} if cid_store is None else cid_store
-        self.client = client or httpx.AsyncClient(timeout=cfg.timeout_s)
+        self.use_client(client, cfg.timeout_s)
         self.clock = clock
         self.base = cfg.api_base.rstrip("/")
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     def devices(self, notice: NoticeRequest) -> list[str]:
         return list(dict.fromkeys(r for r in self.registration_ids_for(notice.withdrawal.user_id) if r))

@@ -1,7 +1,8 @@
 """Builds the provider-backed notice channels (sms, voice, push) from the settings
-(credentials) and ``config/providers.yaml`` (routes, sign names, templates): one
-``ProviderChain`` per channel, with region routing, failover and a circuit breaker per
-provider. Push reaches the device tokens the app registered (``store.repo.register_device``);
+(credentials: each provider's own section, ``settings.aliyun``, ``settings.twilio`` ...;
+a provider is on once its section is complete) and ``config/providers.yaml`` (routes, sign
+names, templates): one ``ProviderChain`` per channel, with region routing, failover and a circuit breaker per
+provider. Push reaches the device tokens the app registered (``store.devices.register_device``);
 a token the provider reports dead is marked invalid."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from notifiers.voice_aliyun import AliyunVoiceConfig, AliyunVoiceNotifier
 from notifiers.voice_twilio import TwilioVoiceNotifier
 from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import parse_duration
+from sentinel.provider_settings import secret
 from sentinel.render import Brand
 from sentinel.settings import Settings
 
@@ -76,15 +78,15 @@ def _secret(value) -> str:
 
 
 def _push_providers(settings: Settings, engine) -> list[Notifier]:
-    from store.repo import device_tokens, forget_device
+    from store.devices import device_tokens, forget_device
 
     push: list[Notifier] = []
-    if settings.fcm_service_account_file:
+    if settings.fcm.complete and settings.fcm.service_account_file:
         push.append(
             FcmPushNotifier(
                 FcmConfig(
-                    ServiceAccount.from_file(settings.fcm_service_account_file),
-                    api_base=settings.fcm_api_base,
+                    ServiceAccount.from_file(settings.fcm.service_account_file),
+                    api_base=settings.fcm.api_base,
                 ),
                 lambda user_id: device_tokens(engine, user_id, "fcm"),
                 on_invalid_token=lambda user_id, token: forget_device(
@@ -92,13 +94,13 @@ def _push_providers(settings: Settings, engine) -> list[Notifier]:
                 ),
             )
         )
-    if settings.jpush_app_key and settings.jpush_master_secret:
+    if settings.jpush.complete:
         push.append(
             JPushNotifier(
                 JPushConfig(
-                    settings.jpush_app_key,
-                    _secret(settings.jpush_master_secret),
-                    api_base=settings.jpush_api_base,
+                    settings.jpush.app_key or "",
+                    secret(settings.jpush.master_secret),
+                    api_base=settings.jpush.api_base,
                 ),
                 lambda user_id: device_tokens(engine, user_id, "jpush"),
             )
@@ -131,31 +133,18 @@ def build_provider_notifiers(
     sms: list[Notifier] = []
     voice: list[Notifier] = []
     aliyun = data.get("aliyun") or {}
-    if settings.aliyun_access_key_id and settings.aliyun_access_key_secret:
-        creds = dict(
-            access_key_id=settings.aliyun_access_key_id,
-            access_key_secret=_secret(settings.aliyun_access_key_secret),
-        )
+    if settings.aliyun.complete:
+        creds = settings.aliyun.credentials()
         if aliyun.get("sms"):
             sms.append(AliyunSmsNotifier(AliyunSmsConfig(**creds, **aliyun["sms"])))
         if aliyun.get("voice"):
             voice.append(AliyunVoiceNotifier(AliyunVoiceConfig(**creds, **aliyun["voice"])))
     tencent = data.get("tencent") or {}
-    if settings.tencent_secret_id and settings.tencent_secret_key and tencent:
-        sms.append(
-            TencentSmsNotifier(
-                TencentSmsConfig(
-                    secret_id=settings.tencent_secret_id,
-                    secret_key=_secret(settings.tencent_secret_key),
-                    **tencent,
-                )
-            )
-        )
+    if settings.tencent.complete and tencent:
+        sms.append(TencentSmsNotifier(TencentSmsConfig(**settings.tencent.credentials(), **tencent)))
     twilio = data.get("twilio") or {}
-    if settings.twilio_account_sid and settings.twilio_auth_token:
-        cfg = TwilioConfig(
-            account_sid=settings.twilio_account_sid, auth_token=_secret(settings.twilio_auth_token), **twilio
-        )
+    if settings.twilio.complete:
+        cfg = TwilioConfig(**settings.twilio.credentials(), **twilio)
         sms.append(TwilioSmsNotifier(cfg))
         if cfg.from_number:
             voice.append(TwilioVoiceNotifier(cfg))
@@ -166,6 +155,8 @@ def build_provider_notifiers(
     options: dict[str, Any] = dict(
         failure_threshold=int(breaker.get("failure_threshold", 5)),
         cooldown_s=parse_duration(breaker.get("cooldown", 30)),
+        # no failover_on_ambiguous: after a timeout the first provider may have sent, and
+        # exactly once wins (ProviderChain's default: the activity retries instead)
     )
     if engine is not None:
         options["on_breaker"] = BreakerSnapshots(engine)

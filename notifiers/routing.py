@@ -27,11 +27,12 @@ consecutive retryable failures, lets one trial request through after ``cooldown_
 
 A *timeout after the request was sent* is ambiguous: the provider may have accepted the
 message. Failing over then risks a second SMS; not failing over risks none. Exactly once
-wins, so by default the chain does not fail over on it: it raises the retryable
-:class:`AmbiguousDeliveryError`, the activity retries on the same route, and after
-``failure_threshold`` such failures the breaker opens and the next provider takes the
-traffic. ``failover_on_ambiguous=True`` fails over at once instead (a duplicate then carries
-the same notice key: Aliyun ``OutId``, Tencent ``SessionContext``, Twilio callback URL).
+wins, so by default the chain does not fail over then: it raises the
+:class:`AmbiguousDeliveryError` (retryable), the notice activity retries later, and the
+takeover asks the providers that may have the notice before anything is sent again
+(docs/reliability.md). ``failover_on_ambiguous=True`` trades that for speed: both copies
+then carry the same notice key (Aliyun ``OutId``, Tencent ``SessionContext``, Twilio
+callback URL), so receipts show the duplicate.
 
 The module also holds the HTTP helpers the provider modules share (``http_request``,
 ``status_is_retryable``): a timeout, a refused connection, 408/425/429 and 5xx are

@@ -26,20 +26,25 @@ from __future__ import annotations
 import json
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import DeliveryError, HttpClientOwner, HttpNotifier
+from notifiers.provider_templates import (
+    TemplateRegistry,
+    TemplateSpec,
+    has_prefix,
+    notice_fields,
+    template_keys,
+)
 from notifiers.routing import http_request, json_body, status_is_retryable
 from notifiers.signing_aliyun import sign_request
-from sentinel.locales import template_locale
 from sentinel.models import NoticeRequest
-from sentinel.render import RenderedNotice, speak_digits, template_id_for
-from sentinel.taxonomy import WithdrawalStatus
+from sentinel.render import RenderedNotice
 
 PROVIDER = "aliyun"
 SMS_ENDPOINT = "https://dysmsapi.aliyuncs.com"
@@ -48,148 +53,6 @@ SMS_VERSION = "2017-05-25"
 #: QuerySendDetails: at most 50 per page; mainland China time decides the SendDate
 QUERY_PAGE_SIZE = 50
 CHINA_TZ = timezone(timedelta(hours=8))
-
-# --------------------------------------------------------------------------- templates
-
-#: notice fields a template variable may take its value from
-FIELD_NAMES = (
-    "order_no",
-    "card_last4",
-    "bank_code",
-    "title",
-    "short",
-    "link",
-    "stage",
-    "category",
-    "status",
-    "count",
-    "orders",
-    "reason",
-    "order_tail",
-    "support_phone",
-    "support_spoken",
-)
-DEFAULT_PARAMS: tuple[tuple[str, str], ...] = (("order_no", "order_no"), ("card_last4", "card_last4"))
-
-
-def notice_fields(notice: NoticeRequest, rendered: RenderedNotice) -> dict[str, str]:
-    """Values for template variables. No amount: SMS and lock screens show the order
-    number and the card ending only."""
-    w = notice.withdrawal
-    return {
-        "order_no": w.withdrawal_id,
-        "card_last4": w.card_last4,
-        "bank_code": w.bank_code,
-        "title": rendered.title,
-        "short": rendered.short,
-        "link": rendered.link,
-        "stage": notice.stage.value,
-        "category": notice.category.value if notice.category else "",
-        "status": notice.status.value,
-        # a digest (folding): how many withdrawals, and their order numbers
-        "count": str(1 + len(notice.folded)),
-        "orders": ",".join([w.withdrawal_id, *notice.folded]),
-        # issue #10: the reason (its group's short phrase), the order's last digits, the support number
-        "reason": rendered.reason_phrase,
-        "order_tail": w.withdrawal_id[-4:],
-        "support_phone": rendered.support_phone,
-        "support_spoken": speak_digits(rendered.support_phone),
-    }
-
-
-@dataclass(frozen=True)
-class TemplateSpec:
-    """A registered provider template: its code and where each variable comes from."""
-
-    code: str
-    params: tuple[tuple[str, str], ...] = DEFAULT_PARAMS  # (variable name, notice field)
-    text: str | None = (
-        None  # the registered text, ${name} for a variable (checked: notifiers/template_check.py)
-    )
-
-    @classmethod
-    def parse(cls, value: Any) -> TemplateSpec:
-        """``"SMS_123"`` | ``{"code": "SMS_123", "params": {"order": "order_no"}}`` |
-        ``{"code": "1234567", "params": ["order_no", "card_last4"]}`` (positional)."""
-        if isinstance(value, TemplateSpec):
-            spec = value
-        elif isinstance(value, str):
-            spec = cls(value)
-        elif isinstance(value, Mapping):
-            raw = value.get("params")
-            if raw is None:
-                params = DEFAULT_PARAMS
-            elif isinstance(raw, Mapping):
-                params = tuple((str(k), str(v)) for k, v in raw.items())
-            else:
-                params = tuple((str(v), str(v)) for v in raw)
-            spec = cls(str(value["code"]), params, value.get("text"))
-        else:
-            raise TypeError(f"template must be a code or a mapping, got {type(value).__name__}")
-        if not spec.code:
-            raise ValueError("template code must not be empty")
-        unknown = sorted({f for _, f in spec.params} - set(FIELD_NAMES))
-        if unknown:
-            raise ValueError(f"template {spec.code}: unknown notice fields {unknown}; known: {FIELD_NAMES}")
-        return spec
-
-    def values(self, fields: Mapping[str, str]) -> dict[str, str]:
-        return {name: fields[src] for name, src in self.params}
-
-    def positional(self, fields: Mapping[str, str]) -> list[str]:
-        return [fields[src] for _, src in self.params]
-
-
-def template_keys(notice: NoticeRequest) -> list[str]:
-    """Lookup order, most specific first: ``zh-CN/DETECTED/BANK_DELAY``,
-    ``zh-CN/DETECTED``, ``DETECTED/failed`` (a failed or returned withdrawal: the money is
-    back, whatever the category), ``DETECTED/BANK_DELAY``, ``DETECTED``, ``default``."""
-    locale = template_locale(notice.withdrawal.locale)
-    stage = notice.stage.value
-    category = notice.category.value if notice.category else "default"
-    keys = []
-    try:
-        keys.append(template_id_for(notice))
-    except Exception:  # no renderer template: the explicit keys below still apply
-        pass
-    if notice.folded:  # a digest of several withdrawals has its own registered template
-        keys = [f"{locale}/DIGEST", "DIGEST"]
-    failed = (
-        [f"{stage}/failed"] if notice.status in (WithdrawalStatus.FAILED, WithdrawalStatus.RETURNED) else []
-    )
-    keys += [
-        f"{locale}/{stage}/{category}",
-        f"{locale}/{stage}",
-        *failed,
-        f"{stage}/{category}",
-        stage,
-        "default",
-    ]
-    return list(dict.fromkeys(keys))
-
-
-class TemplateRegistry:
-    """Provider templates keyed by notice (see :func:`template_keys`). Data, e.g.::
-
-    {"DETECTED/ACCOUNT_INFO_ERROR": "SMS_460001",
-     "DELAYED": {"code": "SMS_460002", "params": {"order": "order_no", "card": "card_last4"}},
-     "default": "SMS_460000"}
-    """
-
-    def __init__(self, templates: Mapping[str, Any]):
-        self.templates = {str(k): TemplateSpec.parse(v) for k, v in templates.items()}
-
-    def lookup(self, notice: NoticeRequest) -> TemplateSpec | None:
-        for key in template_keys(notice):
-            if key in self.templates:
-                return self.templates[key]
-        return None
-
-
-def has_prefix(phone: str | None, prefixes: Sequence[str] | None) -> bool:
-    if not phone:
-        return False
-    return not prefixes or any(phone.startswith(p) for p in prefixes)
 
 
 def aliyun_phone(e164: str) -> str:
@@ -232,8 +95,7 @@ class AliyunRpc:
         access_key_id: str,
         access_key_secret: str,
         security_token: str | None = None,
-        timeout_s: float = 10.0,
-        client: httpx.AsyncClient | None = None,
+        http: HttpClientOwner,
         now: Callable[[], datetime] | None = None,
         nonce: Callable[[], str] | None = None,
         provider: str = PROVIDER,
@@ -243,21 +105,10 @@ class AliyunRpc:
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.security_token = security_token
-        self.timeout_s = timeout_s
-        self._client = client
+        self.http = http
         self.now = now or (lambda: datetime.now(UTC))
         self.nonce = nonce or (lambda: uuid.uuid4().hex)
         self.provider = provider
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
 
     async def call_json(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
         """The answer of a successful call (``Code`` OK); DeliveryError otherwise."""
@@ -275,7 +126,7 @@ class AliyunRpc:
         )
         headers = {**signed.headers, "accept": "application/json"}
         response = await http_request(
-            self.client, self.provider, "POST", signed.url, headers=headers, content=b""
+            self.http.client, self.provider, "POST", signed.url, headers=headers, content=b""
         )
         data = json_body(response, self.provider)
         code = str(data.get("Code", ""))
@@ -312,7 +163,7 @@ class AliyunSmsConfig:
     version: str = field(default=SMS_VERSION)
 
 
-class AliyunTemplateNotifier(Notifier):
+class AliyunTemplateNotifier(HttpNotifier):
     """One registered template per notice, sent through one signed Aliyun RPC action: the
     config, the template lookup, the reach check and the call are shared by SMS
     (:class:`AliyunSmsNotifier`) and voice (:class:`notifiers.voice_aliyun.AliyunVoiceNotifier`).
@@ -334,6 +185,7 @@ class AliyunTemplateNotifier(Notifier):
         nonce: Callable[[], str] | None = None,
     ):
         self.cfg = cfg
+        self.use_client(client, cfg.timeout_s)
         self.registry = TemplateRegistry(cfg.templates)
         self.rpc = AliyunRpc(
             endpoint=cfg.endpoint,
@@ -341,8 +193,7 @@ class AliyunTemplateNotifier(Notifier):
             access_key_id=cfg.access_key_id,
             access_key_secret=cfg.access_key_secret,
             security_token=cfg.security_token,
-            timeout_s=cfg.timeout_s,
-            client=client,
+            http=self,
             now=now,
             nonce=nonce,
         )
@@ -370,9 +221,6 @@ class AliyunTemplateNotifier(Notifier):
 
     async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
         return await self.rpc.call(self.action, self.request_params(notice, rendered), self.id_field)
-
-    async def aclose(self) -> None:
-        await self.rpc.aclose()
 
 
 class AliyunSmsNotifier(AliyunTemplateNotifier):

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import DeliveryError, HttpNotifier
+from notifiers.provider_templates import TemplateRegistry, has_prefix, notice_fields, template_keys
 from notifiers.routing import http_request, json_body, status_is_retryable
 from notifiers.signing_tencent import sign_request
-from notifiers.sms_aliyun import TemplateRegistry, has_prefix, notice_fields, template_keys
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
 
@@ -59,7 +59,7 @@ class TencentSmsConfig:
     secret_key: str
     sms_sdk_app_id: str  # e.g. "1400006666"
     sign_name: str
-    templates: Mapping[str, Any]  # see notifiers.sms_aliyun.TemplateRegistry; params are positional
+    templates: Mapping[str, Any]  # see notifiers.provider_templates.TemplateRegistry; params are positional
     endpoint: str = "https://sms.tencentcloudapi.com"
     region: str = "ap-guangzhou"
     service: str = "sms"  # the credential-scope service; cannot be derived from a test host
@@ -69,7 +69,7 @@ class TencentSmsConfig:
     timeout_s: float = 10.0
 
 
-class TencentSmsNotifier(Notifier):
+class TencentSmsNotifier(HttpNotifier):
     channel = "sms"
     provider = PROVIDER
 
@@ -82,23 +82,13 @@ class TencentSmsNotifier(Notifier):
     ):
         self.cfg = cfg
         self.registry = TemplateRegistry(cfg.templates)
-        self._client = client
+        self.use_client(client, cfg.timeout_s)
         self.clock = clock
         parts = urlsplit(cfg.endpoint)
         if not parts.scheme or not parts.netloc:
             raise ValueError(f"endpoint must be scheme://host, got {cfg.endpoint!r}")
         self.host = parts.netloc
         self.url = f"{parts.scheme}://{parts.netloc}/"
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.cfg.timeout_s)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
 
     def can_reach(self, notice: NoticeRequest) -> bool:
         phone = notice.withdrawal.contact.phone

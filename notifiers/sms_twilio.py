@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import DeliveryError, HttpClientOwner, HttpNotifier
 from notifiers.routing import http_request, json_body, status_is_retryable
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
@@ -101,26 +101,18 @@ def twilio_error(response: httpx.Response, what: str) -> DeliveryError:
 
 
 class TwilioClient:
-    def __init__(self, cfg: TwilioConfig, client: httpx.AsyncClient | None = None):
+    """Twilio's REST API, called through its notifier's HTTP client."""
+
+    def __init__(self, cfg: TwilioConfig, http: HttpClientOwner):
         self.cfg = cfg
-        self._client = client
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.cfg.timeout_s)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        self.http = http
 
     def url(self, resource: str) -> str:
         return f"{self.cfg.api_base.rstrip('/')}/{API_VERSION}/Accounts/{self.cfg.account_sid}/{resource}"
 
     async def create(self, resource: str, form: Mapping[str, str], what: str) -> str:
         response = await http_request(
-            self.client,
+            self.http.client,
             PROVIDER,
             "POST",
             self.url(resource),
@@ -146,7 +138,7 @@ class TwilioClient:
         return {"StatusCallback": with_notice_key(self.cfg.status_callback_url, notice.key)}
 
 
-class TwilioSmsNotifier(Notifier):
+class TwilioSmsNotifier(HttpNotifier):
     channel = "sms"
     provider = PROVIDER
 
@@ -154,7 +146,8 @@ class TwilioSmsNotifier(Notifier):
         if not (cfg.from_number or cfg.messaging_service_sid):
             raise ValueError("twilio sms needs from_number or messaging_service_sid")
         self.cfg = cfg
-        self.api = TwilioClient(cfg, client)
+        self.use_client(client, cfg.timeout_s)
+        self.api = TwilioClient(cfg, self)
 
     def can_reach(self, notice: NoticeRequest) -> bool:
         return self.api.reaches(notice.withdrawal.contact.phone)
@@ -172,6 +165,3 @@ class TwilioSmsNotifier(Notifier):
 
     async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
         return await self.api.create("Messages.json", self.form(notice, rendered), "Messages")
-
-    async def aclose(self) -> None:
-        await self.api.aclose()

@@ -6,13 +6,13 @@ sends on such a channel must find one, fill every variable, and still fit.
 route the notice policy can send on its channel (user stage x category, failed or not,
 and the digest):
 
-* a template is found (the lookup of :func:`notifiers.sms_aliyun.template_keys`);
+* a template is found (the lookup of :func:`notifiers.provider_templates.template_keys`);
 * it has its registered ``text``; its ``${variables}`` are exactly its params, and each
   param takes a notice field that exists;
 * SMS: the configured short link is in the text (no URL may be a variable), and the
   signature plus the text, filled with the longest value each variable can take (the
   longest reason phrase of the category's reason groups, the support number), fits one
-  segment (sentinel.render.fits_one_sms);
+  segment (sentinel.sms_sizing.fits_one_sms);
 * voice: the filled text has no brackets or arrows and no run of more than 4 digits.
 
 ``build_provider_notifiers`` calls it when the providers start: outside development
@@ -25,22 +25,15 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from notifiers.sms_aliyun import FIELD_NAMES, TemplateRegistry, notice_fields, template_keys
+from notifiers.provider_templates import FIELD_NAMES, TemplateRegistry, notice_fields, template_keys
 from sentinel.links import make_link
 from sentinel.models import NoticeRequest
 from sentinel.notice_policy import NoticePolicy
-from sentinel.render import (
-    USER_STAGES,
-    Brand,
-    DigestItem,
-    link_kind_for,
-    reason_groups,
-    render_digest,
-    render_notice,
-    sample_withdrawal,
-    sms_info,
-)
+from sentinel.render import Brand, DigestItem, render_digest, render_notice
+from sentinel.sms_sizing import sms_info
 from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
+from sentinel.template_files import USER_STAGES, link_kind_for, reason_groups
+from sentinel.template_lint import sample_withdrawal
 
 #: the longest order number the check fills in (ids are at most 64, SMS budgets use 32)
 CHECK_ORDER = "WD2026112700012345678901234567AB"

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import httpx
 
-from notifiers.base import DeliveryError, Notifier
+from notifiers.base import DeliveryError, HttpNotifier
 from notifiers.sms_twilio import PROVIDER, TwilioClient, TwilioConfig
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
@@ -33,7 +33,7 @@ def twiml_say(text: str, language: str, *, loop: int = 2, voice: str | None = No
     return f"<Response><Say{attrs}>{escape(text)}</Say></Response>"
 
 
-class TwilioVoiceNotifier(Notifier):
+class TwilioVoiceNotifier(HttpNotifier):
     channel = "voice"
     provider = PROVIDER
 
@@ -52,7 +52,8 @@ class TwilioVoiceNotifier(Notifier):
         self.languages = dict(languages)
         self.voice = voice
         self.loop = loop
-        self.api = TwilioClient(cfg, client)
+        self.use_client(client, cfg.timeout_s)
+        self.api = TwilioClient(cfg, self)
 
     def can_reach(self, notice: NoticeRequest) -> bool:
         return self.api.reaches(notice.withdrawal.contact.phone)
@@ -70,6 +71,3 @@ class TwilioVoiceNotifier(Notifier):
 
     async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
         return await self.api.create("Calls.json", self.form(notice, rendered), "Calls")
-
-    async def aclose(self) -> None:
-        await self.api.aclose()

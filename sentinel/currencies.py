@@ -1,5 +1,5 @@
 """Currency minor units: ONE table (ISO 4217), shared by the notice renderer
-(``sentinel.render.format_amount``) and the channel adapters that write amounts
+(``sentinel.formatting.format_amount``) and the channel adapters that write amounts
 (``channels.iso20022``, ``channels.stripe``, which adds Stripe's own documented deviations).
 
 Pure: no I/O. A currency not listed has two minor units (the ISO 4217 norm).

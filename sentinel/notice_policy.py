@@ -116,7 +116,10 @@ class NoticePolicy(_P):
         description="per channel, after a crash mid-send that the provider cannot confirm: hold (never twice; "
         "the inbox has the notice) or resend (at least once); unlisted channels hold",
     )
-    operator_alert_categories: list[ExceptionCategory] = Field(default_factory=list)
+    operator_alert_categories: list[ExceptionCategory] = Field(
+        default_factory=list,
+        description="categories whose detection also alerts operators (the lifecycle decision reads it)",
+    )
     retry: NoticeRetry = Field(default_factory=NoticeRetry)
 
     @model_validator(mode="after")

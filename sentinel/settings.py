@@ -8,11 +8,29 @@ Secrets (the callback HMAC secret, SMTP password) come from here, never from cod
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sentinel.provider_settings import (
+    SECTIONS,
+    AlipaySettings,
+    AliyunSettings,
+    FcmSettings,
+    Iso20022Settings,
+    JPushSettings,
+    SmtpSettings,
+    StripeSettings,
+    TencentSettings,
+    TwilioSettings,
+    WeChatSettings,
+    nest_flat_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the development payload key (its bytes spell "dev-payload-key-NOT-for-prod-use"): public
@@ -33,7 +51,15 @@ _ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SENTINEL_", env_file=".env", extra="ignore")
+    # A section's variables keep their flat names: SENTINEL_WECHAT_MCH_ID is split once
+    # after the prefix into the section wechat and its field mch_id.
+    model_config = SettingsConfigDict(
+        env_prefix="SENTINEL_",
+        env_file=".env",
+        extra="ignore",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+    )
 
     # Temporal
     temporal_address: str = Field("127.0.0.1:7233", description="host:port of the Temporal frontend")
@@ -103,75 +129,18 @@ class Settings(BaseSettings):
     )
     channel_timeout_s: float = Field(10.0, description="HTTP timeout for channel calls, seconds")
 
-    # Alipay (docs/channels/alipay.md): the adapter is built when alipay_app_id is set
-    alipay_app_id: str | None = Field(None, description="Alipay AppID; unset: no Alipay adapter")
-    alipay_gateway_url: str = Field(
-        "https://openapi.alipay.com/gateway.do", description="Alipay open-platform gateway URL"
-    )
-    alipay_app_private_key: SecretStr | None = Field(
-        None, description="the app's RSA2 private key, PEM or bare base64"
-    )
-    alipay_public_key: str | None = Field(
-        None, description="the app's Alipay public key (支付宝公钥), PEM or bare base64"
-    )
-    alipay_notify_tolerance_s: int = Field(
-        172800, description="oldest signed Alipay notify accepted, seconds"
-    )
-    alipay_order_title: str = Field("提现", description="title of the transfer in the payee's Alipay bill")
+    # The channel adapters' own sections (sentinel/provider_settings.py):
+    # SENTINEL_<SECTION>_<FIELD>, e.g. SENTINEL_WECHAT_MCH_ID is wechat.mch_id
+    alipay: AlipaySettings = Field(default_factory=AlipaySettings, description=AlipaySettings.__doc__)
 
-    # WeChat Pay 商家转账 (docs/channels/wechatpay.md): built when wechat_mch_id is set
-    wechat_mch_id: str | None = Field(
-        None, description="WeChat Pay merchant id (商户号); unset: no WeChat adapter"
-    )
-    wechat_appid: str | None = Field(None, description="AppID the payees' OpenIDs belong to")
-    wechat_base_url: str = Field("https://api.mch.weixin.qq.com", description="WeChat Pay API v3 base URL")
-    wechat_merchant_private_key: SecretStr | None = Field(
-        None, description="merchant API private key (apiclient_key.pem)"
-    )
-    wechat_merchant_serial_no: str | None = Field(
-        None, description="serial number of the merchant API certificate"
-    )
-    wechat_platform_public_keys: dict[str, str] = Field(
-        default_factory=dict, description="JSON {serial or PUB_KEY_ID: PEM} of the WeChat Pay keys"
-    )
-    wechat_apiv3_key: SecretStr | None = Field(None, description="APIv3 key, 32 characters")
-    wechat_transfer_scene_id: str = Field("1000", description="转账场景ID granted to the merchant")
-    wechat_scene_report_infos: list[tuple[str, str]] = Field(
-        default_factory=list, description="JSON [[info_type, info_content], ...] the scene requires"
-    )
-    wechat_transfer_remark: str = Field(
-        "提现", description="transfer remark shown to the user, at most 32 characters"
-    )
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings, description=WeChatSettings.__doc__)
 
-    # Stripe payouts (set the secret key to enable the adapter)
-    stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL")
-    stripe_secret_key: SecretStr | None = Field(
-        None, description="Stripe secret key; set to enable Stripe payouts"
-    )
-    stripe_webhook_secret: SecretStr | None = Field(
-        None, description="signing secret of the Stripe webhook endpoint"
-    )
-    stripe_account: str | None = Field(
-        None, description="Stripe Connect account to act on (Stripe-Account header)"
-    )
+    stripe: StripeSettings = Field(default_factory=StripeSettings, description=StripeSettings.__doc__)
 
-    # ISO 20022 bank connection (set the base URL to enable the adapter)
-    iso20022_base_url: str | None = Field(None, description="the bank's ISO 20022 endpoint; set to enable")
-    iso20022_secret: SecretStr | None = Field(
-        None, description="HMAC secret shared with the bank (both directions)"
-    )
-    iso20022_debtor_name: str = Field("Withdrawal Platform Ltd", description="our name as the paying party")
-    iso20022_debtor_account: str | None = Field(
-        None, description="our account (IBAN or other id) at the bank"
-    )
-    iso20022_debtor_agent_bic: str | None = Field(None, description="our bank's BIC")
+    iso20022: Iso20022Settings = Field(default_factory=Iso20022Settings, description=Iso20022Settings.__doc__)
 
     # Email (R6)
-    smtp_host: str = Field("127.0.0.1", description="SMTP server host")
-    smtp_port: int = Field(8025, description="SMTP server port")
-    smtp_username: str | None = Field(None, description="SMTP login, if the server needs one")
-    smtp_password: SecretStr | None = Field(None, description="SMTP password")
-    smtp_starttls: bool = Field(False, description="upgrade the SMTP connection with STARTTLS")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings, description=SmtpSettings.__doc__)
     mail_from: str = Field("Withdrawals <no-reply@sentinel.example>", description="sender of notice emails")
 
     # Notices
@@ -234,33 +203,17 @@ class Settings(BaseSettings):
     providers_file: Path = Field(
         ROOT / "config" / "providers.yaml", description="routes and provider data (no secrets)"
     )
-    aliyun_access_key_id: str | None = Field(
-        None, description="Aliyun RAM AccessKey id; enables Aliyun SMS and voice"
-    )
-    aliyun_access_key_secret: SecretStr | None = Field(None, description="Aliyun RAM AccessKey secret")
-    tencent_secret_id: str | None = Field(None, description="Tencent Cloud SecretId; enables Tencent SMS")
-    tencent_secret_key: SecretStr | None = Field(None, description="Tencent Cloud SecretKey")
-    twilio_account_sid: str | None = Field(
-        None, description="Twilio account SID; enables Twilio SMS and voice"
-    )
-    twilio_auth_token: SecretStr | None = Field(
-        None, description="Twilio auth token (also checks status callbacks)"
-    )
+    aliyun: AliyunSettings = Field(default_factory=AliyunSettings, description=AliyunSettings.__doc__)
+    tencent: TencentSettings = Field(default_factory=TencentSettings, description=TencentSettings.__doc__)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings, description=TwilioSettings.__doc__)
     receipts_token: SecretStr | None = Field(
         None,
         description="secret path segment of the receipt URLs given to Aliyun and Tencent (they do not sign "
         "receipts): /v1/receipts/aliyun/<token>, /v1/receipts/tencent/<token>; redacted in the gateway's access "
         "log; unset: those endpoints answer 404",
     )
-    fcm_service_account_file: Path | None = Field(
-        None, description="Firebase service-account key file (JSON); enables push through FCM HTTP v1"
-    )
-    fcm_api_base: str = Field("https://fcm.googleapis.com", description="FCM API base URL")
-    jpush_app_key: str | None = Field(None, description="JPush AppKey; enables push through JPush v3")
-    jpush_master_secret: SecretStr | None = Field(None, description="JPush Master Secret")
-    jpush_api_base: str = Field(
-        "https://api.jpush.cn", description="JPush API base (https://bjapi.push.jiguang.cn for Beijing)"
-    )
+    fcm: FcmSettings = Field(default_factory=FcmSettings, description=FcmSettings.__doc__)
+    jpush: JPushSettings = Field(default_factory=JPushSettings, description=JPushSettings.__doc__)
 
     # Gateway authentication (issue #3)
     api_keys_file: Path | None = Field(
@@ -335,6 +288,12 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset: no export")
     otel_console: bool = Field(False, description="print spans to stdout (debugging)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names(cls, data: Any) -> Any:
+        """``Settings(wechat_mch_id=...)`` as the environment variable names it."""
+        return nest_flat_names(data)
+
     @field_validator("pages_frame_ancestors")
     @classmethod
     def _frame_ancestors(cls, value: list[str]) -> list[str]:
@@ -346,6 +305,18 @@ class Settings(BaseSettings):
 
     def temporal_ui_url(self) -> str:
         return self.temporal_ui.rstrip("/")
+
+
+def documented_settings() -> Iterator[tuple[str, FieldInfo]]:
+    """(environment variable, field) of every setting in the order of the model, each
+    provider section's settings in its place (``SENTINEL_WECHAT_MCH_ID`` ...)."""
+    for name, field in Settings.model_fields.items():
+        section = SECTIONS.get(name)
+        if section is None:
+            yield f"SENTINEL_{name.upper()}", field
+        else:
+            for env, sub in section.env_names():
+                yield env, section.model_fields[sub]
 
 
 @lru_cache(maxsize=1)

@@ -19,10 +19,11 @@ import httpx
 from gateway.routes_pages import page_for_link
 from runtime.client import SentinelClient
 from sentinel.links import make_link
-from sentinel.models import Contact, WithdrawalRequest, WithdrawalView
+from sentinel.models import Contact, WithdrawalView
 from sentinel.settings import get_settings
 from sentinel.taxonomy import WithdrawalStatus
 from sentinel.user_tokens import make_user_token
+from simulator.requests import withdrawal_request
 from starter.desk import post_decision
 
 
@@ -198,18 +199,13 @@ async def play(
     async with httpx.AsyncClient(timeout=10) as http:
         (await http.put(f"{simulator_url}/_sim/scripts/{wid}", json=sc.script)).raise_for_status()
     fields = dict(
-        withdrawal_id=wid,
         user_id=f"user-{sc.name}",
         amount="1250.00",
-        currency="CNY",
-        channel="generic",
-        bank_code="ICBC",
-        card_last4="1234",
         payee_ref=f"vault:tok_{uuid.uuid4().hex[:8]}",
         locale=sc.locale,
         contact=Contact(email=f"{sc.name}@example.com"),
     )
-    req = WithdrawalRequest(**{**fields, **sc.request})
+    req = withdrawal_request(**{"withdrawal_id": wid, **fields, **sc.request})
     await client.start_withdrawal(req)
     deadline = time.monotonic() + 90
     reviewed = False

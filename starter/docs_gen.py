@@ -201,6 +201,8 @@ def walk_settings(
         sub = _model_class(field.annotation)
         if sub is not None:
             title = (sub.__doc__ or "").strip().splitlines()[0].rstrip(".") if sub.__doc__ else name
+            if hasattr(sub, "env_name"):  # a provider section: name its variables as they are set
+                title = re.sub(r"``(\w+)``", lambda m, sub=sub: f"`{sub.env_name(m.group(1))}`", title)
             own_prefix = issubclass(sub, BaseSettings) and sub.model_config.get("env_prefix")
             yield from walk_settings(sub, None if own_prefix else prefix + name + delimiter, title)
             continue

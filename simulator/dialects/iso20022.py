@@ -23,19 +23,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from channels.iso20022 import (
-    NS_PREFIX,
-    RETURN_STATUS,
+from channels.iso20022.safe_xml import (
     IsoMessageError,
-    _children,
-    _find,
-    _local,
-    _ns,
-    _text,
-    parse_amount,
     parse_xml,
-    uetr_for,
+    xml_children,
+    xml_find,
+    xml_local,
+    xml_ns,
+    xml_text,
 )
+from channels.iso20022.transformers import NS_PREFIX, RETURN_STATUS, parse_amount, uetr_for
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, sign, verify
 from simulator.engine import DuplicateOrder
 from simulator.events import CallbackEvent, NativeCallback
@@ -152,18 +149,18 @@ def read_pacs008(body: bytes, callback_url: str | None) -> tuple[PayoutRequest, 
         root = parse_xml(body)
     except IsoMessageError as exc:
         raise Pacs008Error(str(exc)) from None
-    namespace = _ns(root.tag) or "(no namespace)"
-    if _local(root.tag) != "Document" or not namespace.startswith(PACS008_PREFIX):
-        raise Pacs008Error(f"expected a pacs.008.001 Document, got {_local(root.tag)!r} in {namespace!r}")
-    transfer = _find(root, "FIToFICstmrCdtTrf")
-    txs = _children(transfer, "CdtTrfTxInf")
+    namespace = xml_ns(root.tag) or "(no namespace)"
+    if xml_local(root.tag) != "Document" or not namespace.startswith(PACS008_PREFIX):
+        raise Pacs008Error(f"expected a pacs.008.001 Document, got {xml_local(root.tag)!r} in {namespace!r}")
+    transfer = xml_find(root, "FIToFICstmrCdtTrf")
+    txs = xml_children(transfer, "CdtTrfTxInf")
     if transfer is None or len(txs) != 1:
         raise Pacs008Error(f"expected exactly one CdtTrfTxInf, found {len(txs)}")
     (tx,) = txs
-    e2e = _text(tx, "PmtId", "EndToEndId")
+    e2e = xml_text(tx, "PmtId", "EndToEndId")
     if e2e is None:
         raise Pacs008Error("CdtTrfTxInf/PmtId/EndToEndId is missing")
-    amount_el = _find(tx, "IntrBkSttlmAmt")
+    amount_el = xml_find(tx, "IntrBkSttlmAmt")
     currency = amount_el.get("Ccy") if amount_el is not None else None
     if amount_el is None or not currency:
         raise Pacs008Error("CdtTrfTxInf/IntrBkSttlmAmt with Ccy is missing")
@@ -171,13 +168,15 @@ def read_pacs008(body: bytes, callback_url: str | None) -> tuple[PayoutRequest, 
         amount = f"{parse_amount(amount_el.text):f}"
     except IsoMessageError as exc:
         raise Pacs008Error(str(exc)) from None
-    account = _text(tx, "CdtrAcct", "Id", "IBAN") or _text(tx, "CdtrAcct", "Id", "Othr", "Id")
+    account = xml_text(tx, "CdtrAcct", "Id", "IBAN") or xml_text(tx, "CdtrAcct", "Id", "Othr", "Id")
     if account is None:
         raise Pacs008Error("CdtTrfTxInf/CdtrAcct/Id (IBAN or Othr/Id) is missing")
     if not callback_url:
         raise Pacs008Error("X-Callback-Url header is missing: where should the pacs.002 go?")
     agent = (
-        _text(tx, "CdtrAgt", "FinInstnId", "BICFI") or _text(tx, "CdtrAgt", "FinInstnId", "Othr", "Id") or ""
+        xml_text(tx, "CdtrAgt", "FinInstnId", "BICFI")
+        or xml_text(tx, "CdtrAgt", "FinInstnId", "Othr", "Id")
+        or ""
     )
     bank_code = _BANK_CODE.sub("_", agent.upper())[:16]
     try:
@@ -192,10 +191,10 @@ def read_pacs008(body: bytes, callback_url: str | None) -> tuple[PayoutRequest, 
         )
     except ValidationError as exc:
         raise Pacs008Error(describe_validation_error(exc)) from None
-    header = _find(transfer, "GrpHdr")
+    header = xml_find(transfer, "GrpHdr")
     bookkeeping = {
-        "MsgId": _text(header, "MsgId") or e2e,
-        "UETR": _text(tx, "PmtId", "UETR") or uetr_for(e2e),
+        "MsgId": xml_text(header, "MsgId") or e2e,
+        "UETR": xml_text(tx, "PmtId", "UETR") or uetr_for(e2e),
         "amount": (amount_el.text or "").strip(),  # as sent, with the currency's minor units
         "currency": currency,
     }

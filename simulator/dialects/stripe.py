@@ -1,5 +1,5 @@
 """Stripe's Payouts API as the simulator speaks it (docs/channels/stripe.md), so the real
-adapter ``channels/stripe.py`` runs against it unchanged.
+adapter ``channels/stripe/`` runs against it unchanged.
 
 * ``POST /v1/payouts`` (form-encoded, ``Authorization: Bearer <secret key>``): amounts in
   minor units; ``metadata[order_id]`` is the simulator's order id. ``Idempotency-Key``: the

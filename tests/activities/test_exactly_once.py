@@ -16,12 +16,12 @@ from sqlmodel import Session
 from temporalio.testing import ActivityEnvironment
 
 import activities.notify as notify_module
-import store.repo as repo
+import store.deliveries as deliveries
 from activities.registry import build_activities
 from sentinel.models import Contact, NoticeRequest
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from store.tables import NoticeDelivery, utcnow
 from tests.e2e.test_notice_providers_e2e import provider_settings
 from tests.support.scripted_channel import ScriptedChannel
@@ -109,7 +109,7 @@ async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(
     # a retry while the dead attempt might still be alive does not send either
     with pytest.raises(Exception, match="being sent by another attempt"):
         await env.run(fn, notice)
-    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    age(engine, notice.key, deliveries.STALE_SENDING_S + 5)
     result = await env.run(fn, notice)
     assert result.status == "sent" and result.detail == "found at the provider after an interrupted attempt"
     assert sms_sent(aliyun) == [notice.key]  # one SMS, not two
@@ -123,7 +123,7 @@ async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(
 async def test_when_the_provider_cannot_be_asked_it_waits_and_never_sends_blind(deliver, aliyun, monkeypatch):
     fn, engine = deliver
     env, notice = await sent_then_crashed(fn, "EX2-0001", monkeypatch)
-    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    age(engine, notice.key, deliveries.STALE_SENDING_S + 5)
     aliyun.plan.append(("http", 503, {"Code": "ServiceUnavailable", "Message": "busy"}))  # the lookup fails
     with pytest.raises(Exception, match="could not check with the provider"):
         await env.run(fn, notice)
@@ -162,7 +162,7 @@ async def test_a_notice_never_handed_to_a_provider_is_sent_after_the_crash(
         await env.run(fn, notice)
     [row] = deliveries_for(engine, "EX3-0001")
     assert sms_sent(aliyun) == [] and (row.status, row.provider_message_id) == ("sending", None)
-    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    age(engine, notice.key, deliveries.STALE_SENDING_S + 5)
     result = await env.run(fn, notice)
     assert result.status == "sent" and "interrupted" not in (result.detail or "")
     assert [r["action"] for r in aliyun.received] == ["SendSms"] and tencent.received == []
@@ -197,7 +197,7 @@ async def test_a_notice_handed_to_aliyun_alone_is_asked_there_and_sent(
         await env.run(fn, notice)
     [row] = deliveries_for(engine, "EX6-0001")
     assert (row.status, row.provider_message_id) == ("sending", "handed:aliyun")
-    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    age(engine, notice.key, deliveries.STALE_SENDING_S + 5)
     result = await env.run(fn, notice)
     assert result.status == "sent"
     assert [r["action"] for r in aliyun.received] == ["QuerySendDetails", "QuerySendDetails", "SendSms"]
@@ -221,7 +221,7 @@ async def test_a_notice_that_failed_over_to_tencent_is_held_after_the_crash(
     with pytest.raises(Crash):
         await env.run(fn, notice)
     assert deliveries_for(engine, "EX7-0001")[0].provider_message_id == "handed:aliyun,tencent"
-    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    age(engine, notice.key, deliveries.STALE_SENDING_S + 5)
     result = await env.run(fn, notice)
     assert result.status == "unconfirmed" and len(tencent.received) == 1
     assert [r["action"] for r in aliyun.received] == ["SendSms", "QuerySendDetails", "QuerySendDetails"]
@@ -238,7 +238,7 @@ async def test_an_email_that_smtp_cannot_confirm_is_held_not_sent_twice(deliver,
     with pytest.raises(Crash):
         await env.run(fn, notice)
     assert len(smtp_server.messages) == 1
-    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    age(engine, notice.key, deliveries.STALE_SENDING_S + 5)
     result = await env.run(fn, notice)
     assert result.status == "unconfirmed" and "not sent again" in result.detail
     assert len(smtp_server.messages) == 1
@@ -269,7 +269,7 @@ async def test_an_email_whose_attempt_died_before_data_is_sent_once(deliver, smt
     with pytest.raises(Crash):
         await env.run(fn, notice)
     assert smtp_server.messages == [] and deliveries_for(engine, "EX5-0001")[0].provider_message_id is None
-    age(engine, notice.key, repo.STALE_SENDING_S + 5)
+    age(engine, notice.key, deliveries.STALE_SENDING_S + 5)
     result = await env.run(fn, notice)
     assert result.status == "sent" and len(smtp_server.messages) == 1
 
@@ -292,7 +292,7 @@ async def test_workflow_sms_survives_a_crash_between_send_and_log(
     # digest path: a leader that died mid-send is taken over the same way.
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     crash_after_send(monkeypatch, times=1)
-    monkeypatch.setattr(repo, "STALE_SENDING_S", 0)  # the dead attempt is stale at once
+    monkeypatch.setattr(deliveries, "STALE_SENDING_S", 0)  # the dead attempt is stale at once
     channel = ScriptedChannel()
     contact = CN.model_copy(update={"timezone": await pin_local_time(ts_env, local)})
     async with running(ts_env, settings, channel) as client:

@@ -21,14 +21,15 @@ from temporalio.testing import ActivityEnvironment
 
 import activities.notify as notify_module
 import notifiers.inbox as inbox_module
-import store.repo as repo
+import store.deliveries as deliveries
 from activities.registry import build_activities
 from notifiers.base import DeliveryError
 from notifiers.inbox import InboxNotifier
 from sentinel.models import NoticeRequest
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import add_inbox_message, deliveries_for
+from store.deliveries import deliveries_for
+from store.inbox import add_inbox_message
 from store.tables import InboxMessage, NoticeDelivery, utcnow
 from tests.support.fake_providers import render
 from tests.support.workflow_harness import make_request, make_settings
@@ -71,7 +72,7 @@ def make_stale(engine, key: str) -> None:
         session.execute(
             update(NoticeDelivery)
             .where(NoticeDelivery.key == key)
-            .values(updated_at=utcnow() - timedelta(seconds=repo.STALE_SENDING_S + 5))
+            .values(updated_at=utcnow() - timedelta(seconds=deliveries.STALE_SENDING_S + 5))
         )
         session.commit()
 

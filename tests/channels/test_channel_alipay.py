@@ -1,4 +1,4 @@
-"""The Alipay adapter (channels/alipay.py) against a local Alipay-like open-platform
+"""The Alipay adapter (channels/alipay/) against a local Alipay-like open-platform
 gateway over real HTTP (uvicorn on 127.0.0.1). The gateway checks our requests the way
 Alipay does (required common parameters, RSA2 signature with the app's public key) with
 its own, independent implementation, and answers with scripted, signed responses.

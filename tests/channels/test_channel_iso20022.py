@@ -1,4 +1,4 @@
-"""The ISO 20022 adapter (channels/iso20022.py) against a local bank served by a real
+"""The ISO 20022 adapter (channels/iso20022/) against a local bank served by a real
 uvicorn on 127.0.0.1: the bank checks our pacs.008 structurally (namespace, element order,
 EndToEndId, amount and currency) and the X-Channel-Signature HMAC, and answers pacs.002 /
 pacs.004 documents from a script. Callbacks are built here and signed with a test secret."""
@@ -25,11 +25,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from channels.base import CallbackRejected, ChannelRejectedRequest, ChannelUnavailable
-from channels.iso20022 import (
+from channels.iso20022.client import Iso20022Channel
+from channels.iso20022.safe_xml import IsoMessageError
+from channels.iso20022.transformers import (
     PACS008_NS,
-    Iso20022Channel,
     Iso20022Config,
-    IsoMessageError,
     format_amount,
     parse_amount,
     parse_message,

@@ -1,4 +1,4 @@
-"""The Stripe adapter (channels/stripe.py) against a local Stripe stand-in served by a real
+"""The Stripe adapter (channels/stripe/) against a local Stripe stand-in served by a real
 uvicorn on 127.0.0.1: it checks our requests the way Stripe does (Bearer secret key,
 form-encoded parameters, Idempotency-Key replay) and answers from a script. Webhooks are
 built here and signed with a test endpoint secret."""

@@ -1,4 +1,4 @@
-"""The WeChat Pay adapter (channels/wechatpay.py) against a local API v3 server over real
+"""The WeChat Pay adapter (channels/wechatpay/) against a local API v3 server over real
 HTTP (uvicorn on 127.0.0.1). The server authenticates our requests as WeChat Pay does
 (parses the WECHATPAY2-SHA256-RSA2048 Authorization header, rebuilds the message, checks
 mchid, serial and timestamp, verifies with the merchant public key) and answers with

@@ -20,7 +20,7 @@ from sentinel.settings import ROOT, Settings
 from sentinel.taxonomy import WithdrawalStatus
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.support.common import free_port
 from tests.support.fault_helpers import started
 

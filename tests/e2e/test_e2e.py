@@ -18,9 +18,10 @@ from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import WithdrawalStatus
+from simulator.requests import withdrawal_request
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.support.common import free_port
 from tests.support.fault_helpers import started
 
@@ -59,12 +60,10 @@ async def client(stack):
 
 
 def request_for(wid: str, **kw) -> WithdrawalRequest:
-    return WithdrawalRequest(
-        withdrawal_id=wid,
+    return withdrawal_request(
+        wid,
         user_id="u-e2e",
         amount="88.80",
-        currency="CNY",
-        channel="generic",
         bank_code="CMB",
         card_last4="4321",
         payee_ref="vault:tok_e2e",

@@ -25,8 +25,9 @@ from sentinel.settings import Settings
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from sentinel.user_tokens import make_user_token
 from simulator.keys import SimKeys
+from simulator.requests import withdrawal_request
 from starter.devstack import DevStack
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.channels.test_channel_alipay import notify_params, signed_notify
 from tests.channels.test_channel_iso20022 import pacs002
 from tests.channels.test_channel_iso20022 import signed as iso_signed
@@ -91,8 +92,8 @@ def new_id(channel: str) -> str:
 
 
 def request_for(wid: str, channel: str) -> WithdrawalRequest:
-    return WithdrawalRequest(
-        withdrawal_id=wid,
+    return withdrawal_request(
+        wid,
         user_id=f"u-{wid}",
         amount="88.80",
         channel=channel,

@@ -22,7 +22,8 @@ import pytest
 
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import WithdrawalStatus
-from store.repo import audit_for, parked_for
+from store.callbacks import parked_for
+from store.reviews import audit_for
 from tests.support.decisions import sign
 from tests.support.fault_helpers import (
     PROCESSING_ONLY,

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from sentinel.taxonomy import Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import inbox
+from store.inbox import inbox
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.temporal import DEV_CONVERTER, temporal_cli
 from tests.support.workflow_harness import TEST_DELAYS, make_request, make_settings, running

@@ -14,9 +14,11 @@ import pytest
 
 from sentinel.signing import SIGNATURE_HEADER, sign
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
+from store.callbacks import parked_for
 from store.events import events_for
-from store.repo import add_inbox_message, get_record, parked_for
+from store.inbox import add_inbox_message
 from store.tables import InboxMessage
+from store.withdrawals import get_record
 from tests.support.gateway_harness import event, gateway, whats
 from tests.support.workflow_harness import eventually, make_request, make_settings
 

@@ -17,7 +17,7 @@ from gateway.auth import hash_key
 from sentinel import user_tokens
 from sentinel.settings import Settings
 from sentinel.user_tokens import TokenError, make_user_token, verify_user_token
-from store.repo import record_withdrawal
+from store.withdrawals import record_withdrawal
 from tests.support.gateway_harness import bearer, offline_gateway
 from tests.support.workflow_harness import make_request
 

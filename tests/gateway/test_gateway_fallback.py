@@ -21,7 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from gateway.views import StatusOut, UserStatusOut
 from runtime.client import SentinelClient
 from sentinel.taxonomy import WithdrawalStatus
-from store.repo import audit_for, get_record, record_withdrawal
+from store.reviews import audit_for
+from store.withdrawals import get_record, record_withdrawal
 from tests.support.gateway_harness import hold, offline_gateway, terminate_running
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.temporal import temporal_cli

@@ -15,7 +15,9 @@ from pydantic import SecretStr
 from notifiers.sms_twilio import signature, with_notice_key
 from sentinel.settings import Settings
 from sentinel.taxonomy import WithdrawalStatus
-from store.repo import audit_for, claim_delivery, deliveries_for, finish_delivery, get_parked, park_callback
+from store.callbacks import get_parked, park_callback
+from store.deliveries import claim_delivery, deliveries_for, finish_delivery
+from store.reviews import audit_for
 from store.tables import NoticeDelivery
 from tests.support.gateway_harness import event, gateway, offline_gateway, whats
 from tests.support.workflow_harness import eventually, make_request, make_settings
@@ -298,7 +300,7 @@ async def test_parked_list_states_page_with_the_total(tmp_path, state, unique_id
     async with offline_gateway(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'a.db'}")) as gw:
         for n in range(3):
             park_callback(gw.engine, "generic", f"e{n}", f"W{n}", json.dumps({"order_id": f"W{n}"}))
-        from store.repo import mark_parked_delivered
+        from store.callbacks import mark_parked_delivered
 
         mark_parked_delivered(gw.engine, [1], "applied")
         mark_parked_delivered(gw.engine, [2], "late")

@@ -17,7 +17,7 @@ from runtime.client import DecisionRefused
 from sentinel.decision_tokens import new_signing_key
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import WithdrawalStatus
-from store.repo import audit_for
+from store.reviews import audit_for
 from tests.support.gateway_harness import gateway, hold, offline_gateway, settled, whats
 from tests.support.workflow_harness import eventually, make_settings
 

@@ -17,7 +17,7 @@ from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
 from sentinel.user_tokens import make_user_token
 from store.db import engine_for
-from store.repo import record_withdrawal, update_progress
+from store.withdrawals import record_withdrawal, update_progress
 from tests.gateway.test_pages_browser import PHONE, chromium, sign_in, watch_csp
 from tests.gateway.test_pages_browser import pytestmark as browser_marks
 from tests.support.local_server import serve

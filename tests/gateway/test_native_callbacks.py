@@ -13,7 +13,7 @@ from gateway.app import create_app
 from sentinel.catalogue import default_catalogue
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import inbox
+from store.inbox import inbox
 from tests.channels.test_channel_alipay import notify_params, signed_notify
 from tests.channels.test_channel_iso20022 import pacs002
 from tests.channels.test_channel_iso20022 import signed as iso_signed

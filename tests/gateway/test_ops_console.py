@@ -24,8 +24,9 @@ from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
 from sentinel.models import NoticeRequest
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 from sentinel.taxonomy import WithdrawalStatus as S
+from store.callbacks import get_parked, park_callback
 from store.ops_health import breakers, delivery_health, save_breaker
-from store.repo import audit_for, get_parked, park_callback
+from store.reviews import audit_for
 from store.tables import NoticeDelivery
 from tests.gateway.test_pages import link_path, sign_in, tracked
 from tests.support.gateway_harness import gateway, offline_gateway, whats

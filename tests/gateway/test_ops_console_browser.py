@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.routes_console import temporal_list_url
 from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
 from store.db import engine_for
-from store.repo import get_record
+from store.withdrawals import get_record
 from tests.gateway.test_pages_browser import DESKTOP, PHONE, chromium, watch_csp
 from tests.gateway.test_pages_browser import pytestmark as browser_marks
 from tests.support.local_server import serve

@@ -22,8 +22,9 @@ from sentinel.links import make_link, verify_link
 from sentinel.progress import money_at, next_action, steps
 from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
-from store.repo import add_inbox_message, get_record, inbox, record_withdrawal, update_progress
+from store.inbox import add_inbox_message, inbox
 from store.tables import InboxMessage
+from store.withdrawals import get_record, record_withdrawal, update_progress
 from tests.support.gateway_harness import DEV_KEYS, offline_gateway
 from tests.support.workflow_harness import make_request, make_settings
 

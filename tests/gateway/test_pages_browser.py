@@ -27,8 +27,9 @@ from sentinel.taxonomy import ExceptionCategory, Severity, Stage
 from sentinel.taxonomy import WithdrawalStatus as S
 from sentinel.user_tokens import make_user_token
 from store.db import engine_for
-from store.repo import add_inbox_message, inbox, record_withdrawal, update_progress
+from store.inbox import add_inbox_message, inbox
 from store.tables import InboxMessage
+from store.withdrawals import record_withdrawal, update_progress
 from tests.support.local_server import serve
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import eventually, make_request, make_settings, running

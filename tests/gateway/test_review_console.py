@@ -25,7 +25,8 @@ from sentinel.review_order import by_due, sla_due
 from sentinel.settings import ROOT
 from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
-from store.repo import add_audit, get_record, record_risk_hits, record_withdrawal, update_progress
+from store.reviews import add_audit
+from store.withdrawals import get_record, record_risk_hits, record_withdrawal, update_progress
 from tests.gateway.test_pages import assert_safe_page, sign_in
 from tests.support.gateway_harness import offline_gateway
 from tests.support.workflow_harness import TEST_DELAYS, make_request, make_settings

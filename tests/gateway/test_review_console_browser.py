@@ -18,7 +18,7 @@ from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
 from sentinel.taxonomy import ExceptionCategory, Severity
 from sentinel.taxonomy import WithdrawalStatus as S
 from store.db import engine_for
-from store.repo import get_record, record_withdrawal, update_progress
+from store.withdrawals import get_record, record_withdrawal, update_progress
 from tests.gateway import test_pages_browser
 from tests.gateway.test_pages_browser import DESKTOP, SHOWN_WITHIN_MS, chromium, served, watch_csp
 from tests.support.scripted_channel import ScriptedChannel

@@ -25,7 +25,7 @@ from runtime.client import SentinelClient
 from sentinel.taxonomy import Stage
 from sentinel.user_tokens import make_user_token
 from store.db import engine_for
-from store.repo import add_inbox_message, inbox
+from store.inbox import add_inbox_message, inbox
 from store.tables import InboxMessage
 from tests.gateway.test_pages_browser import CHROMIUM, DESKTOP, SHOWN_WITHIN_MS, served, sign_in, watch_csp
 from tests.support.gateway_harness import offline_gateway

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from notifiers.base import DeliveryError
+from notifiers.provider_templates import TemplateRegistry, notice_fields
 from notifiers.routing import AmbiguousDeliveryError
-from notifiers.sms_aliyun import TemplateRegistry, notice_fields
 from notifiers.sms_tencent import TencentSmsNotifier
 from notifiers.sms_twilio import TwilioSmsNotifier
 from notifiers.template_check import ProviderTemplatesIncomplete, check_provider_templates, template_problems

@@ -12,7 +12,7 @@ import pytest
 from notifiers.push_fcm import FcmPushNotifier
 from notifiers.registry import build_provider_notifiers
 from sentinel.taxonomy import Stage
-from store.repo import device_tokens, forget_device
+from store.devices import device_tokens, forget_device
 from tests.notifiers.test_notifiers_push_voice import FakeFcm, service_account
 from tests.support.fake_providers import serve_fake
 from tests.support.gateway_harness import gateway, hold, offline_gateway

@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from channels import iso20022, stripe
+from channels.iso20022 import transformers as iso20022
+from channels.stripe import transformers as stripe
 from sentinel.currencies import ISO4217_MINOR_UNITS, display_places, minor_units
-from sentinel.render import format_amount
+from sentinel.formatting import format_amount
 
 
 @pytest.mark.parametrize(

@@ -11,24 +11,16 @@ from pydantic import ValidationError
 from sentinel.links import make_link
 from sentinel.locales import normalise_locale, template_locale
 from sentinel.models import NoticeRequest, WithdrawalRequest
-from sentinel.render import link_kind_for, render_notice, template_id_for
+from sentinel.render import render_notice
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from sentinel.template_files import link_kind_for, template_id_for
+from simulator.requests import withdrawal_request
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
 
 def _w(locale: str) -> WithdrawalRequest:
-    return WithdrawalRequest(
-        withdrawal_id="W1001",
-        user_id="u1",
-        amount="100.00",
-        currency="CNY",
-        channel="generic",
-        bank_code="ICBC",
-        card_last4="1234",
-        payee_ref="vault:tok_1",
-        locale=locale,
-    )
+    return withdrawal_request(locale=locale)
 
 
 def _render(locale: str):

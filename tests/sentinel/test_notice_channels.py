@@ -13,28 +13,22 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sentinel.formatting import PUSH_BODY_COLUMNS, PUSH_TITLE_COLUMNS, display_columns, speak_digits
 from sentinel.links import make_link
 from sentinel.models import NoticeRequest
-from sentinel.render import (
+from sentinel.render import Brand, render_notice
+from sentinel.sms_sizing import sms_info
+from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from sentinel.template_files import (
     LOCALES,
-    PUSH_BODY_COLUMNS,
-    PUSH_TITLE_COLUMNS,
     USER_STAGES,
     VARIANTS,
-    Brand,
     bank_name,
-    canonical_status,
-    display_columns,
     link_kind_for,
     load_templates,
     reason_group,
-    render_all_combinations,
-    render_notice,
-    sample_withdrawal,
-    sms_info,
-    speak_digits,
 )
-from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from sentinel.template_lint import canonical_status, render_all_combinations, sample_withdrawal
 
 ORDER_32 = "WD2026112700012345678901234567AB"
 SUPPORT = "555-0100"

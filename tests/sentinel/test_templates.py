@@ -19,28 +19,25 @@ import yaml
 from markupsafe import escape
 from pydantic import ValidationError
 
+from sentinel.formatting import format_amount
 from sentinel.links import KINDS, LinkError, make_link, verify_link
+from sentinel.masking import CardNumberLeak, assert_no_card_number
 from sentinel.models import Contact, NoticeRequest, WithdrawalRequest
-from sentinel.render import (
+from sentinel.render import RenderedNotice, render_notice
+from sentinel.sms_sizing import fits_one_sms, sms_info
+from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from sentinel.template_files import (
     LOCALES,
     TEMPLATES_DIR,
     USER_STAGES,
     VARIANTS,
-    CardNumberLeak,
-    RenderedNotice,
     TemplateFile,
-    assert_no_card_number,
-    canonical_status,
-    fits_one_sms,
-    format_amount,
     link_kind_for,
     load_templates,
-    render_all_combinations,
-    render_notice,
-    sms_info,
     template_id_for,
 )
-from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from sentinel.template_lint import canonical_status, render_all_combinations
+from simulator.requests import withdrawal_request
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 PHONE = "95188"
@@ -60,18 +57,7 @@ CONTACT_PHONE = "+8613800138000"
 
 
 def withdrawal(**overrides) -> WithdrawalRequest:
-    fields = dict(
-        withdrawal_id="W1001",
-        user_id="u1",
-        amount="100.00",
-        currency="CNY",
-        channel="generic",
-        bank_code="ICBC",
-        card_last4="1234",
-        payee_ref="vault:tok_1",
-    )
-    fields.update(overrides)
-    return WithdrawalRequest(**fields)
+    return withdrawal_request(**overrides)
 
 
 def notice(
@@ -176,7 +162,7 @@ def test_template_file_validation_rejects_gaps():
 def test_sandbox_blocks_unsafe_template_code():
     from jinja2.exceptions import SecurityError
 
-    from sentinel.render import _TEXT_ENV
+    from sentinel.template_files import _TEXT_ENV
 
     with pytest.raises(SecurityError):
         _TEXT_ENV.from_string("{{ ''.__class__.__mro__[1].__subclasses__() }}").render()

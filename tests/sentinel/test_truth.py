@@ -25,8 +25,10 @@ from sentinel.catalogue import default_catalogue
 from sentinel.lifecycle import SEEN, Route, route_failure
 from sentinel.links import make_link
 from sentinel.models import Classification, NoticeRequest, TrackingPolicy
-from sentinel.render import link_kind_for, load_templates, render_notice, sample_withdrawal
+from sentinel.render import render_notice
 from sentinel.taxonomy import ExceptionCategory, PayoutState, RetryDecision, Severity, Stage, WithdrawalStatus
+from sentinel.template_files import link_kind_for, load_templates
+from sentinel.template_lint import sample_withdrawal
 
 POLICY = TrackingPolicy(
     version="t",

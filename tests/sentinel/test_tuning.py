@@ -40,8 +40,8 @@ from sentinel.tuning import (
 from starter.cli import app
 from store.db import engine_for
 from store.events import append_event
-from store.repo import record_withdrawal
 from store.tables import WithdrawalEvent
+from store.withdrawals import record_withdrawal
 from tests.support.workflow_harness import make_request
 
 MON9 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC

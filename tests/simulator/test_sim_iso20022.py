@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from channels.base import CallbackRejected, ChannelRejectedRequest, ChannelUnavailable
-from channels.iso20022 import Iso20022Channel, build_pacs008, parse_message
+from channels.iso20022.client import Iso20022Channel
+from channels.iso20022.transformers import build_pacs008, parse_message
 from channels.registry import build_channels
 from sentinel.catalogue import default_catalogue
 from sentinel.classifier import classify

@@ -1,5 +1,5 @@
 """The simulator's Stripe dialect (simulator/dialects/stripe.py) against the platform's REAL
-adapter ``channels/stripe.py``, configured as ``platform_env`` configures it.
+adapter ``channels/stripe/``, configured as ``platform_env`` configures it.
 
 Covers: polling by id and by listing on metadata (R10), signed webhooks verified and parsed
 by the adapter, replays keeping the event id (R11), and every native code classifying to the

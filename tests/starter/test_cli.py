@@ -21,16 +21,10 @@ from sentinel.settings import get_settings
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from sentinel.user_tokens import verify_user_token
 from starter.cli import app
+from store.callbacks import get_parked, park_callback, parked_for, record_unmapped
 from store.db import current_revision, engine_for, head_revision, make_engine
-from store.repo import (
-    audit_for,
-    get_parked,
-    park_callback,
-    parked_for,
-    record_unmapped,
-    record_withdrawal,
-    update_progress,
-)
+from store.reviews import audit_for
+from store.withdrawals import record_withdrawal, update_progress
 from tests.support.decisions import sign
 from tests.support.gateway_harness import DEV_KEYS, HELD, gateway, settled
 from tests.support.local_server import serve

@@ -15,18 +15,13 @@ from sentinel.contracts import ProgressUpdate
 from sentinel.settings import get_settings
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from starter.cli import app
+from store.callbacks import record_unmapped
 from store.db import engine_for
+from store.deliveries import claim_delivery, finish_delivery
 from store.events import AppendOnly, append_event, events_between, events_for, report_between
-from store.repo import (
-    add_inbox_message,
-    claim_delivery,
-    finish_delivery,
-    read_message,
-    record_unmapped,
-    record_withdrawal,
-    update_progress,
-)
+from store.inbox import add_inbox_message, read_message
 from store.tables import InboxMessage, NoticeDelivery, WithdrawalEvent
+from store.withdrawals import record_withdrawal, update_progress
 from tests.support.gateway_harness import bearer, offline_gateway
 from tests.support.workflow_harness import make_request, make_settings
 

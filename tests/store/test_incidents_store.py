@@ -23,8 +23,8 @@ from store.incidents import (
     undelivered,
     untold_affected,
 )
-from store.repo import record_withdrawal
 from store.tables import OutageIncident, WithdrawalEvent
+from store.withdrawals import record_withdrawal
 from tests.support.workflow_harness import make_request
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)

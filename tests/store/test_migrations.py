@@ -17,6 +17,7 @@ from sqlalchemy import inspect, text
 from sqlmodel import Session, SQLModel
 
 from sentinel.settings import ROOT
+from store.callbacks import park_callback, parked_for
 from store.db import (
     alembic_config,
     current_revision,
@@ -27,7 +28,7 @@ from store.db import (
     migrate,
     migrate_engine,
 )
-from store.repo import add_audit, audit_for, park_callback, parked_for
+from store.reviews import add_audit, audit_for
 
 APP_TABLES = set(SQLModel.metadata.tables)
 

@@ -25,18 +25,10 @@ from sentinel.catalogue import default_catalogue
 from sentinel.models import NoticeRequest
 from sentinel.policy import resolve_tracking_policy, validate_delays_document
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
+from store.callbacks import mark_parked_delivered, park_callback, parked_for
 from store.db import init_schema, make_engine
-from store.repo import (
-    add_inbox_message,
-    claim_delivery,
-    deliveries_for,
-    finish_delivery,
-    inbox,
-    mark_parked_delivered,
-    mark_read,
-    park_callback,
-    parked_for,
-)
+from store.deliveries import claim_delivery, deliveries_for, finish_delivery
+from store.inbox import add_inbox_message, inbox, mark_read
 from store.tables import InboxMessage, NoticeDelivery, ParkedCallback
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import TEST_DELAYS, make_request

@@ -33,9 +33,12 @@ from notifiers.sms_aliyun import AliyunSmsConfig, AliyunSmsNotifier
 from notifiers.sms_tencent import TencentSmsConfig, TencentSmsNotifier
 from notifiers.sms_twilio import TwilioConfig
 from sentinel.links import make_link
-from sentinel.models import Contact, NoticeRequest, WithdrawalRequest
-from sentinel.render import RenderedNotice, canonical_status, link_kind_for, render_notice
+from sentinel.models import Contact, NoticeRequest
+from sentinel.render import RenderedNotice, render_notice
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage
+from sentinel.template_files import link_kind_for
+from sentinel.template_lint import canonical_status
+from simulator.requests import withdrawal_request
 from tests.support.local_server import serve
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -56,18 +59,7 @@ def make_notice(
     user_id: str = "u1",
     severity: Severity = Severity.HIGH,
 ) -> NoticeRequest:
-    w = WithdrawalRequest(
-        withdrawal_id="W1001",
-        user_id=user_id,
-        amount="100.00",
-        currency="CNY",
-        channel="generic",
-        bank_code="ICBC",
-        card_last4="1234",
-        payee_ref="vault:tok_1",
-        locale=locale,
-        contact=Contact(phone=phone),
-    )
+    w = withdrawal_request(user_id=user_id, locale=locale, contact=Contact(phone=phone))
     return NoticeRequest(
         key=key or f"W1001:{stage.value}:{channel}:{uuid.uuid4().hex[:8]}",
         channel=channel,

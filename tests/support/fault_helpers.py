@@ -20,9 +20,10 @@ from runtime.client import SentinelClient
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import ROOT, Settings
 from sentinel.signing import SIGNATURE_HEADER, sign
+from simulator.requests import withdrawal_request
 from starter.devstack import DevStack, Ports
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.support.common import free_port
 
 DEV_SECRET = "dev-channel-secret"
@@ -51,12 +52,10 @@ async def connect(stack: DevStack) -> SentinelClient:
 
 def request_for(wid: str, user: str | None = None) -> WithdrawalRequest:
     # one user per withdrawal: the notice policy's per-user cap and inhibition stay out of the way
-    return WithdrawalRequest(
-        withdrawal_id=wid,
+    return withdrawal_request(
+        wid,
         user_id=user or f"u-{wid}",
         amount="66.60",
-        currency="CNY",
-        channel="generic",
         bank_code="CMB",
         card_last4="4321",
         payee_ref="vault:tok_fault",

@@ -22,7 +22,7 @@ from pathlib import Path
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import store.repo as repo
+import store.deliveries as deliveries
 from activities.registry import build_activities
 from sentinel.models import NoticeRequest
 from sentinel.settings import Settings
@@ -46,7 +46,7 @@ async def deliver(fn, notice: NoticeRequest, slots: asyncio.Semaphore) -> str:
 async def main() -> None:
     path, stale_s, concurrency = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-    repo.STALE_SENDING_S = stale_s
+    deliveries.STALE_SENDING_S = stale_s
     notices = [NoticeRequest.model_validate(n) for n in json.loads(path.read_text())]
     fn = next(
         a

@@ -19,6 +19,7 @@ from activities.registry import build_activities
 from runtime.client import SentinelClient
 from sentinel.models import Contact, WithdrawalRequest
 from sentinel.settings import Settings
+from simulator.requests import withdrawal_request
 from workflows.withdrawal import WithdrawalWorkflow
 
 # Round figures so each test reads as a story: threshold 10 min, grace 2 min,
@@ -78,21 +79,15 @@ async def pin_local_time(env, local: str) -> str:
 
 def make_request(wid: str, **overrides) -> WithdrawalRequest:
     fields = dict(
-        withdrawal_id=wid,
         user_id="u-42",
         amount="1250.00",
-        currency="CNY",
-        channel="generic",
-        bank_code="ICBC",
-        card_last4="1234",
         payee_ref="vault:tok_91",
         locale="en-US",
         # midday in the user's zone whatever the hour the suite runs: quiet and legal hours
         # never decide a test's outcome unless the test pins a night time on purpose
         contact=Contact(email="user42@example.com", timezone=zone_at(12)),
     )
-    fields.update(overrides)
-    return WithdrawalRequest(**fields)
+    return withdrawal_request(**{"withdrawal_id": wid, **fields, **overrides})
 
 
 #: how long ``result()`` waits in real time before moving the test server's clock by hand

@@ -15,7 +15,7 @@ from sentinel.settings import ROOT
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 from sentinel.windows import TimeWindow
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import eventually, make_request, make_settings, running
 

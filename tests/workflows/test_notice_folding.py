@@ -16,10 +16,11 @@ import yaml
 
 from sentinel.models import Contact
 from sentinel.notice_policy import load_notice_policy
-from sentinel.render import DigestItem, fits_one_sms, render_digest
+from sentinel.render import DigestItem, render_digest
+from sentinel.sms_sizing import fits_one_sms
 from sentinel.taxonomy import Severity, Stage
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.e2e.test_notice_providers_e2e import provider_settings
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import make_request, pin_local_time, running, zone_at
@@ -192,7 +193,7 @@ async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(
     from sentinel.contracts import ProgressUpdate
     from sentinel.models import NoticeRequest
     from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
-    from store.repo import record_withdrawal, update_progress
+    from store.withdrawals import record_withdrawal, update_progress
 
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     deliver = next(a for a in build_activities(settings) if getattr(a, "__name__", "") == "deliver_notice")

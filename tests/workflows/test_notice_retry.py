@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 
 from sentinel.taxonomy import Stage, WithdrawalStatus
 from store.db import engine_for
-from store.repo import deliveries_for
+from store.deliveries import deliveries_for
 from tests.support.common import free_port
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.smtp import SmtpSink

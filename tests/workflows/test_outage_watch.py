@@ -20,8 +20,8 @@ from sentinel.analysis import as_utc
 from store.db import engine_for
 from store.events import append_event
 from store.incidents import get_incident, incident_for, told_users
-from store.repo import record_withdrawal
 from store.tables import InboxMessage, NoticeDelivery, WithdrawalEvent
+from store.withdrawals import record_withdrawal
 from tests.support.workflow_harness import eventually, make_request, make_settings
 from workflows.outage_watch import OutageWatchWorkflow, WatchInput
 

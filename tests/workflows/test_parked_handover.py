@@ -16,8 +16,8 @@ import uuid
 from sentinel.models import WithdrawalView
 from sentinel.settings import ROOT
 from sentinel.taxonomy import WithdrawalStatus
+from store.callbacks import park_callback, parked_callbacks
 from store.db import engine_for
-from store.repo import park_callback, parked_callbacks
 from tests.support.crashing_worker import DIED
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import _SkippingHandle, make_request, make_settings, running
@@ -30,7 +30,7 @@ def _env(settings, target: str) -> dict[str, str]:
             "SENTINEL_TEMPORAL_ADDRESS": target,
             "SENTINEL_DATABASE_URL": settings.database_url,
             "SENTINEL_DELAYS_FILE": str(settings.delays_file),
-            "SENTINEL_SMTP_PORT": str(settings.smtp_port),
+            "SENTINEL_SMTP_PORT": str(settings.smtp.port),
             "SENTINEL_OPERATOR_EMAIL": settings.operator_email or "",
         }
     )

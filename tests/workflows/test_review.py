@@ -19,7 +19,8 @@ from sentinel.decision_tokens import new_signing_key, public_key_of, read_claims
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, WithdrawalStatus
 from store.db import engine_for
-from store.repo import audit_for, get_record, review_queue, risk_hits_for
+from store.reviews import audit_for, review_queue, risk_hits_for
+from store.withdrawals import get_record
 from tests.support.decisions import sign, signed
 from tests.support.scripted_channel import ScriptedChannel
 from tests.support.workflow_harness import make_request, make_settings, running

@@ -11,8 +11,10 @@ import pytest
 from runtime.client import NotAwaitingReview
 from sentinel.models import ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
+from store.callbacks import park_callback, unmapped_codes
 from store.db import engine_for
-from store.repo import deliveries_for, inbox, park_callback, unmapped_codes
+from store.deliveries import deliveries_for
+from store.inbox import inbox
 from tests.support.decisions import signed
 from tests.support.scripted_channel import UNAVAILABLE, ScriptedChannel
 from tests.support.workflow_harness import make_request, make_settings, running

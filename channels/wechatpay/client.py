@@ -7,9 +7,9 @@ API v3 protocol:
 * every request carries ``Authorization: WECHATPAY2-SHA256-RSA2048 mchid="..",
   nonce_str="..",signature="..",timestamp="..",serial_no=".."``, the signature being
   SHA256withRSA (PKCS#1 v1.5) with the merchant API key over
-  ``METHOD\\nPATH?QUERY\\ntimestamp\\nnonce\\nbody\\n``;
+  ``METHOD\nPATH?QUERY\ntimestamp\nnonce\nbody\n``;
 * every answer and notification is signed by WeChat Pay: ``Wechatpay-Signature`` over
-  ``timestamp\\nnonce\\nbody\\n`` with the platform key named by ``Wechatpay-Serial``
+  ``timestamp\nnonce\nbody\n`` with the platform key named by ``Wechatpay-Serial``
   (a platform certificate serial or a ``PUB_KEY_ID_...`` of the 微信支付公钥 mode);
 * notification payloads are AEAD_AES_256_GCM encrypted with the merchant's APIv3 key.
 
@@ -30,13 +30,11 @@ import base64
 import binascii
 import json
 import logging
-import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -52,36 +50,31 @@ from channels.base import (
     ChannelUnavailable,
     HttpChannel,
 )
-from channels.rsa_keys import load_private_key, load_public_key  # noqa: F401  (re-exported)
+from channels.rsa_keys import load_private_key, load_public_key
+from channels.wechatpay.transformers import (
+    _EVENT_ID,
+    _WORD,
+    AUTH_SCHEMA,
+    MERCHANT_FIELDS,
+    NOTIFY_EVENT,
+    QUERY_PATH,
+    REQUEST_ERROR_CODES,
+    TRANSFER_PATH,
+    UNKNOWN_CODES,
+    PayeeResolver,
+    WeChatPayConfig,
+    WeChatPayee,
+    _rfc3339,
+    fen,
+    from_out_bill_no,
+    to_out_bill_no,
+    transfer_payload,
+)
 from sentinel import safe_json
 from sentinel.catalogue import Catalogue
-from sentinel.models import ID_PATTERN, Observation, WithdrawalRequest
+from sentinel.models import Observation, WithdrawalRequest
 
 log = logging.getLogger(__name__)
-
-AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
-TRANSFER_PATH = "/v3/fund-app/mch-transfer/transfer-bills"
-QUERY_PATH = "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"
-NOTIFY_EVENT = "MCHTRANSFER.BILL.FINISHED"
-#: where a notification resource names the merchant: ``mchid`` (WeChat's notification), ``mch_id``
-MERCHANT_FIELDS = ("mchid", "mch_id")
-
-#: out_bill_no: only digits and letters, at most 32 (商户单号).
-_OUT_BILL_NO = re.compile(r"^[A-Za-z0-9]{1,32}$")
-#: Our order ids may hold "_" (``<id>_R<n>`` for a re-release), ".", ":" and "-", which
-#: out_bill_no does not take: they are escaped with "Z" (and "Z" itself as "Z0"), so the
-#: mapping is reversible and a callback's out_bill_no gives back our order id.
-_ESCAPE = {"Z": "Z0", "_": "Z1", ".": "Z2", ":": "Z3", "-": "Z4"}
-_UNESCAPE = {v[1]: k for k, v in _ESCAPE.items()}
-_ID = re.compile(ID_PATTERN)
-_WORD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-
-#: Codes that say our request is wrong: an integration bug, never a business answer.
-REQUEST_ERROR_CODES = frozenset({"PARAM_ERROR", "SIGN_ERROR"})
-#: Codes that leave the result unknown: query first, retry the same out_bill_no.
-UNKNOWN_CODES = frozenset({"SYSTEM_ERROR", "FREQUENCY_LIMITED"})
-
 
 # --- keys, signatures, encryption ---------------------------------------------------------
 
@@ -122,97 +115,6 @@ def encrypt_sensitive(key: rsa.RSAPublicKey, plaintext: str) -> str:
         padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
     )
     return base64.b64encode(ct).decode("ascii")
-
-
-def to_out_bill_no(order_id: str) -> str:
-    """Our order id as a WeChat out_bill_no (letters and digits, at most 32)."""
-    if not isinstance(order_id, str) or not _ID.match(order_id):
-        raise ChannelRejectedRequest(f"order id {order_id!r} is not an order id")
-    out = "".join(_ESCAPE.get(c, c) for c in order_id)
-    if not _OUT_BILL_NO.match(out):
-        raise ChannelRejectedRequest(
-            f"order id {order_id!r} does not fit out_bill_no (32 letters and digits)"
-        )
-    return out
-
-
-def from_out_bill_no(value: Any) -> str | None:
-    """The order id an out_bill_no stands for; None if it is not one of ours."""
-    if not isinstance(value, str) or not _OUT_BILL_NO.match(value):
-        return None
-    out: list[str] = []
-    i = 0
-    while i < len(value):
-        if value[i] == "Z":
-            if i + 1 >= len(value) or value[i + 1] not in _UNESCAPE:
-                return None
-            out.append(_UNESCAPE[value[i + 1]])
-            i += 2
-        else:
-            out.append(value[i])
-            i += 1
-    order_id = "".join(out)
-    return order_id if _ID.match(order_id) else None
-
-
-def fen(amount: Decimal) -> int:
-    """A positive Decimal in yuan as integer fen, exactly; a sub-fen amount is refused."""
-    if not isinstance(amount, Decimal):
-        raise ChannelRejectedRequest(f"amount must be a Decimal, got {type(amount).__name__}")
-    if not amount.is_finite() or amount <= 0:
-        raise ChannelRejectedRequest("amount must be a positive number")
-    value = amount * 100
-    if value != value.to_integral_value():
-        raise ChannelRejectedRequest(f"amount {amount} has more precision than one fen")
-    return int(value)
-
-
-# --- configuration ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WeChatPayConfig:
-    mch_id: str
-    appid: str  # the AppID the payees' OpenIDs belong to
-    base_url: str  # https://api.mch.weixin.qq.com (backup: https://api2.mch.weixin.qq.com)
-    merchant_private_key_pem: str = field(repr=False)  # apiclient_key.pem
-    merchant_serial_no: str  # serial of the merchant API certificate
-    #: WeChat Pay keys by serial: ``PUB_KEY_ID_...`` -> pub_key.pem, or platform
-    #: certificate serial -> certificate / public key PEM. Keep old and new during a rotation.
-    platform_public_keys: Mapping[str, str]
-    apiv3_key: bytes = field(repr=False)  # APIv3 key, 32 bytes
-    tolerance_s: int = 300
-    transfer_scene_id: str = "1000"
-    #: transfer_scene_report_infos as (info_type, info_content) pairs; WeChat requires the
-    #: pairs its scene demands, e.g. 1000: (("活动名称", ..), ("奖励说明", ..)).
-    scene_report_infos: tuple[tuple[str, str], ...] = ()
-    transfer_remark: str = "提现"
-    user_recv_perception: str | None = None
-    #: which platform key encrypts user_name (default: the first one).
-    encrypt_serial: str | None = None
-    timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        key = self.apiv3_key.encode("utf-8") if isinstance(self.apiv3_key, str) else bytes(self.apiv3_key)
-        if len(key) != 32:
-            raise ValueError("apiv3_key must be 32 bytes")
-        object.__setattr__(self, "apiv3_key", key)
-        if not self.platform_public_keys:
-            raise ValueError("platform_public_keys needs at least one WeChat Pay key")
-        if len(self.transfer_remark) > 32:
-            raise ValueError("transfer_remark is at most 32 characters")
-
-
-@dataclass(frozen=True)
-class WeChatPayee:
-    """The payee: an OpenID under ``appid``; ``user_name`` (real name) is checked by WeChat
-    and is required from 2,000 yuan. Both come from the vault and are never logged."""
-
-    openid: str = field(repr=False)
-    user_name: str | None = field(default=None, repr=False)
-
-
-PayeeResolver = Callable[[WithdrawalRequest], Awaitable[WeChatPayee]]
 
 
 @dataclass
@@ -336,22 +238,7 @@ class WeChatPayChannel(HttpChannel):
             raise
         except Exception as exc:  # the vault: nothing was sent, so retrying is safe
             raise ChannelUnavailable(f"payee lookup failed: {type(exc).__name__}") from None
-        payload: dict[str, Any] = {
-            "appid": self.config.appid,
-            "out_bill_no": out_bill_no,
-            "transfer_scene_id": self.config.transfer_scene_id,
-            "openid": payee.openid,
-            "transfer_amount": amount,
-            "transfer_remark": self.config.transfer_remark,
-        }
-        if callback_url:
-            payload["notify_url"] = callback_url
-        if self.config.user_recv_perception:
-            payload["user_recv_perception"] = self.config.user_recv_perception
-        if self.config.scene_report_infos:
-            payload["transfer_scene_report_infos"] = [
-                {"info_type": t, "info_content": c} for t, c in self.config.scene_report_infos
-            ]
+        payload = transfer_payload(self.config, out_bill_no, amount, payee.openid, callback_url)
         headers: dict[str, str] = {}
         if payee.user_name:
             payload["user_name"] = encrypt_sensitive(
@@ -499,13 +386,3 @@ class WeChatPayChannel(HttpChannel):
             "application/json",
             json.dumps({"code": "SUCCESS", "message": "成功"}, ensure_ascii=False).encode(),
         )
-
-
-def _rfc3339(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None

@@ -1,0 +1,1 @@
+"""The command groups of ``python -m starter`` (starter/cli.py registers them)."""
