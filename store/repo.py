@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from sentinel.analysis import amount_band
 from sentinel.contracts import ProgressUpdate
+from sentinel.delivery import CLAIMABLE, DONE, LEADABLE, RECEIPTED, DeliveryRow, DeliveryStatus, may_move
 from sentinel.models import Observation, WithdrawalRequest
 from sentinel.notice_policy import RecentNotice
 from sentinel.risk import RiskHit, UserHistory
@@ -48,9 +49,9 @@ class Claim:
     send: bool
     row_id: int
     attempts: int
-    status: str
+    status: DeliveryStatus
     provider_message_id: str | None
-    previous: str | None = None  # the row's status before this claim took it over
+    previous: DeliveryStatus | None = None  # the row's status before this claim took it over
 
 
 #: an attempt still "sending" after this long is taken as dead (longer than the activity's
@@ -58,13 +59,15 @@ class Claim:
 STALE_SENDING_S = 60
 
 
-def _may_take_over(*statuses: str):
-    """A delivery row another attempt may claim: in one of ``statuses``, or ``sending``
-    by an attempt dead for STALE_SENDING_S (a live attempt is never doubled)."""
+def _may_take_over(statuses: frozenset[DeliveryStatus]):
+    """A delivery row another attempt may claim: in one of ``statuses`` (sentinel/delivery.py:
+    CLAIMABLE for a retry, LEADABLE for a digest leader), or ``sending`` by an attempt dead
+    for STALE_SENDING_S (a live attempt is never doubled)."""
+    assert all(may_move(s, DeliveryStatus.SENDING) for s in statuses)
     stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
     return or_(
-        NoticeDelivery.status.in_(statuses),
-        and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
+        NoticeDelivery.status.in_(sorted(statuses)),
+        and_(NoticeDelivery.status == DeliveryStatus.SENDING, NoticeDelivery.updated_at < stale),
     )
 
 
@@ -73,25 +76,25 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
     ``sending``; a later attempt takes the row over with one atomic conditional update, and
     only if the earlier attempt failed or died. Two attempts can therefore never both send,
     and a key already sent is never sent again."""
-    row.status, row.attempts, row.updated_at = "sending", 1, utcnow()
+    row.status, row.attempts, row.updated_at = DeliveryStatus.SENDING, 1, utcnow()
     with Session(engine) as session:
         session.add(row)
         try:
             session.commit()
             session.refresh(row)
-            return Claim(True, row.id, 1, "sending", None)
+            return Claim(True, row.id, 1, DeliveryStatus.SENDING, None)
         except IntegrityError:
             session.rollback()
         existing = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == row.key)).one()
-        previous = existing.status
+        previous = DeliveryStatus(existing.status)
         result = session.execute(
             update(NoticeDelivery)
             .where(
                 NoticeDelivery.id == existing.id,
                 NoticeDelivery.status == previous,
-                _may_take_over("queued", "failed", "unknown"),
+                _may_take_over(CLAIMABLE),
             )
-            .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
+            .values(status=DeliveryStatus.SENDING, attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         session.commit()
         session.refresh(existing)
@@ -100,7 +103,7 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
             send,
             existing.id,
             existing.attempts,
-            existing.status,
+            DeliveryStatus(existing.status),
             existing.provider_message_id,
             previous if send else None,
         )
@@ -110,7 +113,7 @@ def finish_delivery(
     engine: Engine,
     row_id: int,
     *,
-    status: str,
+    status: DeliveryStatus,
     provider_message_id: str | None = None,
     error: str | None = None,
     template_id: str | None = None,
@@ -133,18 +136,14 @@ def finish_delivery(
         session.commit()
 
 
-#: delivery statuses after which there is nothing left to give up
-_DONE = ("sent", "delivered", "read", "folded", "duplicate", "suppressed", "skipped")
-
-
 def give_up_delivery(engine: Engine, key: str, reason: str) -> bool:
     """The workflow stopped trying to deliver ``key``: its row says ``given_up`` with the
     reason (a row already done keeps its status). False when no row needed it."""
     with Session(engine) as session:
         done = session.execute(
             update(NoticeDelivery)
-            .where(NoticeDelivery.key == key, NoticeDelivery.status.not_in(_DONE))
-            .values(status="given_up", error=reason, updated_at=utcnow())
+            .where(NoticeDelivery.key == key, NoticeDelivery.status.not_in(sorted(DONE)))
+            .values(status=DeliveryStatus.GIVEN_UP, error=reason, updated_at=utcnow())
         )
         session.commit()
         return done.rowcount == 1
@@ -153,21 +152,25 @@ def give_up_delivery(engine: Engine, key: str, reason: str) -> bool:
 # --- folding (several notices of one user become one message) ---------------------------
 
 
-def delivery_status(engine: Engine, key: str) -> tuple[str, str | None, datetime | None, int] | None:
-    """(status, provider_message_id, send_after, row id) of the delivery ``key``, None when
+def delivery_status(engine: Engine, key: str) -> DeliveryRow | None:
+    """The delivery ``key`` (status, provider message id, send_after, row id), None when
     there is none. ``send_after`` is set for a notice that was batched for folding."""
     with Session(engine) as session:
         row = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == key)).first()
-        return None if row is None else (row.status, row.provider_message_id, row.send_after, row.id)
+        if row is None:
+            return None
+        return DeliveryRow(DeliveryStatus(row.status), row.provider_message_id, row.send_after, row.id)
 
 
-def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, notice_status: str) -> str:
+def record_batched(
+    engine: Engine, row: NoticeDelivery, send_after: datetime, notice_status: str
+) -> DeliveryStatus:
     """Hold a notice for the user's next digest. Idempotent: returns the row's status (a
     retried activity finds its row already batched, or already folded into a digest). A row
     still batched for an earlier moment is moved to ``send_after`` (a fold window that
     ended at night waits for the morning with the user's other notices)."""
     row.status, row.send_after, row.notice_status, row.updated_at = (
-        "batched",
+        DeliveryStatus.BATCHED,
         send_after,
         notice_status,
         utcnow(),
@@ -177,20 +180,22 @@ def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, no
         session.add(row)
         try:
             session.commit()
-            return "batched"
+            return DeliveryStatus.BATCHED
         except IntegrityError:
             session.rollback()
         session.execute(
             update(NoticeDelivery)
             .where(
                 NoticeDelivery.key == key,
-                NoticeDelivery.status == "batched",
+                NoticeDelivery.status == DeliveryStatus.BATCHED,
                 NoticeDelivery.send_after < send_after,
             )
             .values(send_after=send_after, updated_at=utcnow())
         )
         session.commit()
-        return session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == key)).one()
+        return DeliveryStatus(
+            session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == key)).one()
+        )
 
 
 def lead_batch(
@@ -206,8 +211,8 @@ def lead_batch(
     with Session(engine) as session:
         mine = session.execute(
             update(NoticeDelivery)
-            .where(NoticeDelivery.key == key, _may_take_over("batched", "failed"))
-            .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
+            .where(NoticeDelivery.key == key, _may_take_over(LEADABLE))
+            .values(status=DeliveryStatus.SENDING, attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         if mine.rowcount != 1:
             session.commit()
@@ -217,17 +222,19 @@ def lead_batch(
             .where(
                 NoticeDelivery.user_id == user_id,
                 NoticeDelivery.channel == channel,
-                NoticeDelivery.status == "batched",
+                NoticeDelivery.status == DeliveryStatus.BATCHED,
                 NoticeDelivery.key != key,
                 *([NoticeDelivery.send_after <= due] if due is not None else []),
             )
-            .values(status="folding", provider_message_id=key, updated_at=utcnow())
+            .values(status=DeliveryStatus.FOLDING, provider_message_id=key, updated_at=utcnow())
         )
         session.commit()
         return list(
             session.exec(
                 select(NoticeDelivery)
-                .where(NoticeDelivery.status == "folding", NoticeDelivery.provider_message_id == key)
+                .where(
+                    NoticeDelivery.status == DeliveryStatus.FOLDING, NoticeDelivery.provider_message_id == key
+                )
                 .order_by(NoticeDelivery.id)
             )
         )
@@ -241,14 +248,14 @@ def finish_batch(engine: Engine, key: str, folded: list[str], dropped: list[str]
             session.execute(
                 update(NoticeDelivery)
                 .where(NoticeDelivery.key.in_(folded))
-                .values(status="folded", provider_message_id=key, updated_at=utcnow())
+                .values(status=DeliveryStatus.FOLDED, provider_message_id=key, updated_at=utcnow())
             )
         if dropped:
             session.execute(
                 update(NoticeDelivery)
                 .where(NoticeDelivery.key.in_(dropped))
                 .values(
-                    status="suppressed",
+                    status=DeliveryStatus.SUPPRESSED,
                     error=f"no longer true when digest {key} went out",
                     updated_at=utcnow(),
                 )
@@ -568,7 +575,7 @@ def delivery_receipt(
     ``failed``. Returns the status stored afterwards, None when no delivery matches. A
     receipt never moves a delivery backwards (read or delivered stays, whatever arrives
     later)."""
-    if status not in ("delivered", "failed"):
+    if status not in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
         raise ValueError("status must be delivered or failed")
     if (key is None) == (provider_message_id is None):
         raise ValueError("give key or provider_message_id")
@@ -581,7 +588,7 @@ def delivery_receipt(
         row = session.exec(select(NoticeDelivery).where(where)).first()
         if row is None:
             return None
-        if row.status in ("sending", "sent"):
+        if row.status in RECEIPTED:
             row.status = status
             if error:
                 row.error = error
@@ -891,7 +898,9 @@ def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[Recent
             select(NoticeDelivery).where(
                 NoticeDelivery.user_id == user_id,
                 NoticeDelivery.updated_at >= since,
-                NoticeDelivery.status.in_(("sent", "delivered", "read")),
+                NoticeDelivery.status.in_(
+                    (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
+                ),
             )
         )
         return [
@@ -908,7 +917,7 @@ def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[Recent
 
 def record_suppressed(engine: Engine, row: NoticeDelivery, reason: str) -> None:
     """Log a notice that policy kept from interrupting the user (idempotent on the key)."""
-    row.status = "suppressed"
+    row.status = DeliveryStatus.SUPPRESSED
     row.error = reason
     with Session(engine) as session:
         session.add(row)
