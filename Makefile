@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-any-hour test-night install clean
+.PHONY: run test lint test-any-hour test-night install clean
 
 run: $(STAMP)          ## whole service on embedded defaults + demo, until Ctrl-C
 	$(PY) -m starter up
@@ -13,12 +13,20 @@ run: $(STAMP)          ## whole service on embedded defaults + demo, until Ctrl-
 test: $(STAMP)         ## every test: unit, time-skipping workflow tests, end-to-end on the dev server
 	$(PY) -m pytest -q -p no:cacheprovider
 
+lint: $(STAMP)         ## ruff (lint, format), mypy, import contracts (pyproject.toml; docs/architecture.md)
+	@status=0; \
+	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== ruff format --check"; $(VENV)/bin/ruff format --check . || status=1; \
+	echo "== mypy"; $(VENV)/bin/mypy || status=1; \
+	echo "== lint-imports"; $(VENV)/bin/lint-imports || status=1; \
+	exit $$status
+
 # Outcomes must not depend on the hour the suite runs (quiet and legal hours, folding, the
 # escalation ladder): the same tests under faketime at chosen hours of the day.
 HOURS        ?= 00:30 07:59 13:30 18:30
 NIGHT_HOURS  ?= 18:30 23:59
-TIMING_TESTS ?= tests/test_notice_folding.py tests/test_notice_engine.py tests/test_notice_retry.py \
-                tests/test_exactly_once.py tests/test_workflow.py tests/test_long_lives.py
+TIMING_TESTS ?= tests/workflows/test_notice_folding.py tests/workflows/test_notice_engine.py tests/workflows/test_notice_retry.py \
+                tests/activities/test_exactly_once.py tests/workflows/test_workflow.py tests/workflows/test_long_lives.py
 # One offset for every process (pytest, the test server, workers, Chromium, ...): "@time"
 # would start each process's clock at that time when it starts, so later processes would lag.
 FAKETIME     := off=$$(( $$(date -u -d "$$(date -u +%F) $$hour:00" +%s) - $$(date -u +%s) )); \

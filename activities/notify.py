@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.config_files import HotFile
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
+from runtime.config_files import HotFile
 from sentinel.catalogue import Catalogue
 from sentinel.contracts import NoticeGivenUp
 from sentinel.delivery import DeliveryRow, DeliveryStatus
@@ -198,6 +198,7 @@ class NotifyActivities:
         w = notice.withdrawal
         rendered = self._render(notice)
         digest = hashlib.sha256(rendered.text.encode()).hexdigest()
+        fold_until: datetime | None
         if notice.hold_until is not None and self._may_be_batched(notice):
             # deferred to the end of quiet or legal hours: held as batched, so the user's
             # notices released at that same moment fold into one message (the inbox is never held)

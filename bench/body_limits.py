@@ -24,7 +24,6 @@ import asyncio
 import json
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -162,7 +161,7 @@ async def main_async(samples: int = 200, rate: float = 20, attackers: int = 2) -
         await script_all(stack.sim, [(wid, NO_CALLBACK)])
         await start_all(client, [wid])
         gw = stack.gw
-        host, port = urlsplit(gw).hostname, urlsplit(gw).port
+        host, port = "127.0.0.1", stack.ports.gateway  # stack.gw is http://127.0.0.1:<port>
         status_url = f"{gw}/v1/withdrawals/{wid}"
         async with httpx.AsyncClient(timeout=60) as http:
             await probe(http, status_url, 20, rate)  # warm-up

@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,9 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from runtime.client import SentinelClient  # noqa: E402
 from sentinel.models import Contact, WithdrawalRequest  # noqa: E402
 from sentinel.settings import Settings  # noqa: E402
-from starter.client import SentinelClient  # noqa: E402
 from starter.devstack import DevStack, Ports  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -150,14 +150,31 @@ class BenchStack:
             raise
         return self
 
+    @property
+    def devstack(self) -> DevStack:
+        """The started dev stack (RuntimeError before :meth:`start`)."""
+        if self.dev is None:
+            raise RuntimeError("the bench stack is not started")
+        return self.dev
+
+    @property
+    def ports(self) -> Ports:
+        return self.devstack.ports
+
+    @property
+    def data_dir(self) -> Path:
+        if self.tmp is None:
+            raise RuntimeError("the bench stack is not started")
+        return self.tmp
+
     def spawn_worker(self, name: str = "worker"):
-        return self.dev._spawn(name, [sys.executable, str(ROOT / "worker.py")])
+        return self.devstack._spawn(name, [sys.executable, str(ROOT / "worker.py")])
 
     def spawn(self, name: str, args: list[str]):
-        return self.dev._spawn(name, args)
+        return self.devstack._spawn(name, args)
 
     def pid(self, name: str) -> int:
-        for pname, proc in self.dev.procs:
+        for pname, proc in self.devstack.procs:
             if pname == name:
                 return proc.pid
         raise KeyError(name)
@@ -170,19 +187,19 @@ class BenchStack:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.dev.ports.temporal}"
+        return f"127.0.0.1:{self.devstack.ports.temporal}"
 
     @property
     def sim(self) -> str:
-        return f"http://127.0.0.1:{self.dev.ports.simulator}"
+        return f"http://127.0.0.1:{self.devstack.ports.simulator}"
 
     @property
     def gw(self) -> str:
-        return f"http://127.0.0.1:{self.dev.ports.gateway}"
+        return f"http://127.0.0.1:{self.devstack.ports.gateway}"
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.tmp / 'sentinel.db'}"
+        return f"sqlite:///{self.data_dir / 'sentinel.db'}"
 
     async def client(self) -> SentinelClient:
         return await SentinelClient.connect(Settings(_env_file=None, temporal_address=self.address))
@@ -416,5 +433,5 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+def run(coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     return asyncio.run(coro_fn())

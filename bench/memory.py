@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from typing import Any
 
 from bench.common import (
     BenchStack,
@@ -63,7 +64,7 @@ def verdict(rows: list[dict], a: dict, b: dict, slope: float, extra: float) -> s
 
 async def main_async(steps: list[int]) -> list[dict]:
     stack = BenchStack().start()
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         client = await stack.client()
         await stack.wait_worker_ready(client)

@@ -129,7 +129,7 @@ async def main_async(levels: list[int], samples: int, open_samples: int = 60) ->
     out = []
     half: dict | None = None
     try:
-        with MailSink(stack.dev.ports.smtp, r"NL-[0-9a-f]{10}") as sink:
+        with MailSink(stack.ports.smtp, r"NL-[0-9a-f]{10}") as sink:
             client = await stack.client()
             await stack.wait_worker_ready(client)
             async with httpx.AsyncClient(timeout=30) as http:

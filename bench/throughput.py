@@ -12,6 +12,7 @@ import asyncio
 import sys
 import time
 import uuid
+from typing import Any
 
 from temporalio.client import Client
 
@@ -34,7 +35,7 @@ HAPPY = {"scenario": "success", "params": {"after_s": 0.2}}
 # its workflow open for the escalation ladder (30 min) and a risk hold waits for a reviewer,
 # so account_error, risk_hold and returns (success_then_return under load: the return lands
 # before the success is processed, then a HIGH "returned" notice) are left out.
-MIX = [
+MIX: list[dict[str, Any]] = [
     {"scenario": "no_callback_success", "params": {"after_s": 0.2}},
     {"scenario": "system_error_then_final", "params": {"final_after_s": 0.5}},
     {"scenario": "bank_delay", "params": {"slow_after_s": 0.2, "delay_s": 1.0}},

@@ -34,7 +34,7 @@ async def main_async(n: int, threshold: float, grace: float) -> dict:
     )
     stack = BenchStack(delays_doc=doc, mail=False).start()
     try:
-        with MailSink(stack.dev.ports.smtp, r"TP-[0-9a-f]{10}") as sink:
+        with MailSink(stack.ports.smtp, r"TP-[0-9a-f]{10}") as sink:
             client = await stack.client()
             await stack.wait_worker_ready(client)
             wids = [f"TP-{uuid.uuid4().hex[:10]}" for _ in range(n)]

@@ -14,6 +14,7 @@ def load_private_key(text: str) -> rsa.RSAPrivateKey:
     """An RSA private key as PEM (PKCS#1 or PKCS#8) or as the bare base64 the Alipay key
     tool prints."""
     data = text.strip()
+    key: object
     if data.startswith("-----BEGIN"):
         key = serialization.load_pem_private_key(data.encode("ascii"), password=None)
     else:
@@ -27,6 +28,7 @@ def load_public_key(text: str) -> rsa.RSAPublicKey:
     """An RSA public key as PEM (``PUBLIC KEY`` or ``RSA PUBLIC KEY``), an X.509
     certificate, or bare base64 (SubjectPublicKeyInfo, as Alipay shows it)."""
     data = text.strip()
+    key: object
     if "BEGIN CERTIFICATE" in data:
         key = x509.load_pem_x509_certificate(data.encode("ascii")).public_key()
     elif data.startswith("-----BEGIN"):

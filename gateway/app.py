@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from activities.config_files import HotFile
 from channels.registry import build_channels
 from gateway import (
     errors,
@@ -45,12 +44,13 @@ from gateway.page_streams import Slots
 from gateway.reviewers import Reviewers
 from gateway.sessions import RateLimit, Sessions
 from gateway.web import PREFIX, STATIC, SecurityHeaders
+from runtime.client import SentinelClient
+from runtime.codec import codec_for
+from runtime.config_files import HotFile
 from sentinel.decision_tokens import parse_signing_key
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.policy import validate_delays_document
 from sentinel.settings import Settings, get_settings
-from starter.client import SentinelClient
-from starter.codec import codec_for
 from store.db import engine_for
 
 DESCRIPTION = """Withdrawal tracking for the payment service, reviewers, operators and the app.

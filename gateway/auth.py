@@ -8,14 +8,11 @@ signatures) sends ``Authorization: Bearer <credential>``. The credential is one 
   name; it is re-read when it changes (an invalid edit is refused, the previous keys stay).
   Roles: ``payment-service``, ``reviewer``, ``supervisor``, ``operator``.
 - a **user token** for one end user, made by the platform's login service with
-  :func:`make_user_token` (``python -m starter token user U1`` for testing)::
-
-      ut2.<base64url(user id)>.<issued, unix s>.<expiry, unix s>.<base64url(HMAC-SHA256(secret, "ut2|<user id>|<issued>|<expiry>"))>
-
-  keyed with ``SENTINEL_USER_TOKEN_SECRET``; it expires, and its lifetime (expiry - issued)
-  is capped by ``SENTINEL_USER_TOKEN_MAX_TTL_S`` (30 days) both when it is made and when it
-  is checked, so a leaked token cannot outlive the cap. A user token reads and acts on its
-  own user's data only.
+  :func:`sentinel.user_tokens.make_user_token` (the format is there;
+  ``python -m starter token user U1`` for testing), keyed with ``SENTINEL_USER_TOKEN_SECRET``;
+  it expires, and its lifetime is capped by ``SENTINEL_USER_TOKEN_MAX_TTL_S`` (30 days) both
+  when it is made and when it is checked. A user token reads and acts on its own user's data
+  only.
 
 Answers: 401 when the credential is missing, unknown, malformed, tampered with or expired;
 403 when it is valid but its role may not do this, or it belongs to another user.
@@ -23,10 +20,7 @@ Answers: 401 when the credential is missing, unknown, malformed, tampered with o
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -36,11 +30,11 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import SecretStr
 
-from activities.config_files import HotFile
 from gateway.errors import ApiError
+from runtime.config_files import HotFile
 from sentinel.models import ID_PATTERN
+from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +47,6 @@ ROLES = (PAYMENT_SERVICE, REVIEWER, SUPERVISOR, OPERATOR)
 #: staff who may read any user's records for support
 STAFF = (OPERATOR, SUPERVISOR)
 
-TOKEN_VERSION = "ut2"
-#: the default of SENTINEL_USER_TOKEN_MAX_TTL_S: no user token lives longer
-MAX_TTL_S = 30 * 86400
-#: how far ahead of our clock a token's issue time may be (the login service's clock differs)
-ISSUED_AHEAD_S = 300
 _ID = re.compile(ID_PATTERN)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -78,86 +67,6 @@ class Principal:
     def actor(self) -> str:
         """How the audit log names this caller."""
         return f"user:{self.user_id}" if self.is_user else self.name
-
-
-# --------------------------------------------------------------------------- user tokens
-
-
-class TokenError(ValueError):
-    """The user token is malformed, tampered with or expired (the message says which)."""
-
-
-def _secret_bytes(secret: str | bytes | SecretStr) -> bytes:
-    if isinstance(secret, SecretStr):
-        secret = secret.get_secret_value()
-    key = secret.encode() if isinstance(secret, str) else bytes(secret)
-    if not key:
-        raise ValueError("the user token secret must not be empty")
-    return key
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(key: bytes, user_id: str, iat: int, exp: int) -> str:
-    return _b64(hmac.new(key, f"{TOKEN_VERSION}|{user_id}|{iat}|{exp}".encode(), hashlib.sha256).digest())
-
-
-def make_user_token(
-    user_id: str, secret: str | bytes | SecretStr, now: float, ttl: float, max_ttl: float = MAX_TTL_S
-) -> str:
-    """A signed token for ``user_id``, issued at ``now`` (unix seconds), valid for ``ttl``
-    seconds; a ``ttl`` over ``max_ttl`` is refused (ValueError), not shortened."""
-    if not _ID.match(user_id):
-        raise ValueError(f"invalid user id {user_id!r}")
-    if ttl <= 0:
-        raise ValueError("ttl must be positive")
-    if ttl > max_ttl:
-        raise ValueError(
-            f"ttl {ttl:g} s is longer than the cap of {max_ttl:g} s (SENTINEL_USER_TOKEN_MAX_TTL_S)"
-        )
-    iat = int(now)
-    exp = iat + int(ttl)
-    mac = _mac(_secret_bytes(secret), user_id, iat, exp)
-    return f"{TOKEN_VERSION}.{_b64(user_id.encode())}.{iat}.{exp}.{mac}"
-
-
-def is_user_token(credential: str) -> bool:
-    return credential.startswith(TOKEN_VERSION + ".")
-
-
-def verify_user_token(
-    token: str, secret: str | bytes | SecretStr, now: float, max_ttl: float = MAX_TTL_S
-) -> str:
-    """The user id of a valid token; raises :class:`TokenError` otherwise (also for a token
-    whose lifetime is over ``max_ttl`` or that was issued in the future)."""
-    parts = token.split(".")
-    if parts[0] == "ut1":
-        raise TokenError("user token format ut1 (without issue time) is no longer accepted: get a new token")
-    if len(parts) != 5 or parts[0] != TOKEN_VERSION:
-        raise TokenError("malformed user token")
-    _, uid_b64, iat_text, exp_text, mac = parts
-    try:
-        user_id = _unb64(uid_b64).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise TokenError("malformed user token") from None
-    if not iat_text.isdigit() or not exp_text.isdigit() or not _ID.match(user_id):
-        raise TokenError("malformed user token")
-    iat, exp = int(iat_text), int(exp_text)
-    if not hmac.compare_digest(_mac(_secret_bytes(secret), user_id, iat, exp), mac):
-        raise TokenError("user token signature does not match")
-    if exp - iat > max_ttl:
-        raise TokenError(f"user token lifetime {exp - iat} s is over the cap of {max_ttl:g} s")
-    if iat > now + ISSUED_AHEAD_S:
-        raise TokenError("user token issued in the future")
-    if exp <= now:
-        raise TokenError("user token expired")
-    return user_id
 
 
 # --------------------------------------------------------------------------- API keys

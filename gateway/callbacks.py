@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Literal
 
 from sqlalchemy.engine import Engine
@@ -14,8 +15,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from channels.base import Channel, withdrawal_id_for
+from runtime.client import SentinelClient
 from sentinel.models import Observation
-from starter.client import SentinelClient
 from store.repo import (
     add_audit,
     count_unmapped,
@@ -24,8 +25,14 @@ from store.repo import (
     park_callback,
     parked_for,
 )
+from store.tables import ParkedCallback
 
 log = logging.getLogger(__name__)
+
+
+def _ids(rows: Iterable[ParkedCallback]) -> list[int]:
+    """The ids of parked rows read from the database (such a row always has one)."""
+    return [r.id for r in rows if r.id is not None]
 
 
 async def deliver_observation(
@@ -60,11 +67,11 @@ async def deliver_observation(
     if desc.status == WorkflowExecutionStatus.RUNNING:
         for row in rows:
             await client.report_callback(withdrawal_id, Observation.model_validate_json(row.observation_json))
-        await asyncio.to_thread(mark_parked_delivered, engine, [r.id for r in rows])
+        await asyncio.to_thread(mark_parked_delivered, engine, _ids(rows))
         return "delivered"
     # Tracking has ended: the callback is kept and put on the audit trail for operators
     # (a return after the return window needs a person), not applied.
-    await asyncio.to_thread(mark_parked_delivered, engine, [r.id for r in rows], "late")
+    await asyncio.to_thread(mark_parked_delivered, engine, _ids(rows), "late")
     await asyncio.to_thread(
         add_audit,
         engine,
@@ -118,7 +125,7 @@ async def redeliver_parked(client: SentinelClient, engine: Engine, parked_id: in
                 f"withdrawal {row.withdrawal_id} is {state}: a late answer needs a person, not the workflow",
             ) from None
         raise
-    await asyncio.to_thread(mark_parked_delivered, engine, [row.id], "redelivered")
+    await asyncio.to_thread(mark_parked_delivered, engine, _ids([row]), "redelivered")
     await asyncio.to_thread(
         add_audit,
         engine,

@@ -13,8 +13,8 @@ from fastapi import Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
+from runtime.client import SentinelClient
 from sentinel.models import ID_PATTERN, NoCard
-from starter.client import SentinelClient
 
 T = TypeVar("T")
 

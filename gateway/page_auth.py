@@ -20,10 +20,31 @@ class PageProblem(Exception):
         self.kind, self.status, self.locale, self.headers = kind, status, locale, headers
 
 
+#: the widget frame's session (gateway/sessions.py, widget tokens): its own requests carry it
+SESSION_HEADER = "x-sentinel-session"
+#: ... and its event stream in this query parameter (EventSource sends no header)
+STREAM_PARAM = "session"
+STREAM_PATH = "/pages/inbox/events"
+
+
+def _presented(request: Request) -> str | None:
+    """The session the request presents: the cookie, else the widget frame's header, else
+    (the inbox stream only) the query parameter."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        return cookie
+    header = request.headers.get(SESSION_HEADER)
+    if header:
+        return header
+    if request.url.path == STREAM_PATH:
+        return request.query_params.get(STREAM_PARAM)
+    return None
+
+
 def current(request: Request) -> Session | None:
     state = request.app.state
     try:
-        return state.sessions.check(request.cookies.get(COOKIE), state.clock())
+        return state.sessions.check(_presented(request), state.clock())
     except SessionError:
         return None
 

@@ -5,13 +5,13 @@ The accounts are data, a YAML file (``SENTINEL_REVIEWERS_FILE``)::
 
     accounts:
     - name: alice
-      role: reviewer            # or supervisor
+      role: reviewer            # or supervisor, operator
       password_hash: "$argon2id$v=19$m=65536,t=3,p=4$..."
 
 Only the argon2id hash of each password is kept (argon2-cffi, the maintained binding of the
 reference implementation). The file is re-read when it changes; an invalid edit is refused
 and the accounts in force stay. config/reviewers.dev.yaml holds the public development
-accounts (alice, bob, carol); the gateway refuses it outside SENTINEL_DEV_MODE=1
+accounts (alice, bob, carol; dave, an operator); the gateway refuses it outside SENTINEL_DEV_MODE=1
 (sentinel/dev_credentials.py).
 """
 
@@ -26,12 +26,13 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from activities.config_files import HotFile
-from gateway.auth import REVIEWER, SUPERVISOR
+from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR
+from runtime.config_files import HotFile
 
 log = logging.getLogger(__name__)
 
-CONSOLE_ROLES = (REVIEWER, SUPERVISOR)
+#: reviewer and supervisor: the reviewer console; operator and supervisor: the operations console
+CONSOLE_ROLES = (REVIEWER, SUPERVISOR, OPERATOR)
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 _hasher = PasswordHasher()
 #: verified when the name is unknown, so that a wrong name costs as long as a wrong password

@@ -1,5 +1,5 @@
 """The codec server for the Temporal Web UI and CLI: workflow history payloads are encrypted
-(starter/codec.py); these two endpoints open and seal them for an operator who may read
+(runtime/codec.py); these two endpoints open and seal them for an operator who may read
 them. Temporal's codec server protocol: the body is a ``Payloads`` message in protobuf JSON,
 ``{"payloads": [{"metadata": {"encoding": <base64>, ...}, "data": <base64>}]}``, and so is
 the answer. The UI sends the ``X-Namespace`` header; only this deployment's namespace is
@@ -24,7 +24,7 @@ from gateway import deps
 from gateway.auth import OPERATOR, SUPERVISOR, Principal, require
 from gateway.deps import db
 from gateway.errors import ApiError, responses
-from starter.codec import PayloadDecryptError
+from runtime.codec import PayloadDecryptError
 from store.repo import add_audit
 
 router = APIRouter(tags=["operations"])

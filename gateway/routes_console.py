@@ -1,25 +1,43 @@
-"""The operations console (issue #13, R29): open withdrawals counted by status, exception
-category, bank and channel from the projection, each count linking to the Temporal UI's
-list of those workflows (a search-attribute query); channel codes the catalogue does not
-map; parked callbacks waiting for their withdrawal. Staff sessions of roles operator and
-supervisor only (sign in with the API key at /pages/signin); a user's session gets 403.
+"""The operations console (issue #13, R26, R34): open withdrawals counted by status,
+exception category, bank and channel from the projection, each count linking to the
+Temporal UI's list of those workflows (a search-attribute query, workflows/search_attributes.py);
+the delivery health of each notice provider (sent / failed / given up / unknown over the
+last hour from the delivery log, and the circuit breaker's state from the worker's snapshots,
+store/ops_health.py); channel codes the catalogue does not map; parked callbacks waiting for
+their withdrawal, each with a re-delivery button (CSRF, audited with the operator's name).
+
+Who: sessions of roles operator and supervisor. Operators sign in at ``/pages/ops/signin``
+with an account of the accounts file (gateway/reviewers.py, role ``operator``) or at
+``/pages/signin`` with a staff API key. A user's session or a reviewer's gets 403.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
+from temporalio.service import RPCError
 
 from gateway.auth import OPERATOR, SUPERVISOR
-from gateway.deps import db
-from gateway.page_auth import need
+from gateway.callbacks import RedeliverRefused, redeliver_parked
+from gateway.deps import MAX_ROW_ID, db
+from gateway.page_auth import PageProblem, check_csrf, form, need
+from gateway.routes_review_console import account_signin, account_signin_form
 from gateway.web import PREFIX, pick_locale, render
 from store.ops_counts import open_counts
+from store.ops_health import delivery_health
 from store.repo import parked_callbacks, unmapped_codes
 
 router = APIRouter(include_in_schema=False)
+
+BASE = PREFIX + "/ops"
+OPS = (OPERATOR, SUPERVISOR)
+#: the window of the delivery health table
+HEALTH_WINDOW = timedelta(hours=1)
+#: re-delivery outcomes the page reports (query ``done``)
+DONE = ("redelivered", "not_tracked", "tracking_ended", "not_found", "unavailable")
 
 #: projection column -> the workflow's search attribute (workflows/search_attributes.py)
 ATTRIBUTES = {
@@ -36,9 +54,31 @@ def temporal_list_url(ui: str, namespace: str, attribute: str, value: str) -> st
     return f"{ui.rstrip('/')}/namespaces/{quote(namespace)}/workflows?query={quote(query, safe='')}"
 
 
-@router.get(PREFIX + "/ops")
+def _next(target: str | None) -> str:
+    if target and target.startswith(BASE) and not target.startswith(BASE + "/signin") and "\\" not in target:
+        return target
+    return BASE
+
+
+@router.get(BASE + "/signin")
+async def signin_form(request: Request) -> Response:
+    return account_signin_form(request, BASE + "/signin", _next(request.query_params.get("next")))
+
+
+@router.post(BASE + "/signin")
+async def signin(request: Request) -> Response:
+    """An account of any console role may sign in here; a reviewer lands on the review queue
+    (the operations console would be 403 for them)."""
+    return await account_signin(
+        request,
+        BASE + "/signin",
+        lambda account, target: _next(target) if account.role in OPS else PREFIX + "/review",
+    )
+
+
+@router.get(BASE)
 async def ops(request: Request) -> Response:
-    session = need(request, OPERATOR, SUPERVISOR)
+    session = need(request, *OPS)
     state = request.app.state
     settings = state.settings
     counts = await db(open_counts, state.engine)
@@ -56,8 +96,11 @@ async def ops(request: Request) -> Response:
         ]
         for name, rows in counts.items()
     }
-    unmapped, _ = await db(unmapped_codes, state.engine, 20, 0)
+    now = datetime.fromtimestamp(state.clock(), UTC)
+    health = await db(delivery_health, state.engine, now - HEALTH_WINDOW, now)
+    unmapped, unmapped_total = await db(unmapped_codes, state.engine, 20, 0)
     parked, parked_total = await db(parked_callbacks, state.engine, "attention", 20, 0)
+    done = request.query_params.get("done", "")
     return render(
         request,
         "ops.html",
@@ -65,7 +108,30 @@ async def ops(request: Request) -> Response:
         session=session,
         csrf=state.sessions.csrf_for(session),
         tables=tables,
+        health=health,
         unmapped=unmapped,
+        unmapped_total=unmapped_total,
         parked=parked,
         parked_total=parked_total,
+        done=done if done in DONE else "",
+        done_id=request.query_params.get("id", "")[:12],
     )
+
+
+@router.post(BASE + "/parked/{parked_id}/redeliver")
+async def redeliver(request: Request, parked_id: int) -> Response:
+    """Send a parked callback to its workflow again (gateway/callbacks.py): the audit trail
+    names the signed-in operator. Back to the console with the outcome."""
+    session = need(request, *OPS)
+    check_csrf(request, session, await form(request))
+    if not 1 <= parked_id <= MAX_ROW_ID:
+        raise PageProblem("notfound", 404)
+    state = request.app.state
+    try:
+        await redeliver_parked(state.client, state.engine, parked_id, session.name, session.role)
+        done = "redelivered"
+    except RedeliverRefused as refused:
+        done = refused.kind.replace(" ", "_")
+    except RPCError:
+        done = "unavailable"
+    return RedirectResponse(f"{BASE}?done={done}&id={parked_id}#parked", status_code=303)

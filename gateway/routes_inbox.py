@@ -6,43 +6,45 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway import deps
 from gateway.auth import OPERATOR, SUPERVISOR, USER, Principal, ensure_user_access, require
 from gateway.deps import Out, UserId, db
 from gateway.errors import ApiError, responses
+from runtime.client import SentinelClient
 from sentinel.contracts import NoticeAck
-from starter.client import SentinelClient
 from store.repo import inbox, read_message
 
 router = APIRouter(tags=["inbox"])
 
 
 class MessageOut(Out):
-    id: int
-    key: str
-    user_id: str
-    withdrawal_id: str
-    stage: str
-    severity: str
-    locale: str
-    title: str
-    body: str
-    link: str | None = None
-    created_at: datetime
-    read_at: datetime | None = None
+    id: int = Field(description="message id, for POST .../inbox/{message_id}/read")
+    key: str = Field(description="the notice's key (withdrawal/stage/attempt/channel)")
+    user_id: str = Field(description="the owner")
+    withdrawal_id: str = Field(description="the withdrawal it is about (R8)")
+    stage: str = Field(description="which notice it is, e.g. DETECTED, DELAYED, UNDER_REVIEW, RESOLVED")
+    severity: str = Field(description="INFO, LOW, MEDIUM, HIGH or CRITICAL: urgent ones pop up")
+    locale: str = Field(description="language of title and body")
+    title: str = Field(description="short title")
+    body: str = Field(description="the text: reason, next step, order number, card ending")
+    link: str | None = Field(None, description="signed deep link to the withdrawal's progress page")
+    created_at: datetime = Field(description="when it was delivered to the inbox")
+    read_at: datetime | None = Field(
+        None, description="when the user read it on any channel; null: unread (red dot)"
+    )
 
 
 class InboxPage(BaseModel):
-    unread: int
-    messages: list[MessageOut]
+    unread: int = Field(description="unread messages in the whole inbox (the red dot's number)")
+    messages: list[MessageOut] = Field(description="this page of messages, newest first")
 
 
 class ReadOk(BaseModel):
     ok: bool = True
-    read_at: datetime | None = None
+    read_at: datetime | None = Field(None, description="when it was first read")
 
 
 @router.get(

@@ -16,7 +16,7 @@ from gateway.auth import OPERATOR, SUPERVISOR, Principal, require
 from gateway.callbacks import RedeliverRefused, redeliver_parked
 from gateway.deps import Out, db
 from gateway.errors import ApiError, responses
-from starter.client import SentinelClient
+from runtime.client import SentinelClient
 from store.events import report_between
 from store.repo import parked_callbacks, unmapped_codes
 

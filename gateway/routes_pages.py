@@ -13,6 +13,7 @@ those paths with their query (:func:`page_for_link` does the mapping).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
@@ -20,17 +21,44 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
 from gateway import routes_inbox
-from gateway.auth import REVIEWER, ROLES, SUPERVISOR, USER, TokenError, is_user_token, verify_user_token
+from gateway.auth import (
+    OPERATOR,
+    REVIEWER,
+    ROLES,
+    SUPERVISOR,
+    USER,
+)
 from gateway.deps import db
 from gateway.errors import ApiError
 from gateway.page_auth import PageProblem, check_csrf, current, form, need, secure
 from gateway.page_progress import marker, owner, progress_context, user_view
 from gateway.page_streams import stream
-from gateway.sessions import COOKIE, PRE_CSRF_COOKIE, new_pre_csrf, pre_csrf_ok
+from gateway.sessions import (
+    COOKIE,
+    PRE_CSRF_COOKIE,
+    SessionError,
+    make_widget_token,
+    new_pre_csrf,
+    pre_csrf_ok,
+    verify_widget_token,
+)
 from gateway.views import views
-from gateway.web import PREFIX, WIDGET_PATH, Words, money, pick_locale, problem, render, render_fragment
+from gateway.web import (
+    LANG_COOKIE,
+    LOCALES,
+    PREFIX,
+    WIDGET_PATH,
+    Words,
+    money,
+    pick_locale,
+    problem,
+    render,
+    render_fragment,
+)
 from sentinel.links import KINDS, LinkError, make_link, verify_link
 from sentinel.taxonomy import WithdrawalStatus
+from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
+from store.incidents import incident_for_withdrawal
 from store.repo import get_record, inbox, user_withdrawals
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +68,8 @@ PERIODS = {"7": 7, "30": 30, "90": 90}
 RECORDS_SCAN = 500
 RECORDS_PAGE = 20
 INBOX_PAGE = 50
+#: lifetime of the widget tokens the gateway hands out (POST /pages/widget/token)
+WIDGET_TOKEN_TTL_S = 300
 HIGH = ("HIGH", "CRITICAL")
 
 
@@ -63,7 +93,10 @@ def track_path(withdrawal_id: str, user_id: str, settings, now: int) -> str:
         now,
         settings.link_ttl_s,
     )
-    return page_for_link(link)
+    page = page_for_link(link)
+    if page is None:  # make_link above builds a link of one of KINDS
+        raise RuntimeError(f"no page for the track link {link}")
+    return page
 
 
 def _verified(request: Request, kind: str) -> dict:
@@ -99,7 +132,10 @@ async def _progress(request: Request, kind: str) -> Response:
     state = request.app.state
     session = current(request)
     own = session if session is not None and session.role == USER and session.user_id == uid else None
-    context = progress_context(view, Words(locale), state.settings, int(state.clock()))
+    incident = await db(incident_for_withdrawal, state.engine, wid)
+    context = progress_context(
+        view, Words(locale), state.settings, int(state.clock()), incident.bank_code if incident else None
+    )
     return render(
         request,
         "progress.html",
@@ -149,8 +185,10 @@ async def track_events(request: Request) -> Response:
             view = await user_view(views(request), wid, uid)
         except ApiError:
             return None  # keep what the page shows; the next change is sent
-        context = progress_context(view, Words(locale), state.settings, int(state.clock()))
-        return marker(view), {
+        incident = await db(incident_for_withdrawal, state.engine, wid)
+        bank = incident.bank_code if incident else None
+        context = progress_context(view, Words(locale), state.settings, int(state.clock()), bank)
+        return (*marker(view), bank), {
             "status": view.status.value,
             "html": render_fragment("_progress.html", locale, **context),
         }
@@ -191,6 +229,8 @@ def signin_page(
         failed=failed,
         next=next_path,
         signed_out=signed_out,
+        signin_action=path,
+        signin_title="ops_signin_title" if path.startswith(PREFIX + "/ops") else "review_signin_title",
     )
     response.set_cookie(
         PRE_CSRF_COOKIE,
@@ -301,16 +341,32 @@ def _credential(request: Request, credential: str) -> tuple[str, str, int | None
     return found.name, found.role, None
 
 
+@router.get(PREFIX + "/lang/{locale}")
+async def set_language(request: Request, locale: str) -> Response:
+    """The language switch of every page: a session cookie (no expiry: kept until the browser
+    closes) that wins over the withdrawal's own language and the browser's; then back to the
+    page (a page of this gateway only). Changing the language changes nothing else, so a
+    plain link is enough (no CSRF token needed)."""
+    if locale not in LOCALES:
+        raise PageProblem("notfound", 404)
+    response = RedirectResponse(_local_next(request.query_params.get("next")), status_code=303)
+    response.set_cookie(
+        LANG_COOKIE, locale, httponly=True, samesite="lax", secure=secure(request), path=PREFIX
+    )
+    return response
+
+
 @router.post(PREFIX + "/signout")
 async def signout(request: Request) -> Response:
     session = current(request)
     if session is not None:
         check_csrf(request, session, await form(request))
         request.app.state.sessions.end(session, request.app.state.clock())
-    console = session is not None and session.role in (REVIEWER, SUPERVISOR)
-    response = RedirectResponse(
-        PREFIX + ("/review/signin?out=1" if console else "/signin?out=1"), status_code=303
+    role = session.role if session is not None else USER
+    back = {REVIEWER: "/review/signin", SUPERVISOR: "/review/signin", OPERATOR: "/ops/signin"}.get(
+        role, "/signin"
     )
+    response = RedirectResponse(PREFIX + back + "?out=1", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response
 
@@ -414,12 +470,17 @@ async def widget(request: Request) -> Response:
     """The embeddable inbox widget (a bell, the red dot, a panel with the inbox), shown in an
     iframe on the platform's own site by ``static/widget.js``; framed only by the sites of
     SENTINEL_PAGES_FRAME_ANCESTORS (gateway/web.py). Without a session: 401 and a bell that
-    opens the sign-in page; a staff session: 403."""
+    opens the sign-in page (and, when the frame's URL carries a widget token in its
+    fragment, pages.js posts it at once: :func:`widget_signin`); a staff session: 403."""
     session = current(request)
     locale = pick_locale(request)
     if session is None:
-        return render(request, "widget.html", locale, status_code=401)
+        return render(request, "widget.html", locale, status_code=401, frame_session="")
     need(request, USER)
+    return await _widget_page(request, session, locale, "")
+
+
+async def _widget_page(request: Request, session, locale: str, frame_session: str) -> Response:
     state = request.app.state
     messages, unread = await db(inbox, state.engine, session.user_id, INBOX_PAGE, 0)
     return render(
@@ -430,7 +491,48 @@ async def widget(request: Request) -> Response:
         csrf=state.sessions.csrf_for(session),
         messages=[_message(m) for m in messages],
         unread=unread,
+        frame_session=frame_session,
     )
+
+
+@router.post(WIDGET_PATH)
+async def widget_signin(request: Request) -> Response:
+    """The widget on another site: its frame posts the widget token (``wt``) that the host
+    page's script tag carried in the frame URL's fragment (never sent to a server, never in
+    an access log). A valid token starts a session of the user that is not a cookie (a
+    third-party frame gets no SameSite=Lax cookie): the page carries it, and the frame's
+    requests send it in the ``X-Sentinel-Session`` header (gateway/page_auth.py). A bad or
+    expired token: the signed-out bell (401), counted by the sign-in rate limit."""
+    state = request.app.state
+    locale = pick_locale(request)
+    fields = await form(request)
+    try:
+        user_id, _ = verify_widget_token(
+            fields.get("wt", ""), state.settings.user_token_secret, state.clock()
+        )
+    except SessionError:
+        signin_attempt(request, locale)
+        return render(request, "widget.html", locale, status_code=401, frame_session="")
+    session, value = state.sessions.start(user_id, USER, None, state.clock())
+    return await _widget_page(request, session, locale, value)
+
+
+@router.post(WIDGET_PATH + "/token")
+async def widget_token(request: Request) -> Response:
+    """A widget token for the user of ``Authorization: Bearer <user token>`` (the platform's
+    app or server asks, then puts it in the widget's script tag as ``data-token``): JSON
+    ``{"token": ..., "expires_at": <unix s>}``; 401 without a valid user token."""
+    state = request.app.state
+    auth = request.headers.get("authorization", "")
+    credential = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    found = _credential(request, credential) if is_user_token(credential) else None
+    if found is None:
+        signin_attempt(request, pick_locale(request))
+        return JSONResponse({"error": "unauthorized"}, status_code=401, headers={"Cache-Control": "no-store"})
+    now = state.clock()
+    ttl = WIDGET_TOKEN_TTL_S if found[2] is None else max(1, min(WIDGET_TOKEN_TTL_S, found[2] - int(now)))
+    token = make_widget_token(found[0], state.settings.user_token_secret, now, ttl)
+    return JSONResponse({"token": token, "expires_at": int(now) + ttl}, headers={"Cache-Control": "no-store"})
 
 
 @router.get(PREFIX + "/inbox/events")
@@ -447,7 +549,7 @@ async def inbox_events(request: Request) -> Response:
 
     async def load():
         messages, unread = await db(inbox, state.engine, session.user_id, 20, 0)
-        data = {"unread": unread, "messages": [_message(m) for m in messages]}
+        data: dict[str, Any] = {"unread": unread, "messages": [_message(m) for m in messages]}
         return (unread, tuple((m["id"], m["read"]) for m in data["messages"])), data
 
     return stream(request, probe, load, event="inbox", until=session.exp)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from gateway import routes_reviews
-from gateway.auth import REVIEWER, SUPERVISOR, Principal
+from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR, Principal
 from gateway.deps import db
 from gateway.errors import ApiError
 from gateway.page_auth import PageProblem, check_csrf, form, need
@@ -89,19 +90,25 @@ class _Slas:
 
 @router.get(BASE + "/signin")
 async def signin_form(request: Request) -> Response:
+    return account_signin_form(request, BASE + "/signin", _next(request.query_params.get("next")))
+
+
+def account_signin_form(request: Request, path: str, next_path: str) -> Response:
+    """The staff sign-in form (name and password) posting to ``path``: the reviewer
+    console's and the operations console's."""
     return signin_page(
         request,
         "review_signin.html",
         pick_locale(request),
-        BASE + "/signin",
-        _next(request.query_params.get("next")),
+        path,
+        next_path,
         signed_out=request.query_params.get("out") == "1",
     )
 
 
-@router.post(BASE + "/signin")
-async def signin(request: Request) -> Response:
-    """Name and password (argon2 hash in the reviewers file) for a session cookie."""
+async def account_signin(request: Request, path: str, next_for) -> Response:
+    """Name and password (argon2 hash in the accounts file) for a session cookie, then on
+    to ``next_for(account, next field)``."""
     locale = pick_locale(request)
     signin_attempt(request, locale)
     fields = await form(request)
@@ -118,12 +125,22 @@ async def signin(request: Request) -> Response:
             request,
             "review_signin.html",
             locale,
-            BASE + "/signin",
-            _next(fields.get("next")),
+            path,
+            fields.get("next") or "",
             status_code=401,
             failed=True,
         )
-    return signed_in(request, account.name, account.role, None, _next(fields.get("next")), BASE + "/signin")
+    return signed_in(request, account.name, account.role, None, next_for(account, fields.get("next")), path)
+
+
+@router.post(BASE + "/signin")
+async def signin(request: Request) -> Response:
+    """An operator's account signs in here too, and goes on to the operations console."""
+    return await account_signin(
+        request,
+        BASE + "/signin",
+        lambda account, target: PREFIX + "/ops" if account.role == OPERATOR else _next(target),
+    )
 
 
 # --------------------------------------------------------------------------- the queue
@@ -137,7 +154,7 @@ async def queue(request: Request) -> Response:
     now = datetime.fromtimestamp(state.clock(), UTC)
     rows, total = await db(review_queue_page, state.engine, limit=QUEUE_SCAN, offset=0, now=now)
     slas = _Slas(request)
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "record": r,
             "due": sla_due(r.review_since, slas(r.channel, r.bank_code)),

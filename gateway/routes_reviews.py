@@ -32,10 +32,10 @@ from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR, Principal, require
 from gateway.deps import Out, RecordOut, WithdrawalId, db
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, Unanswered, Views, projected, views
+from runtime.client import DecisionRefused, FourEyesViolation, NotAwaitingReview, SentinelClient
 from sentinel.decision_tokens import sign_decision
 from sentinel.models import NoCard, ReviewDecision
 from sentinel.taxonomy import ExceptionCategory, Stage, WithdrawalStatus
-from starter.client import DecisionRefused, FourEyesViolation, NotAwaitingReview, SentinelClient
 from store.repo import add_audit, assign_review, audit_for, get_record, review_queue_page, risk_hits_for
 
 router = APIRouter(tags=["review desk"])

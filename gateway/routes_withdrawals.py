@@ -23,9 +23,9 @@ from gateway.auth import (
 from gateway.deps import RecordOut, RecordsPage, UserId, WithdrawalId, db, status_url
 from gateway.errors import ApiError, responses
 from gateway.views import StatusOut, UserStatusOut, Views, views
+from runtime.client import SentinelClient
 from sentinel.contracts import DocumentsUpload, NoticeAck
 from sentinel.models import NoCard, WithdrawalRequest
-from starter.client import SentinelClient
 from store.events import append_event
 from store.repo import add_audit, get_record, payee_fingerprint, user_withdrawals
 from store.tables import WithdrawalEvent, utcnow
@@ -34,8 +34,8 @@ router = APIRouter(tags=["withdrawals"])
 
 
 class Started(BaseModel):
-    workflow_id: str
-    status_url: str
+    workflow_id: str = Field(description="the Temporal workflow id, withdrawal-<withdrawal_id>")
+    status_url: str = Field(description="where to read the status")
 
 
 class Accepted(BaseModel):

@@ -17,6 +17,13 @@ where name and role are an end user's id and ``user``, or a member of staff's na
 - signing out forgets the session id in this process until the cookie would have expired
   anyway (other processes still accept it until then: the cookie is gone from the browser).
 
+The inbox widget on another site (a third-party frame) gets no SameSite=Lax cookie: it signs
+in with a short-lived **widget token** instead (:func:`make_widget_token`), posted once by the
+frame itself, and the session then travels in the ``X-Sentinel-Session`` header of the
+frame's own requests (and in the ``session`` query parameter of its event stream, which
+EventSource cannot give a header), never in a cookie: a header is nothing another site can
+make a browser send, so there is no ambient credential to forge requests with.
+
 CSRF: every form and every POST of the pages carries ``csrf``, the HMAC of the session id
 (:func:`csrf_for`); the sign-in form, before there is a session, uses a random value kept
 in the ``sentinel_csrf`` cookie (double submit).
@@ -130,7 +137,9 @@ class Sessions:
         return _b64(hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).digest())
 
     def csrf_ok(self, session: Session, sent: str | None) -> bool:
-        return bool(sent) and hmac.compare_digest(self.csrf_for(session), sent)
+        if not sent:
+            return False
+        return hmac.compare_digest(self.csrf_for(session), sent)
 
 
 def new_pre_csrf() -> str:
@@ -138,7 +147,9 @@ def new_pre_csrf() -> str:
 
 
 def pre_csrf_ok(cookie: str | None, sent: str | None) -> bool:
-    return bool(cookie) and bool(sent) and hmac.compare_digest(cookie.encode(), sent.encode())
+    if not cookie or not sent:
+        return False
+    return hmac.compare_digest(cookie.encode(), sent.encode())
 
 
 class RateLimit:
@@ -161,3 +172,55 @@ class RateLimit:
         if len(self._seen) > 10_000:  # forget idle addresses
             self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 60}
         return 0.0
+
+
+# --------------------------------------------------------------------------- widget tokens
+
+WIDGET_VERSION = "wt1"
+#: no widget token lives longer than this: it only opens the widget's frame once
+WIDGET_TOKEN_MAX_TTL_S = 600
+
+
+def _widget_mac(key: bytes, name_b64: str, exp: int) -> str:
+    return _b64(hmac.new(key, f"{WIDGET_VERSION}|{name_b64}|{exp}".encode(), hashlib.sha256).digest())
+
+
+def make_widget_token(user_id: str, secret: SecretStr | str, now: float, ttl_s: int = 300) -> str:
+    """A short-lived token that opens the inbox widget for ``user_id`` on another site
+    (docs/pages.md): ``wt1.<base64url(user id)>.<expiry>.<HMAC-SHA256>``, keyed with a key
+    derived from ``SENTINEL_USER_TOKEN_SECRET`` (label ``widget-token``), so it is neither a
+    user token nor a session. The platform's server makes it (or asks the gateway, with the
+    user's token, at ``POST /pages/widget/token``) and puts it in the widget's script tag."""
+    if not _ID.match(user_id):
+        raise ValueError("invalid user id")
+    if not 0 < ttl_s <= WIDGET_TOKEN_MAX_TTL_S:
+        raise ValueError(f"a widget token lives 1..{WIDGET_TOKEN_MAX_TTL_S} s")
+    raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    if not raw:
+        raise ValueError("no user token secret: widget tokens are off")
+    name_b64, exp = _b64(user_id.encode()), int(now) + ttl_s
+    return f"{WIDGET_VERSION}.{name_b64}.{exp}.{_widget_mac(_key(raw, 'widget-token'), name_b64, exp)}"
+
+
+def verify_widget_token(token: str, secret: SecretStr | str, now: float) -> tuple[str, int]:
+    """(user id, expiry) of a valid widget token; SessionError otherwise (malformed,
+    tampered with, expired, or claiming a lifetime past the cap)."""
+    raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    parts = (token or "").split(".")
+    if not raw or len(token) > 512 or len(parts) != 4 or parts[0] != WIDGET_VERSION or not parts[2].isdigit():
+        raise SessionError("malformed widget token")
+    _, name_b64, exp_text, mac = parts
+    exp = int(exp_text)
+    if not hmac.compare_digest(_widget_mac(_key(raw, "widget-token"), name_b64, exp).encode(), mac.encode()):
+        raise SessionError("widget token signature does not match")
+    if exp <= now:
+        raise SessionError("widget token expired")
+    if exp > now + WIDGET_TOKEN_MAX_TTL_S + 60:
+        raise SessionError("widget token lives too long")
+    try:
+        user_id = _unb64(name_b64).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise SessionError("malformed widget token") from None
+    if not _ID.match(user_id):
+        raise SessionError("malformed widget token")
+    return user_id, exp

@@ -27,11 +27,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.auth import Principal
 from gateway.deps import db
 from gateway.errors import ApiError, rejected_by_temporal
+from runtime.client import SentinelClient
 from sentinel.models import WithdrawalView
 from sentinel.policy import next_step
 from sentinel.taxonomy import ExceptionCategory, Severity, WithdrawalStatus
 from sentinel.user_view import UserStatusView, for_user
-from starter.client import SentinelClient
 from store.repo import get_record
 from store.tables import WithdrawalRecord
 
@@ -48,9 +48,10 @@ class StatusOut(WithdrawalView):
     null (order_id, attempt, subtype, eta, four_eyes, policy_version) or an empty list
     (timeline, notices, decisions, risk_hits, approvals, awaiting_documents)."""
 
-    order_id: str | None = Field(description="the channel order number; null from the projection")
-    attempt: int | None = Field(1, description="payout attempt; null from the projection")
-    four_eyes: bool | None = Field(False, description="two approvers needed; null from the projection")
+    # The projection does not know these: null here, never null in a WithdrawalView (hence the ignores).
+    order_id: str | None = Field(description="the channel order number; null from the projection")  # type: ignore[assignment]
+    attempt: int | None = Field(1, description="payout attempt; null from the projection")  # type: ignore[assignment]
+    four_eyes: bool | None = Field(False, description="two approvers needed; null from the projection")  # type: ignore[assignment]
     source: Literal["live", "projection"] = Field(
         description="live: the workflow answered; projection: it did not answer in time and this is the app "
         "database's copy, as of as_of"
@@ -63,8 +64,10 @@ class UserStatusOut(UserStatusView):
     with where the answer came from. No reviewer names, decision reasons, approvals, risk
     rule details, operator alerts or staff-only timeline events."""
 
-    source: Literal["live", "projection"]
-    as_of: datetime
+    source: Literal["live", "projection"] = Field(
+        description="live: the workflow answered; projection: the app database's copy, as of as_of"
+    )
+    as_of: datetime = Field(description="live: when the workflow answered; projection: its last update")
 
 
 def shown_to(view: StatusOut, who: Principal) -> StatusOut | UserStatusOut:

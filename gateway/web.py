@@ -23,6 +23,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sentinel.render import bank_name
+
 WEB = Path(__file__).resolve().parent / "web"
 STATIC = WEB / "static"
 PREFIX = "/pages"
@@ -80,14 +82,23 @@ class Words:
     def event(self, what: str) -> str:
         return EVENTS.get(self.locale, {}).get(what, what)
 
+    def bank(self, code: str) -> str:
+        """The bank's name in this page's language (sentinel/banks.yaml, as the notices name
+        it); a code without an entry is shown as the code."""
+        return bank_name(code, self.locale)
+
     def has(self, key: str) -> bool:
         return key in TEXT
 
 
+#: the language switch's cookie (``/pages/lang/<locale>``), kept for the browser session
+LANG_COOKIE = "lang"
+
+
 def pick_locale(request: Request, preferred: Iterable[str | None] = ()) -> str:
-    """The ``lang`` cookie, then ``preferred`` (e.g. the withdrawal's own locale, the one its
-    notices speak), then the browser's Accept-Language, then en-US."""
-    for candidate in (request.cookies.get("lang"), *preferred):
+    """The ``lang`` cookie (the language switch on every page), then ``preferred`` (e.g. the
+    withdrawal's own locale, the one its notices speak), then the browser's Accept-Language, then en-US."""
+    for candidate in (request.cookies.get(LANG_COOKIE), *preferred):
         if candidate in LOCALES:
             return candidate
     for part in request.headers.get("accept-language", "").split(","):
@@ -134,6 +145,12 @@ templates.filters["utc_text"] = utc_text
 templates.filters["iso"] = iso
 
 
+def here(request: Request) -> str:
+    """This page's path and query: where the language switch comes back to."""
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")
+
+
 def render(request: Request, name: str, locale: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     settings = request.app.state.settings
     html = templates.get_template(name).render(
@@ -144,6 +161,7 @@ def render(request: Request, name: str, locale: str, status_code: int = 200, **c
         support_url=settings.support_url,
         session=context.pop("session", None),
         csrf=context.pop("csrf", ""),
+        here=here(request),
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})

@@ -312,7 +312,7 @@ class FcmPushNotifier(Notifier):
         if sent:
             return sent[0] if len(sent) == 1 else f"{sent[0]} (+{len(sent) - 1})"
         for r in results:  # nothing delivered: unexpected errors propagate as they are
-            if not isinstance(r, DeliveryError):
+            if isinstance(r, BaseException) and not isinstance(r, DeliveryError):
                 raise r
         errors = [r for r in results if isinstance(r, DeliveryError)]
         retryable = any(e.retryable for e in errors)

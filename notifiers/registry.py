@@ -6,8 +6,12 @@ a token the provider reports dead is marked invalid."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -28,6 +32,43 @@ from sentinel.render import Brand
 from sentinel.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class BreakerSnapshots:
+    """Writes a provider's breaker state to the database when it opens or closes, so that
+    the operations console (another process) can show it (store/ops_health.py). The write
+    runs in a thread, not awaited: a notice never waits for it, and a failed write is logged."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+    def __call__(self, channel: str, provider: str, breaker) -> None:
+        from store.ops_health import save_breaker
+
+        opened = breaker.opened_at is not None
+        args = (
+            self.engine,
+            channel,
+            provider,
+            self.worker,
+            "open" if opened else "closed",
+            breaker.failures,
+            datetime.now(UTC) if opened else None,
+            float(breaker.cooldown_s),
+        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            save_breaker(*args)
+            return
+        future = loop.run_in_executor(None, save_breaker, *args)
+        future.add_done_callback(_log_failure)
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("breaker snapshot not saved: %s", future.exception())
 
 
 def _secret(value) -> str:
@@ -122,13 +163,12 @@ def build_provider_notifiers(
         _check_templates(settings, data)
     push = _push_providers(settings, engine) if engine is not None else []
     breaker = data.get("breaker") or {}
-    options = dict(
+    options: dict[str, Any] = dict(
         failure_threshold=int(breaker.get("failure_threshold", 5)),
         cooldown_s=parse_duration(breaker.get("cooldown", 30)),
-        # A timeout after the request left may mean the first provider did send: failing over
-        # then could send twice. Exactly-once wins: retry later instead (the activity retries).
-        failover_on_ambiguous=False,
     )
+    if engine is not None:
+        options["on_breaker"] = BreakerSnapshots(engine)
     chains: dict[str, Notifier] = {}
     for channel, providers, routes in (
         ("sms", sms, data.get("sms_routes")),

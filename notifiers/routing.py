@@ -26,10 +26,12 @@ consecutive retryable failures, lets one trial request through after ``cooldown_
 (half-open), closes on a success and opens again on a failure. The clock is injectable.
 
 A *timeout after the request was sent* is ambiguous: the provider may have accepted the
-message. Failing over then risks a second SMS; not failing over risks none. For a payout
-exception a duplicate is the lesser harm, so the chain fails over by default
-(``failover_on_ambiguous=True``); both copies carry the same notice key (Aliyun ``OutId``,
-Tencent ``SessionContext``, Twilio callback URL), so receipts show the duplicate.
+message. Failing over then risks a second SMS; not failing over risks none. Exactly once
+wins, so by default the chain does not fail over on it: it raises the retryable
+:class:`AmbiguousDeliveryError`, the activity retries on the same route, and after
+``failure_threshold`` such failures the breaker opens and the next provider takes the
+traffic. ``failover_on_ambiguous=True`` fails over at once instead (a duplicate then carries
+the same notice key: Aliyun ``OutId``, Tencent ``SessionContext``, Twilio callback URL).
 
 The module also holds the HTTP helpers the provider modules share (``http_request``,
 ``status_is_retryable``): a timeout, a refused connection, 408/425/429 and 5xx are
@@ -38,6 +40,7 @@ retryable everywhere.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +51,8 @@ import httpx
 from notifiers.base import CannotTell, DeliveryError, Notifier, handing_over
 from sentinel.models import NoticeRequest
 from sentinel.render import RenderedNotice
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- HTTP helpers
 
@@ -234,8 +239,9 @@ class ProviderChain(Notifier):
         failure_threshold: int = 5,
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        failover_on_ambiguous: bool = True,
+        failover_on_ambiguous: bool = False,
         on_attempt: Callable[[NoticeRequest, Attempt], None] | None = None,
+        on_breaker: Callable[[str, str, CircuitBreaker], None] | None = None,
     ):
         names = [p.provider for p in providers]
         if len(set(names)) != len(names):
@@ -253,6 +259,9 @@ class ProviderChain(Notifier):
         self.breakers = {n: CircuitBreaker(failure_threshold, cooldown_s, clock) for n in names}
         self.failover_on_ambiguous = failover_on_ambiguous
         self.on_attempt = on_attempt
+        #: (channel, provider, breaker) when a provider's breaker opens, re-opens or closes:
+        #: the worker keeps a snapshot the operations console reads (store/ops_health.py)
+        self.on_breaker = on_breaker
 
     def candidates(self, notice: NoticeRequest) -> list[Notifier]:
         names = route_for(notice.withdrawal.contact.phone, self.rules)
@@ -264,6 +273,21 @@ class ProviderChain(Notifier):
     def _report(self, notice: NoticeRequest, provider: str, outcome: str, detail: str = "") -> None:
         if self.on_attempt is not None:
             self.on_attempt(notice, Attempt(provider, outcome, detail))
+
+    def _verdict(self, name: str, failed: bool) -> None:
+        """Record a provider's verdict on its breaker; report the breaker when its state
+        (or its opening time) changed."""
+        breaker = self.breakers[name]
+        before = breaker.opened_at
+        if failed:
+            breaker.record_failure()
+        else:
+            breaker.record_success()
+        if breaker.opened_at != before and self.on_breaker is not None:
+            try:
+                self.on_breaker(self.channel, name, breaker)
+            except Exception:  # a snapshot is never worth a notice
+                log.exception("breaker snapshot of %s/%s failed", self.channel, name)
 
     async def send(self, notice: NoticeRequest, rendered: RenderedNotice) -> str:
         candidates = [p for p in self.candidates(notice) if p.can_reach(notice)]
@@ -282,24 +306,24 @@ class ProviderChain(Notifier):
                 message_id = await notifier.send(notice, rendered)
             except DeliveryError as exc:
                 if not exc.retryable:
-                    breaker.record_success()  # the provider answered; the recipient is the problem
+                    self._verdict(name, failed=False)  # the provider answered; the recipient is the problem
                     self._report(notice, name, "rejected", str(exc))
                     raise DeliveryError(f"{name}: {exc}", retryable=False) from exc
-                breaker.record_failure()
+                self._verdict(name, failed=True)
                 errors.append(f"{name}: {exc}")
                 self._report(notice, name, "failed", str(exc))
                 if isinstance(exc, AmbiguousDeliveryError) and not self.failover_on_ambiguous:
                     raise AmbiguousDeliveryError("; ".join(errors), retryable=True) from exc
                 continue
             except Exception as exc:  # a bug or an unexpected answer: the provider's fault, try the next
-                breaker.record_failure()
+                self._verdict(name, failed=True)
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
                 self._report(notice, name, "failed", f"{type(exc).__name__}: {exc}")
                 continue
             except BaseException:  # cancelled: no verdict on the provider
                 breaker.release()
                 raise
-            breaker.record_success()
+            self._verdict(name, failed=False)
             self._report(notice, name, "sent", message_id)
             return f"{name}:{message_id}"
         raise DeliveryError(f"{self.channel}: every provider failed: " + "; ".join(errors), retryable=True)

@@ -20,7 +20,7 @@ The scheme, from the official "V3 request structure and signature" page::
   as the ``x-acs-content-sha256`` header.
 
 The official worked example (RunInstances, nonce 3156853299f313e23d1673dc12e1703d, date
-2023-10-26T10:22:32Z) is reproduced byte for byte in tests/test_notifier_signing.py.
+2023-10-26T10:22:32Z) is reproduced byte for byte in tests/notifiers/test_notifier_signing.py.
 """
 
 from __future__ import annotations

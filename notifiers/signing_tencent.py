@@ -18,7 +18,7 @@ trimmed, sorted by name, ``name:value\\n`` each. The current docs also sign ``x-
 (its value lower-cased). For POST the canonical query string is empty.
 
 The official worked examples (cvm DescribeInstances, timestamp 1551113065) are reproduced
-in tests/test_notifier_signing.py.
+in tests/notifiers/test_notifier_signing.py.
 """
 
 from __future__ import annotations

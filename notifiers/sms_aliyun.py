@@ -187,7 +187,9 @@ class TemplateRegistry:
 
 
 def has_prefix(phone: str | None, prefixes: Sequence[str] | None) -> bool:
-    return bool(phone) and (not prefixes or any(phone.startswith(p) for p in prefixes))
+    if not phone:
+        return False
+    return not prefixes or any(phone.startswith(p) for p in prefixes)
 
 
 def aliyun_phone(e164: str) -> str:

@@ -136,7 +136,9 @@ class TwilioClient:
         raise twilio_error(response, what)
 
     def reaches(self, phone: str | None) -> bool:
-        return bool(phone) and not any(phone.startswith(p) for p in self.cfg.exclude_prefixes)
+        if not phone:
+            return False
+        return not any(phone.startswith(p) for p in self.cfg.exclude_prefixes)
 
     def callback(self, notice: NoticeRequest) -> dict[str, str]:
         if not self.cfg.status_callback_url:

@@ -169,28 +169,29 @@ def template_problems(
                 )
         seen: set[tuple[str, str]] = set()
         for route, notice, rendered in _samples(policy, channel, brand, support_phone):
-            spec = registry.lookup(notice)
-            if spec is None:
+            found = registry.lookup(notice)
+            if found is None:
                 problems.append(
                     f"{where}: no template for {route} (keys tried: {', '.join(template_keys(notice))})"
                 )
                 continue
-            if spec.text is None:
+            if found.text is None:
                 continue
             values = notice_fields(notice, rendered)
-            filled = _VAR.sub(lambda m: values.get(dict(spec.params).get(m.group(1), ""), ""), spec.text)
-            if (spec.code, filled) in seen:
+            field_of = dict(found.params)
+            filled = _VAR.sub(lambda m: values.get(field_of.get(m.group(1), ""), ""), found.text)
+            if (found.code, filled) in seen:
                 continue
-            seen.add((spec.code, filled))
+            seen.add((found.code, filled))
             if channel == "sms":
                 message = f"【{sign}】{filled}"
                 info = sms_info(message)
                 if not info.fits:
                     problems.append(
-                        f"{where} {spec.code} for {route}: {info.units} > {info.limit} units: {message}"
+                        f"{where} {found.code} for {route}: {info.units} > {info.limit} units: {message}"
                     )
             elif _NOT_FOR_VOICE.search(filled):
-                problems.append(f"{where} {spec.code} for {route}: not made for listening: {filled}")
+                problems.append(f"{where} {found.code} for {route}: not made for listening: {filled}")
     return list(dict.fromkeys(problems))  # one line per problem (a route repeats for each reason group)
 
 

@@ -58,6 +58,7 @@ DEV_REVIEWER_PASSWORDS = {
     "alice": "dev-alice-password",
     "bob": "dev-bob-password",
     "carol": "dev-carol-password",
+    "dave": "dev-dave-password",
 }
 
 #: settings every user notice prints, with their fictional development values

@@ -74,29 +74,49 @@ class Contact(_Model):
     #: not checked for card numbers: an E.164 number has at most 15 digits and one in ten
     #: would pass Luhn; its pattern is its check
     phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$", description="E.164")
-    timezone: Annotated[str, NoCard] = Field(default="Asia/Shanghai", max_length=64)
+    timezone: Annotated[str, NoCard] = Field(
+        default="Asia/Shanghai",
+        max_length=64,
+        description="IANA zone of the user: quiet hours and legal SMS/voice hours are in it (R13)",
+    )
 
 
 class WithdrawalRequest(_Model):
     """What the payment service hands over when a withdrawal starts (R34)."""
 
     withdrawal_id: Id = Field(description="the platform's withdrawal order number")
-    user_id: Id
-    amount: Decimal = Field(gt=0, max_digits=18, decimal_places=4)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    user_id: Id = Field(description="the platform's user id; the user token's subject for the app endpoints")
+    amount: Decimal = Field(
+        gt=0,
+        max_digits=18,
+        decimal_places=4,
+        description='decimal string, e.g. "100.00" (a JSON number with a fraction is refused as a float)',
+    )
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. CNY")
     channel: Annotated[str, NoCard] = Field(
         pattern=r"^[a-z][a-z0-9_]{1,31}$", description="payout channel, e.g. generic, alipay"
     )
-    bank_code: Annotated[str, NoCard] = Field(pattern=r"^[A-Z0-9_]{2,16}$")
-    card_last4: str = Field(pattern=r"^\d{4}$")
+    bank_code: Annotated[str, NoCard] = Field(
+        pattern=r"^[A-Z0-9_]{2,16}$",
+        description="the payee bank's code, e.g. ICBC (delay thresholds per bank, operator filters)",
+    )
+    card_last4: str = Field(
+        pattern=r"^\d{4}$",
+        description="last four digits of the card or account: the only part of a number ever stored",
+    )
     payee_ref: Annotated[str, NoCard] = Field(
         min_length=1,
         max_length=128,
         description="opaque reference the card vault resolves; never a card number",
     )
-    locale: Locale = "zh-CN"
-    contact: Contact = Field(default_factory=Contact)
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    locale: Locale = Field("zh-CN", description="language of the notices: zh-CN or en-US")
+    contact: Contact = Field(
+        default_factory=Contact, description="where the user is reached besides the in-app inbox"
+    )
+    created_at: datetime = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="when the user asked (default: when the request arrives); with a time zone",
+    )
     card_added_at: datetime | None = Field(
         default=None, description="when the user bound this card (risk rules)"
     )
@@ -192,10 +212,10 @@ class RiskHit(_Model):
 
 
 class TimelineEvent(_Model):
-    at: datetime
-    what: str
-    source: str
-    detail: str | None = None
+    at: datetime = Field(description="when it happened (UTC)")
+    what: str = Field(description="what happened, in words")
+    source: str = Field(description="who said so: workflow, timer, submit, poll, callback, review or notice")
+    detail: str | None = Field(None, description="the raw code or answer, when there is one")
 
 
 class NoticeRecord(_Model):
@@ -279,32 +299,49 @@ class WithdrawalView(_Model):
     """The answer of the workflow's ``status`` query: everything a person asks about one
     withdrawal (R16, R34)."""
 
-    withdrawal_id: str
-    user_id: str
-    amount: Decimal
-    currency: str
-    channel: str
-    bank_code: str
-    card_last4: str
-    status: WithdrawalStatus
-    category: ExceptionCategory | None = None
-    subtype: str | None = None
-    severity: Severity = Severity.INFO
-    reason_code: str | None = None
+    withdrawal_id: str = Field(description="the platform's withdrawal order number")
+    user_id: str = Field(description="the platform's user id")
+    amount: Decimal = Field(description="decimal string")
+    currency: str = Field(description="ISO 4217 code")
+    channel: str = Field(description="payout channel")
+    bank_code: str = Field(description="the payee bank's code")
+    card_last4: str = Field(description="last four digits of the card or account")
+    status: WithdrawalStatus = Field(description="where the withdrawal stands")
+    category: ExceptionCategory | None = Field(
+        None, description="the kind of trouble, when there is one (R1-R5 and the added categories)"
+    )
+    subtype: str | None = Field(
+        None, description="a finer kind within the category, e.g. rate or payee-quota for BALANCE_OR_LIMIT"
+    )
+    severity: Severity = Field(Severity.INFO, description="how urgently the user is told")
+    reason_code: str | None = Field(
+        None, description="the channel's code the category comes from (docs/error-codes.md)"
+    )
     order_id: str
     attempt: int = 1
-    needs_review: bool = False
-    next_step: str
-    eta: datetime | None = None
-    timeline: list[TimelineEvent] = Field(default_factory=list)
-    notices: list[NoticeRecord] = Field(default_factory=list)
-    decisions: list[ReviewDecision] = Field(default_factory=list)
-    risk_hits: list[RiskHit] = Field(default_factory=list)
+    needs_review: bool = Field(False, description="a person must decide (UNDER_REVIEW or MANUAL_CHECK)")
+    next_step: str = Field(description="what happens next or what the user should do, in words")
+    eta: datetime | None = Field(None, description="when the money is expected, when known")
+    timeline: list[TimelineEvent] = Field(default_factory=list, description="every event, oldest first")
+    notices: list[NoticeRecord] = Field(
+        default_factory=list,
+        description="every notice asked for, with its channels, deliveries and read time",
+    )
+    decisions: list[ReviewDecision] = Field(default_factory=list, description="review decisions applied")
+    risk_hits: list[RiskHit] = Field(
+        default_factory=list, description="risk rules that held the withdrawal (R12)"
+    )
     four_eyes: bool = False
     approvals: list[str] = Field(default_factory=list, description="reviewers who approved so far")
-    awaiting_documents: list[str] = Field(default_factory=list)
-    review_since: datetime | None = None
-    policy_version: str | None = None
+    awaiting_documents: list[str] = Field(
+        default_factory=list, description="documents the user is asked to upload (R18)"
+    )
+    review_since: datetime | None = Field(
+        None, description="when the withdrawal started waiting for a person"
+    )
+    policy_version: str | None = Field(
+        None, description="version of config/delays.yaml in force for this withdrawal"
+    )
 
 
 class NoticeRequest(_Model):

@@ -147,15 +147,9 @@ class NoticePolicy(_P):
             chosen.insert(0, "inbox")
         return chosen
 
-    def channels_for(self, severity: Severity, available: list[str]) -> list[str]:
-        return self.rung(severity, 0, available)
-
     def escalation_after(self, severity: Severity) -> float | None:
         ladder = self.ladders[severity]
         return ladder.escalate_unread_after_s if len(ladder.rungs) > 1 else None
-
-    def alerts_operators(self, category: ExceptionCategory | None) -> bool:
-        return category in self.operator_alert_categories
 
     # --- when ---------------------------------------------------------------------------
 

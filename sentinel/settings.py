@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # Temporal
     temporal_address: str = Field("127.0.0.1:7233", description="host:port of the Temporal frontend")
     temporal_namespace: str = Field("default", description="Temporal namespace")
+    temporal_ui: str = Field(
+        "http://127.0.0.1:8233",
+        max_length=300,
+        description="base URL of the Temporal Web UI the operations console links to (the dev server's UI by default)",
+    )
     task_queue: str = Field("withdrawal-sentinel", description="task queue of the worker")
     worker_max_cached_workflows: int = Field(
         250,
@@ -74,6 +79,14 @@ class Settings(BaseSettings):
     )
     risk_rules_file: Path = Field(
         ROOT / "config" / "risk_rules.yaml", description="risk rules (R12), re-read on change"
+    )
+    outage_file: Path = Field(
+        ROOT / "config" / "outage.yaml",
+        description="outage detection thresholds (issue #14), re-read at each evaluation",
+    )
+    eta_file: Path = Field(
+        ROOT / "config" / "eta.yaml",
+        description="the ETA of delay notices from past arrivals (R24), re-read on change",
     )
 
     # Channels: the generic bank protocol (also spoken by the simulator)
@@ -256,7 +269,7 @@ class Settings(BaseSettings):
     )
     reviewers_file: Path | None = Field(
         ROOT / "config" / "reviewers.dev.yaml",
-        description="YAML of the reviewer console's accounts (name, role reviewer or supervisor, argon2 password "
+        description="YAML of the consoles' accounts (name, role reviewer, supervisor or operator, argon2 password "
         "hash); the dev file's passwords are public: replace it",
     )
     user_token_secret: SecretStr = Field(
@@ -332,7 +345,7 @@ class Settings(BaseSettings):
         return value
 
     def temporal_ui_url(self) -> str:
-        return "http://127.0.0.1:8233"
+        return self.temporal_ui.rstrip("/")
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,7 @@ withdrawal statuses, severities, retry decisions and who can fix a problem.
 
 Pure and sandbox-safe: no I/O, imported by workflows, activities and the gateway alike.
 Requirement IDs: R1-R5 (the five scenarios), R26 (extra categories that real channel
-codes need, see ../shared/reference/payout-codes.md), R31 (severity scale).
+codes need, see docs/reference/payout-codes.md), R31 (severity scale).
 """
 
 from __future__ import annotations

@@ -65,22 +65,22 @@ class _UserModel(BaseModel):
 
 
 class UserEvent(_UserModel):
-    at: datetime
+    at: datetime = Field(description="when it happened (UTC)")
     what: str = Field(description="in plain words, without names, reasons or rule details")
 
 
 class UserNotice(_UserModel):
     """A notice sent to the user, as they can follow it (and acknowledge it by its key)."""
 
-    key: str
-    stage: Stage
+    key: str = Field(description="the notice's key, for the link read receipt (POST .../notices/ack)")
+    stage: Stage = Field(description="which notice it is in the withdrawal's story")
     category: ExceptionCategory | None
     status: WithdrawalStatus | None
-    channels: list[str]
-    delivered: list[str]
-    documents: list[str]
-    read_at: datetime | None
-    at: datetime
+    channels: list[str] = Field(description="where it was sent")
+    delivered: list[str] = Field(description="where it arrived")
+    documents: list[str] = Field(description="documents it asked for")
+    read_at: datetime | None = Field(description="when the user read it on any channel; null: unread")
+    at: datetime = Field(description="when it was asked for")
 
 
 class UserStatusView(_UserModel):
@@ -93,14 +93,16 @@ class UserStatusView(_UserModel):
     channel: str
     bank_code: str
     card_last4: str
-    status: WithdrawalStatus
-    category: ExceptionCategory | None
-    reason_code: str | None
-    next_step: str
-    eta: datetime | None
+    status: WithdrawalStatus = Field(description="where the withdrawal stands")
+    category: ExceptionCategory | None = Field(description="the kind of trouble, when there is one")
+    reason_code: str | None = Field(description="the channel's code behind it")
+    next_step: str = Field(description="what happens next or what to do, in words")
+    eta: datetime | None = Field(description="when the money is expected, when known")
     awaiting_documents: list[str] = Field(description="documents the user is asked to upload")
-    timeline: list[UserEvent]
-    notices: list[UserNotice]
+    timeline: list[UserEvent] = Field(description="what happened, in plain words, oldest first")
+    notices: list[UserNotice] = Field(
+        description="the notices addressed to the user (operator alerts left out)"
+    )
 
 
 def plain_event(event: TimelineEvent) -> UserEvent | None:

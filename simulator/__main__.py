@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keys:
         from pathlib import Path
 
-        from simulator.dialects.base import build_dialects
+        from simulator.dialects.registry import build_dialects
         from simulator.keys import load_or_generate
 
         dialects = build_dialects(load_or_generate(Path(args.keys)), args.platform_url)

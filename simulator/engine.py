@@ -12,19 +12,16 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from sentinel.signing import SIGNATURE_HEADER, sign
-from simulator.dialects.base import CallbackEvent
-from simulator.protocol import PayoutRequest, callback_body, encode, payout_body, utc_iso
+from simulator.events import CallbackEvent, CallbackRenderer
+from simulator.orders import Attempt, CallbackRecord, Order, Transition
+from simulator.protocol import PayoutRequest, callback_body, encode
 from simulator.scripts import DEFAULT_SCENARIO, Script, Step, build_scenario, message_for
-
-if TYPE_CHECKING:
-    from simulator.dialects.base import Dialect
 
 log = logging.getLogger("simulator")
 
@@ -51,100 +48,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class Attempt:
-    at: datetime
-    http_status: int | None = None
-    error: str | None = None
-
-    def view(self) -> dict[str, Any]:
-        return {"at": utc_iso(self.at), "http_status": self.http_status, "error": self.error}
-
-
-@dataclass
-class CallbackRecord:
-    """One callback event and its delivery attempts."""
-
-    body: dict[str, Any]
-    replay: bool = False
-    state: str = "pending"  # pending | delivered | gave_up | cancelled | not_sent
-    attempts: list[Attempt] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def event_id(self) -> str:
-        return self.body["event_id"]
-
-    def view(self) -> dict[str, Any]:
-        last = self.attempts[-1] if self.attempts else None
-        return {
-            "event_id": self.event_id,
-            "status": self.body["status"],
-            "code": self.body["code"],
-            "occurred_at": self.body["occurred_at"],
-            "replay": self.replay,
-            "state": self.state,
-            "http_status": last.http_status if last else None,
-            "attempts": len(self.attempts),
-            "attempt_log": [a.view() for a in self.attempts],
-        }
-
-
-@dataclass
-class Transition:
-    at: datetime
-    status: str
-    code: str | None
-
-    def view(self) -> dict[str, Any]:
-        return {"at": utc_iso(self.at), "status": self.status, "code": self.code}
-
-
-@dataclass
-class Order:
-    request: PayoutRequest
-    script: Script
-    status: str
-    code: str | None
-    message: str
-    submitted_at: datetime
-    updated_at: datetime
-    history: list[Transition] = field(default_factory=list)
-    callbacks: list[CallbackRecord] = field(default_factory=list)
-    steps_done: int = 0
-    dialect: str = "generic"  # the protocol the order came in: its callbacks speak it too
-    native: dict[str, Any] = field(default_factory=dict)  # a dialect's own bookkeeping (ids, fields)
-
-    @property
-    def order_id(self) -> str:
-        return self.request.order_id
-
-    def body(self) -> dict[str, Any]:
-        """The answer of submit (200) and, with ``updated_at``, of query."""
-        return payout_body(self.order_id, self.status, self.code, self.message)
-
-    def query_body(self) -> dict[str, Any]:
-        return {**self.body(), "updated_at": utc_iso(self.updated_at)}
-
-    def view(self) -> dict[str, Any]:
-        return {
-            **self.query_body(),
-            "amount": self.request.amount,
-            "currency": self.request.currency,
-            "bank_code": self.request.bank_code,
-            "card_last4": self.request.card_last4,
-            "callback_url": self.request.callback_url,
-            "dialect": self.dialect,
-            "scenario": self.script.scenario,
-            "submit": self.script.submit,
-            "submitted_at": utc_iso(self.submitted_at),
-            "steps_total": len(self.script.steps),
-            "steps_done": self.steps_done,
-            "history": [t.view() for t in self.history],
-            "callbacks": [c.view() for c in self.callbacks],
-        }
-
-
 class Engine:
     """In-memory order book of the simulated channel.
 
@@ -160,7 +63,7 @@ class Engine:
         callback_timeout_s: float = 5.0,
         default_scenario: str = DEFAULT_SCENARIO,
         clock: Callable[[], float] = time.time,
-        dialects: Sequence[Dialect] = (),
+        dialects: Sequence[CallbackRenderer] = (),
     ) -> None:
         if not secret:
             raise ValueError("the channel secret must not be empty")
@@ -174,7 +77,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client: httpx.AsyncClient | None = None
         self._closed = False
-        self.dialects: dict[str, Dialect] = {d.name: d for d in dialects}
+        self.dialects: dict[str, CallbackRenderer] = {d.name: d for d in dialects}
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 def _client():
-    from starter.client import SentinelClient
+    from runtime.client import SentinelClient
 
     return SentinelClient.connect(get_settings())
 
@@ -51,13 +51,15 @@ def up(
 ) -> None:
     """Start Temporal (SQLite), SMTP, the channel simulator, the gateway and the worker;
     play the demo; keep serving until Ctrl-C; then stop everything that was started."""
+    from sqlalchemy import make_url
+
     from starter.devstack import DevStack
 
     stack = DevStack(
         data_dir=data_dir,
-        env_overrides={
-            "SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml"),
-        },
+        # embedded defaults: the user's own SENTINEL_* settings (environment or .env) win
+        extra_defaults={"SENTINEL_DELAYS_FILE": str(ROOT / "config" / "delays.demo.yaml")},
+        user_settings_win=True,
     )
     settings = Settings(
         _env_file=None,
@@ -70,12 +72,21 @@ def up(
             f"starting Temporal dev server (SQLite {data_dir / 'temporal.db'}), UI http://127.0.0.1:{stack.ports.ui}",
             flush=True,
         )
+        db_url = stack.database_url()
+        hint = (
+            " (embedded default; SENTINEL_DATABASE_URL=postgresql+psycopg://... for PostgreSQL)"
+            if db_url == stack.defaults()["SENTINEL_DATABASE_URL"]
+            else " (your SENTINEL_DATABASE_URL)"
+        )
+        print(f"app database: {make_url(db_url).render_as_string(hide_password=True)}{hint}", flush=True)
         stack.start_all()
         print(
             f"started: SMTP :{stack.ports.smtp} (mails in {data_dir / 'mail'}), simulator :{stack.ports.simulator},"
             f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}",
             flush=True,
         )
+        asyncio.run(_outage_watch(settings))
+        print("outage watch running (workflow id outage-watch, config/outage.yaml)", flush=True)
         if demo:
             asyncio.run(_demo(settings, stack))
         from starter.demo import pages_help, scenarios
@@ -100,8 +111,15 @@ def up(
         print("stopped", flush=True)
 
 
+async def _outage_watch(settings: Settings) -> None:
+    from runtime.client import connect
+    from starter.outage_watch import ensure_outage_watch
+
+    await ensure_outage_watch(await connect(settings), settings)
+
+
 async def _demo(settings: Settings, stack) -> None:
-    from starter.client import SentinelClient
+    from runtime.client import SentinelClient
     from starter.demo import run_demo
 
     client = await SentinelClient.connect(settings)
@@ -278,9 +296,7 @@ def review_list(
         limit=limit,
     )
     for r in rows:
-        since = (
-            r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
-        )
+        since = r.review_since.replace(tzinfo=r.review_since.tzinfo or UTC) if r.review_since else None
         age = int((now - since).total_seconds()) if since else None
         if as_json:
             print(
@@ -483,7 +499,7 @@ def token_user(
     """Print a signed user token (Authorization: Bearer <token>) for USER_ID."""
     import time
 
-    from gateway.auth import make_user_token
+    from sentinel.user_tokens import make_user_token
 
     s = get_settings()
     try:
@@ -515,6 +531,51 @@ def keys_decision(kid: str = typer.Option(..., help="key id, e.g. the year and m
         raise typer.Exit(2)
     print(f"SENTINEL_DECISION_SIGNING_KEY={signing}")
     print(f"SENTINEL_DECISION_PUBLIC_KEYS={public_key_of(signing)}")
+
+
+@app.command()
+def tune(
+    since: datetime | None = typer.Option(
+        None,
+        help="withdrawals started at or after (ISO date or time, UTC without a zone; default 28 days ago)",
+    ),
+    until: datetime | None = typer.Option(None, help="... and before this (default now)"),
+    delays: Path | None = typer.Option(None, help="the delays file to diff (default: SENTINEL_DELAYS_FILE)"),
+    quantile: float = typer.Option(0.95, help="where the search for a threshold starts"),
+    min_samples: int = typer.Option(30, help="fewer arrivals in a group: no suggestion"),
+    margin_min: int = typer.Option(
+        30, min=0, help="false alarm: money within this many minutes of the notice"
+    ),
+) -> None:
+    """Suggest delay thresholds from past arrival times (R30, docs/analysis.md "Threshold
+    tuning"): a unified diff of the delays file on stdout (review it, then apply it with
+    `patch -p1`), each suggestion's projected false alarms, missed delays and time to notify
+    on stderr."""
+    from datetime import UTC, timedelta
+
+    import yaml
+
+    from sentinel.analysis import as_utc
+    from sentinel.tuning import TuningConfig, arrivals, delays_diff, report, suggest
+    from store.events import events_between
+
+    until_at = as_utc(until) if until else datetime.now(UTC)
+    since_at = as_utc(since) if since else until_at - timedelta(days=28)
+    if until_at <= since_at:
+        raise typer.BadParameter("until must be later than since", param_hint="--until")
+    path = delays or get_settings().delays_file
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        cfg = TuningConfig(quantile=quantile, min_samples=min_samples, margin_s=margin_min * 60)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    found = suggest(arrivals(events_between(_engine(), since_at, until_at)), yaml.safe_load(text) or {}, cfg)
+    try:
+        rel = str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        rel = Path(path).name
+    sys.stderr.write(report(found))
+    sys.stdout.write(delays_diff(text, found, rel))
 
 
 @app.command()
@@ -556,47 +617,10 @@ def migrate(revision: str = typer.Argument("head", help="target revision")) -> N
     engine.dispose()
 
 
-SETTINGS_DOC_HEAD = """# Configuration
-
-All settings live in one typed object, `sentinel/settings.py` (pydantic-settings). Each is read
-from an environment variable `SENTINEL_<NAME>` or from a `.env` file in the working directory;
-`python -m starter settings` prints the values in force (secrets hidden). This page is generated
-by `python -m starter settings --markdown > docs/configuration.md`; a test keeps it complete.
-
-Operators change behaviour that must move without a code change in data files instead:
-`config/delays.yaml` (delay thresholds, grace, polling per channel and bank), `config/risk_rules.yaml`
-(risk rules, R12), `config/notice_policy.yaml` (severity and channels), `sentinel/codes/*.yaml` (the
-error-code catalogue, docs/error-codes.md) and `sentinel/templates/*.yaml` (notice wording,
-docs/notices.md). The YAML files under `config/` are re-read when they change; an invalid edit is
-refused and the previous version stays in force.
-
-| variable | default | meaning |
-|---|---|---|
-"""
-
-SETTINGS_DOC_TAIL = """
-Secrets (`SENTINEL_CHANNEL_SECRET`, `SENTINEL_LINK_SECRET`, `SENTINEL_USER_TOKEN_SECRET`,
-`SENTINEL_PAYLOAD_KEYS`, `SENTINEL_DECISION_SIGNING_KEY`; and `SENTINEL_DECISION_PUBLIC_KEYS`, which
-must not trust the development key) and the
-API keys file (`SENTINEL_API_KEYS_FILE`, default `config/api_keys.dev.yaml`) have public development
-defaults so that `make run` works out of the box. They are accepted only with `SENTINEL_DEV_MODE=1`
-(which `make run`, the dev stack and the tests set): without it the gateway and the worker refuse to
-start and name every setting that still holds a development value. Production sets them from a
-secret store (see docs/deployment.md). Secrets never appear in logs or workflow history.
-"""
-
-
 def settings_markdown() -> str:
-    rows = []
-    for name, f in Settings.model_fields.items():
-        d = f.get_default(call_default_factory=True)
-        if hasattr(d, "get_secret_value"):
-            d = "(secret) " + d.get_secret_value()
-        elif isinstance(d, (list, dict)):
-            d = json.dumps(d)  # as the environment variable takes it
-        d = str(d).replace(str(ROOT) + "/", "")
-        rows.append(f"| `SENTINEL_{name.upper()}` | `{d}` | {f.description} |")
-    return SETTINGS_DOC_HEAD + "\n".join(rows) + "\n" + SETTINGS_DOC_TAIL
+    from starter.docs_gen import settings_markdown as generate
+
+    return generate()
 
 
 @app.command()
@@ -606,6 +630,22 @@ def settings(markdown: bool = typer.Option(False, help="print the documentation 
         print(settings_markdown(), end="")
         return
     print(json.dumps(get_settings().model_dump(mode="json"), indent=2, default=str))
+
+
+@app.command()
+def docs(
+    check: bool = typer.Option(False, help="only compare; exit 1 when a generated doc is stale"),
+) -> None:
+    """Regenerate docs/configuration.md and the field tables of docs/gateway.md (issue #12)."""
+    from starter.docs_gen import stale, write
+
+    if check:
+        paths = stale()
+        for path in paths:
+            print(f"stale: {path.relative_to(ROOT)} (run: python -m starter docs)")
+        raise typer.Exit(1 if paths else 0)
+    for path in write():
+        print(f"rewrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

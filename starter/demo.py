@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gateway.auth import make_user_token
 from gateway.routes_pages import page_for_link
+from runtime.client import SentinelClient
 from sentinel.links import make_link
 from sentinel.models import Contact, WithdrawalRequest, WithdrawalView
 from sentinel.settings import get_settings
 from sentinel.taxonomy import WithdrawalStatus
-from starter.client import SentinelClient
+from sentinel.user_tokens import make_user_token
 from starter.desk import post_decision
 
 
@@ -254,6 +254,8 @@ DEV_REVIEWERS = (
     ("carol", "supervisor", "dev-carol-password"),
 )
 DEV_OPERATOR_KEY = "dev-operator-key"
+#: the operations console's development account (config/reviewers.dev.yaml, role operator)
+DEV_OPERATOR = ("dave", "operator", "dev-dave-password")
 
 
 def progress_url(gateway_url: str, link: str) -> str | None:
@@ -267,13 +269,15 @@ def pages_help(gateway_url: str, temporal_ui_url: str, example_user: str) -> lis
     """Where the consoles are and how to sign in to each with the development credentials."""
     g = gateway_url.rstrip("/")
     reviewers = ", ".join(f"{name} / {password} ({role})" for name, role, password in DEV_REVIEWERS)
+    op_name, op_role, op_password = DEV_OPERATOR
     return [
         "Pages (docs/pages.md):",
         f"  user pages:         {g}/pages/signin  - paste a user token, made with",
         f"                      python -m starter token user {example_user}",
         f"                      then {g}/pages/records and {g}/pages/inbox",
         f"  reviewer console:   {g}/pages/review/signin  - {reviewers}",
-        f"  operations console: {g}/pages/signin?next=/pages/ops  - paste the API key {DEV_OPERATOR_KEY}",
+        f"  operations console: {g}/pages/ops/signin  - {op_name} / {op_password} ({op_role}),",
+        f"                      or {g}/pages/signin?next=/pages/ops  - paste the API key {DEV_OPERATOR_KEY}",
         f"  Temporal UI:        {temporal_ui_url.rstrip('/')}/namespaces/default/workflows",
     ]
 

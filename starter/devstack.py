@@ -6,7 +6,20 @@ The simulator speaks the native protocols too (Alipay, WeChat Pay, Stripe, ISO 2
 docs/simulator.md) with the test keys in ``<data_dir>/sim-keys.json`` (made on first use);
 the gateway and the worker get the matching ``SENTINEL_*`` settings
 (``simulator.keys.platform_env``), so every native adapter is built and points at the
-simulator. ``generic`` stays the default channel."""
+simulator. ``generic`` stays the default channel.
+
+Which settings the children get, in order (later wins):
+
+1. the embedded defaults (:meth:`DevStack.defaults`): the app database as a SQLite file in
+   ``data_dir`` and whatever the caller adds (``make run``: the demo's delay file);
+2. with ``user_settings_win`` (``python -m starter up``, ``make run``), the user's own
+   settings: a ``SENTINEL_*`` variable in the environment or in ``.env`` replaces the
+   embedded default, so ``SENTINEL_DATABASE_URL=postgresql+psycopg://... make run`` runs the
+   whole stack on PostgreSQL; without it (the end-to-end tests) the defaults stand;
+3. the wiring that makes the processes find each other (:meth:`DevStack.wiring`: addresses,
+   ports, the simulator's test keys, development mode): never replaced, since the stack
+   starts those very processes;
+4. ``env_overrides``, the caller's last word."""
 
 from __future__ import annotations
 
@@ -19,6 +32,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dotenv import dotenv_values
 
 from simulator.keys import SimKeys, load_or_generate, platform_env
 from workflows.search_attributes import cli_flags
@@ -60,6 +75,12 @@ class DevStack:
     ports: Ports = field(default_factory=Ports)
     headless: bool = False
     env_overrides: dict[str, str] = field(default_factory=dict)
+    #: embedded defaults besides the SQLite app database (see the module docstring)
+    extra_defaults: dict[str, str] = field(default_factory=dict)
+    #: the user's SENTINEL_* settings (environment, ``env_file``) replace the embedded defaults
+    user_settings_win: bool = False
+    #: the ``.env`` file the children read (they run in the repository's root)
+    env_file: Path = ROOT / ".env"
     log_dir: Path | None = None
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     _keys: SimKeys | None = field(default=None, init=False, repr=False)
@@ -84,26 +105,53 @@ class DevStack:
             self._keys = load_or_generate(self.keys_path)
         return self._keys
 
+    def defaults(self) -> dict[str, str]:
+        """The embedded defaults: what the stack uses unless the user set their own."""
+        return {"SENTINEL_DATABASE_URL": f"sqlite:///{self.data_dir / 'sentinel.db'}", **self.extra_defaults}
+
+    def wiring(self) -> dict[str, str]:
+        """What connects the processes this stack starts: never replaced by the user's settings."""
+        return {
+            # every native adapter (alipay, wechat, stripe, iso20022) pointed at the simulator
+            **platform_env(self.sim_keys(), self.simulator_url),
+            "SENTINEL_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+            "SENTINEL_SMTP_PORT": str(self.ports.smtp),
+            "SENTINEL_CHANNEL_BASE_URL": self.simulator_url,
+            "SENTINEL_CALLBACK_BASE_URL": self.gateway_url,
+            "SENTINEL_GATEWAY_PORT": str(self.ports.gateway),
+            # the public development credentials are fine here (sentinel/dev_credentials.py)
+            "SENTINEL_DEV_MODE": "1",
+        }
+
+    def user_settings(self) -> set[str]:
+        """Names (upper case) of the SENTINEL_* settings the user set: in the environment or
+        in the ``.env`` file the children read (settings names are case-insensitive)."""
+        names = {k.upper() for k in os.environ if k.upper().startswith("SENTINEL_")}
+        if self.env_file.is_file():
+            names |= {k.upper() for k in dotenv_values(self.env_file) if k.upper().startswith("SENTINEL_")}
+        return names
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        # every native adapter (alipay, wechat, stripe, iso20022) pointed at the simulator
-        env.update(platform_env(self.sim_keys(), self.simulator_url))
-        env.update(
-            {
-                "SENTINEL_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
-                "SENTINEL_DATABASE_URL": f"sqlite:///{self.data_dir / 'sentinel.db'}",
-                "SENTINEL_SMTP_PORT": str(self.ports.smtp),
-                "SENTINEL_CHANNEL_BASE_URL": self.simulator_url,
-                "SENTINEL_CALLBACK_BASE_URL": self.gateway_url,
-                "SENTINEL_GATEWAY_PORT": str(self.ports.gateway),
-                # the public development credentials are fine here (sentinel/dev_credentials.py)
-                "SENTINEL_DEV_MODE": "1",
-                "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        mine = self.user_settings() if self.user_settings_win else set()
+        env.update({k: v for k, v in self.defaults().items() if k.upper() not in mine})
+        env.update(self.wiring())
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONUNBUFFERED"] = "1"
         env.update(self.env_overrides)
         return env
+
+    def database_url(self) -> str:
+        """The app database the gateway and the worker will use: the environment they get,
+        else the ``.env`` file they read (the environment wins, as in the settings loader)."""
+        sources = [self.env().items()]
+        if self.env_file.is_file():
+            sources.append(dotenv_values(self.env_file).items())
+        for items in sources:
+            for key, value in items:
+                if key.upper() == "SENTINEL_DATABASE_URL" and value:
+                    return value
+        return self.defaults()["SENTINEL_DATABASE_URL"]
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log_dir = self.log_dir or (self.data_dir / "logs")

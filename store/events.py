@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sentinel.analysis import EventRow, analyse, as_utc
 from store.db import insert_once
@@ -48,7 +48,7 @@ def events_for(engine: Engine, withdrawal_id: str) -> list[WithdrawalEvent]:
         stmt = (
             select(WithdrawalEvent)
             .where(WithdrawalEvent.withdrawal_id == withdrawal_id)
-            .order_by(WithdrawalEvent.id)
+            .order_by(col(WithdrawalEvent.id))
         )
         return list(session.exec(stmt))
 
@@ -56,17 +56,21 @@ def events_for(engine: Engine, withdrawal_id: str) -> list[WithdrawalEvent]:
 def events_between(engine: Engine, since: datetime, until: datetime) -> list[EventRow]:
     """The rows the analysis of [since, until) needs: every row of the withdrawals started
     in the period (whenever the row was written), and the unmapped codes seen in it."""
-    started = sa_select(WithdrawalEvent.withdrawal_id).where(
-        WithdrawalEvent.kind == "started", WithdrawalEvent.at >= since, WithdrawalEvent.at < until
+    started = sa_select(col(WithdrawalEvent.withdrawal_id)).where(
+        col(WithdrawalEvent.kind) == "started",
+        col(WithdrawalEvent.at) >= since,
+        col(WithdrawalEvent.at) < until,
     )
     unmapped = (
-        (WithdrawalEvent.kind == "unmapped") & (WithdrawalEvent.at >= since) & (WithdrawalEvent.at < until)
+        (col(WithdrawalEvent.kind) == "unmapped")
+        & (col(WithdrawalEvent.at) >= since)
+        & (col(WithdrawalEvent.at) < until)
     )
     with Session(engine) as session:
         rows = session.exec(
             select(WithdrawalEvent)
-            .where(or_(WithdrawalEvent.withdrawal_id.in_(started), unmapped))
-            .order_by(WithdrawalEvent.id)
+            .where(or_(col(WithdrawalEvent.withdrawal_id).in_(started), unmapped))
+            .order_by(col(WithdrawalEvent.id))
         )
         return [EventRow(**{**r.model_dump(exclude={"id"}), "at": as_utc(r.at)}) for r in rows]
 

@@ -4,7 +4,7 @@ status, exception category, bank and channel, from the projection (``WithdrawalR
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from store.tables import WithdrawalRecord
 
@@ -20,7 +20,7 @@ def open_counts(engine: Engine) -> dict[str, list[tuple[str | None, int]]]:
             column = getattr(WithdrawalRecord, name)
             rows = session.exec(
                 select(column, func.count())
-                .where(WithdrawalRecord.status.not_in(FINAL))
+                .where(col(WithdrawalRecord.status).not_in(FINAL))
                 .group_by(column)
                 .order_by(func.count().desc(), column)
             )

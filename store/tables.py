@@ -11,9 +11,11 @@ production (``SENTINEL_DATABASE_URL``). No card numbers anywhere: last four digi
 - ``UnmappedCode``: channel answers the code catalogue does not know, counted, for operators.
 - ``DeviceToken``: the push addresses (FCM tokens, JPush registration ids) of each user's app.
 - ``WithdrawalEvent``: the exception event record (R27), append-only: what the analysis reads.
+- ``ProviderBreaker``: the last known circuit-breaker state of each notice provider in each
+  worker (written by the worker when a breaker opens or closes), for the operations console.
 
 The schema is created and changed by the Alembic migrations in ``alembic/versions``
-(``store.db.migrate``); a change here needs a new migration (tests/test_migrations.py
+(``store.db.migrate``); a change here needs a new migration (tests/store/test_migrations.py
 fails until the migrations produce exactly these tables).
 """
 
@@ -238,3 +240,56 @@ class WithdrawalEvent(SQLModel, table=True):
     )
     stage: str | None = Field(default=None, max_length=32)
     rung: int | None = Field(default=None, description="notice: escalation rung (0: the first notice)")
+
+
+class ProviderBreaker(SQLModel, table=True):
+    """A snapshot of one worker's circuit breaker of one notice provider (notifiers/routing.py),
+    written when it opens or closes (store/ops_health.py). The breaker itself lives in the
+    worker's memory; this row is what the operations console can read (R34)."""
+
+    __tablename__ = "provider_breaker"
+    __table_args__ = (UniqueConstraint("channel", "provider", "worker", name="uq_provider_breaker"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16, description="sms, voice, push")
+    provider: str = Field(max_length=32)
+    worker: str = Field(max_length=64, description="host:pid of the worker process")
+    state: str = Field(max_length=16, description="open or closed")
+    failures: int = 0
+    opened_at: datetime | None = None
+    cooldown_s: float = 30.0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutageIncident(SQLModel, table=True):
+    """An outage of one bank on one channel (issue #14, docs/analysis.md "Outage detection"),
+    fired by the outage watch: what the progress pages of affected withdrawals show as a
+    banner while ``resolved_at`` is empty."""
+
+    __tablename__ = "outage_incident"
+
+    id: str = Field(primary_key=True, max_length=64, description="BANK-channel-firedAtUTC")
+    bank_code: str = Field(index=True, max_length=16)
+    channel: str = Field(max_length=32)
+    fired_at: datetime
+    resolved_at: datetime | None = None
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    signals: str = Field(max_length=40, description="failure, delay or both, comma separated")
+    config_version: str = Field(max_length=40)
+
+
+class OutageNotice(SQLModel, table=True):
+    """A user told of an incident: one ``heads_up`` per user and incident at most (the
+    unique key), and a ``resolved`` only to those with a ``heads_up``. ``delivered_at`` is
+    set once every channel's delivery is done (a retried activity finishes the others)."""
+
+    __tablename__ = "outage_notice"
+    __table_args__ = (UniqueConstraint("incident_id", "user_id", "kind", name="uq_outage_notice"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(index=True, max_length=64)
+    user_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16, description="heads_up or resolved")
+    withdrawal_ids: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

@@ -47,13 +47,14 @@ from channels.alipay import (
     rsa2_verify,
     sign_content,
 )
-from simulator.dialects.base import CallbackEvent, NativeCallback
 from simulator.engine import DuplicateOrder
+from simulator.events import CallbackEvent, NativeCallback
 from simulator.protocol import PayoutRequest
 
 if TYPE_CHECKING:
-    from simulator.engine import Engine, Order
+    from simulator.engine import Engine
     from simulator.keys import SimKeys
+    from simulator.orders import Order
 
 log = logging.getLogger("simulator")
 

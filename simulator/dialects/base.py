@@ -14,41 +14,18 @@ catalogue classifies the native code as it classifies the ISO one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import APIRouter
 
+from simulator.events import CallbackEvent, CallbackRenderer, NativeCallback
+
 if TYPE_CHECKING:
-    from simulator.engine import Engine, Order
-    from simulator.keys import SimKeys
+    from simulator.engine import Engine
+    from simulator.orders import Order
 
 
-@dataclass(frozen=True)
-class CallbackEvent:
-    """What a callback says, channel-neutral: kept by the engine so a replay is the same
-    event (same ``event_id`` and ``occurred_at``; a fresh signature timestamp, as providers
-    do on redelivery)."""
-
-    event_id: str
-    order_id: str
-    status: str
-    code: str | None
-    message: str
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class NativeCallback:
-    """One HTTP request to the platform: ``POST url`` with these headers and bytes."""
-
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class Dialect(Protocol):
+class Dialect(CallbackRenderer, Protocol):
     #: the channel name: the platform receives this dialect's callbacks on
     #: ``/v1/callbacks/<name>`` and the simulator serves its API under ``/<name>``
     name: str
@@ -62,19 +39,3 @@ class Dialect(Protocol):
         """The signed native notification of ``event`` for ``order`` (``now``: unix time
         of this attempt). None when the channel sends no notification for that state."""
         ...
-
-
-def build_dialects(keys: SimKeys, platform_url: str) -> list[Dialect]:
-    """Every native dialect, keyed with ``keys``. ``platform_url``: the platform gateway's
-    base URL, for channels whose webhook address is configured at the provider (Stripe)."""
-    from simulator.dialects.alipay import AlipayDialect
-    from simulator.dialects.iso20022 import IsoDialect
-    from simulator.dialects.stripe import StripeDialect
-    from simulator.dialects.wechatpay import WeChatDialect
-
-    return [
-        AlipayDialect(keys),
-        WeChatDialect(keys),
-        StripeDialect(keys, webhook_url=platform_url.rstrip("/") + "/v1/callbacks/stripe"),
-        IsoDialect(keys),
-    ]

@@ -37,13 +37,14 @@ from channels.iso20022 import (
     uetr_for,
 )
 from sentinel.signing import SIGNATURE_HEADER, SignatureError, sign, verify
-from simulator.dialects.base import CallbackEvent, NativeCallback
 from simulator.engine import DuplicateOrder
+from simulator.events import CallbackEvent, NativeCallback
 from simulator.protocol import PayoutRequest, describe_validation_error
 
 if TYPE_CHECKING:
-    from simulator.engine import Engine, Order
+    from simulator.engine import Engine
     from simulator.keys import SimKeys
+    from simulator.orders import Order
 
 log = logging.getLogger("simulator")
 
@@ -195,7 +196,7 @@ def read_pacs008(body: bytes, callback_url: str | None) -> tuple[PayoutRequest, 
     bookkeeping = {
         "MsgId": _text(header, "MsgId") or e2e,
         "UETR": _text(tx, "PmtId", "UETR") or uetr_for(e2e),
-        "amount": amount_el.text.strip(),  # as sent, with the currency's minor units
+        "amount": (amount_el.text or "").strip(),  # as sent, with the currency's minor units
         "currency": currency,
     }
     return request, bookkeeping

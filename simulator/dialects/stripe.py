@@ -35,13 +35,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from channels.stripe import SIGNATURE_HEADER, stripe_exponent, to_minor_units
-from simulator.dialects.base import CallbackEvent, NativeCallback
 from simulator.engine import DuplicateOrder
+from simulator.events import CallbackEvent, NativeCallback
 from simulator.protocol import PayoutRequest
 
 if TYPE_CHECKING:
-    from simulator.engine import Engine, Order
+    from simulator.engine import Engine
     from simulator.keys import SimKeys
+    from simulator.orders import Order
 
 #: canonical status -> (payout status, webhook event type or None: Stripe sends nothing)
 STATUSES: dict[str, tuple[str, str | None]] = {
@@ -55,7 +56,7 @@ STATUSES: dict[str, tuple[str, str | None]] = {
 }
 
 #: ISO reason code -> Stripe failure_code, each from sentinel/codes/stripe.yaml and of the
-#: same category as the ISO code (tests/test_sim_stripe.py checks it).
+#: same category as the ISO code (tests/simulator/test_sim_stripe.py checks it).
 FAILURE_CODES: dict[str, str] = {
     "AB08": "issuer_unavailable",  # BANK_DELAY
     "TM01": "issuer_unavailable",

@@ -41,13 +41,14 @@ from channels.wechatpay import (
     sign_message,
     verify_message,
 )
-from simulator.dialects.base import CallbackEvent, NativeCallback
 from simulator.engine import DuplicateOrder
+from simulator.events import CallbackEvent, NativeCallback
 from simulator.protocol import PayoutRequest, describe_validation_error
 
 if TYPE_CHECKING:
-    from simulator.engine import Engine, Order
+    from simulator.engine import Engine
     from simulator.keys import SimKeys
+    from simulator.orders import Order
 
 #: Canonical (status, ISO code) -> WeChat (state, fail_reason). Each fail_reason is one the
 #: catalogue (sentinel/codes/wechat.yaml) puts in the ISO code's category. WeChat has no

@@ -4,6 +4,16 @@
   "use strict";
   var locale = document.body.getAttribute("data-locale") || "en-US";
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  // the widget on another site: its session is not a cookie but this page's (widget tokens,
+  // gateway/sessions.py); its requests send it in a header, its event stream in the query
+  var frameSession = (document.querySelector('meta[name="sentinel-session"]') || {}).content || "";
+  var wtForm = document.getElementById("wt-form");
+  if (wtForm && location.hash.indexOf("#wt=") === 0) {
+    wtForm.elements.wt.value = decodeURIComponent(location.hash.slice(4));
+    history.replaceState(null, "", location.pathname);
+    wtForm.submit();
+    return;
+  }
   var fmt = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" });
 
   function localTimes(root) {
@@ -49,7 +59,9 @@
   function markRead(id) {
     return fetch(prefix + "/inbox/" + id + "/read", {
       method: "POST", credentials: "same-origin",
-      headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }
+      headers: frameSession
+        ? { "X-CSRF-Token": csrf, "Accept": "application/json", "X-Sentinel-Session": frameSession }
+        : { "X-CSRF-Token": csrf, "Accept": "application/json" }
     }).then(function (r) { if (!r.ok) { throw new Error("mark read: " + r.status); } return r.json(); })
       .then(function (data) { setUnread(data.unread); showRead(id); return data; });
   }
@@ -134,7 +146,7 @@
     askSize();
   }
   if (stream && window.EventSource) {
-    var inboxEvents = new EventSource(stream);
+    var inboxEvents = new EventSource(frameSession ? stream + "?session=" + encodeURIComponent(frameSession) : stream);
     inboxEvents.addEventListener("inbox", function (ev) {
       var data = JSON.parse(ev.data);
       setUnread(data.unread);

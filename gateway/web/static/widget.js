@@ -5,6 +5,9 @@
 // panel of the signed-in user's inbox. Everything else (the inbox, its live updates, mark
 // read with the session's CSRF token) happens inside the frame, on the gateway's origin and
 // its session cookie; this script only sizes the frame when the frame asks (open or closed).
+// On another site (a third-party frame gets no SameSite=Lax cookie) add a short-lived widget
+// token that the platform's server made for its signed-in user: data-token="wt1...." (it goes
+// in the frame URL's fragment, which no server and no access log sees; docs/pages.md).
 (function () {
   "use strict";
   var me = document.currentScript;
@@ -22,7 +25,8 @@
 
   var frame = document.createElement("iframe");
   frame.className = "sentinel-widget-frame";
-  frame.src = gateway + "/pages/widget";
+  var token = me.getAttribute("data-token");
+  frame.src = gateway + "/pages/widget" + (token ? "#wt=" + encodeURIComponent(token) : "");
   frame.title = me.getAttribute("data-title") || "Messages";
   frame.setAttribute("scrolling", "no");
   frame.style.position = "absolute";
