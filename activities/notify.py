@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities.notice_preparation import NoticePreparation
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.contracts import NoticeGivenUp
+from sentinel.delivery import DeliveryRow, DeliveryStatus
 from sentinel.models import DeliveryResult, NoticeRequest
 from sentinel.notice_policy import load_notice_policy
 from sentinel.render import DigestItem, RenderedNotice, render_digest
@@ -73,7 +74,7 @@ class NotifyActivities(NoticePreparation):
             )
         if self._may_be_batched(notice) and notice.hold_until is None:
             known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
-            if known is not None and known[2] is not None:  # batched earlier: the fold window is over
+            if known is not None and known.send_after is not None:  # batched earlier: the fold window is over
                 return await self._digest(notice, notifier, known)
         w = notice.withdrawal
         rendered = self._render(notice)
@@ -105,9 +106,9 @@ class NotifyActivities(NoticePreparation):
             status = await asyncio.to_thread(
                 record_batched, self.engine, row, fold_until, notice.status.value
             )
-            if status != "batched":  # a retried call: the row went on meanwhile (folded into a digest)
+            if status != DeliveryStatus.BATCHED:  # a retried call: the row went on meanwhile (folded)
                 known = await asyncio.to_thread(delivery_status, self.engine, notice.key)
-                return self._not_ours(notice, status, known[1] if known else None)
+                return self._not_ours(notice, status, known.provider_message_id if known else None)
             return DeliveryResult(
                 key=notice.key,
                 channel=notice.channel,
@@ -122,10 +123,10 @@ class NotifyActivities(NoticePreparation):
             # retried while the provider was down, and the withdrawal has moved on meanwhile
             why = "no longer true when the provider could be reached again: not sent"
             await asyncio.to_thread(
-                finish_delivery, self.engine, claim.row_id, status="suppressed", error=why
+                finish_delivery, self.engine, claim.row_id, status=DeliveryStatus.SUPPRESSED, error=why
             )
             return DeliveryResult(key=notice.key, channel=notice.channel, status="suppressed", detail=why)
-        if claim.previous in ("sending", "unknown"):
+        if claim.previous in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN):
             found = await self._find_sent(notice, notifier, claim.row_id, claim.provider_message_id)
             if found is not None:
                 return found
@@ -169,7 +170,9 @@ class NotifyActivities(NoticePreparation):
                 f"an earlier attempt died mid-send and {notifier.provider} cannot tell whether it went out: "
                 "not sent again (at most once; the inbox has the notice)"
             )
-            await asyncio.to_thread(finish_delivery, self.engine, row_id, status="unconfirmed", error=why)
+            await asyncio.to_thread(
+                finish_delivery, self.engine, row_id, status=DeliveryStatus.UNCONFIRMED, error=why
+            )
             activity.logger.warning("notice %s: %s", notice.key, why)
             return DeliveryResult(key=notice.key, channel=notice.channel, status="unconfirmed", detail=why)
         except DeliveryError as exc:
@@ -177,7 +180,7 @@ class NotifyActivities(NoticePreparation):
                 finish_delivery,
                 self.engine,
                 row_id,
-                status="unknown",
+                status=DeliveryStatus.UNKNOWN,
                 error=f"could not check whether it was sent: {exc}",
             )
             raise ApplicationError(
@@ -186,7 +189,12 @@ class NotifyActivities(NoticePreparation):
         if message_id is None:
             return None
         await asyncio.to_thread(
-            finish_delivery, self.engine, row_id, status="sent", provider_message_id=message_id, error=None
+            finish_delivery,
+            self.engine,
+            row_id,
+            status=DeliveryStatus.SENT,
+            provider_message_id=message_id,
+            error=None,
         )
         activity.logger.info("notice %s was already sent (%s): not sent again", notice.key, message_id)
         return DeliveryResult(
@@ -217,28 +225,28 @@ class NotifyActivities(NoticePreparation):
         )
 
     def _not_ours(
-        self, notice: NoticeRequest, status: str, provider_message_id: str | None
+        self, notice: NoticeRequest, status: DeliveryStatus, provider_message_id: str | None
     ) -> DeliveryResult:
-        if status == "sending":
+        if status == DeliveryStatus.SENDING:
             # another attempt is sending right now: let the retry policy come back later
             raise ApplicationError(
                 f"{notice.key} is being sent by another attempt", type="DeliveryInProgress"
             )
-        if status == "suppressed":
+        if status == DeliveryStatus.SUPPRESSED:
             return DeliveryResult(
                 key=notice.key,
                 channel=notice.channel,
                 status="suppressed",
                 detail="left out of a digest: no longer true",
             )
-        if status == "unconfirmed":
+        if status == DeliveryStatus.UNCONFIRMED:
             return DeliveryResult(
                 key=notice.key,
                 channel=notice.channel,
                 status="unconfirmed",
                 detail="an earlier attempt died mid-send; not sent again",
             )
-        if status in ("folding", "folded"):
+        if status in (DeliveryStatus.FOLDING, DeliveryStatus.FOLDED):
             return DeliveryResult(
                 key=notice.key,
                 channel=notice.channel,
@@ -271,7 +279,7 @@ class NotifyActivities(NoticePreparation):
         except DeliveryError as exc:
             # failed after the provider could have accepted it (SMTP: during DATA): unknown,
             # so the retry settles it like a crash (find_sent, then the policy), never blind
-            status = "unknown" if passed else "failed"
+            status = DeliveryStatus.UNKNOWN if passed else DeliveryStatus.FAILED
             await asyncio.to_thread(finish_delivery, self.engine, row_id, status=status, error=str(exc))
             raise ApplicationError(
                 str(exc),
@@ -285,7 +293,7 @@ class NotifyActivities(NoticePreparation):
             finish_delivery,
             self.engine,
             row_id,
-            status="sent",
+            status=DeliveryStatus.SENT,
             provider_message_id=message_id,
             template_id=rendered.template_id,
             text_sha256=digest,
@@ -296,18 +304,17 @@ class NotifyActivities(NoticePreparation):
             key=notice.key, channel=notice.channel, status="sent", provider_message_id=message_id
         )
 
-    async def _digest(self, notice: NoticeRequest, notifier: Notifier, known: tuple) -> DeliveryResult:
+    async def _digest(self, notice: NoticeRequest, notifier: Notifier, known: DeliveryRow) -> DeliveryResult:
         """The fold window of a batched notice is over: lead the user's digest on this
         channel, or find this notice already folded into another one."""
         w = notice.withdrawal
         others = await asyncio.to_thread(
-            lead_batch, self.engine, notice.key, w.user_id, notice.channel, known[2]
+            lead_batch, self.engine, notice.key, w.user_id, notice.channel, known.send_after
         )
         if others is None:
-            status, provider_message_id, _, _ = await asyncio.to_thread(
-                delivery_status, self.engine, notice.key
-            )
-            return self._not_ours(notice, status, provider_message_id)
+            latest = await asyncio.to_thread(delivery_status, self.engine, notice.key)
+            assert latest is not None  # the row was there a moment ago
+            return self._not_ours(notice, latest.status, latest.provider_message_id)
         current = await asyncio.to_thread(withdrawal_statuses, self.engine, [r.withdrawal_id for r in others])
         keep = [
             r
@@ -316,10 +323,10 @@ class NotifyActivities(NoticePreparation):
             and current.get(r.withdrawal_id, ("",))[0] == r.notice_status
         ]
         dropped = [r.key for r in others if r not in keep]
-        row_id = known[3]
-        if known[0] in ("sending", "unknown"):
+        row_id = known.row_id
+        if known.status in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN):
             # taken over from a leader that died mid-send: ask the provider before sending again
-            found = await self._find_sent(notice, notifier, row_id, known[1])
+            found = await self._find_sent(notice, notifier, row_id, known.provider_message_id)
             if found is not None:
                 await asyncio.to_thread(finish_batch, self.engine, notice.key, [r.key for r in keep], dropped)
                 return found

@@ -3,7 +3,6 @@ produces from a callback. Native payload <-> canonical model, one module per cha
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,18 +15,9 @@ from sentinel.catalogue import Catalogue
 from sentinel.classifier import classify
 from sentinel.models import Observation, WithdrawalRequest
 
-_RETRY_SUFFIX = re.compile(r"^(?P<wid>.+)_R(?P<n>\d+)$")
-
-
-def order_id_for(withdrawal_id: str, attempt: int) -> str:
-    """The channel order number of an attempt: the withdrawal id itself first, then
-    ``<id>_R<n>`` for a payout released again after review."""
-    return withdrawal_id if attempt <= 1 else f"{withdrawal_id}_R{attempt}"
-
-
-def withdrawal_id_for(order_id: str) -> str:
-    m = _RETRY_SUFFIX.match(order_id)
-    return m.group("wid") if m else order_id
+# re-exported: adapters and the gateway import them from here
+from sentinel.orders import order_id_for as order_id_for
+from sentinel.orders import withdrawal_id_for as withdrawal_id_for
 
 
 class CallbackRejected(Exception):

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 #: amount bands, in the currency's major unit (upper bound exclusive, label)
 AMOUNT_BANDS: tuple[tuple[Decimal, str], ...] = (
@@ -67,11 +68,11 @@ class EventRow:
     rung: int | None = None
 
 
-def percentiles(values: list[float]) -> dict:
+def percentiles(values: list[float]) -> dict[str, Any]:
     """count, p50, p95, p99 by the nearest-rank method (None when there are no values)."""
     ordered = sorted(values)
 
-    def rank(p: int):
+    def rank(p: int) -> float | None:
         if not ordered:
             return None
         return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
@@ -89,7 +90,8 @@ def hour_of_week(at: datetime) -> str:
 
 
 def _group(key: str) -> str:
-    """The notice a delivery key belongs to: ``withdrawal/STAGE/seq`` of ``withdrawal/STAGE/seq/channel[/rN]``."""
+    """The notice a delivery key belongs to: ``withdrawal/STAGE/seq`` of
+    ``withdrawal/STAGE/seq/channel[/rN]``."""
     return "/".join(key.split("/")[:3])
 
 
@@ -140,7 +142,7 @@ def _collect(rows: list[EventRow]) -> tuple[dict[str, _Withdrawal], list[EventRo
     return found, [r for r in rows if r.kind == "unmapped"]
 
 
-def _exception_rates(found: dict[str, _Withdrawal]) -> dict:
+def _exception_rates(found: dict[str, _Withdrawal]) -> dict[str, Any]:
     total = len(found)
     by: dict[str, dict[str, list[int]]] = {
         d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank", "amount_band", "hour_of_week")
@@ -158,7 +160,7 @@ def _exception_rates(found: dict[str, _Withdrawal]) -> dict:
             codes[code] += 1
         for cat in {r.category for r in w.statuses if r.category}:
             categories[cat] += 1
-    out = {"withdrawals": total, "exceptions": exceptions, "rate": _rate(exceptions, total)}
+    out: dict[str, Any] = {"withdrawals": total, "exceptions": exceptions, "rate": _rate(exceptions, total)}
     for dim, groups in by.items():
         out[f"by_{dim}"] = {
             k: {"withdrawals": n, "exceptions": e, "rate": _rate(e, n)}
@@ -171,8 +173,9 @@ def _exception_rates(found: dict[str, _Withdrawal]) -> dict:
     return out
 
 
-def _timing(found: dict[str, _Withdrawal]) -> tuple[dict, dict]:
-    detect, notify = [], []
+def _timing(found: dict[str, _Withdrawal]) -> tuple[dict[str, Any], dict[str, Any]]:
+    detect: list[float] = []
+    notify: list[float] = []
     for w in found.values():
         d = w.detected()
         if d is None:
@@ -186,9 +189,13 @@ def _timing(found: dict[str, _Withdrawal]) -> tuple[dict, dict]:
 
 def _alarms(
     found: dict[str, _Withdrawal], margin: timedelta, default_threshold: timedelta
-) -> tuple[dict, dict]:
-    false_by = {d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank")}
-    missed_by = {d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank")}
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    false_by: dict[str, defaultdict[str, list[int]]] = {
+        d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank")
+    }
+    missed_by: dict[str, defaultdict[str, list[int]]] = {
+        d: defaultdict(lambda: [0, 0]) for d in ("channel", "bank")
+    }
     for w in found.values():
         dims = w.dims()
         arrived = w.arrived_at()
@@ -207,11 +214,11 @@ def _alarms(
             for d in missed_by:
                 missed_by[d][dims[d]][0] += 1
                 missed_by[d][dims[d]][1] += delay_notice is None
-    false_alarms = {
+    false_alarms: dict[str, Any] = {
         "margin_s": margin.total_seconds(),
         "total": sum(f for _, f in false_by["channel"].values()),
     }
-    missed = {"total": sum(m for _, m in missed_by["channel"].values())}
+    missed: dict[str, Any] = {"total": sum(m for _, m in missed_by["channel"].values())}
     for d in ("channel", "bank"):
         false_alarms[f"by_{d}"] = {
             k: {"delay_notices": n, "false_alarms": f, "rate": _rate(f, n)}
@@ -224,8 +231,8 @@ def _alarms(
     return false_alarms, missed
 
 
-def _notices(found: dict[str, _Withdrawal]) -> dict:
-    per: dict[str, dict] = defaultdict(
+def _notices(found: dict[str, _Withdrawal]) -> dict[str, Any]:
+    per: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"sent": 0, "read": 0, "escalations": 0, "corrections": 0, "waits": []}
     )
     for w in found.values():
@@ -264,8 +271,8 @@ def _notices(found: dict[str, _Withdrawal]) -> dict:
     }
 
 
-def _unmapped(rows: list[EventRow]) -> list[dict]:
-    seen: dict[tuple, set] = defaultdict(set)
+def _unmapped(rows: list[EventRow]) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     for r in rows:
         seen[(r.at.date().isoformat(), r.channel or "?", r.status or "", r.reason_code or "")].add(
             r.withdrawal_id
@@ -281,7 +288,7 @@ def analyse(
     *,
     false_alarm_margin: timedelta = timedelta(minutes=30),
     default_threshold: timedelta = timedelta(minutes=30),
-) -> dict:
+) -> dict[str, Any]:
     """The report of ``rows`` (see docs/analysis.md for each figure)."""
     found, unmapped = _collect(rows)
     detect, notify = _timing(found)
@@ -289,7 +296,7 @@ def analyse(
     outcomes: dict[str, int] = defaultdict(int)
     for w in found.values():
         o = w.outcome()
-        outcomes[o.status if o else "OPEN"] += 1
+        outcomes[o.status if o and o.status else "OPEN"] += 1
     return {
         "withdrawals": len(found),
         "outcomes": dict(sorted(outcomes.items())),
@@ -303,7 +310,7 @@ def analyse(
     }
 
 
-def _table(title: str, head: list[str], rows: list[list]) -> list[str]:
+def _table(title: str, head: list[str], rows: list[list[Any]]) -> list[str]:
     if not rows:
         return [f"### {title}", "", "(none)", ""]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -311,7 +318,7 @@ def _table(title: str, head: list[str], rows: list[list]) -> list[str]:
     return lines + [""]
 
 
-def to_markdown(report: dict) -> str:
+def to_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown, for people."""
     period = f"{report.get('since', '...')} to {report.get('until', '...')}"
     rates = report["exception_rates"]

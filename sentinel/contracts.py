@@ -140,26 +140,29 @@ class DeferredSend(_C):
 
 
 class CarriedState(_C):
-    """Everything a withdrawal's workflow knows, handed to its next run when the history
-    grows long (continue-as-new, R33): a withdrawal can live for months (a manual check
-    polling every 30 minutes, a return watch, a review waiting for documents). In-flight
-    deliveries, callbacks and decisions are drained before the hand-over, so none is lost."""
+    """The workflow's one state model: everything a withdrawal's workflow knows (the
+    lifecycle part is handed to sentinel/transitions.py per event), and what it hands to its
+    next run when the history grows long (continue-as-new, R33): a withdrawal can live for
+    months (a manual check polling every 30 minutes, a return watch, a review waiting for
+    documents). In-flight deliveries, callbacks and decisions are drained before the
+    hand-over, so none is lost. ``policy`` and ``notice_policy`` are None only before
+    tracking started."""
 
-    runs: int = Field(ge=1, description="how many runs came before this one")
-    policy: TrackingPolicy
-    notice_policy: NoticePolicy
-    available: list[str]
+    runs: int = Field(1, ge=1, description="how many runs came before this one")
+    policy: TrackingPolicy | None = None
+    notice_policy: NoticePolicy | None = None
+    available: list[str] = Field(default_factory=list)
     policy_version: str | None = None
-    status: WithdrawalStatus
+    status: WithdrawalStatus = WithdrawalStatus.SUBMITTED
     category: ExceptionCategory | None = None
     subtype: str | None = None
     reason_code: str | None = None
-    severity: Severity
-    attempt: int
-    order_id: str
-    timeline: list[TimelineEvent]
-    notices: list[NoticeRecord]
-    decisions: list[ReviewDecision]
+    severity: Severity = Severity.INFO
+    attempt: int = 1
+    order_id: str = ""
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    notices: list[NoticeRecord] = Field(default_factory=list)
+    decisions: list[ReviewDecision] = Field(default_factory=list)
     incoming: list[Observation] = Field(default_factory=list)
     decision_seq: int = 0
     seen_events: list[str] = Field(default_factory=list)

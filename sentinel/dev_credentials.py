@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import yaml
 from argon2 import PasswordHasher
@@ -190,7 +191,7 @@ def refuse_dev_credentials(
         )
 
 
-def _text(path) -> str | None:
+def _text(path: Path | None) -> str | None:
     return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
 
 

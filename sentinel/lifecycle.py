@@ -209,7 +209,9 @@ def route_table(
 ) -> list[RouteRow]:
     """Every refusal code of every catalogue, grouped by (category, retry, fixer, route):
     what the workflow does and what the user is told on which channels (docs/notices.md)."""
-    groups: dict[tuple, list[str]] = {}
+    groups: dict[
+        tuple[ExceptionCategory | None, RetryDecision | None, Fixer | None, Route, bool], list[str]
+    ] = {}
     for source, doc in sorted(catalogue.sources.items()):
         for entry in doc.codes:
             if entry.retry == RetryDecision.QUERY_FIRST:
@@ -241,6 +243,7 @@ def route_table(
         ),
     ):
         status, stage, variant = SEEN[route]
+        sent: tuple[str, ...]
         if stage is None:
             notice, sent = "none at once", ()
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
@@ -378,10 +379,23 @@ class NoticeRequest(_Model):
     )
 
 
+class DeliveryOutcome(StrEnum):
+    """What a delivery attempt tells the workflow (the values are the delivery row's
+    statuses of the same names: sentinel/delivery.py)."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+    BATCHED = "batched"
+    FOLDED = "folded"
+    UNCONFIRMED = "unconfirmed"
+
+
 class DeliveryResult(_Model):
     key: str
     channel: str
-    status: Literal["sent", "skipped", "duplicate", "suppressed", "batched", "folded", "unconfirmed"]
+    status: DeliveryOutcome
     send_at: datetime | None = Field(None, description="batched: when the fold window ends (call again then)")
     provider_message_id: str | None = None
     detail: str | None = None

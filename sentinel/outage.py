@@ -95,7 +95,7 @@ class OutageConfig:
     def full_outage_max_baseline(self) -> float:
         """The highest baseline rate at which ``min_trials`` events out of ``min_trials``
         verdicts pass the test (p0 ** min_trials <= alpha and 1 >= min_ratio * p0)."""
-        return min(self.alpha ** (1 / self.min_trials), 1 / self.min_ratio)
+        return float(min(self.alpha ** (1 / self.min_trials), 1 / self.min_ratio))
 
 
 _NUMBERS: dict[str, tuple[type, float, float]] = {
@@ -303,10 +303,12 @@ class KeyCounts:
         return f"{self.bank}/{self.channel}"
 
     def recent(self, signal: str) -> Counts:
-        return getattr(self, signal)
+        counts: Counts = getattr(self, signal)
+        return counts
 
     def baseline(self, signal: str) -> Counts:
-        return getattr(self, f"{signal}_baseline")
+        counts: Counts = getattr(self, f"{signal}_baseline")
+        return counts
 
 
 def rows_since(now: datetime, cfg: OutageConfig) -> datetime:

@@ -9,6 +9,7 @@ import html
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,8 +29,8 @@ class Order:
 
 
 @cache
-def texts() -> dict:
-    doc = yaml.safe_load(TEXTS_FILE.read_text(encoding="utf-8"))
+def texts() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(TEXTS_FILE.read_text(encoding="utf-8"))
     for locale in ("zh-CN", "en-US"):
         for kind in KINDS:
             missing = {"subject", "text", "push_body"} - set(doc[locale][kind])

@@ -147,9 +147,11 @@ def evaluate(
                 hit(rule, f"amount {request.amount} {request.currency} >= {limit}")
         elif rule.kind == "velocity":
             count = history.withdrawals_in_window.get(rule.id, 0)
+            assert rule.max_count is not None and rule.window_s is not None  # the rule's validator
             if count > rule.max_count:
                 hit(rule, f"{count} withdrawals within {int(rule.window_s)} s > {rule.max_count}")
         elif rule.kind == "new_card":
+            assert rule.within_s is not None  # the rule's validator
             if card_added_at is not None and now - card_added_at < timedelta(seconds=rule.within_s):
                 hit(rule, f"card added {int((now - card_added_at).total_seconds())} s ago")
         elif rule.kind == "first_to_card":
@@ -157,6 +159,7 @@ def evaluate(
                 hit(rule, "first withdrawal to this card")
         elif rule.kind == "repeated_failures":
             failures = history.failures_in_window.get(rule.id, 0)
+            assert rule.min_failures is not None and rule.window_s is not None  # the rule's validator
             if failures >= rule.min_failures:
                 hit(rule, f"{failures} failed withdrawals within {int(rule.window_s)} s")
     return hits

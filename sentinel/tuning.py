@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from sentinel.analysis import EventRow, as_utc, hour_of_week
+from sentinel.models import TrackingPolicy
 from sentinel.policy import resolve_tracking_policy, validate_delays_document
 
 NO_BANK = "__none__"
@@ -193,7 +194,7 @@ def suggest(items: list[Arrival], doc: Mapping[str, Any], cfg: TuningConfig) -> 
     return out
 
 
-def _bank_policy(doc: Mapping[str, Any], bank: str, group: list[Arrival]):
+def _bank_policy(doc: Mapping[str, Any], bank: str, group: list[Arrival]) -> TrackingPolicy:
     """A bank's section applies on every channel: the longest grace and manual check of its
     channels (the rule must hold on each)."""
     policies = [resolve_tracking_policy(doc, ch, bank) for ch in sorted({a.channel for a in group})]

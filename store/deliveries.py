@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from sentinel.delivery import CLAIMABLE, DONE, RECEIPTED, DeliveryRow, DeliveryStatus, may_move
 from sentinel.notice_policy import RecentNotice
 from store.events import add_event
 from store.tables import (
@@ -32,9 +33,9 @@ class Claim:
     send: bool
     row_id: int
     attempts: int
-    status: str
+    status: DeliveryStatus
     provider_message_id: str | None
-    previous: str | None = None  # the row's status before this claim took it over
+    previous: DeliveryStatus | None = None  # the row's status before this claim took it over
 
 
 #: an attempt still "sending" after this long is taken as dead (longer than the activity's
@@ -42,13 +43,15 @@ class Claim:
 STALE_SENDING_S = 60
 
 
-def may_take_over(*statuses: str):
-    """A delivery row another attempt may claim: in one of ``statuses``, or ``sending``
-    by an attempt dead for STALE_SENDING_S (a live attempt is never doubled)."""
+def may_take_over(statuses: frozenset[DeliveryStatus]):
+    """A delivery row another attempt may claim: in one of ``statuses`` (sentinel/delivery.py:
+    CLAIMABLE for a retry, LEADABLE for a digest leader), or ``sending`` by an attempt dead
+    for STALE_SENDING_S (a live attempt is never doubled)."""
+    assert all(may_move(s, DeliveryStatus.SENDING) for s in statuses)
     stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
     return or_(
-        NoticeDelivery.status.in_(statuses),
-        and_(NoticeDelivery.status == "sending", NoticeDelivery.updated_at < stale),
+        NoticeDelivery.status.in_(sorted(statuses)),
+        and_(NoticeDelivery.status == DeliveryStatus.SENDING, NoticeDelivery.updated_at < stale),
     )
 
 
@@ -57,25 +60,25 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
     ``sending``; a later attempt takes the row over with one atomic conditional update, and
     only if the earlier attempt failed or died. Two attempts can therefore never both send,
     and a key already sent is never sent again."""
-    row.status, row.attempts, row.updated_at = "sending", 1, utcnow()
+    row.status, row.attempts, row.updated_at = DeliveryStatus.SENDING, 1, utcnow()
     with Session(engine) as session:
         session.add(row)
         try:
             session.commit()
             session.refresh(row)
-            return Claim(True, row.id, 1, "sending", None)
+            return Claim(True, row.id, 1, DeliveryStatus.SENDING, None)
         except IntegrityError:
             session.rollback()
         existing = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == row.key)).one()
-        previous = existing.status
+        previous = DeliveryStatus(existing.status)
         result = session.execute(
             update(NoticeDelivery)
             .where(
                 NoticeDelivery.id == existing.id,
                 NoticeDelivery.status == previous,
-                may_take_over("queued", "failed", "unknown"),
+                may_take_over(CLAIMABLE),
             )
-            .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
+            .values(status=DeliveryStatus.SENDING, attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         session.commit()
         session.refresh(existing)
@@ -84,7 +87,7 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
             send,
             existing.id,
             existing.attempts,
-            existing.status,
+            DeliveryStatus(existing.status),
             existing.provider_message_id,
             previous if send else None,
         )
@@ -94,7 +97,7 @@ def finish_delivery(
     engine: Engine,
     row_id: int,
     *,
-    status: str,
+    status: DeliveryStatus,
     provider_message_id: str | None = None,
     error: str | None = None,
     template_id: str | None = None,
@@ -117,18 +120,14 @@ def finish_delivery(
         session.commit()
 
 
-#: delivery statuses after which there is nothing left to give up
-_DONE = ("sent", "delivered", "read", "folded", "duplicate", "suppressed", "skipped")
-
-
 def give_up_delivery(engine: Engine, key: str, reason: str) -> bool:
     """The workflow stopped trying to deliver ``key``: its row says ``given_up`` with the
     reason (a row already done keeps its status). False when no row needed it."""
     with Session(engine) as session:
         done = session.execute(
             update(NoticeDelivery)
-            .where(NoticeDelivery.key == key, NoticeDelivery.status.not_in(_DONE))
-            .values(status="given_up", error=reason, updated_at=utcnow())
+            .where(NoticeDelivery.key == key, NoticeDelivery.status.not_in(sorted(DONE)))
+            .values(status=DeliveryStatus.GIVEN_UP, error=reason, updated_at=utcnow())
         )
         session.commit()
         return done.rowcount == 1
@@ -175,12 +174,14 @@ def mark_handed(engine: Engine, row_id: int, provider: str) -> None:
         session.commit()
 
 
-def delivery_status(engine: Engine, key: str) -> tuple[str, str | None, datetime | None, int] | None:
-    """(status, provider_message_id, send_after, row id) of the delivery ``key``, None when
+def delivery_status(engine: Engine, key: str) -> DeliveryRow | None:
+    """The delivery ``key`` (status, provider message id, send_after, row id), None when
     there is none. ``send_after`` is set for a notice that was batched for folding."""
     with Session(engine) as session:
         row = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == key)).first()
-        return None if row is None else (row.status, row.provider_message_id, row.send_after, row.id)
+        if row is None:
+            return None
+        return DeliveryRow(DeliveryStatus(row.status), row.provider_message_id, row.send_after, row.id)
 
 
 def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
@@ -209,7 +210,7 @@ def delivery_receipt(
     ``failed``. Returns the status stored afterwards, None when no delivery matches. A
     receipt never moves a delivery backwards (read or delivered stays, whatever arrives
     later)."""
-    if status not in ("delivered", "failed"):
+    if status not in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
         raise ValueError("status must be delivered or failed")
     if (key is None) == (provider_message_id is None):
         raise ValueError("give key or provider_message_id")
@@ -222,7 +223,7 @@ def delivery_receipt(
         row = session.exec(select(NoticeDelivery).where(where)).first()
         if row is None:
             return None
-        if row.status in ("sending", "sent"):
+        if row.status in RECEIPTED:
             row.status = status
             if error:
                 row.error = error
@@ -239,7 +240,9 @@ def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[Recent
             select(NoticeDelivery).where(
                 NoticeDelivery.user_id == user_id,
                 NoticeDelivery.updated_at >= since,
-                NoticeDelivery.status.in_(("sent", "delivered", "read")),
+                NoticeDelivery.status.in_(
+                    (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
+                ),
             )
         )
         return [
@@ -256,7 +259,7 @@ def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[Recent
 
 def record_suppressed(engine: Engine, row: NoticeDelivery, reason: str) -> None:
     """Log a notice that policy kept from interrupting the user (idempotent on the key)."""
-    row.status = "suppressed"
+    row.status = DeliveryStatus.SUPPRESSED
     row.error = reason
     with Session(engine) as session:
         session.add(row)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from sentinel.delivery import LEADABLE, DeliveryStatus
 from store.deliveries import may_take_over
 from store.tables import (
     NoticeDelivery,
@@ -22,13 +23,15 @@ from store.tables import (
 # --- folding (several notices of one user become one message) ---------------------------
 
 
-def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, notice_status: str) -> str:
+def record_batched(
+    engine: Engine, row: NoticeDelivery, send_after: datetime, notice_status: str
+) -> DeliveryStatus:
     """Hold a notice for the user's next digest. Idempotent: returns the row's status (a
     retried activity finds its row already batched, or already folded into a digest). A row
     still batched for an earlier moment is moved to ``send_after`` (a fold window that
     ended at night waits for the morning with the user's other notices)."""
     row.status, row.send_after, row.notice_status, row.updated_at = (
-        "batched",
+        DeliveryStatus.BATCHED,
         send_after,
         notice_status,
         utcnow(),
@@ -38,20 +41,22 @@ def record_batched(engine: Engine, row: NoticeDelivery, send_after: datetime, no
         session.add(row)
         try:
             session.commit()
-            return "batched"
+            return DeliveryStatus.BATCHED
         except IntegrityError:
             session.rollback()
         session.execute(
             update(NoticeDelivery)
             .where(
                 NoticeDelivery.key == key,
-                NoticeDelivery.status == "batched",
+                NoticeDelivery.status == DeliveryStatus.BATCHED,
                 NoticeDelivery.send_after < send_after,
             )
             .values(send_after=send_after, updated_at=utcnow())
         )
         session.commit()
-        return session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == key)).one()
+        return DeliveryStatus(
+            session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == key)).one()
+        )
 
 
 def lead_batch(
@@ -67,8 +72,8 @@ def lead_batch(
     with Session(engine) as session:
         mine = session.execute(
             update(NoticeDelivery)
-            .where(NoticeDelivery.key == key, may_take_over("batched", "failed"))
-            .values(status="sending", attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
+            .where(NoticeDelivery.key == key, may_take_over(LEADABLE))
+            .values(status=DeliveryStatus.SENDING, attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         if mine.rowcount != 1:
             session.commit()
@@ -78,17 +83,19 @@ def lead_batch(
             .where(
                 NoticeDelivery.user_id == user_id,
                 NoticeDelivery.channel == channel,
-                NoticeDelivery.status == "batched",
+                NoticeDelivery.status == DeliveryStatus.BATCHED,
                 NoticeDelivery.key != key,
                 *([NoticeDelivery.send_after <= due] if due is not None else []),
             )
-            .values(status="folding", provider_message_id=key, updated_at=utcnow())
+            .values(status=DeliveryStatus.FOLDING, provider_message_id=key, updated_at=utcnow())
         )
         session.commit()
         return list(
             session.exec(
                 select(NoticeDelivery)
-                .where(NoticeDelivery.status == "folding", NoticeDelivery.provider_message_id == key)
+                .where(
+                    NoticeDelivery.status == DeliveryStatus.FOLDING, NoticeDelivery.provider_message_id == key
+                )
                 .order_by(NoticeDelivery.id)
             )
         )
@@ -102,14 +109,14 @@ def finish_batch(engine: Engine, key: str, folded: list[str], dropped: list[str]
             session.execute(
                 update(NoticeDelivery)
                 .where(NoticeDelivery.key.in_(folded))
-                .values(status="folded", provider_message_id=key, updated_at=utcnow())
+                .values(status=DeliveryStatus.FOLDED, provider_message_id=key, updated_at=utcnow())
             )
         if dropped:
             session.execute(
                 update(NoticeDelivery)
                 .where(NoticeDelivery.key.in_(dropped))
                 .values(
-                    status="suppressed",
+                    status=DeliveryStatus.SUPPRESSED,
                     error=f"no longer true when digest {key} went out",
                     updated_at=utcnow(),
                 )

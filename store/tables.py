@@ -27,6 +27,8 @@ from decimal import Decimal
 from sqlalchemy import Column, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from sentinel.delivery import DeliveryStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -49,9 +51,10 @@ class NoticeDelivery(SQLModel, table=True):
     policy_version: str | None = Field(default=None, max_length=40)
     text_sha256: str | None = Field(default=None, max_length=64)
     status: str = Field(
-        default="queued",
+        default=DeliveryStatus.QUEUED.value,
         max_length=16,
-        description="queued, sending, sent, delivered, failed, read, suppressed, unknown (a crash mid-send the "
+        description="sentinel/delivery.py DeliveryStatus: queued, sending, sent, delivered, failed, read, "
+        "suppressed, unknown (a crash mid-send the "
         "provider could not be asked about yet), unconfirmed (the same with a provider that cannot be asked: "
         "held, never sent twice); batched -> folding -> folded "
         "(sent inside another delivery's digest, named by provider_message_id)",

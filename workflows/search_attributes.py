@@ -4,7 +4,10 @@ No PII here: search attributes are not encrypted."""
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, TypedSearchAttributes
+
+from sentinel.contracts import CarriedState
+from sentinel.models import WithdrawalRequest
 
 WITHDRAWAL_STATUS = SearchAttributeKey.for_keyword("WithdrawalStatus")
 EXCEPTION_CATEGORY = SearchAttributeKey.for_keyword("ExceptionCategory")
@@ -13,7 +16,14 @@ BANK_CODE = SearchAttributeKey.for_keyword("BankCode")
 SEVERITY = SearchAttributeKey.for_keyword("Severity")
 NEEDS_REVIEW = SearchAttributeKey.for_bool("NeedsReview")
 
-ALL_KEYS = [WITHDRAWAL_STATUS, EXCEPTION_CATEGORY, CHANNEL, BANK_CODE, SEVERITY, NEEDS_REVIEW]
+KEYWORDS: list[SearchAttributeKey[str]] = [
+    WITHDRAWAL_STATUS,
+    EXCEPTION_CATEGORY,
+    CHANNEL,
+    BANK_CODE,
+    SEVERITY,
+]
+ALL_KEYS: list[SearchAttributeKey[str] | SearchAttributeKey[bool]] = [*KEYWORDS, NEEDS_REVIEW]
 
 
 def cli_flags() -> list[str]:
@@ -23,3 +33,28 @@ def cli_flags() -> list[str]:
         kind = "Bool" if key is NEEDS_REVIEW else "Keyword"
         out += ["--search-attribute", f"{key.name}={kind}"]
     return out
+
+
+def changes(
+    req: WithdrawalRequest, s: CarriedState, current: TypedSearchAttributes
+) -> list[SearchAttributeUpdate[str] | SearchAttributeUpdate[bool]]:
+    """The updates that bring the workflow's search attributes to its state (none when
+    they already match: each upsert is a billed action)."""
+    keywords: list[tuple[SearchAttributeKey[str], str | None]] = [
+        (WITHDRAWAL_STATUS, s.status.value),
+        (CHANNEL, req.channel),
+        (BANK_CODE, req.bank_code),
+        (SEVERITY, s.severity.value),
+    ]
+    updates: list[SearchAttributeUpdate[str] | SearchAttributeUpdate[bool]] = []
+    for key, value in keywords:
+        if current.get(key) != value:
+            updates.append(key.value_set(value) if value is not None else key.value_unset())
+    if current.get(NEEDS_REVIEW) != s.status.needs_human:
+        updates.append(NEEDS_REVIEW.value_set(s.status.needs_human))
+    category = s.category.value if s.category else None
+    if current.get(EXCEPTION_CATEGORY) != category:
+        updates.append(
+            EXCEPTION_CATEGORY.value_set(category) if category else EXCEPTION_CATEGORY.value_unset()
+        )
+    return updates
