@@ -1,4 +1,4 @@
-"""Runs the Temporal worker: the withdrawal workflow and its activities.
+"""Runs the Temporal worker: the withdrawal workflow, the outage watch and their activities.
 
     python worker.py            # settings from SENTINEL_* environment variables / .env
 
@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from activities.registry import build_activities
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
+from workflows.outage_watch import OutageWatchWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
 log = logging.getLogger("worker")
@@ -46,7 +47,7 @@ def build_worker(client: Client, settings: Settings, **options) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[WithdrawalWorkflow],
+        workflows=[WithdrawalWorkflow, OutageWatchWorkflow],
         activities=build_activities(settings),
         activity_executor=ThreadPoolExecutor(max_workers=8),
         max_cached_workflows=settings.worker_max_cached_workflows,

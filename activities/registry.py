@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from activities.channel import ChannelActivities
+from activities.eta import EtaSource, load_eta_config
+from runtime.config_files import HotFile
 from activities.notify import NotifyActivities
+from activities.outage import OutageActivities
 from activities.reviews import ReviewActivities
 from activities.tracking import TrackingActivities
 from channels.registry import build_channels
@@ -17,6 +20,7 @@ from runtime.config_files import HotFile
 from sentinel.catalogue import default_catalogue
 from sentinel.decision_tokens import parse_public_keys
 from sentinel.notice_policy import load_notice_policy
+from sentinel.outage import load_outage_config
 from sentinel.policy import validate_delays_document
 from sentinel.render import Brand
 from sentinel.risk import load_ruleset
@@ -50,7 +54,10 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
     channels = channels or build_channels(settings, catalogue)
     risk_rules = HotFile(settings.risk_rules_file, load_ruleset)
     decision_keys = parse_public_keys(settings.decision_public_keys)  # a bad list stops the worker at start
-    tracking = TrackingActivities(engine, delays, notice_policy, risk_rules, sorted(notifiers), decision_keys)
+    eta = EtaSource(engine, HotFile(settings.eta_file, load_eta_config))
+    tracking = TrackingActivities(
+        engine, delays, notice_policy, risk_rules, sorted(notifiers), decision_keys, eta=eta
+    )
     reviews = ReviewActivities(engine, decision_keys)
     channel = ChannelActivities(channels, settings.callback_base_url, engine)
     notify = NotifyActivities(
@@ -65,6 +72,16 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         link_ttl_s=settings.link_ttl_s,
         notice_policy=notice_policy,
     )
+    outage = OutageActivities(
+        engine,
+        notifiers,
+        HotFile(settings.outage_file, load_outage_config),
+        support_phone=settings.support_phone,
+        app_base_url=settings.app_base_url,
+        link_secret=settings.link_secret.get_secret_value(),
+        link_ttl_s=settings.link_ttl_s,
+        brand=Brand(settings.brand_name, settings.brand_name_zh, settings.sms_link),
+    )
     return [
         tracking.init_tracking,
         tracking.record_progress,
@@ -74,4 +91,8 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         notify.give_up_notice,
         reviews.record_decision,
         reviews.current_decision_keys,
+        outage.outage_observe,
+        outage.outage_fired,
+        outage.outage_heads_up,
+        outage.outage_resolved,
     ]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
+from activities.eta import EtaSource
 from runtime.config_files import HotFile
 from sentinel.contracts import InitInput, InitResult, ProgressUpdate
 from sentinel.models import Observation
@@ -39,6 +40,7 @@ class TrackingActivities:
         risk_rules: HotFile,
         available_channels: list[str],
         decision_keys: dict[str, str] | None = None,
+        eta: EtaSource | None = None,
     ):
         self.engine = engine
         self.delays = delays
@@ -46,10 +48,17 @@ class TrackingActivities:
         self.risk_rules = risk_rules
         self.available_channels = available_channels
         self.decision_keys = dict(decision_keys or {})
+        self.eta = eta
 
     def _init(self, inp: InitInput) -> InitResult:
         req = inp.request
         policy = resolve_tracking_policy(self.delays.get(), req.channel, req.bank_code)
+        if self.eta is not None:  # R24: the ETA of a delay notice from past arrivals (issue #14)
+            alarm_after = policy.delay_threshold_s + policy.grace_s
+            hours = self.eta.eta_hours(
+                req.channel, req.bank_code, req.created_at, alarm_after, policy.eta_hours
+            )
+            policy = policy.model_copy(update={"eta_hours": hours})
         notice_policy = self.notice_policy.derived(load_notice_policy)
         ruleset = self.risk_rules.derived(load_ruleset)
         now = datetime.now(UTC)

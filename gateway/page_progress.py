@@ -24,6 +24,7 @@ from gateway.web import PREFIX, Words, money
 from sentinel.catalogue import default_catalogue
 from sentinel.links import KINDS, make_link
 from sentinel.progress import money_at, next_action, steps
+from sentinel.render import bank_name
 from sentinel.settings import Settings
 
 
@@ -100,10 +101,22 @@ def next_button(view: UserStatusOut, settings: Settings, now: int) -> Button | N
     return Button(kind, url)
 
 
-def progress_context(view: UserStatusOut, t: Words, settings: Settings, now: int) -> dict[str, Any]:
-    """Everything the progress fragment shows, already in the page's language."""
+def outage_banner(view: UserStatusOut, t: Words, outage_bank: str | None) -> str | None:
+    """The banner of an outage incident of this withdrawal's bank and channel (issue #14,
+    store/incidents.py ``incident_for_withdrawal``): shown while the withdrawal is open."""
+    if outage_bank is None or view.status.is_final:
+        return None
+    return t("outage_banner", bank=bank_name(outage_bank, t.locale))
+
+
+def progress_context(
+    view: UserStatusOut, t: Words, settings: Settings, now: int, outage_bank: str | None = None
+) -> dict[str, Any]:
+    """Everything the progress fragment shows, already in the page's language; with
+    ``outage_bank``, the banner of a firing outage incident of that bank."""
     money_key = money_at(view.status)
     return {
+        "outage_banner": outage_banner(view, t, outage_bank),
         "view": view,
         "status": view.status.value,
         "steps": steps(view.status),

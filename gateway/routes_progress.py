@@ -23,6 +23,7 @@ from gateway.page_streams import stream, stream_slot
 from gateway.views import views
 from gateway.web import PREFIX, Words, pick_locale, render, render_fragment
 from sentinel.links import KINDS, LinkError, verify_link
+from store.incidents import incident_for_withdrawal
 from store.repo import get_record
 
 router = APIRouter(include_in_schema=False)
@@ -61,7 +62,10 @@ async def _progress(request: Request, kind: str) -> Response:
     state = request.app.state
     session = current(request)
     own = session if session is not None and session.role == USER and session.user_id == uid else None
-    context = progress_context(view, Words(locale), state.settings, int(state.clock()))
+    incident = await db(incident_for_withdrawal, state.engine, wid)
+    context = progress_context(
+        view, Words(locale), state.settings, int(state.clock()), incident.bank_code if incident else None
+    )
     return render(
         request,
         "progress.html",
@@ -106,8 +110,10 @@ async def track_events(request: Request) -> Response:
             view = await user_view(views(request), wid, uid)
         except ApiError:
             return None  # keep what the page shows; the next change is sent
-        context = progress_context(view, Words(locale), state.settings, int(state.clock()))
-        return marker(view), {
+        incident = await db(incident_for_withdrawal, state.engine, wid)
+        bank = incident.bank_code if incident else None
+        context = progress_context(view, Words(locale), state.settings, int(state.clock()), bank)
+        return (*marker(view), bank), {
             "status": view.status.value,
             "html": render_fragment("_progress.html", locale, **context),
         }

@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     risk_rules_file: Path = Field(
         ROOT / "config" / "risk_rules.yaml", description="risk rules (R12), re-read on change"
     )
+    outage_file: Path = Field(
+        ROOT / "config" / "outage.yaml",
+        description="outage detection thresholds (issue #14), re-read at each evaluation",
+    )
+    eta_file: Path = Field(
+        ROOT / "config" / "eta.yaml",
+        description="the ETA of delay notices from past arrivals (R24), re-read on change",
+    )
 
     # Channels: the generic bank protocol (also spoken by the simulator)
     channel_base_url: str = Field(

@@ -85,6 +85,8 @@ def up(
             f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}",
             flush=True,
         )
+        asyncio.run(_outage_watch(settings))
+        print("outage watch running (workflow id outage-watch, config/outage.yaml)", flush=True)
         if demo:
             asyncio.run(_demo(settings, stack))
         from starter.demo import pages_help, scenarios
@@ -107,6 +109,13 @@ def up(
         print("stopping ...", flush=True)
         stack.stop()
         print("stopped", flush=True)
+
+
+async def _outage_watch(settings: Settings) -> None:
+    from runtime.client import connect
+    from starter.outage_watch import ensure_outage_watch
+
+    await ensure_outage_watch(await connect(settings), settings)
 
 
 async def _demo(settings: Settings, stack) -> None:
@@ -522,6 +531,51 @@ def keys_decision(kid: str = typer.Option(..., help="key id, e.g. the year and m
         raise typer.Exit(2)
     print(f"SENTINEL_DECISION_SIGNING_KEY={signing}")
     print(f"SENTINEL_DECISION_PUBLIC_KEYS={public_key_of(signing)}")
+
+
+@app.command()
+def tune(
+    since: datetime | None = typer.Option(
+        None,
+        help="withdrawals started at or after (ISO date or time, UTC without a zone; default 28 days ago)",
+    ),
+    until: datetime | None = typer.Option(None, help="... and before this (default now)"),
+    delays: Path | None = typer.Option(None, help="the delays file to diff (default: SENTINEL_DELAYS_FILE)"),
+    quantile: float = typer.Option(0.95, help="where the search for a threshold starts"),
+    min_samples: int = typer.Option(30, help="fewer arrivals in a group: no suggestion"),
+    margin_min: int = typer.Option(
+        30, min=0, help="false alarm: money within this many minutes of the notice"
+    ),
+) -> None:
+    """Suggest delay thresholds from past arrival times (R30, docs/analysis.md "Threshold
+    tuning"): a unified diff of the delays file on stdout (review it, then apply it with
+    `patch -p1`), each suggestion's projected false alarms, missed delays and time to notify
+    on stderr."""
+    from datetime import UTC, timedelta
+
+    import yaml
+
+    from sentinel.analysis import as_utc
+    from sentinel.tuning import TuningConfig, arrivals, delays_diff, report, suggest
+    from store.events import events_between
+
+    until_at = as_utc(until) if until else datetime.now(UTC)
+    since_at = as_utc(since) if since else until_at - timedelta(days=28)
+    if until_at <= since_at:
+        raise typer.BadParameter("until must be later than since", param_hint="--until")
+    path = delays or get_settings().delays_file
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        cfg = TuningConfig(quantile=quantile, min_samples=min_samples, margin_s=margin_min * 60)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    found = suggest(arrivals(events_between(_engine(), since_at, until_at)), yaml.safe_load(text) or {}, cfg)
+    try:
+        rel = str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        rel = Path(path).name
+    sys.stderr.write(report(found))
+    sys.stdout.write(delays_diff(text, found, rel))
 
 
 @app.command()

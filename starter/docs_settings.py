@@ -277,7 +277,9 @@ marks a value that is never logged nor written to workflow history.
 Operators change behaviour that must move without a code change in data files instead:
 `config/delays.yaml` (delay thresholds, grace, polling per channel and bank), `config/risk_rules.yaml`
 (risk rules, R12), `config/notice_policy.yaml` (severity and channels), `config/providers.yaml`
-(notice provider routes, [providers.md](providers.md)), `sentinel/codes/*.yaml` (the error-code
+(notice provider routes, [providers.md](providers.md)), `config/outage.yaml` (outage detection,
+[analysis.md](analysis.md)), `config/eta.yaml` (the ETA of delay notices from past arrivals, R24),
+`sentinel/codes/*.yaml` (the error-code
 catalogue, [error-codes.md](error-codes.md)) and `sentinel/templates/*.yaml` (notice wording,
 [notices.md](notices.md)). The YAML files under `config/` are re-read when they change; an invalid
 edit is refused and the previous version stays in force.

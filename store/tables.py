@@ -256,3 +256,37 @@ class ProviderBreaker(SQLModel, table=True):
     opened_at: datetime | None = None
     cooldown_s: float = 30.0
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutageIncident(SQLModel, table=True):
+    """An outage of one bank on one channel (issue #14, docs/analysis.md "Outage detection"),
+    fired by the outage watch: what the progress pages of affected withdrawals show as a
+    banner while ``resolved_at`` is empty."""
+
+    __tablename__ = "outage_incident"
+
+    id: str = Field(primary_key=True, max_length=64, description="BANK-channel-firedAtUTC")
+    bank_code: str = Field(index=True, max_length=16)
+    channel: str = Field(max_length=32)
+    fired_at: datetime
+    resolved_at: datetime | None = None
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    signals: str = Field(max_length=40, description="failure, delay or both, comma separated")
+    config_version: str = Field(max_length=40)
+
+
+class OutageNotice(SQLModel, table=True):
+    """A user told of an incident: one ``heads_up`` per user and incident at most (the
+    unique key), and a ``resolved`` only to those with a ``heads_up``. ``delivered_at`` is
+    set once every channel's delivery is done (a retried activity finishes the others)."""
+
+    __tablename__ = "outage_notice"
+    __table_args__ = (UniqueConstraint("incident_id", "user_id", "kind", name="uq_outage_notice"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(index=True, max_length=64)
+    user_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16, description="heads_up or resolved")
+    withdrawal_ids: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

@@ -73,7 +73,7 @@ def age(engine, key: str, seconds: float) -> None:
         session.commit()
 
 
-def sms_sent(aliyun) -> list[str]:  # noqa: F811
+def sms_sent(aliyun) -> list[str]:
     return [r["params"]["OutId"] for r in aliyun.received if r["action"] == "SendSms"]
 
 
@@ -96,11 +96,11 @@ def deliver_activity(settings):
 
 
 @pytest.fixture()
-def deliver(tmp_path, smtp_server, aliyun, tencent, twilio):  # noqa: F811
+def deliver(tmp_path, smtp_server, aliyun, tencent, twilio):
     return deliver_activity(provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio))
 
 
-async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(deliver, aliyun, monkeypatch):  # noqa: F811
+async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(deliver, aliyun, monkeypatch):
     fn, engine = deliver
     env, notice = await sent_then_crashed(fn, "EX1-0001", monkeypatch)
     assert sms_sent(aliyun) == [notice.key]
@@ -120,7 +120,7 @@ async def test_a_retry_after_a_crash_mid_send_finds_the_sms_and_does_not_resend(
     assert (await env.run(fn, notice)).status == "duplicate"
 
 
-async def test_when_the_provider_cannot_be_asked_it_waits_and_never_sends_blind(deliver, aliyun, monkeypatch):  # noqa: F811
+async def test_when_the_provider_cannot_be_asked_it_waits_and_never_sends_blind(deliver, aliyun, monkeypatch):
     fn, engine = deliver
     env, notice = await sent_then_crashed(fn, "EX2-0001", monkeypatch)
     age(engine, notice.key, repo.STALE_SENDING_S + 5)
@@ -140,7 +140,7 @@ class Killed(BaseException):
 async def test_a_notice_never_handed_to_a_provider_is_sent_after_the_crash(
     deliver,
     aliyun,
-    tencent,  # noqa: F811
+    tencent,
     monkeypatch,
 ):
     """R8: the attempt died after claiming the row, before handing the SMS to any provider
@@ -171,7 +171,7 @@ async def test_a_notice_never_handed_to_a_provider_is_sent_after_the_crash(
 async def test_a_notice_handed_to_aliyun_alone_is_asked_there_and_sent(
     deliver,
     aliyun,
-    tencent,  # noqa: F811
+    tencent,
     monkeypatch,
 ):
     """R8: the attempt died after the chain named Aliyun in the log, before the request left.
@@ -207,7 +207,7 @@ async def test_a_notice_handed_to_aliyun_alone_is_asked_there_and_sent(
 async def test_a_notice_that_failed_over_to_tencent_is_held_after_the_crash(
     deliver,
     aliyun,
-    tencent,  # noqa: F811
+    tencent,
     monkeypatch,
 ):
     """R8: Aliyun refused (500), Tencent accepted, the attempt died before the log said so.
@@ -283,7 +283,7 @@ async def test_workflow_sms_survives_a_crash_between_send_and_log(
     aliyun,
     tencent,
     twilio,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
     local,
 ):
     # the same on the time-skipping server: the activity attempt dies after the send, Temporal

@@ -158,7 +158,7 @@ async def kill_when_sleeping(engine, worker: Worker, phase: str) -> str:
     return found.split(":", 2)[2]
 
 
-async def test_workers_killed_mid_insert_leave_every_inbox_notice_exactly_once(postgres_url, tmp_path):  # noqa: F811
+async def test_workers_killed_mid_insert_leave_every_inbox_notice_exactly_once(postgres_url, tmp_path):
     """R8, R21: killed in the middle of an inbox insert (statement or commit), the notice is
     taken over, found or written, and ends ``sent`` with exactly one inbox message; no inbox
     delivery is ``unconfirmed`` (before the inbox could be asked, these were held)."""

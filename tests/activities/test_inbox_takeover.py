@@ -52,7 +52,7 @@ def inbox_notice(wid: str, stage: Stage = Stage.DETECTED) -> NoticeRequest:
 
 
 @pytest.fixture()
-def deliver(tmp_path, database_url):  # noqa: F811
+def deliver(tmp_path, database_url):
     """The worker's notice activity on the database under test, and its engine."""
     settings = make_settings(tmp_path, 9, database_url=database_url)
     fn = next(a for a in build_activities(settings) if getattr(a, "__name__", "") == "deliver_notice")
@@ -76,7 +76,7 @@ def make_stale(engine, key: str) -> None:
         session.commit()
 
 
-def test_the_inbox_key_is_unique_in_the_migrated_schema(database_url):  # noqa: F811
+def test_the_inbox_key_is_unique_in_the_migrated_schema(database_url):
     """R8: the migrations give ``inbox_message.key`` a unique constraint (the idempotent
     insert rests on it), on SQLite and PostgreSQL."""
     engine = engine_for(database_url)
@@ -148,7 +148,7 @@ async def test_crash_before_the_insert_the_retry_writes_it_once(deliver, unique_
     assert (row.status, row.provider_message_id, row.attempts) == ("sent", f"inbox:{stored.id}", 2)
 
 
-def test_concurrent_inserts_of_one_key_keep_one_message(database_url, unique_id):  # noqa: F811
+def test_concurrent_inserts_of_one_key_keep_one_message(database_url, unique_id):
     """R8: six workers insert the same notice at once: one message, and every one of them
     gets its id back (none fails)."""
     engine = engine_for(database_url)
@@ -202,7 +202,7 @@ def _waiting_on_a_lock(engine) -> bool:
 @pytest.mark.parametrize("first_attempt", ["commits", "dies"])
 async def test_an_insert_waiting_on_an_uncommitted_one_keeps_one_message(
     database_url,
-    unique_id,  # noqa: F811
+    unique_id,
     first_attempt,
 ):
     """R8: an earlier attempt's insert of the key is still open (its worker is slow, or dead

@@ -86,7 +86,7 @@ def test_env_overrides_have_the_last_word(tmp_path, monkeypatch):
 
 @pytest.mark.e2e
 @pytest.mark.postgres
-async def test_the_whole_stack_runs_on_postgresql_by_one_variable(tmp_path, monkeypatch, postgres_url):  # noqa: F811
+async def test_the_whole_stack_runs_on_postgresql_by_one_variable(tmp_path, monkeypatch, postgres_url):
     """R8, R11: ``SENTINEL_DATABASE_URL`` set by the user; the stack started as ``make run``
     starts it (user settings win); a withdrawal refused by the bank is recorded and its
     notices are logged in PostgreSQL, and no SQLite app database is made."""

@@ -152,7 +152,7 @@ async def test_malformed_callbacks_are_refused_with_the_reason(gw, unique_id):
 
 async def test_callback_before_tracking_is_parked_then_applied(
     ts_env, tmp_path, smtp_server, unique_id, database_url
-):  # noqa: F811
+):
     # R11: a callback for a withdrawal not tracked yet is kept (never lost) and applied at start.
     settings = make_settings(tmp_path, smtp_server.port).model_copy(update={"database_url": database_url})
     async with gateway(ts_env, settings) as gw:

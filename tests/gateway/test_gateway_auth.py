@@ -349,7 +349,7 @@ async def test_openapi_documents_every_endpoint_and_the_bearer_scheme(gw):
 # --------------------------------------------------------------------------- records list (R16)
 
 
-async def test_records_list_pages_with_the_total(tmp_path, database_url, unique_id):  # noqa: F811
+async def test_records_list_pages_with_the_total(tmp_path, database_url, unique_id):
     settings = Settings(_env_file=None, database_url=database_url)
     async with offline_gateway(settings) as gw:
         user = f"u-{unique_id}"

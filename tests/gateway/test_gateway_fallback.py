@@ -67,7 +67,7 @@ async def timed_get(gw, path: str, headers: dict[str, str]):
 
 async def test_status_answers_from_the_projection_when_no_worker_polls(
     ts_env, tmp_path, smtp_server, unique_id
-):  # noqa: F811
+):
     # R16, R34: worker up -> live; worker stopped -> the projection within 2 s, marked so,
     # with the owner check and 404 kept; a change that needs the live view -> 503 at once.
     settings = make_settings(tmp_path, smtp_server.port)
@@ -145,7 +145,7 @@ async def test_status_answers_from_the_projection_when_no_worker_polls(
 
 async def test_review_case_shows_the_projection_when_no_worker_polls(
     ts_env, tmp_path, smtp_server, unique_id
-):  # noqa: F811
+):
     # R29: the reviewer's case page still opens (record, risk hits, audit) with the
     # projection as its view; the SLA's escalation is unknown there, not "no".
     settings = make_settings(tmp_path, smtp_server.port)

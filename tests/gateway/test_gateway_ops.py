@@ -31,7 +31,7 @@ async def parked_items(gw, state: str = "attention") -> list[dict]:
 
 async def test_parked_callbacks_listed_and_redelivered(
     ts_env, tmp_path, smtp_server, unique_id, database_url
-):  # noqa: F811
+):
     settings = make_settings(tmp_path, smtp_server.port).model_copy(update={"database_url": database_url})
     async with gateway(ts_env, settings) as gw:
         # a callback for a withdrawal nobody tracks: parked, listed, cannot be re-delivered
@@ -80,7 +80,7 @@ async def test_parked_callbacks_listed_and_redelivered(
 
 async def test_operator_decides_a_manual_check_and_sees_the_unmapped_code(
     ts_env, tmp_path, smtp_server, unique_id, database_url
-):  # noqa: F811
+):
     # R5, R26, R29: an unknown code goes to a person; operators decide manual checks.
     settings = make_settings(tmp_path, smtp_server.port).model_copy(update={"database_url": database_url})
     code = f"Z{unique_id[:5].upper()}"
@@ -165,7 +165,7 @@ async def twilio(gw, key: str | None, form: dict[str, str], *, token: str = TOKE
     return await gw.http.post(path, content=urlencode(form), headers=headers)
 
 
-async def test_twilio_receipts_update_the_delivery_log(tmp_path, database_url, unique_id):  # noqa: F811
+async def test_twilio_receipts_update_the_delivery_log(tmp_path, database_url, unique_id):
     # R8: the provider's receipt is the delivery status of the notice.
     settings = TwilioSettings(
         _env_file=None, database_url=database_url, twilio_auth_token=TOKEN, callback_base_url=BASE
@@ -212,7 +212,7 @@ async def test_twilio_receipts_update_the_delivery_log(tmp_path, database_url, u
 # --------------------------------------------------------------------------- Aliyun / Tencent receipts
 
 
-async def test_aliyun_and_tencent_reports_update_the_delivery_log(tmp_path, database_url, unique_id):  # noqa: F811
+async def test_aliyun_and_tencent_reports_update_the_delivery_log(tmp_path, database_url, unique_id):
     # R8: Aliyun names our notice key (OutId), Tencent its SerialNo; neither signs, so the
     # URL carries a secret token.
     settings = Settings(_env_file=None, database_url=database_url, receipts_token="rcpt-secret")

@@ -42,7 +42,7 @@ def actions(gw, wid: str) -> list[tuple[str, str, str]]:
 
 async def test_a_risk_hold_is_queued_assigned_and_decided(
     ts_env, tmp_path, smtp_server, unique_id, database_url
-):  # noqa: F811
+):
     settings = make_settings(tmp_path, smtp_server.port).model_copy(update={"database_url": database_url})
     async with gateway(ts_env, settings) as gw:
         await hold(gw, unique_id)

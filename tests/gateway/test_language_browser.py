@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - pytestmark skips
 
 
 async def test_language_switch_holds_for_the_session_on_user_pages_and_consoles(
-    ts_env,  # noqa: F811
+    ts_env,
     tmp_path,
     unique_id,
 ):

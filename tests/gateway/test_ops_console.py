@@ -33,7 +33,7 @@ from tests.support.workflow_harness import eventually, make_request, make_settin
 
 
 @pytest.fixture()
-async def gw(ts_env, tmp_path):  # noqa: F811
+async def gw(ts_env, tmp_path):
     settings = make_settings(tmp_path, 9)
     async with offline_gateway(settings, SentinelClient(ts_env.client, "tq-no-worker")) as g:
         yield g
@@ -300,7 +300,7 @@ async def test_parked_callback_refused_redelivery_is_shown_and_needs_csrf(gw, un
 
 
 async def test_operator_redelivers_a_parked_callback_and_the_audit_names_them(
-    ts_env,  # noqa: F811
+    ts_env,
     tmp_path,
     smtp_server,
     unique_id,

@@ -30,14 +30,6 @@ from tests.support.workflow_harness import make_request, make_settings
 SECRET = "dev-link-secret"
 
 
-@pytest.fixture()
-async def gw(ts_env, tmp_path):
-    """The gateway with a real client of a Temporal test server that runs no workflow."""
-    settings = make_settings(tmp_path, 9)
-    async with offline_gateway(settings, SentinelClient(ts_env.client, "tq-no-worker")) as g:
-        yield g
-
-
 def link_path(kind: str, wid: str, uid: str, *, now: float | None = None, ttl: int = 3600) -> str:
     link = make_link("https://pay.example/app", kind, wid, uid, SECRET, int(now or time.time()), ttl)
     parts = urlsplit(link)

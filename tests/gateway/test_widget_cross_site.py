@@ -42,7 +42,7 @@ SECRET = "dev-user-token-secret"
 
 
 @pytest.fixture()
-async def gw(ts_env, tmp_path):  # noqa: F811
+async def gw(ts_env, tmp_path):
     settings = make_settings(tmp_path, 9)
     async with offline_gateway(settings, SentinelClient(ts_env.client, "tq-no-worker")) as g:
         yield g
@@ -183,7 +183,7 @@ pytestmark_browser = [
 
 @pytestmark_browser[0]
 @pytestmark_browser[1]
-async def test_widget_works_in_a_frame_on_another_site(ts_env, tmp_path, smtp_server, unique_id):  # noqa: F811
+async def test_widget_works_in_a_frame_on_another_site(ts_env, tmp_path, smtp_server, unique_id):
     # R21, R22: host-a.test embeds the gateway of host-b.test. The Lax cookie never reaches
     # the frame (signed-out bell even though the browser is signed in on host-b); with the
     # widget token the red dot lights up live, the panel opens, mark read clears it.

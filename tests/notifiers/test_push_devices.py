@@ -139,7 +139,7 @@ async def test_a_risk_hold_is_pushed_to_live_devices_and_a_dead_token_is_forgott
     tmp_path,
     smtp_server,
     unique_id,
-    fcm,  # noqa: F811
+    fcm,
 ):
     settings = push_settings(tmp_path, smtp_server.port, fcm)
     async with gateway(ts_env, settings) as gw:

@@ -172,7 +172,7 @@ async def decide(
 async def test_no_card_number_reaches_the_database_logs_histories_or_mail(
     ts_env,
     tmp_path,
-    smtp_server,  # noqa: F811
+    smtp_server,
     unique_id,
     caplog,
 ):

@@ -89,7 +89,7 @@ def story(engine, wid: str = "W1", T0: datetime = T0) -> None:  # noqa: N803
     progress(engine, wid, WithdrawalStatus.SUCCEEDED, T0 + timedelta(minutes=30))
 
 
-def test_store_writes_add_the_events_once(database_url):  # noqa: F811
+def test_store_writes_add_the_events_once(database_url):
     """R27: start, transitions, notice, read and unmapped code each leave one row; a
     repeated write (a retried activity, a second read) adds none."""
     engine = engine_for(database_url)
@@ -134,7 +134,7 @@ def test_store_writes_add_the_events_once(database_url):  # noqa: F811
     assert (read.notice_channel, read.notice_key) == ("inbox", "W1/DELAYED/1/inbox")
 
 
-def test_the_record_is_append_only(database_url):  # noqa: F811
+def test_the_record_is_append_only(database_url):
     """R27: the store refuses to change or delete an event row; the same key twice is one row."""
     engine = engine_for(database_url)
     row = dict(key="k-1", withdrawal_id="W2", kind="status", at=T0, status="FAILED")
@@ -154,7 +154,7 @@ def test_the_record_is_append_only(database_url):  # noqa: F811
     assert [e.status for e in events_for(engine, "W2")] == ["FAILED"]
 
 
-def test_period_loads_the_withdrawals_started_in_it(database_url):  # noqa: F811
+def test_period_loads_the_withdrawals_started_in_it(database_url):
     """R27: every row of a withdrawal started in [since, until), even written after until;
     nothing of one started before."""
     engine = engine_for(database_url)  # PostgreSQL: one database per module, so a period of its own

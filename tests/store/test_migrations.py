@@ -45,13 +45,22 @@ def tables(engine) -> set[str]:
 def test_history_is_linear_with_one_head_and_every_step_reversible():
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())  # head first
-    assert [r.revision for r in revisions][::-1] == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
-    assert script.get_heads() == [head_revision()] == ["0007"]
+    assert [r.revision for r in revisions][::-1] == [
+        "0001",
+        "0002",
+        "0003",
+        "0004",
+        "0005",
+        "0006",
+        "0007",
+        "0008",
+    ]
+    assert script.get_heads() == [head_revision()] == ["0008"]
     for rev in revisions:
         assert "def downgrade" in open(rev.path).read() and rev.module.downgrade is not None
 
 
-def test_upgrade_downgrade_round_trip_and_adoption(database_url):  # noqa: F811
+def test_upgrade_downgrade_round_trip_and_adoption(database_url):
     engine = make_engine(database_url)
     try:
         assert tables(engine) == set() and current_revision(engine) is None  # a fresh database
@@ -71,6 +80,7 @@ def test_upgrade_downgrade_round_trip_and_adoption(database_url):  # noqa: F811
         assert current_revision(engine) == "0001"
         assert "unmapped_code" not in tables(engine)
         assert "withdrawal_event" not in tables(engine)
+        assert not {"outage_incident", "outage_notice"} & tables(engine)
         assert "outcome" not in {c["name"] for c in inspect(engine).get_columns("parked_callback")}
         with Session(engine) as session:
             assert session.execute(text("SELECT event_id FROM parked_callback")).scalars().all() == ["evt-1"]

@@ -43,7 +43,7 @@ from tests.support.workflow_harness import TEST_DELAYS, make_request
 
 
 @pytest.fixture()
-def engine(database_url):  # noqa: F811
+def engine(database_url):
     eng = make_engine(database_url)
     init_schema(eng)
     yield eng

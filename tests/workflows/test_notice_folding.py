@@ -77,7 +77,7 @@ async def test_three_failures_of_one_user_make_two_sms_not_three(
     smtp_server,
     aliyun,
     tencent,
-    twilio,  # noqa: F811
+    twilio,
 ):
     settings = provider_settings(tmp_path, smtp_server.port, aliyun, tencent, twilio)
     _with_digest_template(settings)
@@ -136,7 +136,7 @@ async def test_three_failures_at_night_make_one_sms_at_eight_naming_all_three(
     smtp_server,
     aliyun,
     tencent,
-    twilio,  # noqa: F811
+    twilio,
 ):
     """Issue #9 (R6, R13, R21): three withdrawals of one user fail at 02:30 local. Legal SMS
     hours (+86: 08:00-21:00) defer the SMS; at 08:00 local exactly ONE SMS goes out, naming
@@ -185,7 +185,7 @@ async def test_three_failures_at_night_make_one_sms_at_eight_naming_all_three(
 
 async def test_a_batched_notice_no_longer_true_is_left_out_of_the_digest(
     tmp_path, smtp_server, aliyun, tencent, twilio
-):  # noqa: F811
+):
     from temporalio.testing import ActivityEnvironment
 
     from activities.registry import build_activities

@@ -1,0 +1,186 @@
+"""Outage incidents and the users told of them (issue #14 item 3; tables ``outage_incident``
+and ``outage_notice``, migration 0008), and the event-record rows the outage watch reads.
+The decisions are in sentinel/outage.py; this module only reads and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from sentinel.analysis import EventRow, as_utc
+from store.db import insert_once
+from store.tables import OutageIncident, OutageNotice, WithdrawalEvent, WithdrawalRecord
+
+#: statuses after which a withdrawal is no longer affected by an outage
+FINAL_STATUSES = ("SUCCEEDED", "FAILED", "RETURNED")
+
+
+def outage_rows(engine: Engine, since: datetime, until: datetime, limit: int) -> list[EventRow]:
+    """The ``started`` and ``status`` rows of the withdrawals started in [since, until], at
+    most ``limit`` rows (the newest withdrawals' rows are kept when there are more)."""
+    started = (
+        sa_select(WithdrawalEvent.withdrawal_id)
+        .where(WithdrawalEvent.kind == "started", WithdrawalEvent.at >= since, WithdrawalEvent.at <= until)
+        .order_by(WithdrawalEvent.at.desc())
+        .limit(limit)
+    )
+    with Session(engine) as session:
+        rows = session.exec(
+            select(WithdrawalEvent)
+            .where(
+                WithdrawalEvent.withdrawal_id.in_(started.scalar_subquery()),
+                WithdrawalEvent.kind.in_(("started", "status")),
+            )
+            .order_by(WithdrawalEvent.id.desc())
+            .limit(limit)
+        )
+        return [EventRow(**{**r.model_dump(exclude={"id"}), "at": as_utc(r.at)}) for r in rows]
+
+
+def record_incident(engine: Engine, incident: OutageIncident) -> bool:
+    """Insert a fired incident; False when it is recorded already (a retried activity)."""
+    return insert_once(engine, incident)
+
+
+def resolve_incident(engine: Engine, incident_id: str, at: datetime) -> bool:
+    """Mark it resolved (once: a later call keeps the first time)."""
+    with Session(engine) as session:
+        done = session.exec(
+            update(OutageIncident)
+            .where(OutageIncident.id == incident_id, OutageIncident.resolved_at.is_(None))
+            .values(resolved_at=at)
+        )
+        session.commit()
+        return bool(done.rowcount)
+
+
+def get_incident(engine: Engine, incident_id: str) -> OutageIncident | None:
+    with Session(engine) as session:
+        return session.get(OutageIncident, incident_id)
+
+
+def open_incidents(engine: Engine, limit: int = 200) -> list[OutageIncident]:
+    with Session(engine) as session:
+        stmt = (
+            select(OutageIncident)
+            .where(OutageIncident.resolved_at.is_(None))
+            .order_by(OutageIncident.fired_at.desc())
+            .limit(limit)
+        )
+        return list(session.exec(stmt))
+
+
+def incident_for(engine: Engine, bank_code: str, channel: str) -> OutageIncident | None:
+    """The firing incident of this bank and channel (the progress page's banner), if any."""
+    with Session(engine) as session:
+        stmt = (
+            select(OutageIncident)
+            .where(
+                OutageIncident.bank_code == bank_code,
+                OutageIncident.channel == channel,
+                OutageIncident.resolved_at.is_(None),
+            )
+            .order_by(OutageIncident.fired_at.desc())
+        )
+        return session.exec(stmt).first()
+
+
+def incident_for_withdrawal(engine: Engine, withdrawal_id: str) -> OutageIncident | None:
+    """The firing incident of the bank and channel of this withdrawal while it is open (the
+    banner of its progress page), if any."""
+    with Session(engine) as session:
+        record = session.get(WithdrawalRecord, withdrawal_id)
+        if record is None or record.status in FINAL_STATUSES:
+            return None
+    return incident_for(engine, record.bank_code, record.channel)
+
+
+def untold_affected(
+    engine: Engine, incident_id: str, bank_code: str, channel: str, limit: int
+) -> dict[str, list[WithdrawalRecord]]:
+    """Users with an open withdrawal on this bank and channel who have no heads-up for this
+    incident yet (at most ``limit`` users), with those withdrawals, newest first."""
+    told = sa_select(OutageNotice.user_id).where(
+        OutageNotice.incident_id == incident_id, OutageNotice.kind == "heads_up"
+    )
+    with Session(engine) as session:
+        rows = session.exec(
+            select(WithdrawalRecord)
+            .where(
+                WithdrawalRecord.bank_code == bank_code,
+                WithdrawalRecord.channel == channel,
+                WithdrawalRecord.status.not_in(FINAL_STATUSES),
+                WithdrawalRecord.user_id.not_in(told),
+            )
+            .order_by(WithdrawalRecord.created_at.desc())
+            .limit(limit * 20)
+        )
+        out: dict[str, list[WithdrawalRecord]] = {}
+        for r in rows:
+            if r.user_id in out or len(out) < limit:
+                out.setdefault(r.user_id, []).append(r)
+        return out
+
+
+def claim_notice(
+    engine: Engine, incident_id: str, user_id: str, kind: str, withdrawal_ids: list[str]
+) -> bool:
+    """Record that this user is told (``heads_up``) or told it is over (``resolved``) for the
+    incident; False when it is recorded already: never two per user and incident."""
+    return insert_once(
+        engine,
+        OutageNotice(
+            incident_id=incident_id,
+            user_id=user_id,
+            kind=kind,
+            withdrawal_ids=",".join(withdrawal_ids)[:4000],
+        ),
+    )
+
+
+def undelivered(engine: Engine, incident_id: str, kind: str, limit: int) -> list[OutageNotice]:
+    """Notices claimed but not yet delivered on every channel (a retried activity finishes them)."""
+    with Session(engine) as session:
+        stmt = (
+            select(OutageNotice)
+            .where(
+                OutageNotice.incident_id == incident_id,
+                OutageNotice.kind == kind,
+                OutageNotice.delivered_at.is_(None),
+            )
+            .order_by(OutageNotice.id)
+            .limit(limit)
+        )
+        return list(session.exec(stmt))
+
+
+def mark_delivered(engine: Engine, notice_id: int) -> None:
+    with Session(engine) as session:
+        session.exec(
+            update(OutageNotice)
+            .where(OutageNotice.id == notice_id, OutageNotice.delivered_at.is_(None))
+            .values(delivered_at=datetime.now(UTC))
+        )
+        session.commit()
+
+
+def told_users(engine: Engine, incident_id: str, kind: str = "heads_up") -> list[OutageNotice]:
+    with Session(engine) as session:
+        stmt = (
+            select(OutageNotice)
+            .where(OutageNotice.incident_id == incident_id, OutageNotice.kind == kind)
+            .order_by(OutageNotice.id)
+        )
+        return list(session.exec(stmt))
+
+
+def records(engine: Engine, withdrawal_ids: list[str]) -> dict[str, WithdrawalRecord]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(WithdrawalRecord).where(WithdrawalRecord.withdrawal_id.in_(withdrawal_ids))
+        )
+        return {r.withdrawal_id: r for r in rows}
