@@ -17,20 +17,11 @@ import asyncio
 import time
 import uuid
 
-args_timeout = 20.0
+from bench.measure import count_actions, history_events, loadavg
+from bench.report import machine_block, md_table, write_section
+from bench.stack import BenchStack, delays, request_for, script_all
 
-from bench.common import (
-    BenchStack,
-    count_actions,
-    delays,
-    history_events,
-    loadavg,
-    machine_block,
-    md_table,
-    request_for,
-    script_all,
-    write_section,
-)
+args_timeout = 20.0
 
 SCENARIOS: list[tuple[str, dict]] = [
     ("success", {"scenario": "success", "params": {"after_s": 0.5}}),

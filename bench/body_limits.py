@@ -27,16 +27,9 @@ import uuid
 
 import httpx
 
-from bench.common import (
-    BenchStack,
-    loadavg,
-    machine_block,
-    md_table,
-    script_all,
-    start_all,
-    summary_ms,
-    write_section,
-)
+from bench.measure import loadavg, summary_ms
+from bench.report import machine_block, md_table, write_section
+from bench.stack import BenchStack, script_all, start_all
 from sentinel.signing import SIGNATURE_HEADER, sign
 
 SECRET = "dev-channel-secret"

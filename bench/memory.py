@@ -15,17 +15,9 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import (
-    BenchStack,
-    cpu_s,
-    loadavg,
-    machine_block,
-    md_table,
-    rss_mb,
-    script_all,
-    start_all,
-    write_section,
-)
+from bench.measure import cpu_s, loadavg, rss_mb
+from bench.report import machine_block, md_table, write_section
+from bench.stack import BenchStack, script_all, start_all
 from sentinel.settings import Settings
 
 OPEN = {"steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 604800, "status": "SUCCEEDED"}]}

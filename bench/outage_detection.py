@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 import yaml
 
-from bench.common import loadavg, machine_block, md_table, write_section
+from bench.measure import loadavg
+from bench.report import machine_block, md_table, write_section
 from sentinel.analysis import EventRow
 from sentinel.outage import WatchState, load_outage_config, observe, step
 from sentinel.settings import ROOT

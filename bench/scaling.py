@@ -10,15 +10,8 @@ import argparse
 import asyncio
 import uuid
 
-from bench.common import (
-    BenchStack,
-    delays,
-    machine_block,
-    md_table,
-    run_withdrawals,
-    script_all,
-    write_section,
-)
+from bench.report import machine_block, md_table, write_section
+from bench.stack import BenchStack, delays, run_withdrawals, script_all
 
 HAPPY = {"scenario": "success", "params": {"after_s": 0.2}}
 

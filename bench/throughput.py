@@ -17,18 +17,9 @@ from typing import Any
 from temporalio.client import Client
 
 from bench.bare import BareWorkflow
-from bench.common import (
-    BenchStack,
-    count_actions,
-    delays,
-    history_events,
-    loadavg,
-    machine_block,
-    md_table,
-    run_withdrawals,
-    script_all,
-    write_section,
-)
+from bench.measure import count_actions, history_events, loadavg
+from bench.report import machine_block, md_table, write_section
+from bench.stack import BenchStack, delays, run_withdrawals, script_all
 
 HAPPY = {"scenario": "success", "params": {"after_s": 0.2}}
 # Exception paths that reach a final state and close (return_watch 0). A HIGH notice keeps
@@ -70,7 +61,7 @@ async def main_async(n: int, concurrency: int) -> dict:
     doc = delays(version="bench-throughput", poll_schedule=["2s"], unknown_poll="1s", return_watch=0)
     stack = BenchStack(delays_doc=doc).start()
     try:
-        bare_proc = stack.spawn(
+        stack.spawn(  # stopped with the stack
             "bare-worker", [sys.executable, "-m", "bench.bare", "--address", stack.address]
         )
         client = await stack.client()

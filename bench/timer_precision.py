@@ -12,18 +12,10 @@ import argparse
 import asyncio
 import uuid
 
-from bench.common import (
-    BenchStack,
-    delays,
-    loadavg,
-    machine_block,
-    md_table,
-    script_all,
-    start_all,
-    summary_ms,
-    write_section,
-)
 from bench.mailsink import MailSink
+from bench.measure import loadavg, summary_ms
+from bench.report import machine_block, md_table, write_section
+from bench.stack import BenchStack, delays, script_all, start_all
 
 SLOW = {"steps": [{"after_s": 0, "status": "PROCESSING"}, {"after_s": 86400, "status": "SUCCEEDED"}]}
 

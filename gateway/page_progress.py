@@ -7,21 +7,51 @@ money is and the next step of ``sentinel/progress.py``.
 The next-step buttons are signed links to the app's own pages (``SENTINEL_APP_BASE_URL``,
 ``sentinel/links.py``), made exactly as the links in the notices are: the app still asks the
 user to sign in before a card is changed or a document is uploaded.
+
+A notice's link (``{SENTINEL_APP_BASE_URL}/<kind path>?wid&uid&exp&sig``) opens the progress
+page under ``/pages`` with the same query (:func:`page_for_link`, docs/pages.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.auth import USER, Principal
 from gateway.views import UserStatusOut, Views
-from gateway.web import Words, money
+from gateway.web import PREFIX, Words, money
 from sentinel.catalogue import default_catalogue
-from sentinel.links import make_link
+from sentinel.links import KINDS, make_link
 from sentinel.progress import money_at, next_action, steps
 from sentinel.render import bank_name
 from sentinel.settings import Settings
+
+
+def page_for_link(link: str) -> str | None:
+    """The gateway page (path and query) a notice's link opens, or None for another link."""
+    parts = urlsplit(link)
+    for path in KINDS.values():
+        if parts.path.rstrip("/").endswith("/" + path):
+            return f"{PREFIX}/{path}?{parts.query}"
+    return None
+
+
+def track_path(withdrawal_id: str, user_id: str, settings, now: int) -> str:
+    """A signed progress link for the user's own pages (records, inbox)."""
+    link = make_link(
+        "https://pages.invalid" + PREFIX,
+        "track",
+        withdrawal_id,
+        user_id,
+        settings.link_secret.get_secret_value(),
+        now,
+        settings.link_ttl_s,
+    )
+    page = page_for_link(link)
+    if page is None:  # make_link above builds a link of one of KINDS
+        raise RuntimeError(f"no page for the track link {link}")
+    return page
 
 
 def owner(user_id: str) -> Principal:

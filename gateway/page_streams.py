@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from gateway.page_auth import PageProblem
+
 log = logging.getLogger(__name__)
 
 MAX_LIFE_S = 600
@@ -41,6 +43,12 @@ class Slots:
     @property
     def full(self) -> bool:
         return self.open >= self.limit
+
+
+def stream_slot(request: Request) -> None:
+    """A free stream slot, or the busy page (503, try again in 30 s)."""
+    if request.app.state.page_slots.full:
+        raise PageProblem("busy", 503, headers={"Retry-After": "30"})
 
 
 def sse(event: str, data: Any) -> bytes:

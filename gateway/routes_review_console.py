@@ -29,8 +29,7 @@ from gateway import routes_reviews
 from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR, Principal
 from gateway.deps import db
 from gateway.errors import ApiError
-from gateway.page_auth import PageProblem, check_csrf, form, need
-from gateway.routes_pages import signed_in, signin_attempt, signin_page
+from gateway.page_auth import PageProblem, check_csrf, form, need, signed_in, signin_attempt, signin_page
 from gateway.sessions import PRE_CSRF_COOKIE, pre_csrf_ok
 from gateway.views import views
 from gateway.web import PREFIX, money, pick_locale, render
@@ -196,7 +195,9 @@ async def _case_page(
             withdrawal_id, who=_who(session), engine=state.engine, v=views(request)
         )
     except ApiError as err:
-        raise PageProblem("notfound", 404, locale) if err.status == 404 else PageProblem("busy", 503, locale)
+        raise (
+            PageProblem("notfound", 404, locale) if err.status == 404 else PageProblem("busy", 503, locale)
+        ) from None
     except RPCError:
         raise PageProblem("busy", 503, locale) from None
     record, view = case.record, case.view

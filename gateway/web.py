@@ -119,6 +119,11 @@ def money(amount: Decimal, currency: str, locale: str) -> str:
     return f"{text} {currency}"
 
 
+def aware(at: datetime) -> datetime:
+    """A stored time (naive on SQLite: UTC) with its zone."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def utc_text(at: datetime | None) -> str:
     """Shown until the page's script writes the reader's local time."""
     if at is None:

@@ -172,7 +172,10 @@ def template_problems(
                 continue
             values = notice_fields(notice, rendered)
             field_of = dict(found.params)
-            filled = _VAR.sub(lambda m: values.get(field_of.get(m.group(1), ""), ""), found.text)
+            filled = _VAR.sub(
+                lambda m, values=values, field_of=field_of: values.get(field_of.get(m.group(1), ""), ""),
+                found.text,
+            )
             if (found.code, filled) in seen:
                 continue
             seen.add((found.code, filled))

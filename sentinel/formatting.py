@@ -95,7 +95,7 @@ def speak_digits(text: str) -> str:
         base, extra = divmod(len(d), count)
         sizes = [base] * (count - extra) + [base + 1] * extra
         starts = [sum(sizes[:i]) for i in range(count)]
-        return " ".join(d[start : start + size] for start, size in zip(starts, sizes))
+        return " ".join(d[start : start + size] for start, size in zip(starts, sizes, strict=True))
 
     return _DIGITS.sub(group, text)
 

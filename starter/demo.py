@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gateway.routes_pages import page_for_link
+from gateway.page_progress import page_for_link
 from runtime.client import SentinelClient
 from sentinel.links import make_link
 from sentinel.models import Contact, WithdrawalView
@@ -330,7 +330,7 @@ async def run_demo(client: SentinelClient, simulator_url: str, gateway_url: str)
     settings = get_settings()
     secret = settings.user_token_secret
     async with httpx.AsyncClient(timeout=10) as http:
-        for sc, view in zip(chosen, views):
+        for sc, view in zip(chosen, views, strict=False):
             # the app reads its user's inbox with a signed user token (docs/gateway.md)
             token = make_user_token(view.user_id, secret, time.time(), 300)
             inbox = (

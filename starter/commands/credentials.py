@@ -33,7 +33,7 @@ def token_user(
         )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="Keys to configure a deployment with.")
@@ -50,6 +50,6 @@ def keys_decision(kid: str = typer.Option(..., help="key id, e.g. the year and m
         signing = new_signing_key(kid, os.urandom(32))
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     print(f"SENTINEL_DECISION_SIGNING_KEY={signing}")
     print(f"SENTINEL_DECISION_PUBLIC_KEYS={public_key_of(signing)}")

@@ -34,7 +34,7 @@ def parked_list(
         rows, total = parked_callbacks(app_engine(), state, limit, 0)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     for r in rows:
         obs = json.loads(r.observation_json)
         print(
@@ -60,7 +60,7 @@ def parked_redeliver(
         row = asyncio.run(go())
     except RedeliverRefused as refused:
         print(f"refused: {refused}", file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     print(f"re-delivered parked callback {row.id} to withdrawal {row.withdrawal_id}")
 
 

@@ -51,23 +51,23 @@ def _decide(
             "--reviewer is no longer taken: the reviewer is the owner of the API key (--api-key, SENTINEL_API_KEY)",
             file=sys.stderr,
         )
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     try:
         DecisionBody(
             decision=decision, reason=reason, documents=documents
         )  # the gateway's own rules, before sending
     except ValueError as exc:
         print(f"invalid decision: {exc}", file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     url = gateway or get_settings().callback_base_url
     try:
         answer = asyncio.run(post_decision(url, api_key, withdrawal_id, decision, reason, documents))
     except DeskRefused as exc:
         print(f"refused ({exc.status}): {exc}", file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except httpx.HTTPError as exc:
         print(f"the gateway at {url} did not answer: {exc}", file=sys.stderr)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     print(answer["status"])
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import create_app
-from gateway.routes_pages import page_for_link
+from gateway.page_progress import page_for_link
 from runtime.client import SentinelClient
 from sentinel.contracts import ProgressUpdate
 from sentinel.links import make_link

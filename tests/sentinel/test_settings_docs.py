@@ -12,32 +12,32 @@ import yaml
 from sentinel.notice_policy import load_notice_policy
 from sentinel.policy import resolve_tracking_policy, validate_delays_document
 from sentinel.settings import ROOT
-from starter import docs_gen
+from starter import docs_api, docs_settings
 
 REGENERATE = "regenerate with: python -m starter docs"
 
 
 def test_every_setting_is_documented():
     text = (ROOT / "docs" / "configuration.md").read_text()
-    missing = [env for env, _s, _f in docs_gen.walk_settings() if f"`{env}`" not in text]
+    missing = [env for env, _s, _f in docs_settings.walk_settings() if f"`{env}`" not in text]
     assert missing == [], f"document these settings in docs/configuration.md: {missing}"
 
 
 def test_configuration_doc_is_the_generated_one():
-    committed = docs_gen.CONFIGURATION_MD.read_text(encoding="utf-8")
-    assert committed == docs_gen.settings_markdown(), f"docs/configuration.md is stale: {REGENERATE}"
+    committed = docs_settings.CONFIGURATION_MD.read_text(encoding="utf-8")
+    assert committed == docs_settings.settings_markdown(), f"docs/configuration.md is stale: {REGENERATE}"
 
 
 def test_gateway_field_tables_are_the_generated_ones():
-    committed = docs_gen.GATEWAY_MD.read_text(encoding="utf-8")
-    assert committed.count(docs_gen.API_START) == 1 and committed.count(docs_gen.API_END) == 1
-    assert committed == docs_gen.gateway_markdown(committed), (
+    committed = docs_api.GATEWAY_MD.read_text(encoding="utf-8")
+    assert committed.count(docs_api.API_START) == 1 and committed.count(docs_api.API_END) == 1
+    assert committed == docs_api.gateway_markdown(committed), (
         f"docs/gateway.md field tables are stale: {REGENERATE}"
     )
 
 
 def test_the_status_view_and_inbox_messages_are_in_the_field_tables():
-    block = docs_gen.api_fields_markdown()
+    block = docs_api.api_fields_markdown()
     for model, field in (("StatusOut", "as_of"), ("UserStatusOut", "next_step"), ("MessageOut", "read_at")):
         section = block.split(f"#### {model}\n", 1)[1].split("####", 1)[0]
         assert f"| `{field}` |" in section, (model, field)
@@ -45,7 +45,7 @@ def test_the_status_view_and_inbox_messages_are_in_the_field_tables():
 
 
 def test_no_default_is_shown_as_pydantic_undefined():
-    text = docs_gen.CONFIGURATION_MD.read_text(encoding="utf-8")
+    text = docs_settings.CONFIGURATION_MD.read_text(encoding="utf-8")
     assert "PydanticUndefined" not in text and "Undefined" not in text
     rows = {
         line.split(" | ")[0].strip("| `"): line
@@ -84,7 +84,7 @@ def test_the_walk_handles_required_secret_nested_and_aliased_settings():
         own: Own = Field(default_factory=Own)
         old: int = Field(3, validation_alias=AliasChoices("LEGACY_OLD", "SENTINEL_OLD"), description="n")
 
-    docs = {d.env: d for d in docs_gen.setting_docs(Demo)}
+    docs = {d.env: d for d in docs_settings.setting_docs(Demo)}
     assert set(docs) == {
         "SENTINEL_URL",
         "SENTINEL_KEYS_TOKEN",
@@ -102,7 +102,7 @@ def test_the_walk_handles_required_secret_nested_and_aliased_settings():
 def test_every_native_adapter_lists_what_it_requires():
     """R26: which settings each channel adapter needs once enabled, read from what the
     registry refuses, so the doc cannot promise less than the code demands."""
-    found = dict(docs_gen.adapter_requirements())
+    found = dict(docs_settings.adapter_requirements())
     assert set(found) == {
         "SENTINEL_ALIPAY_APP_ID",
         "SENTINEL_WECHAT_MCH_ID",
@@ -118,7 +118,7 @@ def test_the_dev_server_search_attribute_flags_are_documented():
     """R34: the flags the dev server gets are the ones the doc shows, from the same list."""
     from workflows.search_attributes import cli_flags
 
-    text = docs_gen.CONFIGURATION_MD.read_text(encoding="utf-8")
+    text = docs_settings.CONFIGURATION_MD.read_text(encoding="utf-8")
     flags = cli_flags()
     for i in range(0, len(flags), 2):
         assert f"{flags[i]} {flags[i + 1]}" in text
