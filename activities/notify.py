@@ -21,8 +21,8 @@ from temporalio.exceptions import ApplicationError
 from activities.notice_preparation import NoticePreparation
 from notifiers.base import HANDING_OVER, POINT_OF_NO_RETURN, CannotTell, DeliveryError, Notifier
 from sentinel.contracts import NoticeGivenUp
-from sentinel.delivery import DeliveryRow, DeliveryStatus
-from sentinel.models import DeliveryResult, NoticeRequest
+from sentinel.delivery import DeliveryResult, DeliveryRow, DeliveryStatus
+from sentinel.models import NoticeRequest
 from sentinel.notice_policy import load_notice_policy
 from sentinel.render import DigestItem, RenderedNotice, render_digest
 from sentinel.taxonomy import Stage

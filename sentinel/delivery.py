@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class DeliveryStatus(StrEnum):
     QUEUED = "queued"  # written, not yet claimed
@@ -81,3 +83,29 @@ class DeliveryRow:
     provider_message_id: str | None
     send_after: datetime | None  # set for a notice batched for folding
     row_id: int
+
+
+class DeliveryOutcome(StrEnum):
+    """What a delivery attempt tells the workflow (the values are the delivery row's
+    statuses of the same names: sentinel/delivery.py)."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+    BATCHED = "batched"
+    FOLDED = "folded"
+    UNCONFIRMED = "unconfirmed"
+
+
+class DeliveryResult(BaseModel):
+    """The notice activity's answer to the workflow."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    key: str
+    channel: str
+    status: DeliveryOutcome
+    send_at: datetime | None = Field(None, description="batched: when the fold window ends (call again then)")
+    provider_message_id: str | None = None
+    detail: str | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
@@ -377,25 +376,3 @@ class NoticeRequest(_Model):
         description="deferred to this moment (quiet or legal hours): the activity records it as batched, so the "
         "user's notices released at the same moment fold into one message",
     )
-
-
-class DeliveryOutcome(StrEnum):
-    """What a delivery attempt tells the workflow (the values are the delivery row's
-    statuses of the same names: sentinel/delivery.py)."""
-
-    SENT = "sent"
-    SKIPPED = "skipped"
-    DUPLICATE = "duplicate"
-    SUPPRESSED = "suppressed"
-    BATCHED = "batched"
-    FOLDED = "folded"
-    UNCONFIRMED = "unconfirmed"
-
-
-class DeliveryResult(_Model):
-    key: str
-    channel: str
-    status: DeliveryOutcome
-    send_at: datetime | None = Field(None, description="batched: when the fold window ends (call again then)")
-    provider_message_id: str | None = None
-    detail: str | None = None

@@ -15,13 +15,8 @@ from temporalio.exceptions import TimeoutError as GaveUp
 
 with workflow.unsafe.imports_passed_through():
     from sentinel.contracts import CarriedState, DeferredSend, NoticeAck, NoticeGivenUp
-    from sentinel.models import (
-        DeliveryOutcome,
-        DeliveryResult,
-        NoticeRecord,
-        NoticeRequest,
-        WithdrawalRequest,
-    )
+    from sentinel.delivery import DeliveryOutcome, DeliveryResult
+    from sentinel.models import NoticeRecord, NoticeRequest, WithdrawalRequest
     from sentinel.notice_policy import NoticePolicy
     from sentinel.taxonomy import Stage
     from sentinel.transition_types import DeliveryGaveUp, Event, NoticeRead, Notify, Transition

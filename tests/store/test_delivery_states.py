@@ -15,11 +15,11 @@ from sentinel.delivery import (
     LEADABLE,
     MOVES,
     RECEIPTED,
+    DeliveryOutcome,
     DeliveryRow,
     DeliveryStatus,
     may_move,
 )
-from sentinel.models import DeliveryOutcome
 from store.db import init_schema, make_engine
 from store.deliveries import (
     claim_delivery,
