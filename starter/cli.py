@@ -71,6 +71,7 @@ def up(
             flush=True,
         )
         stack.start_all()
+        print(f"review schedules: {stack.ensure_schedules()}", flush=True)  # daily and weekly (issue #14)
         print(
             f"started: SMTP :{stack.ports.smtp} (mails in {data_dir / 'mail'}), simulator :{stack.ports.simulator},"
             f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}",
@@ -657,3 +658,6 @@ def routes_markdown() -> str:
 def routes(markdown: bool = typer.Option(True, help="print the route table of docs/notices.md")) -> None:
     """What each group of channel codes leads to: the route, what the user is told, where."""
     typer.echo(routes_markdown(), nl=False)
+
+
+__import__("starter.cli_learning").cli_learning.register(app)  # replay, trace, schedules, spot-checks (issue #14)

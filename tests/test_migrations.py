@@ -46,8 +46,8 @@ def tables(engine) -> set[str]:
 def test_history_is_linear_with_one_head_and_every_step_reversible():
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())  # head first
-    assert [r.revision for r in revisions][::-1] == ["0001", "0002", "0003", "0004", "0005", "0006"]
-    assert script.get_heads() == [head_revision()] == ["0006"]
+    assert [r.revision for r in revisions][::-1] == ["0001", "0002", "0003", "0004", "0005", "0006", "0008"]
+    assert script.get_heads() == [head_revision()] == ["0008"]
     for rev in revisions:
         assert "def downgrade" in open(rev.path).read() and rev.module.downgrade is not None
 
