@@ -54,9 +54,10 @@ class ReviewActivities:
         self.per_day, self.min_per_stratum, self.seed = per_day, min_per_stratum, seed
 
     @activity.defn(name="draw_spot_checks")
-    def draw_spot_checks(self, day: str) -> int:
+    async def draw_spot_checks(self, day: str) -> int:
         """The day's stratified sample of automated decisions into the spot-check queue."""
-        return draw_day(
+        return await asyncio.to_thread(
+            draw_day,
             self.engine,
             date.fromisoformat(day),
             size=self.per_day,
@@ -65,7 +66,10 @@ class ReviewActivities:
         )
 
     @activity.defn(name="build_review_report")
-    def build_review_report(self, inp: ReviewInput) -> ReviewOutput:
+    async def build_review_report(self, inp: ReviewInput) -> ReviewOutput:
+        return await asyncio.to_thread(self._build, inp)
+
+    def _build(self, inp: ReviewInput) -> ReviewOutput:
         report = report_between(self.engine, inp.since, inp.until)
         accuracy = accuracy_between(self.engine, inp.since, inp.until)
         suggestions = suggestions_between(self.engine, self.catalogue, inp.since, inp.until)
