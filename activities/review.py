@@ -82,7 +82,7 @@ class ReviewActivities:
             "suggestions": suggestions,
         }
         report_id = save_report(self.engine, inp.kind, inp.since, inp.until, summary, html, chart_list)
-        return ReviewOutput(report_id=report_id, headline=headline(report))
+        return ReviewOutput(report_id=report_id, since=inp.since, until=inp.until, headline=headline(report))
 
     @activity.defn(name="email_review_report")
     async def email_review_report(self, report_id: int) -> str:

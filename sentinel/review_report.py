@@ -276,6 +276,8 @@ class ReviewInput(BaseModel):
 
 class ReviewOutput(BaseModel):
     report_id: int
+    since: datetime | None = None
+    until: datetime | None = None
     headline: dict
     emailed: str = ""
     spot_checks_drawn: int = 0

@@ -11,6 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.review import build_review_activities, recipients
@@ -85,6 +86,19 @@ def _withdrawal(engine, wid: str, at: datetime, *, delayed: bool, arrived_after:
         append_event(engine, r)
 
 
+async def run_locked(env, workflow_id: str, task_queue: str):
+    """Run the review without letting the test server skip time. The environment's client
+    unlocks skipping while it awaits a result, and the server then jumped ten years ahead
+    (its idea of "no timeout"), so a second run reviewed a day in 2036. A plain client on the
+    same connection keeps the clock at real time; the workflow has no timers."""
+    plain = Client(
+        env.client.service_client, namespace=env.client.namespace, data_converter=env.client.data_converter
+    )
+    return await plain.execute_workflow(
+        ReviewReportWorkflow.run, "daily", id=workflow_id, task_queue=task_queue
+    )
+
+
 async def test_daily_review_workflow_stores_and_emails_the_report(ts_env, tmp_path, smtp_server):
     """R30, R23: one daily run: report stored with four PNG charts, emailed once with the
     charts inline, spot checks drawn from the day's decisions; a verdict given that day shows
@@ -126,13 +140,10 @@ async def test_daily_review_workflow_stores_and_emails_the_report(ts_env, tmp_pa
             right_category="PLATFORM_ERROR",
             at=since + timedelta(hours=6),
         )
-        out = await ts_env.client.execute_workflow(
-            ReviewReportWorkflow.run, "daily", id=f"review-daily-{task_queue}", task_queue=task_queue
-        )
+        out = await run_locked(ts_env, f"review-daily-{task_queue}", task_queue)
         # the same period again: stored once, emailed once
-        again = await ts_env.client.execute_workflow(
-            ReviewReportWorkflow.run, "daily", id=f"review-daily-2-{task_queue}", task_queue=task_queue
-        )
+        again = await run_locked(ts_env, f"review-daily-2-{task_queue}", task_queue)
+    assert (out.since, out.until) == (since, until), (out.since, out.until, since, now)
     assert again.report_id == out.report_id and again.emailed.startswith("already emailed")
     assert out.spot_checks_drawn == 0  # the day's two decisions were drawn before
     assert out.headline["withdrawals"] == 3 and out.headline["false_alarms"] == 1
