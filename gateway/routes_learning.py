@@ -163,7 +163,7 @@ async def spot_checks(
     summary="Mark a spot check correct, or wrong with the right category",
     description="Roles reviewer, supervisor, operator. The first verdict stands (409 after it). A wrong one "
     "becomes a suggested catalogue change (GET /v1/spot-checks/suggestions).",
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(401, 403, 404, 409, 413, 422),
 )
 async def spot_check_verdict(
     check_id: int,
