@@ -17,9 +17,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from activities.review import build_review_activities
 from sentinel.dev_credentials import DevCredentialsRefused, check_at_start
 from sentinel.settings import Settings, get_settings
 from workflows.outage_watch import OutageWatchWorkflow
+from workflows.review_report import ReviewReportWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
 log = logging.getLogger("worker")
@@ -47,8 +49,9 @@ def build_worker(client: Client, settings: Settings, **options) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[WithdrawalWorkflow, OutageWatchWorkflow],
-        activities=build_activities(settings),
+        workflows=[WithdrawalWorkflow, OutageWatchWorkflow, ReviewReportWorkflow],
+        # the withdrawal's activities, and the periodic review's (issue #14: report, spot checks)
+        activities=[*build_activities(settings), *build_review_activities(settings)],
         activity_executor=ThreadPoolExecutor(max_workers=8),
         max_cached_workflows=settings.worker_max_cached_workflows,
         **options,

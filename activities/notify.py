@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -41,13 +41,13 @@ from store.delivery_batches import finish_batch, lead_batch, record_batched, wit
 from store.tables import NoticeDelivery, WithdrawalEvent
 
 
-def _sent_event(notice: NoticeRequest) -> WithdrawalEvent:
+def _sent_event(notice: NoticeRequest, at: datetime) -> WithdrawalEvent:
     """The event record's row of a sent notice (R27), written with its delivery row."""
     return WithdrawalEvent(
         key=f"notice/{notice.key}"[:200],
         withdrawal_id=notice.withdrawal.withdrawal_id,
         kind="notice",
-        at=datetime.now(UTC),
+        at=at,
         notice_channel=notice.channel,
         notice_key=notice.key[:200],
         stage=notice.stage.value,
@@ -297,7 +297,7 @@ class NotifyActivities(NoticePreparation):
             provider_message_id=message_id,
             template_id=rendered.template_id,
             text_sha256=digest,
-            event=_sent_event(notice),
+            event=_sent_event(notice, self.clock()),
         )
         activity.logger.info("notice %s sent via %s (%s)", notice.key, notice.channel, message_id)
         return DeliveryResult(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from activities.channel import ChannelActivities
 from activities.eta import EtaSource, load_eta_config
@@ -36,8 +37,11 @@ def build_notifiers(settings: Settings, engine) -> dict[str, Notifier]:
     return notifiers
 
 
-def build_activities(settings: Settings, channels: dict | None = None) -> list[Callable]:
-    """All activities; ``channels`` replaces the channel adapters (tests script them)."""
+def build_activities(
+    settings: Settings, channels: dict | None = None, clock: Callable[[], datetime] | None = None
+) -> list[Callable]:
+    """All activities; ``channels`` replaces the channel adapters (tests script them);
+    ``clock`` the time a sent notice is recorded at (the trace replay's server clock)."""
     engine = engine_for(settings.database_url)
     catalogue = default_catalogue()
     notifiers = build_notifiers(settings, engine)
@@ -63,6 +67,7 @@ def build_activities(settings: Settings, channels: dict | None = None) -> list[C
         link_secret=settings.link_secret.get_secret_value(),
         link_ttl_s=settings.link_ttl_s,
         notice_policy=notice_policy,
+        clock=clock,
     )
     outage = OutageActivities(
         engine,

@@ -185,6 +185,19 @@ class Settings(BaseSettings):
         ROOT / "config" / "notice_policy.yaml", description="severity and channels"
     )
     operator_email: str | None = Field("ops@sentinel.example", description="where operator alerts go")
+    review_recipients: str | None = Field(
+        None,
+        max_length=1000,
+        description="who gets the daily and weekly review reports by email, comma-separated "
+        "(default: operator_email)",
+    )
+    spot_checks_per_day: int = Field(
+        20, ge=0, le=1000, description="automated decisions drawn each day for a human spot check (R23)"
+    )
+    spot_checks_min_per_stratum: int = Field(
+        1, ge=0, le=100, description="spot checks: at least this many of each category x route drawn"
+    )
+    spot_checks_seed: int = Field(0, description="spot checks: seed of the daily draw (with the day)")
 
     # Callbacks reach the gateway here (sent to the channel with each payout)
     callback_base_url: str = Field("http://127.0.0.1:8700", description="public base URL of the gateway")

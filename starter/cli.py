@@ -72,6 +72,7 @@ def up(
         )
         print(f"app database: {make_url(db_url).render_as_string(hide_password=True)}{hint}", flush=True)
         stack.start_all()
+        print(f"review schedules: {stack.ensure_schedules()}", flush=True)  # daily and weekly (issue #14)
         print(
             f"started: SMTP :{stack.ports.smtp} (mails in {data_dir / 'mail'}), simulator :{stack.ports.simulator},"
             f" gateway http://127.0.0.1:{stack.ports.gateway}/docs, worker; logs in {data_dir / 'logs'}",
@@ -249,3 +250,6 @@ app.add_typer(review.app, name="review")
 app.add_typer(operators.parked_app, name="parked")
 app.add_typer(credentials.token_app, name="token")
 app.add_typer(credentials.keys_app, name="keys")
+__import__("starter.cli_learning").cli_learning.register(
+    app
+)  # replay, trace, schedules, spot-checks (issue #14)

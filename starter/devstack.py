@@ -259,6 +259,21 @@ class DevStack:
         self.start_gateway()
         self.start_worker()
 
+    def ensure_schedules(self) -> dict[str, str]:
+        """The daily and weekly review schedules (starter/schedules.py), created or updated
+        (``make run`` calls it after :meth:`start_all`; not from a running event loop)."""
+        import asyncio
+
+        from runtime.client import connect
+        from sentinel.settings import Settings
+        from starter.schedules import ensure_schedules
+
+        async def go() -> dict[str, str]:
+            settings = Settings(_env_file=None, temporal_address=f"127.0.0.1:{self.ports.temporal}")
+            return await ensure_schedules(await connect(settings), settings.task_queue)
+
+        return asyncio.run(go())
+
     def stop(self, name: str | None = None, sig: int = signal.SIGTERM) -> None:
         """Stop every process (or the one named), newest first; kill what does not stop."""
         for pname, proc in reversed(list(self.procs)):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Numeric, Text, UniqueConstraint
+from sqlalchemy import Column, LargeBinary, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from sentinel.delivery import DeliveryStatus
@@ -293,3 +293,63 @@ class OutageNotice(SQLModel, table=True):
     withdrawal_ids: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+
+
+class SpotCheck(SQLModel, table=True):
+    """One automated decision drawn for a human spot check (R23, sentinel/spot_checks.py):
+    the decision (category, route, code) as the event record has it, and the reviewer's
+    verdict once given (correct, or wrong with the right category)."""
+
+    __tablename__ = "spot_check"
+    __table_args__ = (UniqueConstraint("event_key", name="uq_spot_check_event_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(max_length=200, description="the decision's event row: drawn once")
+    day: str = Field(index=True, max_length=10, description="the day (UTC) whose sample it is in")
+    withdrawal_id: str = Field(index=True, max_length=64)
+    decided_at: datetime
+    channel: str = Field(max_length=32)
+    bank_code: str = Field(max_length=16)
+    category: str = Field(max_length=40, description="what the system decided")
+    route: str = Field(max_length=64, description="the status the decision led to")
+    reason_code: str | None = Field(default=None, max_length=64)
+    verdict: str | None = Field(
+        default=None, max_length=8, description="correct or wrong; null: not reviewed"
+    )
+    right_category: str | None = Field(default=None, max_length=40)
+    note: str | None = Field(default=None, max_length=500)
+    reviewer: str | None = Field(default=None, max_length=64)
+    reviewed_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewReport(SQLModel, table=True):
+    """A periodic review report (R30, workflows/review_report.py): the analysis of a period
+    as JSON, its HTML (charts referenced as ``cid:<name>``), when it was emailed."""
+
+    __tablename__ = "review_report"
+    __table_args__ = (UniqueConstraint("key", name="uq_review_report_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=120, description="kind/since: one report per period")
+    kind: str = Field(max_length=16, description="daily or weekly")
+    since: datetime = Field(index=True)
+    until: datetime
+    summary_json: str = Field(sa_column=Column(Text, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    emailed_at: datetime | None = None
+    emailed_to: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewChart(SQLModel, table=True):
+    """A PNG chart of a review report."""
+
+    __tablename__ = "review_chart"
+    __table_args__ = (UniqueConstraint("report_id", "name", name="uq_review_chart_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(index=True, foreign_key="review_report.id")
+    name: str = Field(max_length=40)
+    title: str = Field(max_length=200)
+    png: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
