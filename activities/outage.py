@@ -20,6 +20,7 @@ from temporalio import activity
 
 from notifiers.base import DeliveryError, Notifier
 from runtime.config_files import HotFile
+from sentinel.delivery import DeliveryStatus
 from sentinel.links import make_link
 from sentinel.models import NoticeRequest, WithdrawalRequest
 from sentinel.outage import (
@@ -36,6 +37,7 @@ from sentinel.outage_notice import Order, render_outage_alert, render_outage_not
 from sentinel.render import Brand, RenderedNotice
 from sentinel.taxonomy import ExceptionCategory, Severity, Stage, WithdrawalStatus
 from store import incidents as store
+from store.db import saved_id
 from store.deliveries import claim_delivery, finish_delivery
 from store.tables import NoticeDelivery, OutageIncident, WithdrawalRecord
 
@@ -135,11 +137,15 @@ class OutageActivities:
             message_id = await notifier.send(notice, rendered)
         except DeliveryError as exc:
             await asyncio.to_thread(
-                finish_delivery, self.engine, claim.row_id, status="failed", error=str(exc)
+                finish_delivery, self.engine, claim.row_id, status=DeliveryStatus.FAILED, error=str(exc)
             )
             raise
         await asyncio.to_thread(
-            finish_delivery, self.engine, claim.row_id, status="sent", provider_message_id=message_id
+            finish_delivery,
+            self.engine,
+            claim.row_id,
+            status=DeliveryStatus.SENT,
+            provider_message_id=message_id,
         )
         return True
 
@@ -203,7 +209,7 @@ class OutageActivities:
                 report.delivered += await self._tell(
                     incident, kind, n.user_id, n.withdrawal_ids.split(","), cfg
                 )
-                await asyncio.to_thread(store.mark_delivered, self.engine, n.id)
+                await asyncio.to_thread(store.mark_delivered, self.engine, saved_id(n.id))
                 activity.heartbeat(n.id)
 
     async def _alert(self, incident: Incident, kind: str, users: int = 0) -> bool:

@@ -24,8 +24,8 @@ from gateway.web import PREFIX, Words, money
 from sentinel.catalogue import default_catalogue
 from sentinel.links import KINDS, make_link
 from sentinel.progress import money_at, next_action, steps
-from sentinel.render import bank_name
 from sentinel.settings import Settings
+from sentinel.template_files import bank_name
 
 
 def page_for_link(link: str) -> str | None:

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentinel.render import bank_name
+from sentinel.template_files import bank_name
 
 WEB = Path(__file__).resolve().parent / "web"
 STATIC = WEB / "static"

@@ -213,7 +213,7 @@ class FcmPushNotifier(HttpNotifier):
         cfg: FcmConfig,
         tokens_for: Callable[[str], Sequence[str]],
         *,
-        on_invalid_token: Callable[[str, str], None] | None = None,
+        on_invalid_token: Callable[[str, str], object] | None = None,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ):

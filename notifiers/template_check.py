@@ -41,6 +41,11 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NOT_FOR_VOICE = re.compile(r"[\[\]【】()（）<>《》{}→]|\d{5,}")
 
 
+def _fill(text: str, values: Mapping[str, str], field_of: Mapping[str, str]) -> str:
+    """The template text with each ``${variable}`` replaced by the notice field it names."""
+    return _VAR.sub(lambda m: values.get(field_of.get(m.group(1), ""), ""), text)
+
+
 def _channel_sections(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any], str]]:
     """(provider, channel, templates, signature) of every section with templates."""
     aliyun = data.get("aliyun") or {}
@@ -172,10 +177,7 @@ def template_problems(
                 continue
             values = notice_fields(notice, rendered)
             field_of = dict(found.params)
-            filled = _VAR.sub(
-                lambda m, values=values, field_of=field_of: values.get(field_of.get(m.group(1), ""), ""),
-                found.text,
-            )
+            filled = _fill(found.text, values, field_of)
             if (found.code, filled) in seen:
                 continue
             seen.add((found.code, filled))

@@ -14,8 +14,10 @@ from typing import Any
 import yaml
 
 from sentinel.locales import template_locale
+from sentinel.masking import assert_no_card_number
 from sentinel.outage import Incident
-from sentinel.render import Brand, RenderedNotice, assert_no_card_number, bank_name
+from sentinel.render import Brand, RenderedNotice
+from sentinel.template_files import bank_name
 
 TEXTS_FILE = Path(__file__).resolve().parent / "templates" / "outage.yaml"
 KINDS = ("heads_up", "resolved")

@@ -55,9 +55,7 @@ def up(
     )
     settings = Settings(
         _env_file=None,
-        **{  # what the children get, for this process too
-            "temporal_address": f"127.0.0.1:{stack.ports.temporal}",
-        },
+        temporal_address=f"127.0.0.1:{stack.ports.temporal}",  # what the children get, for this process too
     )
     try:
         print(

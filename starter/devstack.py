@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,7 +145,7 @@ class DevStack:
     def database_url(self) -> str:
         """The app database the gateway and the worker will use: the environment they get,
         else the ``.env`` file they read (the environment wins, as in the settings loader)."""
-        sources = [self.env().items()]
+        sources: list[Iterable[tuple[str, str | None]]] = [self.env().items()]
         if self.env_file.is_file():
             sources.append(dotenv_values(self.env_file).items())
         for items in sources:

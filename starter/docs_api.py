@@ -22,7 +22,7 @@ def openapi_schema() -> dict[str, Any]:
     from gateway.app import create_app
 
     with clean_environment():
-        settings = Settings(_env_file=None, database_url="sqlite://", dev_mode=True)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url="sqlite://", dev_mode=True)
         return create_app(settings).openapi()
 
 

@@ -20,7 +20,7 @@ import re
 import tempfile
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
+from sentinel.provider_settings import ProviderSection
 from sentinel.settings import ROOT, Settings
 
 CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
@@ -174,6 +175,11 @@ def _model_class(annotation: Any) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+def _name_variables(title: str, env_name: Callable[[str], str]) -> str:
+    """``field`` in a section title becomes `SENTINEL_..._FIELD`, the variable one sets."""
+    return re.sub(r"``(\w+)``", lambda m: f"`{env_name(m.group(1))}`", title)
+
+
 def _env_name(name: str, field: Any, prefix: str) -> str:
     alias = field.validation_alias or field.alias
     if isinstance(alias, AliasChoices):
@@ -195,8 +201,8 @@ def walk_settings(
         sub = _model_class(field.annotation)
         if sub is not None:
             title = (sub.__doc__ or "").strip().splitlines()[0].rstrip(".") if sub.__doc__ else name
-            if hasattr(sub, "env_name"):  # a provider section: name its variables as they are set
-                title = re.sub(r"``(\w+)``", lambda m, sub=sub: f"`{sub.env_name(m.group(1))}`", title)
+            if issubclass(sub, ProviderSection):  # name its variables as they are set
+                title = _name_variables(title, sub.env_name)
             own_prefix = issubclass(sub, BaseSettings) and sub.model_config.get("env_prefix")
             yield from walk_settings(sub, None if own_prefix else prefix + name + delimiter, title)
             continue
@@ -249,7 +255,7 @@ def adapter_requirements() -> list[tuple[str, list[str]]]:
                 continue
             os.environ[env] = "x"
             try:
-                build_channels(Settings(_env_file=None))  # type: ignore[call-arg]
+                build_channels(Settings(_env_file=None))
             except ValueError as refused:
                 named = [n for n in dict.fromkeys(re.findall(r"SENTINEL_[A-Z0-9_]+", str(refused)))]
                 if env in named:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sentinel.models import Observation
 from store.db import insert_once
@@ -46,8 +46,10 @@ def parked_for(engine: Engine, withdrawal_id: str) -> list[ParkedCallback]:
     with Session(engine) as session:
         stmt = (
             select(ParkedCallback)
-            .where(ParkedCallback.withdrawal_id == withdrawal_id, ParkedCallback.delivered_at.is_(None))
-            .order_by(ParkedCallback.id)
+            .where(
+                col(ParkedCallback.withdrawal_id) == withdrawal_id, col(ParkedCallback.delivered_at).is_(None)
+            )
+            .order_by(col(ParkedCallback.id))
         )
         return list(session.exec(stmt))
 
@@ -58,7 +60,7 @@ def mark_parked_delivered(engine: Engine, ids: list[int], outcome: str = "applie
     if not ids:
         return
     with Session(engine) as session:
-        for row in session.exec(select(ParkedCallback).where(ParkedCallback.id.in_(ids))):
+        for row in session.exec(select(ParkedCallback).where(col(ParkedCallback.id).in_(ids))):
             row.delivered_at = utcnow()
             row.outcome = outcome
             session.add(row)
@@ -77,9 +79,9 @@ def parked_callbacks(
     ``undelivered`` (still waiting for tracking to start), ``late`` (came after tracking
     ended), ``attention`` (both), ``all``."""
     conditions = {
-        "undelivered": ParkedCallback.delivered_at.is_(None),
-        "late": ParkedCallback.outcome == "late",
-        "attention": or_(ParkedCallback.delivered_at.is_(None), ParkedCallback.outcome == "late"),
+        "undelivered": col(ParkedCallback.delivered_at).is_(None),
+        "late": col(ParkedCallback.outcome) == "late",
+        "attention": or_(col(ParkedCallback.delivered_at).is_(None), col(ParkedCallback.outcome) == "late"),
         "all": None,
     }
     if state not in conditions:
@@ -91,7 +93,7 @@ def parked_callbacks(
         if cond is not None:
             count, stmt = count.where(cond), stmt.where(cond)
         total = int(session.exec(count).one())
-        rows = session.exec(stmt.order_by(ParkedCallback.id).offset(offset).limit(limit))
+        rows = session.exec(stmt.order_by(col(ParkedCallback.id)).offset(offset).limit(limit))
         return list(rows), total
 
 
@@ -111,9 +113,9 @@ def record_unmapped(
     at = at or utcnow()
     key = (channel, raw_status, raw_code or "")
     where = (
-        UnmappedCode.channel == key[0],
-        UnmappedCode.raw_status == key[1],
-        UnmappedCode.raw_code == key[2],
+        col(UnmappedCode.channel) == key[0],
+        col(UnmappedCode.raw_status) == key[1],
+        col(UnmappedCode.raw_code) == key[2],
     )
     with Session(engine) as session:
         if withdrawal_id:  # the event record (R27): once per withdrawal and answer
@@ -130,7 +132,7 @@ def record_unmapped(
                 ),
             )
         for _ in range(2):  # insert, or count up when another writer inserted it first
-            result = session.execute(
+            result = session.exec(
                 update(UnmappedCode)
                 .where(*where)
                 .values(count=UnmappedCode.count + 1, last_seen=at, last_withdrawal_id=withdrawal_id)
@@ -180,7 +182,7 @@ def unmapped_codes(engine: Engine, limit: int = 100, offset: int = 0) -> tuple[l
         total = int(session.exec(select(func.count()).select_from(UnmappedCode)).one())
         rows = session.exec(
             select(UnmappedCode)
-            .order_by(UnmappedCode.last_seen.desc(), UnmappedCode.id)
+            .order_by(col(UnmappedCode.last_seen).desc(), col(UnmappedCode.id))
             .offset(offset)
             .limit(limit)
         )

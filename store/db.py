@@ -158,6 +158,14 @@ def engine_for(url: str) -> Engine:
     return engine
 
 
+def saved_id(row_id: int | None) -> int:
+    """The primary key of a row that was written (flushed, committed or read back): the
+    table's ``id: int | None`` is None only before that."""
+    if row_id is None:
+        raise ValueError("the row was never written: it has no id")
+    return row_id
+
+
 def insert_once(engine: Engine, row: SQLModel) -> bool:
     """Insert ``row`` in a transaction of its own; False when a unique key says it is there already."""
     with Session(engine) as session:

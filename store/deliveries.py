@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
 
 from sentinel.delivery import CLAIMABLE, DONE, RECEIPTED, DeliveryRow, DeliveryStatus, may_move
 from sentinel.notice_policy import RecentNotice
+from store.db import saved_id
 from store.events import add_event
 from store.tables import (
     NoticeDelivery,
@@ -43,15 +45,15 @@ class Claim:
 STALE_SENDING_S = 60
 
 
-def may_take_over(statuses: frozenset[DeliveryStatus]):
+def may_take_over(statuses: frozenset[DeliveryStatus]) -> ColumnElement[bool]:
     """A delivery row another attempt may claim: in one of ``statuses`` (sentinel/delivery.py:
     CLAIMABLE for a retry, LEADABLE for a digest leader), or ``sending`` by an attempt dead
     for STALE_SENDING_S (a live attempt is never doubled)."""
     assert all(may_move(s, DeliveryStatus.SENDING) for s in statuses)
     stale = utcnow() - timedelta(seconds=STALE_SENDING_S)
     return or_(
-        NoticeDelivery.status.in_(sorted(statuses)),
-        and_(NoticeDelivery.status == DeliveryStatus.SENDING, NoticeDelivery.updated_at < stale),
+        col(NoticeDelivery.status).in_(sorted(statuses)),
+        and_(col(NoticeDelivery.status) == DeliveryStatus.SENDING, col(NoticeDelivery.updated_at) < stale),
     )
 
 
@@ -66,16 +68,16 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
         try:
             session.commit()
             session.refresh(row)
-            return Claim(True, row.id, 1, DeliveryStatus.SENDING, None)
+            return Claim(True, saved_id(row.id), 1, DeliveryStatus.SENDING, None)
         except IntegrityError:
             session.rollback()
-        existing = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == row.key)).one()
+        existing = session.exec(select(NoticeDelivery).where(col(NoticeDelivery.key) == row.key)).one()
         previous = DeliveryStatus(existing.status)
-        result = session.execute(
+        result = session.exec(
             update(NoticeDelivery)
             .where(
-                NoticeDelivery.id == existing.id,
-                NoticeDelivery.status == previous,
+                col(NoticeDelivery.id) == existing.id,
+                col(NoticeDelivery.status) == previous,
                 may_take_over(CLAIMABLE),
             )
             .values(status=DeliveryStatus.SENDING, attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
@@ -85,12 +87,19 @@ def claim_delivery(engine: Engine, row: NoticeDelivery) -> Claim:
         send = result.rowcount == 1
         return Claim(
             send,
-            existing.id,
+            saved_id(existing.id),
             existing.attempts,
             DeliveryStatus(existing.status),
             existing.provider_message_id,
             previous if send else None,
         )
+
+
+def _delivery(session: Session, row_id: int) -> NoticeDelivery:
+    row = session.get(NoticeDelivery, row_id)
+    if row is None:
+        raise LookupError(f"no notice delivery row {row_id}")
+    return row
 
 
 def finish_delivery(
@@ -109,7 +118,7 @@ def finish_delivery(
     with Session(engine) as session:
         if event is not None:
             add_event(session, event)
-        row = session.get(NoticeDelivery, row_id)
+        row = _delivery(session, row_id)
         row.status = status
         row.provider_message_id = provider_message_id or row.provider_message_id
         row.error = error
@@ -124,9 +133,9 @@ def give_up_delivery(engine: Engine, key: str, reason: str) -> bool:
     """The workflow stopped trying to deliver ``key``: its row says ``given_up`` with the
     reason (a row already done keeps its status). False when no row needed it."""
     with Session(engine) as session:
-        done = session.execute(
+        done = session.exec(
             update(NoticeDelivery)
-            .where(NoticeDelivery.key == key, NoticeDelivery.status.not_in(sorted(DONE)))
+            .where(col(NoticeDelivery.key) == key, col(NoticeDelivery.status).not_in(sorted(DONE)))
             .values(status=DeliveryStatus.GIVEN_UP, error=reason, updated_at=utcnow())
         )
         session.commit()
@@ -140,9 +149,9 @@ COMMITTING = "committing"
 def mark_committing(engine: Engine, row_id: int) -> None:
     """The send is past the point where the provider could still not have it."""
     with Session(engine) as session:
-        session.execute(
+        session.exec(
             update(NoticeDelivery)
-            .where(NoticeDelivery.id == row_id)
+            .where(col(NoticeDelivery.id) == row_id)
             .values(provider_message_id=COMMITTING, updated_at=utcnow())
         )
         session.commit()
@@ -164,7 +173,7 @@ def mark_handed(engine: Engine, row_id: int, provider: str) -> None:
     """Record, before a provider is asked to send, that it may have the notice. Names add
     up (an earlier attempt's providers stay named): a takeover asks each of them."""
     with Session(engine) as session:
-        row = session.get(NoticeDelivery, row_id)
+        row = _delivery(session, row_id)
         names = list(handed_providers(row.provider_message_id) or ())
         if provider not in names:
             names.append(provider)
@@ -178,18 +187,20 @@ def delivery_status(engine: Engine, key: str) -> DeliveryRow | None:
     """The delivery ``key`` (status, provider message id, send_after, row id), None when
     there is none. ``send_after`` is set for a notice that was batched for folding."""
     with Session(engine) as session:
-        row = session.exec(select(NoticeDelivery).where(NoticeDelivery.key == key)).first()
+        row = session.exec(select(NoticeDelivery).where(col(NoticeDelivery.key) == key)).first()
         if row is None:
             return None
-        return DeliveryRow(DeliveryStatus(row.status), row.provider_message_id, row.send_after, row.id)
+        return DeliveryRow(
+            DeliveryStatus(row.status), row.provider_message_id, row.send_after, saved_id(row.id)
+        )
 
 
 def deliveries_for(engine: Engine, withdrawal_id: str) -> list[NoticeDelivery]:
     with Session(engine) as session:
         stmt = (
             select(NoticeDelivery)
-            .where(NoticeDelivery.withdrawal_id == withdrawal_id)
-            .order_by(NoticeDelivery.id)
+            .where(col(NoticeDelivery.withdrawal_id) == withdrawal_id)
+            .order_by(col(NoticeDelivery.id))
         )
         return list(session.exec(stmt))
 
@@ -215,9 +226,9 @@ def delivery_receipt(
     if (key is None) == (provider_message_id is None):
         raise ValueError("give key or provider_message_id")
     where = (
-        NoticeDelivery.key == key
+        col(NoticeDelivery.key) == key
         if key is not None
-        else NoticeDelivery.provider_message_id == provider_message_id
+        else col(NoticeDelivery.provider_message_id) == provider_message_id
     )
     with Session(engine) as session:
         row = session.exec(select(NoticeDelivery).where(where)).first()
@@ -238,9 +249,9 @@ def recent_notices(engine: Engine, user_id: str, since: datetime) -> list[Recent
     with Session(engine) as session:
         rows = session.exec(
             select(NoticeDelivery).where(
-                NoticeDelivery.user_id == user_id,
-                NoticeDelivery.updated_at >= since,
-                NoticeDelivery.status.in_(
+                col(NoticeDelivery.user_id) == user_id,
+                col(NoticeDelivery.updated_at) >= since,
+                col(NoticeDelivery.status).in_(
                     (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
                 ),
             )

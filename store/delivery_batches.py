@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sentinel.delivery import LEADABLE, DeliveryStatus
 from store.deliveries import may_take_over
@@ -44,18 +44,18 @@ def record_batched(
             return DeliveryStatus.BATCHED
         except IntegrityError:
             session.rollback()
-        session.execute(
+        session.exec(
             update(NoticeDelivery)
             .where(
-                NoticeDelivery.key == key,
-                NoticeDelivery.status == DeliveryStatus.BATCHED,
-                NoticeDelivery.send_after < send_after,
+                col(NoticeDelivery.key) == key,
+                col(NoticeDelivery.status) == DeliveryStatus.BATCHED,
+                col(NoticeDelivery.send_after) < send_after,
             )
             .values(send_after=send_after, updated_at=utcnow())
         )
         session.commit()
         return DeliveryStatus(
-            session.exec(select(NoticeDelivery.status).where(NoticeDelivery.key == key)).one()
+            session.exec(select(NoticeDelivery.status).where(col(NoticeDelivery.key) == key)).one()
         )
 
 
@@ -70,22 +70,22 @@ def lead_batch(
     or it was sent). A leader that died is taken over like any stale send, with the rows it
     had gathered."""
     with Session(engine) as session:
-        mine = session.execute(
+        mine = session.exec(
             update(NoticeDelivery)
-            .where(NoticeDelivery.key == key, may_take_over(LEADABLE))
+            .where(col(NoticeDelivery.key) == key, may_take_over(LEADABLE))
             .values(status=DeliveryStatus.SENDING, attempts=NoticeDelivery.attempts + 1, updated_at=utcnow())
         )
         if mine.rowcount != 1:
             session.commit()
             return None
-        session.execute(
+        session.exec(
             update(NoticeDelivery)
             .where(
-                NoticeDelivery.user_id == user_id,
-                NoticeDelivery.channel == channel,
-                NoticeDelivery.status == DeliveryStatus.BATCHED,
-                NoticeDelivery.key != key,
-                *([NoticeDelivery.send_after <= due] if due is not None else []),
+                col(NoticeDelivery.user_id) == user_id,
+                col(NoticeDelivery.channel) == channel,
+                col(NoticeDelivery.status) == DeliveryStatus.BATCHED,
+                col(NoticeDelivery.key) != key,
+                *([col(NoticeDelivery.send_after) <= due] if due is not None else []),
             )
             .values(status=DeliveryStatus.FOLDING, provider_message_id=key, updated_at=utcnow())
         )
@@ -94,9 +94,10 @@ def lead_batch(
             session.exec(
                 select(NoticeDelivery)
                 .where(
-                    NoticeDelivery.status == DeliveryStatus.FOLDING, NoticeDelivery.provider_message_id == key
+                    col(NoticeDelivery.status) == DeliveryStatus.FOLDING,
+                    col(NoticeDelivery.provider_message_id) == key,
                 )
-                .order_by(NoticeDelivery.id)
+                .order_by(col(NoticeDelivery.id))
             )
         )
 
@@ -106,15 +107,15 @@ def finish_batch(engine: Engine, key: str, folded: list[str], dropped: list[str]
     provider_message_id), the ones no longer true are ``suppressed``."""
     with Session(engine) as session:
         if folded:
-            session.execute(
+            session.exec(
                 update(NoticeDelivery)
-                .where(NoticeDelivery.key.in_(folded))
+                .where(col(NoticeDelivery.key).in_(folded))
                 .values(status=DeliveryStatus.FOLDED, provider_message_id=key, updated_at=utcnow())
             )
         if dropped:
-            session.execute(
+            session.exec(
                 update(NoticeDelivery)
-                .where(NoticeDelivery.key.in_(dropped))
+                .where(col(NoticeDelivery.key).in_(dropped))
                 .values(
                     status=DeliveryStatus.SUPPRESSED,
                     error=f"no longer true when digest {key} went out",
@@ -128,6 +129,6 @@ def withdrawal_statuses(engine: Engine, withdrawal_ids: list[str]) -> dict[str, 
     """{withdrawal id: (status, card_last4)} from the projection."""
     with Session(engine) as session:
         rows = session.exec(
-            select(WithdrawalRecord).where(WithdrawalRecord.withdrawal_id.in_(withdrawal_ids))
+            select(WithdrawalRecord).where(col(WithdrawalRecord.withdrawal_id).in_(withdrawal_ids))
         )
         return {r.withdrawal_id: (r.status, r.card_last4) for r in rows}

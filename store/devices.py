@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from store.tables import (
     DeviceToken,
@@ -31,7 +31,9 @@ def register_device(
     with Session(engine) as session:
         for _ in range(2):  # insert, or update when the token is known (maybe from another writer)
             row = session.exec(
-                select(DeviceToken).where(DeviceToken.provider == provider, DeviceToken.token == token)
+                select(DeviceToken).where(
+                    col(DeviceToken.provider) == provider, col(DeviceToken.token) == token
+                )
             ).first()
             if row is None:
                 row = DeviceToken(user_id=user_id, provider=provider, token=token, platform=platform)
@@ -57,11 +59,11 @@ def device_tokens(engine: Engine, user_id: str, provider: str) -> list[str]:
         rows = session.exec(
             select(DeviceToken.token)
             .where(
-                DeviceToken.user_id == user_id,
-                DeviceToken.provider == provider,
-                DeviceToken.invalid_at.is_(None),
+                col(DeviceToken.user_id) == user_id,
+                col(DeviceToken.provider) == provider,
+                col(DeviceToken.invalid_at).is_(None),
             )
-            .order_by(DeviceToken.registered_at.desc(), DeviceToken.id.desc())
+            .order_by(col(DeviceToken.registered_at).desc(), col(DeviceToken.id).desc())
         )
         return list(rows)
 
@@ -69,16 +71,20 @@ def device_tokens(engine: Engine, user_id: str, provider: str) -> list[str]:
 def devices_of(engine: Engine, user_id: str) -> list[DeviceToken]:
     with Session(engine) as session:
         return list(
-            session.exec(select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id))
+            session.exec(
+                select(DeviceToken).where(col(DeviceToken.user_id) == user_id).order_by(col(DeviceToken.id))
+            )
         )
 
 
 def forget_device(engine: Engine, provider: str, token: str, reason: str, user_id: str | None = None) -> bool:
     """Mark a token invalid (dead at the provider, or the user logged out). True if found."""
     with Session(engine) as session:
-        stmt = select(DeviceToken).where(DeviceToken.provider == provider, DeviceToken.token == token)
+        stmt = select(DeviceToken).where(
+            col(DeviceToken.provider) == provider, col(DeviceToken.token) == token
+        )
         if user_id is not None:
-            stmt = stmt.where(DeviceToken.user_id == user_id)
+            stmt = stmt.where(col(DeviceToken.user_id) == user_id)
         row = session.exec(stmt).first()
         if row is None:
             return False

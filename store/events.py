@@ -34,7 +34,7 @@ def _no_delete(_mapper, _conn, target) -> None:
 
 def add_event(session: Session, row: WithdrawalEvent) -> None:
     """Add ``row`` to the caller's transaction unless its key is recorded already."""
-    if session.exec(select(WithdrawalEvent.id).where(WithdrawalEvent.key == row.key)).first() is None:
+    if session.exec(select(WithdrawalEvent.id).where(col(WithdrawalEvent.key) == row.key)).first() is None:
         session.add(row)
 
 
@@ -47,7 +47,7 @@ def events_for(engine: Engine, withdrawal_id: str) -> list[WithdrawalEvent]:
     with Session(engine) as session:
         stmt = (
             select(WithdrawalEvent)
-            .where(WithdrawalEvent.withdrawal_id == withdrawal_id)
+            .where(col(WithdrawalEvent.withdrawal_id) == withdrawal_id)
             .order_by(col(WithdrawalEvent.id))
         )
         return list(session.exec(stmt))

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from store.events import add_event
 from store.tables import (
@@ -34,13 +34,13 @@ def add_inbox_message(engine: Engine, message: InboxMessage) -> InboxMessage:
             return message
         except IntegrityError:
             session.rollback()
-            return session.exec(select(InboxMessage).where(InboxMessage.key == message.key)).one()
+            return session.exec(select(InboxMessage).where(col(InboxMessage.key) == message.key)).one()
 
 
 def find_inbox_message(engine: Engine, key: str) -> InboxMessage | None:
     """The inbox message stored under the notice ``key`` (committed), None if there is none."""
     with Session(engine) as session:
-        return session.exec(select(InboxMessage).where(InboxMessage.key == key)).first()
+        return session.exec(select(InboxMessage).where(col(InboxMessage.key) == key)).first()
 
 
 def inbox(engine: Engine, user_id: str, limit: int = 50, offset: int = 0) -> tuple[list[InboxMessage], int]:
@@ -48,15 +48,15 @@ def inbox(engine: Engine, user_id: str, limit: int = 50, offset: int = 0) -> tup
     with Session(engine) as session:
         stmt = (
             select(InboxMessage)
-            .where(InboxMessage.user_id == user_id)
-            .order_by(InboxMessage.id.desc())
+            .where(col(InboxMessage.user_id) == user_id)
+            .order_by(col(InboxMessage.id).desc())
             .offset(offset)
             .limit(limit)
         )
         unread = session.exec(
             select(func.count())
             .select_from(InboxMessage)
-            .where(InboxMessage.user_id == user_id, InboxMessage.read_at.is_(None))
+            .where(col(InboxMessage.user_id) == user_id, col(InboxMessage.read_at).is_(None))
         ).one()
         return list(session.exec(stmt)), int(unread)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sentinel.analysis import EventRow, as_utc
 from store.db import insert_once
@@ -23,19 +23,23 @@ def outage_rows(engine: Engine, since: datetime, until: datetime, limit: int) ->
     """The ``started`` and ``status`` rows of the withdrawals started in [since, until], at
     most ``limit`` rows (the newest withdrawals' rows are kept when there are more)."""
     started = (
-        sa_select(WithdrawalEvent.withdrawal_id)
-        .where(WithdrawalEvent.kind == "started", WithdrawalEvent.at >= since, WithdrawalEvent.at <= until)
-        .order_by(WithdrawalEvent.at.desc())
+        sa_select(col(WithdrawalEvent.withdrawal_id))
+        .where(
+            col(WithdrawalEvent.kind) == "started",
+            col(WithdrawalEvent.at) >= since,
+            col(WithdrawalEvent.at) <= until,
+        )
+        .order_by(col(WithdrawalEvent.at).desc())
         .limit(limit)
     )
     with Session(engine) as session:
         rows = session.exec(
             select(WithdrawalEvent)
             .where(
-                WithdrawalEvent.withdrawal_id.in_(started.scalar_subquery()),
-                WithdrawalEvent.kind.in_(("started", "status")),
+                col(WithdrawalEvent.withdrawal_id).in_(started.scalar_subquery()),
+                col(WithdrawalEvent.kind).in_(("started", "status")),
             )
-            .order_by(WithdrawalEvent.id.desc())
+            .order_by(col(WithdrawalEvent.id).desc())
             .limit(limit)
         )
         return [EventRow(**{**r.model_dump(exclude={"id"}), "at": as_utc(r.at)}) for r in rows]
@@ -51,7 +55,7 @@ def resolve_incident(engine: Engine, incident_id: str, at: datetime) -> bool:
     with Session(engine) as session:
         done = session.exec(
             update(OutageIncident)
-            .where(OutageIncident.id == incident_id, OutageIncident.resolved_at.is_(None))
+            .where(col(OutageIncident.id) == incident_id, col(OutageIncident.resolved_at).is_(None))
             .values(resolved_at=at)
         )
         session.commit()
@@ -67,8 +71,8 @@ def open_incidents(engine: Engine, limit: int = 200) -> list[OutageIncident]:
     with Session(engine) as session:
         stmt = (
             select(OutageIncident)
-            .where(OutageIncident.resolved_at.is_(None))
-            .order_by(OutageIncident.fired_at.desc())
+            .where(col(OutageIncident.resolved_at).is_(None))
+            .order_by(col(OutageIncident.fired_at).desc())
             .limit(limit)
         )
         return list(session.exec(stmt))
@@ -80,11 +84,11 @@ def incident_for(engine: Engine, bank_code: str, channel: str) -> OutageIncident
         stmt = (
             select(OutageIncident)
             .where(
-                OutageIncident.bank_code == bank_code,
-                OutageIncident.channel == channel,
-                OutageIncident.resolved_at.is_(None),
+                col(OutageIncident.bank_code) == bank_code,
+                col(OutageIncident.channel) == channel,
+                col(OutageIncident.resolved_at).is_(None),
             )
-            .order_by(OutageIncident.fired_at.desc())
+            .order_by(col(OutageIncident.fired_at).desc())
         )
         return session.exec(stmt).first()
 
@@ -104,19 +108,19 @@ def untold_affected(
 ) -> dict[str, list[WithdrawalRecord]]:
     """Users with an open withdrawal on this bank and channel who have no heads-up for this
     incident yet (at most ``limit`` users), with those withdrawals, newest first."""
-    told = sa_select(OutageNotice.user_id).where(
-        OutageNotice.incident_id == incident_id, OutageNotice.kind == "heads_up"
+    told = sa_select(col(OutageNotice.user_id)).where(
+        col(OutageNotice.incident_id) == incident_id, col(OutageNotice.kind) == "heads_up"
     )
     with Session(engine) as session:
         rows = session.exec(
             select(WithdrawalRecord)
             .where(
-                WithdrawalRecord.bank_code == bank_code,
-                WithdrawalRecord.channel == channel,
-                WithdrawalRecord.status.not_in(FINAL_STATUSES),
-                WithdrawalRecord.user_id.not_in(told),
+                col(WithdrawalRecord.bank_code) == bank_code,
+                col(WithdrawalRecord.channel) == channel,
+                col(WithdrawalRecord.status).not_in(FINAL_STATUSES),
+                col(WithdrawalRecord.user_id).not_in(told),
             )
-            .order_by(WithdrawalRecord.created_at.desc())
+            .order_by(col(WithdrawalRecord.created_at).desc())
             .limit(limit * 20)
         )
         out: dict[str, list[WithdrawalRecord]] = {}
@@ -148,11 +152,11 @@ def undelivered(engine: Engine, incident_id: str, kind: str, limit: int) -> list
         stmt = (
             select(OutageNotice)
             .where(
-                OutageNotice.incident_id == incident_id,
-                OutageNotice.kind == kind,
-                OutageNotice.delivered_at.is_(None),
+                col(OutageNotice.incident_id) == incident_id,
+                col(OutageNotice.kind) == kind,
+                col(OutageNotice.delivered_at).is_(None),
             )
-            .order_by(OutageNotice.id)
+            .order_by(col(OutageNotice.id))
             .limit(limit)
         )
         return list(session.exec(stmt))
@@ -162,7 +166,7 @@ def mark_delivered(engine: Engine, notice_id: int) -> None:
     with Session(engine) as session:
         session.exec(
             update(OutageNotice)
-            .where(OutageNotice.id == notice_id, OutageNotice.delivered_at.is_(None))
+            .where(col(OutageNotice.id) == notice_id, col(OutageNotice.delivered_at).is_(None))
             .values(delivered_at=datetime.now(UTC))
         )
         session.commit()
@@ -172,8 +176,8 @@ def told_users(engine: Engine, incident_id: str, kind: str = "heads_up") -> list
     with Session(engine) as session:
         stmt = (
             select(OutageNotice)
-            .where(OutageNotice.incident_id == incident_id, OutageNotice.kind == kind)
-            .order_by(OutageNotice.id)
+            .where(col(OutageNotice.incident_id) == incident_id, col(OutageNotice.kind) == kind)
+            .order_by(col(OutageNotice.id))
         )
         return list(session.exec(stmt))
 
@@ -181,6 +185,6 @@ def told_users(engine: Engine, incident_id: str, kind: str = "heads_up") -> list
 def records(engine: Engine, withdrawal_ids: list[str]) -> dict[str, WithdrawalRecord]:
     with Session(engine) as session:
         rows = session.exec(
-            select(WithdrawalRecord).where(WithdrawalRecord.withdrawal_id.in_(withdrawal_ids))
+            select(WithdrawalRecord).where(col(WithdrawalRecord.withdrawal_id).in_(withdrawal_ids))
         )
         return {r.withdrawal_id: r for r in rows}

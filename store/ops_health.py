@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from store.tables import NoticeDelivery, ProviderBreaker
 
@@ -71,9 +71,9 @@ def save_breaker(
     with Session(engine) as session:
         row = session.exec(
             select(ProviderBreaker).where(
-                ProviderBreaker.channel == channel,
-                ProviderBreaker.provider == provider[:32],
-                ProviderBreaker.worker == worker[:64],
+                col(ProviderBreaker.channel) == channel,
+                col(ProviderBreaker.provider) == provider[:32],
+                col(ProviderBreaker.worker) == worker[:64],
             )
         ).first()
         if row is None:
@@ -91,7 +91,7 @@ def breakers(engine: Engine, now: datetime | None = None) -> dict[tuple[str, str
     rank = {"closed": 0, "half_open": 1, "open": 2}
     out: dict[tuple[str, str], tuple[str, list[str]]] = {}
     with Session(engine) as session:
-        for row in session.exec(select(ProviderBreaker).order_by(ProviderBreaker.id)):
+        for row in session.exec(select(ProviderBreaker).order_by(col(ProviderBreaker.id))):
             state = "closed"
             if row.state == "open" and row.opened_at is not None:
                 cooled = _aware(row.opened_at) + timedelta(seconds=row.cooldown_s) <= now
@@ -120,7 +120,7 @@ def delivery_health(engine: Engine, since: datetime, now: datetime | None = None
                 NoticeDelivery.status,
                 NoticeDelivery.provider_message_id,
             )
-            .where(NoticeDelivery.updated_at >= since, NoticeDelivery.status.in_(list(OUTCOMES)))
+            .where(col(NoticeDelivery.updated_at) >= since, col(NoticeDelivery.status).in_(list(OUTCOMES)))
             .limit(MAX_ROWS)
         )
         for channel, provider, status, message_id in rows:

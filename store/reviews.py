@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from store.tables import (
     AuditLog,
@@ -32,21 +32,21 @@ def _review_filter(
     status: str | None = None,
     now: datetime | None = None,
 ):
-    stmt = stmt.where(WithdrawalRecord.needs_review.is_(True))
+    stmt = stmt.where(col(WithdrawalRecord.needs_review).is_(True))
     if category:
-        stmt = stmt.where(WithdrawalRecord.category == category)
+        stmt = stmt.where(col(WithdrawalRecord.category) == category)
     if status:
-        stmt = stmt.where(WithdrawalRecord.status == status)
+        stmt = stmt.where(col(WithdrawalRecord.status) == status)
     if older_than_s is not None:
         stmt = stmt.where(
-            WithdrawalRecord.review_since <= (now or utcnow()) - timedelta(seconds=older_than_s)
+            col(WithdrawalRecord.review_since) <= (now or utcnow()) - timedelta(seconds=older_than_s)
         )
     if min_amount is not None:
-        stmt = stmt.where(WithdrawalRecord.amount >= min_amount)
+        stmt = stmt.where(col(WithdrawalRecord.amount) >= min_amount)
     if assignee:
-        stmt = stmt.where(WithdrawalRecord.assignee == assignee)
+        stmt = stmt.where(col(WithdrawalRecord.assignee) == assignee)
     if unassigned:
-        stmt = stmt.where(WithdrawalRecord.assignee.is_(None))
+        stmt = stmt.where(col(WithdrawalRecord.assignee).is_(None))
     return stmt
 
 
@@ -108,7 +108,7 @@ def assign_review(engine: Engine, withdrawal_id: str, assignee: str | None) -> b
 
 def risk_hits_for(engine: Engine, withdrawal_id: str) -> list[RiskHitRow]:
     with Session(engine) as session:
-        return list(session.exec(select(RiskHitRow).where(RiskHitRow.withdrawal_id == withdrawal_id)))
+        return list(session.exec(select(RiskHitRow).where(col(RiskHitRow.withdrawal_id) == withdrawal_id)))
 
 
 def add_audit(
@@ -144,6 +144,8 @@ def audit_for(engine: Engine, withdrawal_id: str) -> list[AuditLog]:
     with Session(engine) as session:
         return list(
             session.exec(
-                select(AuditLog).where(AuditLog.withdrawal_id == withdrawal_id).order_by(AuditLog.id)
+                select(AuditLog)
+                .where(col(AuditLog.withdrawal_id) == withdrawal_id)
+                .order_by(col(AuditLog.id))
             )
         )

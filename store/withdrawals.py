@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sentinel.analysis import amount_band
 from sentinel.contracts import ProgressUpdate
-from sentinel.models import WithdrawalRequest
-from sentinel.risk import RiskHit, UserHistory
+from sentinel.models import RiskHit, WithdrawalRequest
+from sentinel.risk import UserHistory
 from store.events import add_event
 from store.tables import (
     RiskHitRow,
@@ -128,20 +128,20 @@ def user_history(
                 select(func.count())
                 .select_from(WithdrawalRecord)
                 .where(
-                    WithdrawalRecord.user_id == user_id,
-                    WithdrawalRecord.created_at >= since,
-                    WithdrawalRecord.withdrawal_id != exclude_id,
+                    col(WithdrawalRecord.user_id) == user_id,
+                    col(WithdrawalRecord.created_at) >= since,
+                    col(WithdrawalRecord.withdrawal_id) != exclude_id,
                 )
             )
             counts[rule_id] = int(session.exec(base).one()) + 1  # this one too
-            failures[rule_id] = int(session.exec(base.where(WithdrawalRecord.status == "FAILED")).one())
+            failures[rule_id] = int(session.exec(base.where(col(WithdrawalRecord.status) == "FAILED")).one())
         to_card = session.exec(
             select(func.count())
             .select_from(WithdrawalRecord)
             .where(
-                WithdrawalRecord.user_id == user_id,
-                WithdrawalRecord.payee_fingerprint == fingerprint,
-                WithdrawalRecord.withdrawal_id != exclude_id,
+                col(WithdrawalRecord.user_id) == user_id,
+                col(WithdrawalRecord.payee_fingerprint) == fingerprint,
+                col(WithdrawalRecord.withdrawal_id) != exclude_id,
             )
         ).one()
     return UserHistory(
@@ -153,7 +153,7 @@ def record_risk_hits(engine: Engine, withdrawal_id: str, hits: list[RiskHit]) ->
     if not hits:
         return
     with Session(engine) as session:
-        if session.exec(select(RiskHitRow).where(RiskHitRow.withdrawal_id == withdrawal_id)).first():
+        if session.exec(select(RiskHitRow).where(col(RiskHitRow.withdrawal_id) == withdrawal_id)).first():
             return  # a retried activity: already recorded
         for h in hits:
             session.add(
@@ -172,12 +172,12 @@ def user_withdrawals(
 ) -> tuple[list[WithdrawalRecord], int]:
     with Session(engine) as session:
         total = session.exec(
-            select(func.count()).select_from(WithdrawalRecord).where(WithdrawalRecord.user_id == user_id)
+            select(func.count()).select_from(WithdrawalRecord).where(col(WithdrawalRecord.user_id) == user_id)
         ).one()
         rows = session.exec(
             select(WithdrawalRecord)
-            .where(WithdrawalRecord.user_id == user_id)
-            .order_by(WithdrawalRecord.created_at.desc(), WithdrawalRecord.withdrawal_id)
+            .where(col(WithdrawalRecord.user_id) == user_id)
+            .order_by(col(WithdrawalRecord.created_at).desc(), WithdrawalRecord.withdrawal_id)
             .offset(offset)
             .limit(limit)
         )

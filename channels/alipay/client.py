@@ -100,15 +100,21 @@ def rsa2_verify(key: rsa.RSAPublicKey, content: bytes, signature: str) -> bool:
     return True
 
 
+def _skip_ws(text: str, pos: int) -> int:
+    """Index of the first character at or after ``pos`` that is not JSON whitespace."""
+    match = _WS.match(text, pos)  # (``*``: always matches, possibly empty)
+    return match.end() if match else pos
+
+
 def top_level_spans(text: str) -> dict[str, tuple[int, int]]:
     """(start, end) of the raw text of every value of a top-level JSON object, so the exact
     bytes Alipay signed can be checked. Raises ValueError for anything but one object
     (duplicate keys included: which one was signed would be ambiguous)."""
     decoder = json.JSONDecoder()
-    pos = _WS.match(text, 0).end()
+    pos = _skip_ws(text, 0)
     if text[pos : pos + 1] != "{":
         raise ValueError("not a JSON object")
-    pos = _WS.match(text, pos + 1).end()
+    pos = _skip_ws(text, pos + 1)
     spans: dict[str, tuple[int, int]] = {}
     if text[pos : pos + 1] == "}":
         end = pos + 1
@@ -117,18 +123,18 @@ def top_level_spans(text: str) -> dict[str, tuple[int, int]]:
             if text[pos : pos + 1] != '"':
                 raise ValueError("expected a key")
             key, pos = decoder.raw_decode(text, pos)
-            pos = _WS.match(text, pos).end()
+            pos = _skip_ws(text, pos)
             if text[pos : pos + 1] != ":":
                 raise ValueError("expected ':'")
-            pos = _WS.match(text, pos + 1).end()
+            pos = _skip_ws(text, pos + 1)
             _, value_end = decoder.raw_decode(text, pos)
             if key in spans:
                 raise ValueError(f"duplicate key {key!r}")
             spans[key] = (pos, value_end)
-            pos = _WS.match(text, value_end).end()
+            pos = _skip_ws(text, value_end)
             sep = text[pos : pos + 1]
             if sep == ",":
-                pos = _WS.match(text, pos + 1).end()
+                pos = _skip_ws(text, pos + 1)
                 continue
             if sep != "}":
                 raise ValueError("expected ',' or '}'")

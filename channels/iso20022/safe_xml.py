@@ -6,6 +6,7 @@ namespace-agnostic helpers that walk the tree (public: the simulator's bank read
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
 
@@ -43,10 +44,10 @@ def parse_xml(body: bytes) -> ET.Element:
     def name(raw: str) -> str:
         return "{" + raw if "}" in raw else raw
 
-    def refuse_doctype(*_args: object) -> None:
+    def refuse_doctype(*_args: object) -> NoReturn:
         raise IsoMessageError("DOCTYPE is not allowed (no DTDs or entities)")
 
-    def refuse_entity(*_args: object) -> None:
+    def refuse_entity(*_args: object) -> NoReturn:
         raise IsoMessageError("entity declarations are not allowed")
 
     def start(tag: str, attrs: dict[str, str]) -> None:

@@ -136,6 +136,7 @@ def parse_message(body: bytes) -> IsoMessage:
     namespace = xml_ns(root.tag)
     if xml_local(root.tag) != "Document":
         raise IsoMessageError(f"root element is {xml_local(root.tag)!r}, expected Document")
+    kind: Literal["pacs.002", "pacs.004"]
     if namespace in STATUS_REPORT_NAMESPACES:
         kind, body_name = "pacs.002", "FIToFIPmtStsRpt"
     elif namespace in RETURN_NAMESPACES:

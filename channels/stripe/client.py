@@ -156,7 +156,11 @@ class StripeChannel(HttpChannel):
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
             resp = await self._client.request(
-                method, self.api_base + path, content=content, params=params, headers=headers
+                method,
+                self.api_base + path,
+                content=content,
+                params=tuple(params) if params is not None else None,  # (tuples: covariant)
+                headers=headers,
             )
         except httpx.HTTPError as exc:
             raise ChannelUnavailable(f"stripe {method} {path}: {type(exc).__name__}: {exc}") from exc
