@@ -10,8 +10,9 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 run: $(STAMP)          ## whole service on embedded defaults + demo, until Ctrl-C
 	$(PY) -m starter up
 
-test: $(STAMP)         ## every test: unit, time-skipping workflow tests, end-to-end on the dev server
-	$(PY) -m pytest -q -p no:cacheprovider
+test: $(STAMP)         ## the guard rails (make lint), then every test: unit, time-skipping workflow, end-to-end on the dev server
+	@$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q -rs -p no:cacheprovider
 
 lint: $(STAMP)         ## ruff (lint, format), mypy, import contracts (pyproject.toml; docs/architecture.md)
 	@status=0; \

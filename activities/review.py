@@ -117,7 +117,8 @@ class ReviewActivities:
             )
         )
         msg.add_alternative(row.html, subtype="html")
-        html_part = msg.get_payload()[1]
+        html_part = msg.get_body(preferencelist=("html",))
+        assert html_part is not None  # added just above
         for c in chart_rows:
             html_part.add_related(
                 c.png, maintype="image", subtype="png", cid=f"<{c.name}>", filename=f"{c.name}.png"

@@ -17,7 +17,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from bench.common import loadavg, machine_block, md_table, write_section
+from bench.measure import loadavg
+from bench.report import machine_block, md_table, write_section
 from sentinel.traces import generate, parse_trace
 from starter.replay import format_headline, headline, replay
 

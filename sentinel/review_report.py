@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -66,7 +67,7 @@ def _bar_png(title: str, labels: list[str], series: dict[str, list[float]], ylab
     return out.getvalue()
 
 
-def charts(report: dict, accuracy: dict[str, dict]) -> list[Chart]:
+def charts(report: dict[str, Any], accuracy: dict[str, dict[str, Any]]) -> list[Chart]:
     """The report's charts: exception rate by channel and by bank, time to detect and to
     notify, false alarms and missed delays by bank, spot-check accuracy by category."""
     rates = report["exception_rates"]
@@ -130,7 +131,7 @@ def charts(report: dict, accuracy: dict[str, dict]) -> list[Chart]:
     return out
 
 
-def _table(head: list[str], rows: list[list]) -> str:
+def _table(head: list[str], rows: list[list[Any]]) -> str:
     if not rows:
         return "<p>(none)</p>"
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
@@ -141,7 +142,7 @@ def _table(head: list[str], rows: list[list]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def headline(report: dict) -> dict:
+def headline(report: dict[str, Any]) -> dict[str, Any]:
     fa, md = report["false_alarms"], report["missed_delays"]
     notices = sum(v["delay_notices"] for v in fa["by_channel"].values())
     return {
@@ -156,7 +157,7 @@ def headline(report: dict) -> dict:
     }
 
 
-def subject(kind: str, since: datetime, until: datetime, report: dict) -> str:
+def subject(kind: str, since: datetime, until: datetime, report: dict[str, Any]) -> str:
     h = headline(report)
     span = (
         since.date().isoformat()
@@ -173,9 +174,9 @@ def render_html(
     kind: str,
     since: datetime,
     until: datetime,
-    report: dict,
-    accuracy: dict[str, dict],
-    suggestions: list[dict],
+    report: dict[str, Any],
+    accuracy: dict[str, dict[str, Any]],
+    suggestions: list[dict[str, Any]],
     chart_list: list[Chart],
 ) -> str:
     """The report as one HTML document; charts as ``<img src="cid:NAME">``."""
@@ -252,7 +253,12 @@ def render_html(
 
 
 def text_summary(
-    kind: str, since: datetime, until: datetime, report: dict, accuracy: dict, suggestions: list
+    kind: str,
+    since: datetime,
+    until: datetime,
+    report: dict[str, Any],
+    accuracy: dict[str, Any],
+    suggestions: list[Any],
 ) -> str:
     """The plain-text part of the email."""
     h = headline(report)
@@ -278,6 +284,6 @@ class ReviewOutput(BaseModel):
     report_id: int
     since: datetime | None = None
     until: datetime | None = None
-    headline: dict
+    headline: dict[str, Any]
     emailed: str = ""
     spot_checks_drawn: int = 0

@@ -21,6 +21,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sentinel.analysis import EventRow
 from sentinel.catalogue import Catalogue
@@ -124,7 +125,7 @@ def sample(
     return sorted(picked, key=lambda d: (d.at, d.key))
 
 
-def accuracy(checks: list[dict]) -> dict[str, dict]:
+def accuracy(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per category (the one the system decided): reviewed, correct, wrong, accuracy.
     ``checks`` are reviewed spot checks (``category``, ``verdict``); unreviewed are skipped."""
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -153,7 +154,7 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def suggestion(check: dict, catalogue: Catalogue) -> dict:
+def suggestion(check: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
     """A wrong spot check as a suggested catalogue change: the file, and a YAML snippet of
     the entry with the category the reviewer gave (a person reviews and applies it)."""
     code = check.get("reason_code")

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -352,7 +352,7 @@ def generate(
     return rows
 
 
-def summary(rows: list[TraceRow], threshold: timedelta) -> dict:
+def summary(rows: list[TraceRow], threshold: timedelta) -> dict[str, Any]:
     """What the trace itself says (the known outcomes the replay's analysis is checked
     against): counts, and how many succeeded later than ``threshold`` after submit."""
     succeeded = [r for r in rows if r.outcome == "SUCCEEDED"]

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sentinel.review_report import Chart
+from store.db import saved_id
 from store.tables import ReviewChart, ReviewReport, utcnow
 
 
@@ -41,12 +43,14 @@ def save_report(
         try:
             session.flush()
             for c in charts:
-                session.add(ReviewChart(report_id=row.id, name=c.name, title=c.title[:200], png=c.png))
+                session.add(
+                    ReviewChart(report_id=saved_id(row.id), name=c.name, title=c.title[:200], png=c.png)
+                )
             session.commit()
         except IntegrityError:
             session.rollback()
-            return session.exec(select(ReviewReport.id).where(ReviewReport.key == key)).one()
-        return int(row.id)
+            return saved_id(session.exec(select(ReviewReport.id).where(col(ReviewReport.key) == key)).one())
+        return saved_id(row.id)
 
 
 def get_report(engine: Engine, report_id: int) -> ReviewReport | None:
@@ -58,7 +62,9 @@ def charts_of(engine: Engine, report_id: int) -> list[ReviewChart]:
     with Session(engine) as session:
         return list(
             session.exec(
-                select(ReviewChart).where(ReviewChart.report_id == report_id).order_by(ReviewChart.id)
+                select(ReviewChart)
+                .where(col(ReviewChart.report_id) == report_id)
+                .order_by(col(ReviewChart.id))
             )
         )
 
@@ -66,22 +72,22 @@ def charts_of(engine: Engine, report_id: int) -> list[ReviewChart]:
 def get_chart(engine: Engine, report_id: int, name: str) -> ReviewChart | None:
     with Session(engine) as session:
         return session.exec(
-            select(ReviewChart).where(ReviewChart.report_id == report_id, ReviewChart.name == name)
+            select(ReviewChart).where(col(ReviewChart.report_id) == report_id, col(ReviewChart.name) == name)
         ).first()
 
 
 def list_reports(
     engine: Engine, *, kind: str | None = None, limit: int = 50, offset: int = 0
-) -> tuple[list[dict], int]:
+) -> tuple[list[dict[str, Any]], int]:
     """Reports, newest period first, without their HTML (the summary and the chart names)."""
-    where = [ReviewReport.kind == kind] if kind else []
+    where = [col(ReviewReport.kind) == kind] if kind else []
     with Session(engine) as session:
         total = session.exec(select(func.count()).select_from(ReviewReport).where(*where)).one()
         rows = list(
             session.exec(
                 select(ReviewReport)
                 .where(*where)
-                .order_by(ReviewReport.since.desc(), ReviewReport.id.desc())
+                .order_by(col(ReviewReport.since).desc(), col(ReviewReport.id).desc())
                 .offset(offset)
                 .limit(limit)
             )
@@ -89,7 +95,7 @@ def list_reports(
         names: dict[int, list[str]] = {}
         for c in session.exec(
             select(ReviewChart.report_id, ReviewChart.name).where(
-                ReviewChart.report_id.in_([r.id for r in rows])
+                col(ReviewChart.report_id).in_([saved_id(r.id) for r in rows])
             )
         ):
             names.setdefault(c[0], []).append(c[1])
@@ -103,7 +109,7 @@ def list_reports(
                 "emailed_at": r.emailed_at,
                 "emailed_to": r.emailed_to,
                 "summary": json.loads(r.summary_json).get("headline", {}),
-                "charts": sorted(names.get(r.id, [])),
+                "charts": sorted(names.get(saved_id(r.id), [])),
             }
             for r in rows
         ], int(total)

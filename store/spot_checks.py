@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -31,20 +31,20 @@ def _decision_rows(engine: Engine, since: datetime, until: datetime) -> list[Eve
     """Status rows with a category written in [since, until), and the ``started`` rows of
     their withdrawals."""
     with Session(engine) as session:
-        decided = sa_select(WithdrawalEvent.withdrawal_id).where(
-            WithdrawalEvent.kind == "status",
+        decided = sa_select(col(WithdrawalEvent.withdrawal_id)).where(
+            col(WithdrawalEvent.kind) == "status",
             col(WithdrawalEvent.category).is_not(None),
-            WithdrawalEvent.at >= since,
-            WithdrawalEvent.at < until,
+            col(WithdrawalEvent.at) >= since,
+            col(WithdrawalEvent.at) < until,
         )
         rows = session.exec(
             select(WithdrawalEvent).where(
-                ((WithdrawalEvent.kind == "started") & col(WithdrawalEvent.withdrawal_id).in_(decided))
+                ((col(WithdrawalEvent.kind) == "started") & col(WithdrawalEvent.withdrawal_id).in_(decided))
                 | (
-                    (WithdrawalEvent.kind == "status")
+                    (col(WithdrawalEvent.kind) == "status")
                     & col(WithdrawalEvent.category).is_not(None)
-                    & (WithdrawalEvent.at >= since)
-                    & (WithdrawalEvent.at < until)
+                    & (col(WithdrawalEvent.at) >= since)
+                    & (col(WithdrawalEvent.at) < until)
                 )
             )
         )
@@ -95,19 +95,19 @@ def queue(
     engine: Engine, *, state: str = "open", limit: int = 50, offset: int = 0, day: str | None = None
 ) -> tuple[list[dict], int]:
     """Spot checks, oldest decision first: ``open`` (no verdict yet), ``reviewed`` or ``all``."""
-    where = []
+    where: list[ColumnElement[bool]] = []
     if state == "open":
         where.append(col(SpotCheck.verdict).is_(None))
     elif state == "reviewed":
         where.append(col(SpotCheck.verdict).is_not(None))
     if day:
-        where.append(SpotCheck.day == day)
+        where.append(col(SpotCheck.day) == day)
     with Session(engine) as session:
         total = session.exec(select(func.count()).select_from(SpotCheck).where(*where)).one()
         rows = session.exec(
             select(SpotCheck)
             .where(*where)
-            .order_by(SpotCheck.decided_at, SpotCheck.id)
+            .order_by(col(SpotCheck.decided_at), col(SpotCheck.id))
             .offset(offset)
             .limit(limit)
         )
@@ -159,7 +159,7 @@ def reviewed_between(engine: Engine, since: datetime, until: datetime) -> list[d
                 col(SpotCheck.reviewed_at) >= since,
                 col(SpotCheck.reviewed_at) < until,
             )
-            .order_by(SpotCheck.id)
+            .order_by(col(SpotCheck.id))
         )
         return [as_dict(r) for r in rows]
 

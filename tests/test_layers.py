@@ -33,7 +33,7 @@ def test_worker_imports_product_packages_only():
 
 def test_the_check_sees_imports_inside_functions():
     """The worker imports its client inside main(): a check blind to that would pass anyway."""
-    src = "import os\ndef main():\n    from starter.demo import run\n    import bench.common\n"
+    src = "import os\ndef main():\n    from starter.demo import run\n    import bench.stack\n"
     assert top_level_imports(src) == {"os", "starter", "bench"}
 
 
