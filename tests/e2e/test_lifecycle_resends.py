@@ -7,9 +7,9 @@ server with seconds for minutes:
 - WeChat MONEY_LIMIT (a daily limit, WAIT): it waits until the channel's day resets, the
   user is told that date and time, and then it is sent again.
 
-These run on the dev server because the time-skipping test server rejects the completion of
-a workflow task in this flow ("invalid history builder state for action") and never moves
-again; the same workflow completes on the real server."""
+The same flows run on the time-skipping server in tests/workflows/test_retry_decisions.py
+(the earlier lifecycle code wedged that server in this flow: "invalid history builder state
+for action"); here they run end to end on the real server."""
 
 from __future__ import annotations
 
