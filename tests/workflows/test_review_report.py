@@ -2,7 +2,7 @@
 time-skipping server computes the analysis of the previous day, draws the day's spot
 checks, stores the report with its PNG charts, and emails it (HTML with the charts inline)
 to operations; the API lists it and serves its HTML and charts; spot-check accuracy and
-suggested catalogue changes appear in it. The schedules themselves: tests/test_review_schedules.py."""
+suggested catalogue changes appear in it. The schedules themselves: tests/e2e/test_review_schedules.py."""
 
 from __future__ import annotations
 
