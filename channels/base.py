@@ -64,6 +64,11 @@ class Channel(ABC):
     def __init__(self, catalogue: Catalogue):
         self.catalogue = catalogue
 
+    @property
+    def codes_of(self) -> str:
+        """The catalogue whose codes this channel's answers carry: its own, by default."""
+        return self.name
+
     def observe(
         self,
         order_id: str,
@@ -79,7 +84,7 @@ class Channel(ABC):
             channel=self.name,
             raw_status=raw_status,
             raw_code=raw_code,
-            classification=classify(self.catalogue, self.name, raw_status, raw_code),
+            classification=classify(self.catalogue, self.codes_of, raw_status, raw_code),
             event_id=event_id,
             observed_at=at,
         )

@@ -24,7 +24,6 @@ from temporalio import activity
 
 from channels.base import CallbackEvent, Channel, ChannelRejectedRequest, withdrawal_id_for
 from sentinel.catalogue import Catalogue
-from sentinel.classifier import classify
 from sentinel.models import Observation, WithdrawalRequest
 from sentinel.traces import TraceRow
 
@@ -70,25 +69,10 @@ class TraceChannel(Channel):
         self.book = book
         self.clock = clock
 
-    def observe(
-        self,
-        order_id: str,
-        raw_status: str,
-        raw_code: str | None,
-        source: str,
-        at: datetime,
-        event_id: str | None = None,
-    ) -> Observation:
-        return Observation(
-            order_id=order_id,
-            source=source,
-            channel=self.name,
-            raw_status=raw_status,
-            raw_code=raw_code,
-            classification=classify(self.catalogue, PROTOCOL, raw_status, raw_code),
-            event_id=event_id,
-            observed_at=at,
-        )
+    @property
+    def codes_of(self) -> str:
+        """A traced withdrawal answers in the trace's own protocol, whatever its channel."""
+        return PROTOCOL
 
     async def submit(
         self, request: WithdrawalRequest, order_id: str, callback_url: str | None
