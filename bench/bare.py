@@ -3,6 +3,11 @@ happy path (regular and local, counted from a history by bench/throughput.py), e
 no-op, and no logic. Its worker runs in its own process, like the sentinel worker.
 
     python -m bench.bare --address 127.0.0.1:7233 --task-queue bench-bare
+    python -m bench.bare --address 127.0.0.1:7233 --task-queue bench-bare-enc --encrypted
+
+``--encrypted`` gives the bare worker the product's data converter (payloads sealed with
+AES-GCM by runtime/codec.py, the development key): the same transport as the withdrawal
+workflow, so that the ratio measures the workflow's own work, not the encryption.
 """
 
 from __future__ import annotations
@@ -36,8 +41,19 @@ class BareWorkflow:
         return activities + local_activities
 
 
-async def serve(address: str, task_queue: str) -> None:
-    client = await Client.connect(address)
+def encrypted_converter():
+    """The product's data converter with the development payload key."""
+    from runtime.codec import converter_for
+    from sentinel.settings import DEV_PAYLOAD_KEYS, Settings
+
+    return converter_for(Settings(_env_file=None, payload_keys=DEV_PAYLOAD_KEYS))
+
+
+async def serve(address: str, task_queue: str, encrypted: bool = False) -> None:
+    if encrypted:
+        client = await Client.connect(address, data_converter=encrypted_converter())
+    else:
+        client = await Client.connect(address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,5 +72,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--address", required=True)
     p.add_argument("--task-queue", default=TASK_QUEUE)
+    p.add_argument("--encrypted", action="store_true", help="payloads sealed like the product's")
     a = p.parse_args()
-    asyncio.run(serve(a.address, a.task_queue))
+    asyncio.run(serve(a.address, a.task_queue, a.encrypted))
