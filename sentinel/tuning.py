@@ -116,19 +116,23 @@ def project(durations: list[float], threshold_s: float, grace_s: float, margin_s
     return Projection(int(threshold_s), int(notify), notices, within_margin, after_threshold - notices)
 
 
-def feasible_threshold(durations: list[float], grace_s: float, cfg: TuningConfig, cap_s: float) -> int:
+def feasible_threshold(durations: list[float], grace_s: float, cfg: TuningConfig, cap_s: float) -> int | None:
     """The rule (module docstring): the smallest step at or above the quantile with no
-    arrival in (T, T + grace], else the longest arrival rounded up to a step."""
+    arrival in (T, T + grace], below the manual check ``cap_s`` (a threshold at or past it is
+    not a valid delays.yaml). None when there is no such step: no threshold below the manual
+    check avoids a missed delay, so the group keeps the one it has."""
     d = sorted(durations)
     step = cfg.step_s
-    longest = math.ceil(d[-1] / step) * step
+    longest = max(step, math.ceil(d[-1] / step) * step)
     t = max(step, math.ceil(quantile(d, cfg.quantile) / step) * step)
-    while t <= min(cap_s, longest):
+    while t <= longest:
+        if t >= cap_s:
+            return None
         lo, hi = bisect.bisect_right(d, t), bisect.bisect_right(d, t + grace_s)
         if lo == hi:
             return t
         t += step
-    return max(step, longest)
+    return longest if longest < cap_s else None
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ def suggest(items: list[Arrival], doc: Mapping[str, Any], cfg: TuningConfig) -> 
         if len(durations) < cfg.min_samples:
             continue
         t = feasible_threshold(durations, policy.grace_s, cfg, policy.manual_check_s)
+        if t is None:  # no threshold below the manual check avoids a missed delay: keep it
+            continue
         current = int(policy.delay_threshold_s)
         was = project(durations, current, policy.grace_s, cfg.margin_s)
         if abs(t - current) < cfg.min_change * current and was.missed == 0:

@@ -103,10 +103,12 @@ def test_the_threshold_skips_a_gap_with_arrivals_in_the_grace():
     assert project(durations, t, 300, 1800).missed == 0
 
 
-def test_without_a_gap_below_manual_check_the_threshold_is_the_longest_arrival():
+def test_without_a_gap_below_manual_check_there_is_no_suggestion():
+    """A threshold at or past the manual check is not a valid delays.yaml (the policy refuses
+    it): when every step below it has an arrival in its grace, the group keeps its threshold."""
     durations = [float(s) for s in range(60, 7200, 60)]  # an arrival every minute up to 2 h
-    t = feasible_threshold(durations, 600, CFG, 3600)
-    assert t == 7200 and project(durations, t, 600, 1800).missed == 0
+    assert feasible_threshold(durations, 600, CFG, 3600) is None
+    assert feasible_threshold(durations, 600, CFG, 8000) == 7200  # nothing arrives after 2 h
 
 
 @settings(max_examples=200, derandomize=True, deadline=None)
@@ -122,10 +124,15 @@ def test_the_rule_never_misses_a_delay_on_its_own_data(durations, grace, q, cap)
     does so (below the cap)."""
     cfg = TuningConfig(quantile=q, step_s=300, min_samples=5, margin_s=1800)
     t = feasible_threshold(durations, grace, cfg, cap)
+    start = max(300, -(-quantile(durations, q) // 300) * 300)
+    if t is None:  # every step from the quantile up to the manual check misses a delay
+        steps = range(int(start), cap, 300)
+        assert all(project(durations, s, grace, 1800).missed > 0 for s in steps)
+        return
+    assert t < cap  # a valid delays.yaml: the manual check comes after the threshold
     assert project(durations, t, grace, 1800).missed == 0
     assert t % 300 == 0 and t >= min(quantile(durations, q), max(durations))
-    start = max(300, -(-quantile(durations, q) // 300) * 300)
-    if start <= t - 300 <= cap:  # the step below was tried and had an arrival in its grace
+    if start <= t - 300:  # the step below was tried and had an arrival in its grace
         assert project(durations, t - 300, grace, 1800).missed > 0
 
 
