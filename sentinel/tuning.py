@@ -184,6 +184,9 @@ def suggest(items: list[Arrival], doc: Mapping[str, Any], cfg: TuningConfig) -> 
         was = project(durations, current, policy.grace_s, cfg.margin_s)
         if abs(t - current) < cfg.min_change * current and was.missed == 0:
             continue
+        will = project(durations, t, policy.grace_s, cfg.margin_s)
+        if was.missed == 0 and will.false_alarms > was.false_alarms:
+            continue  # a change that adds false alarms and mends no missed delay is no tuning
         out.append(
             Suggestion(
                 section,
@@ -193,7 +196,7 @@ def suggest(items: list[Arrival], doc: Mapping[str, Any], cfg: TuningConfig) -> 
                 int(policy.grace_s),
                 len(durations),
                 was,
-                project(durations, t, policy.grace_s, cfg.margin_s),
+                will,
                 _by_hour(group),
             )
         )
