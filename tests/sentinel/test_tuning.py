@@ -42,7 +42,7 @@ from store.db import engine_for
 from store.events import append_event
 from store.tables import WithdrawalEvent
 from store.withdrawals import record_withdrawal
-from tests.support.workflow_harness import make_request
+from tests.support.workflow_harness import TEST_DELAYS, make_request
 
 MON9 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
 DELAYS_TEXT = (ROOT / "config" / "delays.yaml").read_text()
@@ -373,14 +373,22 @@ def test_sentinel_tune_prints_a_diff_and_the_projection(cli_db, tmp_path):
 
 
 def test_no_suggestion_adds_false_alarms_where_none_is_missed():
-    """R30: a channel told at 2 h 10 min has no false alarm and misses no delay; the 90th
+    """R30: a channel told at 2 h 10 min has no false alarm and misses no delay; the 95th
     percentile (60 min) would tell the four 85-minute arrivals 15 minutes before their money
     (four false alarms) and mend nothing: that is no tuning, so there is no suggestion
     (bench.tuning_on_trace found it on the shipped trace)."""
-    doc = {"version": "t", "defaults": {"delay_threshold": "2h", "grace": "10m", "manual_check": "4h"}}
+    doc = {
+        "version": "t",
+        "defaults": {
+            **TEST_DELAYS["defaults"],
+            "delay_threshold": "2h",
+            "grace": "10m",
+            "manual_check": "4h",
+        },
+    }
     durations = [60.0] * 90 + [3600.0] * 6 + [5100.0] * 4
     items = [arrival(i, d) for i, d in enumerate(durations)]
-    cfg = TuningConfig(quantile=0.9, step_s=300, min_samples=30, margin_s=1800)
+    cfg = TuningConfig(quantile=0.95, step_s=300, min_samples=30, margin_s=1800)
     assert feasible_threshold(durations, 600, cfg, 4 * 3600) == 3600
     assert project(durations, 3600, 600, 1800).false_alarms == 4
     assert suggest(items, doc, cfg) == []
