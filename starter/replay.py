@@ -27,8 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType, IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -249,15 +248,7 @@ async def replay(
         test_server_existing_path=path, data_converter=converter_for(settings)
     )
     try:
-        attrs = {
-            k.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL
-            if k is sa.NEEDS_REVIEW
-            else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-            for k in sa.ALL_KEYS
-        }
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace="default", search_attributes=attrs)
-        )
+        await sa.register(env.client)
         now = (await env.get_current_time()).astimezone(UTC)
         rows, shift = shift_to(rows, now + timedelta(minutes=1))
         book = TraceBook(rows)

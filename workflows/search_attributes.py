@@ -4,10 +4,15 @@ No PII here: search attributes are not encrypted."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, TypedSearchAttributes
 
 from sentinel.contracts import CarriedState
 from sentinel.models import WithdrawalRequest
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 WITHDRAWAL_STATUS = SearchAttributeKey.for_keyword("WithdrawalStatus")
 EXCEPTION_CATEGORY = SearchAttributeKey.for_keyword("ExceptionCategory")
@@ -24,6 +29,23 @@ KEYWORDS: list[SearchAttributeKey[str]] = [
     SEVERITY,
 ]
 ALL_KEYS: list[SearchAttributeKey[str] | SearchAttributeKey[bool]] = [*KEYWORDS, NEEDS_REVIEW]
+
+
+async def register(client: Client, namespace: str = "default") -> None:
+    """Registers every search attribute on a server that starts without them (the
+    time-skipping test server; the dev server takes ``cli_flags()``)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    attrs = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL
+        if key is NEEDS_REVIEW
+        else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in ALL_KEYS
+    }
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace=namespace, search_attributes=attrs)
+    )
 
 
 def cli_flags() -> list[str]:

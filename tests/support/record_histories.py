@@ -16,8 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from sentinel.models import ReviewDecision
@@ -80,17 +78,7 @@ async def main() -> None:
         test_server_existing_path=str(beside) if beside.exists() else shutil.which("temporal-test-server"),
         data_converter=DEV_CONVERTER,
     )
-    attrs = {
-        k.name: (
-            IndexedValueType.INDEXED_VALUE_TYPE_BOOL
-            if k is sa.NEEDS_REVIEW
-            else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        )
-        for k in sa.ALL_KEYS
-    }
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(namespace="default", search_attributes=attrs)
-    )
+    await sa.register(env.client)
     tmp = Path(tempfile.mkdtemp())
     settings = make_settings(tmp, sink.port)
     OUT.mkdir(exist_ok=True)

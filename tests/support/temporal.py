@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.codec import converter_for
@@ -38,15 +36,7 @@ async def start_test_server() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=path, data_converter=DEV_CONVERTER
     )
-    attrs = {
-        key.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL
-        if key is sa.NEEDS_REVIEW
-        else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        for key in sa.ALL_KEYS
-    }
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(namespace="default", search_attributes=attrs)
-    )
+    await sa.register(env.client)
     return env
 
 
