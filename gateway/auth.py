@@ -141,6 +141,14 @@ def _unauthorized(error: str, detail: str) -> ApiError:
     return ApiError(401, error, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def user_of_token(state: Any, credential: str) -> str:
+    """The user id of a valid user token, checked with the app's secret, clock and longest
+    lifetime (TokenError; ValueError when no secret is configured: user tokens are off)."""
+    return verify_user_token(
+        credential, state.settings.user_token_secret, state.clock(), state.settings.user_token_max_ttl_s
+    )
+
+
 async def principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
@@ -151,12 +159,7 @@ async def principal(
     state = request.app.state
     if is_user_token(credential):
         try:
-            user_id = verify_user_token(
-                credential,
-                state.settings.user_token_secret,
-                state.clock(),
-                state.settings.user_token_max_ttl_s,
-            )
+            user_id = user_of_token(state, credential)
         except TokenError as exc:
             raise _unauthorized("invalid user token", str(exc)) from None
         except ValueError:  # no secret configured: user tokens are off

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from gateway.auth import ROLES, USER
+from gateway.auth import ROLES, USER, user_of_token
 from gateway.sessions import COOKIE, PRE_CSRF_COOKIE, Session, SessionError, new_pre_csrf
 from gateway.web import PREFIX, render
-from sentinel.user_tokens import TokenError, is_user_token, verify_user_token
+from sentinel.user_tokens import TokenError, is_user_token
 
 
 class PageProblem(Exception):
@@ -177,12 +177,7 @@ def credential_of(request: Request, credential: str) -> tuple[str, str, int | No
         return None
     if is_user_token(credential):
         try:
-            user_id = verify_user_token(
-                credential,
-                state.settings.user_token_secret,
-                state.clock(),
-                state.settings.user_token_max_ttl_s,
-            )
+            user_id = user_of_token(state, credential)
         except (TokenError, ValueError):
             return None
         return user_id, USER, int(credential.split(".")[3])
