@@ -113,7 +113,7 @@ class WithdrawalRequest(_Model):
         default_factory=Contact, description="where the user is reached besides the in-app inbox"
     )
     created_at: datetime = Field(
-        default_factory=lambda: datetime.now(UTC),
+        default_factory=lambda: datetime.now(UTC),  # sandbox-ok: the API fills it; a workflow receives it set
         description="when the user asked (default: when the request arrives); with a time zone",
     )
     card_added_at: datetime | None = Field(

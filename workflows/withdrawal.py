@@ -60,8 +60,12 @@ with workflow.unsafe.imports_passed_through():
     from sentinel.transitions import asks_routes, due_timers, next_wake, step, submit_unconfirmed
     from workflows import search_attributes as sa
 
-from workflows.review import Review
-from workflows.state import CHANNEL_RETRY, INIT_TIMEOUT, LIFECYCLE_ROUTES, lifecycle_of, store, view_of
+    # The workflow's own helpers are loaded once, not on every run: the sandbox imports
+    # again, for each new workflow run, every module it does not pass through, and these
+    # three cost more than the rest of a short run's work (bench/throughput.py). They keep
+    # the sandbox's rules by test instead (tests/workflows/test_determinism_rules.py).
+    from workflows.review import Review
+    from workflows.state import CHANNEL_RETRY, INIT_TIMEOUT, LIFECYCLE_ROUTES, lifecycle_of, store, view_of
 
 
 @workflow.defn
