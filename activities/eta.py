@@ -1,5 +1,5 @@
 """The data-driven ETA (R24, issue #14 item 4) for the activity the workflow already runs at
-the start (``init_tracking``): the arrival-time table of the event record (sentinel/tuning.py
+the start (``init_tracking``): the arrival-time table of the event record (sentinel/eta.py
 ``EtaTable``), rebuilt at most every ``refresh`` (config/eta.yaml), and the ``eta_hours`` a
 withdrawal's policy carries. No Temporal action is added: the workflow promises arrival
 ``eta_hours`` after its delay notice, as before, with the figure from the data."""
@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from runtime.config_files import HotFile
+from sentinel.eta import EtaConfig, EtaTable, eta_hours
 from sentinel.outage import duration_s
-from sentinel.tuning import EtaConfig, EtaTable, arrivals, eta_hours
+from sentinel.tuning import arrivals
 from store.incidents import outage_rows
 
 log = logging.getLogger(__name__)

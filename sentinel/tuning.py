@@ -1,7 +1,6 @@
-"""Threshold tuning (R30) and the ETA of a delayed withdrawal (R24), from the arrival times
-in the event record (issue #14 item 4). Pure: event rows in, suggestions, a unified diff of
-config/delays.yaml and ETA figures out. Definitions in docs/analysis.md ("Threshold tuning",
-"ETA").
+"""Threshold tuning (R30), from the arrival times in the event record (issue #14 item 4).
+Pure: event rows in, suggestions and a unified diff of config/delays.yaml out. Definitions in
+docs/analysis.md ("Threshold tuning"); the ETA from the same arrivals is sentinel/eta.py.
 
 The rule of a suggestion (no missed delay on the data it came from): a withdrawal is told of
 a delay ``grace`` after its ``delay_threshold``; one that arrives after the threshold but
@@ -12,6 +11,11 @@ arrival of the group falls in (T, T + grace]; when no such T exists below the gr
 the data it was derived from, every withdrawal that arrived after T was told. A channel's T
 holds for each of its banks (a subset of its arrivals has no arrival in the gap either); a
 bank with its own section gets a T from all of its arrivals, on every channel.
+
+The grace (R23: a short blip raises no alarm) is tuned for the delays the channel itself
+reports (a maintenance or cut-off code: the grace starts at the report, not at the
+threshold): the smallest longer grace, up to ``max_grace``, with fewer false alarms and still
+no missed delay (:func:`better_grace`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class TuningConfig:
     min_samples: int = 30  # fewer arrivals: no suggestion for the group
     margin_s: int = 1800  # a delay notice followed by the money within this is a false alarm
     min_change: float = 0.1  # a suggestion within 10 % of the current value is left out
+    max_grace_s: int = 3600  # the grace the tuning may suggest at most (R23: a blip, not a day)
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.quantile < 1 or self.step_s < 60 or self.min_samples < 5 or self.margin_s < 0:
@@ -53,6 +58,8 @@ class Arrival:
     bank: str
     started_at: datetime
     duration_s: float | None  # None: not arrived (failed, returned or still open)
+    #: seconds after the start when the withdrawal first became DELAYED (its delay notice)
+    delayed_at_s: float | None = None
 
     @property
     def hour_of_week(self) -> str:
@@ -63,17 +70,19 @@ def arrivals(rows: Iterable[EventRow]) -> list[Arrival]:
     """One Arrival per withdrawal with a ``started`` row: the time to its first SUCCEEDED."""
     started: dict[str, EventRow] = {}
     arrived: dict[str, datetime] = {}
+    delayed: dict[str, datetime] = {}
     for r in rows:
         if r.kind == "started":
             started[r.withdrawal_id] = r
-        elif r.kind == "status" and r.status == "SUCCEEDED":
+        elif r.kind == "status" and r.status in ("SUCCEEDED", "DELAYED"):
+            first = arrived if r.status == "SUCCEEDED" else delayed
             at = as_utc(r.at)
-            if r.withdrawal_id not in arrived or at < arrived[r.withdrawal_id]:
-                arrived[r.withdrawal_id] = at
+            if r.withdrawal_id not in first or at < first[r.withdrawal_id]:
+                first[r.withdrawal_id] = at
     out = []
     for wid, s in sorted(started.items()):
         start = as_utc(s.at)
-        done = arrived.get(wid)
+        done, late = arrived.get(wid), delayed.get(wid)
         out.append(
             Arrival(
                 wid,
@@ -81,6 +90,7 @@ def arrivals(rows: Iterable[EventRow]) -> list[Arrival]:
                 s.bank_code or "?",
                 start,
                 max(0.0, (done - start).total_seconds()) if done else None,
+                max(0.0, (late - start).total_seconds()) if late else None,
             )
         )
     return out
@@ -116,6 +126,61 @@ def project(durations: list[float], threshold_s: float, grace_s: float, margin_s
     return Projection(int(threshold_s), int(notify), notices, within_margin, after_threshold - notices)
 
 
+#: one arrival for a projection: its duration and, when the channel said the bank was slow
+#: before the threshold, how long after the start it said so (the grace starts then)
+Sample = tuple[float, float | None]
+
+
+def project_samples(samples: list[Sample], threshold_s: float, grace_s: float, margin_s: float) -> Projection:
+    """:func:`project` for arrivals some of which the channel reported slow first: such a
+    withdrawal is told ``grace`` after the report or after the threshold, whichever is first
+    (sentinel/timers.py ``alarm_due``)."""
+    notices = false_alarms = missed = 0
+    for duration, slow_at in samples:
+        notify = (threshold_s if slow_at is None else min(threshold_s, slow_at)) + grace_s
+        if duration > notify:
+            notices += 1
+            false_alarms += duration <= notify + margin_s
+        elif duration > threshold_s:
+            missed += 1
+    return Projection(int(threshold_s), int(threshold_s + grace_s), notices, false_alarms, missed)
+
+
+def samples_of(items: list[Arrival], threshold_s: float, grace_s: float) -> list[Sample]:
+    """The arrived withdrawals of ``items`` as samples. One that became DELAYED earlier than
+    the threshold's alarm (threshold + grace) was reported slow by its channel ``grace``
+    before that; one that arrived within the grace after such a report left no trace of it,
+    and a longer grace would not tell it either."""
+    out: list[Sample] = []
+    for a in items:
+        if a.duration_s is None:
+            continue
+        early = a.delayed_at_s is not None and a.delayed_at_s < threshold_s + grace_s - 60
+        slow_at = max(0.0, a.delayed_at_s - grace_s) if early and a.delayed_at_s is not None else None
+        out.append((a.duration_s, slow_at))
+    return out
+
+
+def better_grace(
+    samples: list[Sample], threshold_s: float, grace_s: float, cfg: TuningConfig, cap_s: float
+) -> int:
+    """The grace for the delays the channels report (R23: a short blip raises no alarm): the
+    smallest step from the current grace up to ``max_grace`` (and below the manual check
+    after the threshold) with the fewest false alarms and no missed delay on the samples;
+    the current grace when no step has fewer false alarms than it."""
+    if not any(slow_at is not None for _, slow_at in samples):
+        return int(grace_s)
+    best_fa = project_samples(samples, threshold_s, grace_s, cfg.margin_s).false_alarms
+    best = int(grace_s)
+    g = (int(grace_s) // cfg.step_s + 1) * cfg.step_s
+    while g <= cfg.max_grace_s and threshold_s + g < cap_s and best_fa > 0:
+        p = project_samples(samples, threshold_s, g, cfg.margin_s)
+        if p.missed == 0 and p.false_alarms < best_fa:
+            best, best_fa = g, p.false_alarms
+        g += cfg.step_s
+    return best
+
+
 def feasible_threshold(durations: list[float], grace_s: float, cfg: TuningConfig, cap_s: float) -> int | None:
     """The rule (module docstring): the smallest step at or above the quantile with no
     arrival in (T, T + grace], below the manual check ``cap_s`` (a threshold at or past it is
@@ -145,8 +210,14 @@ class Suggestion:
     samples: int
     current: Projection
     suggested: Projection
+    #: the grace suggested with the threshold (``grace_s`` when it stays)
+    suggested_grace_s: int = -1
     #: hour of week -> (arrivals, p90 seconds), for the reviewer (delays.yaml has no hours)
     by_hour: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    @property
+    def new_grace_s(self) -> int:
+        return self.grace_s if self.suggested_grace_s == -1 else self.suggested_grace_s
 
 
 def _by_hour(items: list[Arrival]) -> dict[str, tuple[int, float]]:
@@ -177,30 +248,37 @@ def suggest(items: list[Arrival], doc: Mapping[str, Any], cfg: TuningConfig) -> 
         durations = [a.duration_s for a in group if a.duration_s is not None]
         if len(durations) < cfg.min_samples:
             continue
-        t = feasible_threshold(durations, policy.grace_s, cfg, policy.manual_check_s)
-        if t is None:  # no threshold below the manual check avoids a missed delay: keep it
-            continue
-        current = int(policy.delay_threshold_s)
-        was = project(durations, current, policy.grace_s, cfg.margin_s)
-        if abs(t - current) < cfg.min_change * current and was.missed == 0:
-            continue
-        will = project(durations, t, policy.grace_s, cfg.margin_s)
-        if was.missed == 0 and will.false_alarms > was.false_alarms:
-            continue  # a change that adds false alarms and mends no missed delay is no tuning
-        out.append(
-            Suggestion(
-                section,
-                name,
-                current,
-                t,
-                int(policy.grace_s),
-                len(durations),
-                was,
-                will,
-                _by_hour(group),
-            )
-        )
+        found = _tuned(group, durations, policy, cfg)
+        if found is not None:
+            out.append(Suggestion(section, name, *found, _by_hour(group)))
     return out
+
+
+def _tuned(
+    group: list[Arrival], durations: list[float], policy: TrackingPolicy, cfg: TuningConfig
+) -> tuple[int, int, int, int, Projection, Projection, int] | None:
+    """One group's threshold (the rule) and grace (:func:`better_grace`), or None when
+    neither changes: no threshold below the manual check avoids a missed delay, the change
+    is below ``min_change`` and mends no missed delay, or it adds false alarms where none is
+    missed (no tuning, it mends nothing)."""
+    current, grace = int(policy.delay_threshold_s), int(policy.grace_s)
+    samples = samples_of(group, current, grace)
+    was = project_samples(samples, current, grace, cfg.margin_s)
+    t = feasible_threshold(durations, grace, cfg, policy.manual_check_s)
+    if t is None or (abs(t - current) < cfg.min_change * current and was.missed == 0):
+        t = current
+    elif was.missed == 0 and project_samples(samples, t, grace, cfg.margin_s).false_alarms > was.false_alarms:
+        t = current
+    # the grace for the new threshold, and for the current one: the fewer false alarms win,
+    # the new threshold on a tie (it tells sooner or misses less)
+    options = []
+    for threshold in dict.fromkeys((t, current)):
+        g = better_grace(samples, threshold, grace, cfg, policy.manual_check_s)
+        options.append((project_samples(samples, threshold, g, cfg.margin_s), threshold, g))
+    will, t, g = min(options, key=lambda o: (o[0].missed, o[0].false_alarms))
+    if (t, g) == (current, grace):
+        return None
+    return current, t, grace, len(durations), was, will, g
 
 
 def _bank_policy(doc: Mapping[str, Any], bank: str, group: list[Arrival]) -> TrackingPolicy:
@@ -223,8 +301,8 @@ def duration_text(seconds: int) -> str:
 _TOP = re.compile(r"^(\w[\w-]*):\s*(#.*)?$")
 
 
-def _set_threshold(lines: list[str], section: str, name: str, value: str, comment: str) -> list[str]:
-    """``section.name.delay_threshold = value`` in the YAML text, comments and order kept:
+def _set_value(lines: list[str], section: str, name: str, key: str, value: str, comment: str) -> list[str]:
+    """``section.name.key = value`` in the YAML text, comments and order kept:
     the line is replaced, or added under the entry, or the entry added to the section."""
     lines = list(lines)
     start = next((i for i, line in enumerate(lines) if re.match(rf"^{section}:\s*(#.*)?$", line)), None)
@@ -240,7 +318,7 @@ def _set_threshold(lines: list[str], section: str, name: str, value: str, commen
         ),
         None,
     )
-    new_line = f"    delay_threshold: {value}   # {comment}"
+    new_line = f"    {key}: {value}   # {comment}"
     if entry is None:
         while end > start + 1 and not lines[end - 1].strip():
             end -= 1
@@ -248,7 +326,7 @@ def _set_threshold(lines: list[str], section: str, name: str, value: str, commen
     lines[entry] = re.sub(r":\s*\{\}", ":", lines[entry])
     entry_end = next((i for i in range(entry + 1, end) if re.match(r"^  \S", lines[i])), end)
     for i in range(entry + 1, entry_end):
-        if re.match(r"^    delay_threshold:", lines[i]):
+        if re.match(rf"^    {key}:", lines[i]):
             lines[i] = new_line
             return lines
     return lines[: entry + 1] + [new_line] + lines[entry + 1 :]
@@ -261,12 +339,16 @@ def tuned_text(text: str, suggestions: list[Suggestion]) -> str:
 
     lines = text.splitlines()
     for s in suggestions:
-        comment = (
-            f"tuned: {s.samples} arrivals, was {duration_text(s.current_s)}; false alarms "
-            f"{s.current.false_alarm_rate} -> {s.suggested.false_alarm_rate}, "
+        figures = (
+            f"false alarms {s.current.false_alarm_rate} -> {s.suggested.false_alarm_rate}, "
             f"missed {s.current.missed} -> {s.suggested.missed}"
         )
-        lines = _set_threshold(lines, s.section, s.name, duration_text(s.suggested_s), comment)
+        if s.suggested_s != s.current_s:
+            why = f"tuned: {s.samples} arrivals, was {duration_text(s.current_s)}; {figures}"
+            lines = _set_value(lines, s.section, s.name, "delay_threshold", duration_text(s.suggested_s), why)
+        if s.new_grace_s != s.grace_s:
+            why = f"tuned: {s.samples} arrivals, was {duration_text(s.grace_s)}; {figures}"
+            lines = _set_value(lines, s.section, s.name, "grace", duration_text(s.new_grace_s), why)
     new = "\n".join(lines) + ("\n" if text.endswith("\n") else "")
     validate_delays_document(yaml.safe_load(new))
     return new
@@ -292,7 +374,8 @@ def report(suggestions: list[Suggestion]) -> str:
         cur, sug = s.current, s.suggested
         out.append(
             f"{s.section}.{s.name}: delay_threshold {duration_text(s.current_s)} -> "
-            f"{duration_text(s.suggested_s)} (grace {duration_text(s.grace_s)}, {s.samples} arrivals)\n"
+            f"{duration_text(s.suggested_s)}, grace {duration_text(s.grace_s)} -> "
+            f"{duration_text(s.new_grace_s)} ({s.samples} arrivals)\n"
             f"  current:   notice at {duration_text(cur.notify_at_s)}, {cur.delay_notices} notices, "
             f"false alarms {cur.false_alarms} ({cur.false_alarm_rate}), missed {cur.missed}\n"
             f"  suggested: notice at {duration_text(sug.notify_at_s)}, {sug.delay_notices} notices, "
@@ -305,66 +388,3 @@ def report(suggestions: list[Suggestion]) -> str:
                 + ", ".join(f"{h} {duration_text(int(p))}" for h, (_, p) in slow)
             )
     return "\n".join(out) + "\n"
-
-
-# --------------------------------------------------------------------------- ETA (R24)
-
-
-@dataclass(frozen=True)
-class EtaConfig:
-    quantile: float = 0.9
-    min_samples: int = 30
-    min_eta_s: int = 900  # never promise sooner than this after the notice
-
-    def __post_init__(self) -> None:
-        if not 0.5 <= self.quantile < 1 or self.min_samples < 5 or self.min_eta_s < 60:
-            raise ValueError("eta: quantile in [0.5, 1), min_samples >= 5, min_eta >= 60 s")
-
-
-@dataclass
-class EtaTable:
-    """Sorted arrival times per (channel, bank, hour of week), (channel, bank) and channel."""
-
-    groups: dict[str, list[float]] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, items: Iterable[Arrival]) -> EtaTable:
-        groups: dict[str, list[float]] = defaultdict(list)
-        for a in items:
-            if a.duration_s is None:
-                continue
-            for key in (f"{a.channel}/{a.bank}/{a.hour_of_week}", f"{a.channel}/{a.bank}", a.channel):
-                groups[key].append(a.duration_s)
-        return cls({k: sorted(v) for k, v in groups.items()})
-
-
-def eta_after(
-    table: EtaTable, channel: str, bank: str, started_at: datetime, elapsed_s: float, cfg: EtaConfig
-) -> tuple[float, str] | None:
-    """Seconds from now (``elapsed_s`` after the start) until the money arrives with
-    probability ``quantile``, among past withdrawals of the same channel, bank and hour of
-    week that had not arrived after ``elapsed_s`` either (at least ``min_samples`` of them;
-    else the same channel and bank, else the channel), and which group answered. None: too
-    few such arrivals anywhere (the fixed ``eta_hours`` of delays.yaml then)."""
-    for key in (f"{channel}/{bank}/{hour_of_week(as_utc(started_at))}", f"{channel}/{bank}", channel):
-        d = table.groups.get(key, [])
-        later = d[bisect.bisect_right(d, elapsed_s) :]
-        if len(later) >= cfg.min_samples:
-            return max(cfg.min_eta_s, quantile(later, cfg.quantile) - elapsed_s), key
-    return None
-
-
-def eta_hours(
-    table: EtaTable,
-    channel: str,
-    bank: str,
-    started_at: datetime,
-    alarm_after_s: float,
-    fixed_hours: float,
-    cfg: EtaConfig,
-) -> float:
-    """The ``eta_hours`` a withdrawal's policy carries (the workflow promises arrival
-    ``eta_hours`` after its delay notice, which goes ``alarm_after_s`` = threshold + grace
-    after the start): from the distribution, else the fixed figure."""
-    found = eta_after(table, channel, bank, started_at, alarm_after_s, cfg)
-    return fixed_hours if found is None else round(found[0] / 3600, 3)

@@ -19,21 +19,21 @@ from typer.testing import CliRunner
 from activities.eta import EtaSource, load_eta_config
 from runtime.config_files import HotFile
 from sentinel.analysis import EventRow
+from sentinel.eta import EtaConfig, EtaTable, eta_after, eta_hours
 from sentinel.policy import resolve_tracking_policy
 from sentinel.settings import ROOT, get_settings
 from sentinel.tuning import (
     Arrival,
-    EtaConfig,
-    EtaTable,
     TuningConfig,
     arrivals,
+    better_grace,
     delays_diff,
     duration_text,
-    eta_after,
-    eta_hours,
     feasible_threshold,
     project,
+    project_samples,
     quantile,
+    samples_of,
     suggest,
     tuned_text,
 )
@@ -82,6 +82,88 @@ def test_arrivals_from_the_event_record():
         ("B", "?", "?", None),
     ]
     assert got[0].hour_of_week == "Mon 09"
+
+
+def test_arrivals_keep_when_a_withdrawal_first_became_delayed():
+    """R23, R30: the first DELAYED (the delay notice) is kept beside the arrival, so that the
+    tuning can tell a delay the channel reported from one the threshold found."""
+    rows = [
+        EventRow("A", "started", MON9, channel="generic", bank_code="ABC"),
+        EventRow("A", "status", MON9 + timedelta(minutes=10), status="DELAYED"),
+        EventRow("A", "status", MON9 + timedelta(minutes=30), status="DELAYED"),
+        EventRow("A", "status", MON9 + timedelta(minutes=22), status="SUCCEEDED"),
+        EventRow("B", "started", MON9, channel="generic", bank_code="ABC"),
+        EventRow("B", "status", MON9 + timedelta(minutes=3), status="SUCCEEDED"),
+    ]
+    a, b = arrivals(rows)
+    assert (a.duration_s, a.delayed_at_s) == (1320.0, 600.0)
+    assert (b.duration_s, b.delayed_at_s) == (180.0, None)
+    # A was told 10 minutes after the start: with a 10-minute grace, the channel said so at once
+    assert samples_of([a, b], 7200, 600) == [(1320.0, 0.0), (180.0, None)]
+    # B's notice came with the threshold (2 h + 10 min): no report of the channel's
+    late = Arrival("C", "generic", "ABC", MON9, 9000.0, 7800.0)
+    assert samples_of([late], 7200, 600) == [(9000.0, None)]
+
+
+def test_a_reported_delay_is_told_a_grace_after_the_report():
+    """R23: the channel says the bank is slow at 0; with 10 minutes of grace the user hears at
+    10 minutes, and money at 22 minutes makes that a false alarm; a 25-minute grace waits
+    past it, and the 90-minute arrival is still told (59 minutes before its money)."""
+    samples = [(22.8 * 60, 0.0), (90 * 60, 0.0), (60.0, None)]
+    p = project_samples(samples, 7200, 600, 1800)
+    assert (p.delay_notices, p.false_alarms, p.missed) == (2, 1, 0)
+    q = project_samples(samples, 7200, 1500, 1800)
+    assert (q.delay_notices, q.false_alarms, q.missed) == (1, 0, 0)
+    assert better_grace(samples, 7200, 600, CFG, 86400) == 1500
+    # without reported delays the projection is the durations' one
+    plain = [(d, None) for d, _ in samples]
+    assert project_samples(plain, 1800, 600, 1800) == project([d for d, _ in samples], 1800, 600, 1800)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(
+    samples=st.lists(
+        st.tuples(st.floats(1, 3 * 86400), st.one_of(st.none(), st.floats(0, 86400))),
+        min_size=1,
+        max_size=200,
+    ),
+    threshold=st.integers(600, 86400),
+    grace=st.integers(0, 3600),
+)
+def test_the_grace_never_adds_a_missed_delay_or_a_false_alarm(samples, threshold, grace):
+    """R23, R30: whatever the arrivals, the suggested grace is the current one or a longer
+    one with strictly fewer false alarms and no missed delay, within max_grace and before the
+    manual check."""
+    cap = threshold + 2 * 3600
+    g = better_grace(samples, threshold, grace, CFG, cap)
+    was = project_samples(samples, threshold, grace, 1800)
+    if g == grace:
+        return
+    will = project_samples(samples, threshold, g, 1800)
+    assert grace < g <= CFG.max_grace_s and threshold + g < cap and g % CFG.step_s == 0
+    assert will.missed == 0 and will.false_alarms < was.false_alarms
+
+
+def test_a_grace_suggestion_is_written_to_the_diff():
+    """R30: a bank whose channel reports short maintenance delays (told at 10 min, money at
+    20 to 25 min) gets a longer grace in its section; the file stays valid."""
+    rows = []
+    for i in range(40):
+        wid = f"M{i}"
+        rows.append(EventRow(wid, "started", MON9, channel="generic", bank_code="ABC"))
+        if i < 8:  # reported slow at once, told after the grace (10 min), money within 25 min
+            rows.append(EventRow(wid, "status", MON9 + timedelta(minutes=10), status="DELAYED"))
+            rows.append(EventRow(wid, "status", MON9 + timedelta(minutes=20 + i % 5), status="SUCCEEDED"))
+        else:
+            rows.append(EventRow(wid, "status", MON9 + timedelta(minutes=2), status="SUCCEEDED"))
+    text = (ROOT / "config" / "delays.yaml").read_text(encoding="utf-8")
+    found = suggest(arrivals(rows), yaml.safe_load(text), CFG)
+    [s] = [x for x in found if (x.section, x.name) == ("banks", "ABC")]
+    assert s.current.false_alarms == 8 and s.suggested.false_alarms == 0 and s.suggested.missed == 0
+    assert s.new_grace_s > s.grace_s == 600
+    new = yaml.safe_load(tuned_text(text, found))
+    assert new["banks"]["ABC"]["grace"] == duration_text(s.new_grace_s)
+    assert "+    grace: " in delays_diff(text, found)
 
 
 def test_projection_counts_notices_false_alarms_and_missed_delays():
