@@ -60,6 +60,7 @@ async def main_async(trace: str) -> dict:
             "false-alarm rate",
             "arrived later than threshold",
             "missed delays",
+            "notice after the start p50 / p95 s",
             "notify p95 s",
             "wall s",
         ],
@@ -68,9 +69,10 @@ async def main_async(trace: str) -> dict:
                 name,
                 h["delay_notices"],
                 h["false_alarms"],
-                h["false_alarm_rate"],
+                f"{h['false_alarm_rate']:.4f}",
                 h["arrived_late"],
                 h["missed_delays"],
+                f"{h['time_to_detect_s']['p50']:.0f} / {h['time_to_detect_s']['p95']:.0f}",
                 h["time_to_notify_s"]["p95"],
                 r["wall_s"],
             ]
@@ -78,8 +80,8 @@ async def main_async(trace: str) -> dict:
         ],
     )
     changes = md_table(
-        ["section", "name", "threshold now s", "suggested s", "arrivals"],
-        [[s.section, s.name, s.current_s, s.suggested_s, s.samples] for s in found],
+        ["section", "name", "threshold now s", "suggested s", "grace now s", "suggested grace s", "arrivals"],
+        [[s.section, s.name, s.current_s, s.suggested_s, s.grace_s, s.new_grace_s, s.samples] for s in found],
     )
     body = [
         "## Threshold tuning on the shipped trace (`bench/tuning_on_trace.py`)",
