@@ -28,6 +28,7 @@ from gateway import (
     routes_callbacks,
     routes_codec,
     routes_console,
+    routes_console_reports,
     routes_devices,
     routes_inbox,
     routes_inbox_page,
@@ -132,6 +133,7 @@ def create_app(
         routes_inbox_page,
         routes_widget,
         routes_console,
+        routes_console_reports,
         routes_review_console,
     ):
         app.include_router(module.router)

@@ -5,6 +5,9 @@ the delivery health of each notice provider (sent / failed / given up / unknown 
 last hour from the delivery log, and the circuit breaker's state from the worker's snapshots,
 store/ops_health.py); channel codes the catalogue does not map; parked callbacks waiting for
 their withdrawal, each with a re-delivery button (CSRF, audited with the operator's name).
+And from the learning loop (issue #14): the outage incidents, open ones first then the
+recently resolved, each linking to the Temporal UI's list of its bank and channel; the newest
+periodic review reports (their pages: gateway/routes_console_reports.py).
 
 Who: sessions of roles operator and supervisor. Operators sign in at ``/pages/ops/signin``
 with an account of the accounts file (gateway/reviewers.py, role ``operator``) or at
@@ -14,6 +17,7 @@ with an account of the accounts file (gateway/reviewers.py, role ``operator``) o
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -24,9 +28,12 @@ from gateway.auth import OPERATOR, SUPERVISOR
 from gateway.callbacks import RedeliverRefused, redeliver_parked
 from gateway.deps import MAX_ROW_ID, db
 from gateway.page_auth import PageProblem, check_csrf, form, need
+from gateway.routes_console_reports import REPORTS, latest_reports
 from gateway.routes_review_console import account_signin, account_signin_form
-from gateway.web import PREFIX, pick_locale, render
+from gateway.web import PREFIX, Words, aware, pick_locale, render
+from sentinel.outage import summary_rates
 from store.callbacks import parked_callbacks, unmapped_codes
+from store.incidents import incident_page
 from store.ops_counts import open_counts
 from store.ops_health import delivery_health
 
@@ -36,6 +43,9 @@ BASE = PREFIX + "/ops"
 OPS = (OPERATOR, SUPERVISOR)
 #: the window of the delivery health table
 HEALTH_WINDOW = timedelta(hours=1)
+#: incidents the page lists: open ones (the API lists more), then the most recently resolved
+OPEN_INCIDENTS = 50
+RESOLVED_INCIDENTS = 10
 #: re-delivery outcomes the page reports (query ``done``)
 DONE = ("redelivered", "not_tracked", "tracking_ended", "not_found", "unavailable")
 
@@ -48,10 +58,37 @@ ATTRIBUTES = {
 }
 
 
-def temporal_list_url(ui: str, namespace: str, attribute: str, value: str) -> str:
-    """The Temporal UI's workflow list for ``attribute = value``, open workflows only."""
-    query = f'{attribute}="{value}" AND ExecutionStatus="Running"'
+def temporal_list_url(
+    ui: str, namespace: str, attribute: str, value: str, also: dict[str, str] | None = None
+) -> str:
+    """The Temporal UI's workflow list for ``attribute = value`` (and each of ``also``), open
+    workflows only."""
+    terms = [(attribute, value), *(also or {}).items()]
+    query = " AND ".join(f'{a}="{v}"' for a, v in terms) + ' AND ExecutionStatus="Running"'
     return f"{ui.rstrip('/')}/namespaces/{quote(namespace)}/workflows?query={quote(query, safe='')}"
+
+
+def incident_rows(items: list[dict[str, Any]], ui: str, namespace: str) -> list[dict[str, Any]]:
+    """Incidents of ``incident_page`` as the console shows them: the signals, the rates of the
+    stored summary, the times with their zone and the Temporal UI's list of the open
+    workflows of the incident's bank and channel."""
+    return [
+        {
+            **i,
+            "signals": [s for s in i["signals"].split(",") if s],
+            "rates": summary_rates(i["summary"]),
+            "fired_at": aware(i["fired_at"]),
+            "resolved_at": aware(i["resolved_at"]) if i["resolved_at"] else None,
+            "url": temporal_list_url(
+                ui,
+                namespace,
+                ATTRIBUTES["bank_code"],
+                i["bank_code"],
+                also={ATTRIBUTES["channel"]: i["channel"]},
+            ),
+        }
+        for i in items
+    ]
 
 
 def _next(target: str | None) -> str:
@@ -100,11 +137,15 @@ async def ops(request: Request) -> Response:
     health = await db(delivery_health, state.engine, now - HEALTH_WINDOW, now)
     unmapped, unmapped_total = await db(unmapped_codes, state.engine, 20, 0)
     parked, parked_total = await db(parked_callbacks, state.engine, "attention", 20, 0)
+    firing, firing_total = await db(incident_page, state.engine, "open", OPEN_INCIDENTS, 0)
+    resolved, _ = await db(incident_page, state.engine, "resolved", RESOLVED_INCIDENTS, 0)
+    locale = pick_locale(request)
+    reports, reports_total = await latest_reports(request, Words(locale))
     done = request.query_params.get("done", "")
     return render(
         request,
         "ops.html",
-        pick_locale(request),
+        locale,
         session=session,
         csrf=state.sessions.csrf_for(session),
         tables=tables,
@@ -113,6 +154,12 @@ async def ops(request: Request) -> Response:
         unmapped_total=unmapped_total,
         parked=parked,
         parked_total=parked_total,
+        firing=incident_rows(firing, ui, settings.temporal_namespace),
+        firing_total=firing_total,
+        resolved=incident_rows(resolved, ui, settings.temporal_namespace),
+        reports=reports,
+        reports_total=reports_total,
+        reports_url=REPORTS,
         done=done if done in DONE else "",
         done_id=request.query_params.get("id", "")[:12],
     )

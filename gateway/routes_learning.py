@@ -16,6 +16,7 @@ from gateway.auth import OPERATOR, REVIEWER, SUPERVISOR, Principal, require
 from gateway.deps import db
 from gateway.errors import ApiError, responses
 from sentinel.catalogue import default_catalogue
+from sentinel.review_report import link_charts
 from sentinel.spot_checks import CATEGORIES
 from store.reports import get_chart, get_report, list_reports
 from store.spot_checks import AlreadyReviewed, get, mark, queue, suggestions_between
@@ -66,6 +67,7 @@ async def reports(
 @router.get(
     "/v1/ops/reports/{report_id}",
     summary="One review report as HTML (its charts linked)",
+    description="Roles operator, supervisor. The operations console shows it too, at /pages/ops/reports/{id}.",
     response_class=HTMLResponse,
     responses=responses(401, 403, 404),
 )
@@ -75,10 +77,7 @@ async def report_html(
     row = await db(get_report, engine, report_id)
     if row is None:
         raise ApiError(404, "not found", f"no review report {report_id}")
-    html = row.html.replace("src='cid:", f"src='/v1/ops/reports/{report_id}/charts/").replace(
-        "' alt=", ".png' alt="
-    )
-    return HTMLResponse(html)
+    return HTMLResponse(link_charts(row.html, lambda name: f"/v1/ops/reports/{report_id}/charts/{name}.png"))
 
 
 @router.get(

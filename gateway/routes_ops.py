@@ -1,6 +1,7 @@
 """Operators: callbacks that were parked and never applied (the withdrawal was never
 tracked, or the answer came after tracking ended), re-delivering one to its workflow, the
-channel codes the catalogue does not map yet (R26, R34), and the exception analysis (R27)."""
+channel codes the catalogue does not map yet (R26, R34), the exception analysis (R27) and the
+outage incidents (issue #14 item 3)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway import deps
 from gateway.auth import OPERATOR, SUPERVISOR, Principal, require
@@ -17,8 +18,11 @@ from gateway.callbacks import RedeliverRefused, redeliver_parked
 from gateway.deps import Out, db
 from gateway.errors import ApiError, responses
 from runtime.client import SentinelClient
+from sentinel.analysis import as_utc
+from sentinel.outage import summary_rates
 from store.callbacks import parked_callbacks, unmapped_codes
 from store.events import report_between
+from store.incidents import incident_page
 
 router = APIRouter(tags=["operations"])
 
@@ -164,3 +168,68 @@ async def analysis(
         return await db(report_between, engine, since, until, timedelta(minutes=margin_min))
     except ValueError as exc:
         raise ApiError(400, "bad period", str(exc)) from None
+
+
+class IncidentRate(BaseModel):
+    signal: str = Field(description="failure or delay")
+    rate: str = Field(description="the rate in the window that fired it, e.g. 80%")
+    baseline: str = Field(description="the bank and channel's own baseline rate, e.g. 1.0%")
+    p_value: str = Field(description="the test's p-value, e.g. 3.2e-11")
+
+
+class IncidentOut(BaseModel):
+    id: str = Field(description="BANK-channel-firedAtUTC")
+    bank_code: str
+    channel: str
+    signals: list[str] = Field(description="failure, delay or both")
+    fired_at: datetime
+    resolved_at: datetime | None = Field(None, description="null while the incident is open")
+    summary: str
+    rates: list[IncidentRate] = Field(description="each signal's figures, read from the summary")
+    open_withdrawals: int | None = Field(
+        None, description="open withdrawals of the bank and channel now; null once resolved"
+    )
+    users_told: int = Field(description="users sent a heads-up")
+    withdrawals_told: int = Field(description="withdrawals their heads-ups named")
+
+
+#: the fields ``incidents`` forms from a stored row rather than copies
+FORMED = ("signals", "rates", "fired_at", "resolved_at")
+
+
+class IncidentPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[IncidentOut]
+
+
+@router.get(
+    "/v1/ops/incidents",
+    response_model=IncidentPage,
+    summary="Outage incidents: open ones first (newest first), then resolved ones (latest resolved first)",
+    description="Roles operator, supervisor. state: all (default), open, resolved. rates: each signal's rate in "
+    "the window that fired it against the bank and channel's own baseline, as the stored summary states them. "
+    "open_withdrawals: the open withdrawals of the bank and channel now (open incidents only); users_told and "
+    "withdrawals_told: the heads-up notices sent. Definitions in docs/analysis.md.",
+    responses=responses(401, 403, 422),
+)
+async def incidents(
+    state: Literal["all", "open", "resolved"] = "all",
+    limit: int = Query(50, ge=1, le=200),
+    offset: deps.Offset = 0,
+    who: Principal = Depends(require(*OPS)),
+    engine=Depends(deps.engine),
+) -> IncidentPage:
+    rows, total = await db(incident_page, engine, state, limit, offset)
+    items = [
+        IncidentOut(
+            **{k: v for k, v in r.items() if k in IncidentOut.model_fields and k not in FORMED},
+            fired_at=as_utc(r["fired_at"]),
+            resolved_at=as_utc(r["resolved_at"]) if r["resolved_at"] else None,
+            signals=[s for s in r["signals"].split(",") if s],
+            rates=[IncidentRate(**vars(rate)) for rate in summary_rates(r["summary"])],
+        )
+        for r in rows
+    ]
+    return IncidentPage(total=total, limit=limit, offset=offset, items=items)

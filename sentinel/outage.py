@@ -15,6 +15,7 @@ plain values), so the outage-watch workflow runs ``step`` inside its sandbox."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -188,6 +189,28 @@ class Incident:
             for s in self.signals
         ]
         return f"{self.bank} via {self.channel}: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class SummaryRate:
+    """One signal's figures as an incident's stored summary states them (text, as rounded there)."""
+
+    signal: str
+    rate: str
+    baseline: str
+    p_value: str
+
+
+_SUMMARY_RATE = re.compile(
+    r"\b(" + "|".join(SIGNALS) + r") (\d+%) vs baseline (\d+(?:\.\d+)?%) \(p=([0-9.e+-]{1,12})\)"
+)
+
+
+def summary_rates(summary: str) -> list[SummaryRate]:
+    """The rate and the baseline of each signal of a stored incident's ``Incident.summary()``
+    (table ``outage_incident`` keeps that text): what the operations console and
+    ``GET /v1/ops/incidents`` show. Text in another form gives none."""
+    return [SummaryRate(*m.groups()) for m in _SUMMARY_RATE.finditer(summary[:2000])]
 
 
 @dataclass

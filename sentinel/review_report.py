@@ -10,12 +10,16 @@ parts); the API serves the same HTML with those links pointing at its chart rout
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
 from pydantic import BaseModel
+
+from sentinel.analysis import as_utc
 
 KINDS = ("daily", "weekly")
 
@@ -157,13 +161,18 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def period_label(kind: str, since: datetime, until: datetime, to: str = " to ") -> str:
+    """The period's days (UTC): ``2026-12-06`` for a daily report, ``2026-11-30 to 2026-12-06``
+    (its last day included) for a weekly one."""
+    since, until = as_utc(since).astimezone(UTC), as_utc(until).astimezone(UTC)
+    if kind == "daily":
+        return since.date().isoformat()
+    return f"{since.date()}{to}{(until - timedelta(days=1)).date()}"
+
+
 def subject(kind: str, since: datetime, until: datetime, report: dict[str, Any]) -> str:
     h = headline(report)
-    span = (
-        since.date().isoformat()
-        if kind == "daily"
-        else f"{since.date()} to {(until - timedelta(days=1)).date()}"
-    )
+    span = period_label(kind, since, until)
     return (
         f"[withdrawal-sentinel] {kind} review {span}: {h['withdrawals']} withdrawals, "
         f"{h['false_alarms']} false alarms, {h['missed_delays']} missed delays"
@@ -250,6 +259,24 @@ def render_html(
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+#: how render_html references a chart (``<img src='cid:NAME' ...>``)
+_CHART_SRC = re.compile(r"src='cid:([A-Za-z0-9_.-]{1,40})'")
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
+
+
+def link_charts(html: str, url_of: Callable[[str], str]) -> str:
+    """The report's HTML with each ``cid:NAME`` chart pointing at ``url_of(NAME)`` (the API's
+    chart route, or the operations console's)."""
+    return _CHART_SRC.sub(lambda m: f"src='{escape(url_of(m.group(1)))}'", html)
+
+
+def report_body(html: str) -> str:
+    """What is inside the report's ``<body>``: the page that shows it inside another (the
+    operations console) keeps its own head, styles and scripts and none of the report's."""
+    found = _BODY.search(html)
+    return found.group(1) if found else ""
 
 
 def text_summary(

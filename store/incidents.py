@@ -5,9 +5,10 @@ The decisions are in sentinel/outage.py; this module only reads and writes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -76,6 +77,74 @@ def open_incidents(engine: Engine, limit: int = 200) -> list[OutageIncident]:
             .limit(limit)
         )
         return list(session.exec(stmt))
+
+
+#: what ``incident_page`` lists
+INCIDENT_STATES = ("open", "resolved", "all")
+
+
+def incident_page(
+    engine: Engine, state: str = "all", limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Incidents (``state`` open, resolved or all) and how many there are: open ones first,
+    newest fired first, then resolved ones, most recently resolved first. Each with the
+    withdrawals it touches: ``open_withdrawals``, the open withdrawals of its bank and channel
+    now (open incidents only, else None), and ``users_told`` / ``withdrawals_told``, the
+    heads-ups sent for it (one per user, naming that user's affected withdrawals)."""
+    if state not in INCIDENT_STATES:
+        raise ValueError(f"state must be one of {', '.join(INCIDENT_STATES)}")
+    resolved = col(OutageIncident.resolved_at)
+    where = {"open": [resolved.is_(None)], "resolved": [resolved.is_not(None)], "all": []}[state]
+    with Session(engine) as session:
+        total = session.exec(select(func.count()).select_from(OutageIncident).where(*where)).one()
+        rows = list(
+            session.exec(
+                select(OutageIncident)
+                .where(*where)
+                .order_by(resolved.is_not(None), resolved.desc(), col(OutageIncident.fired_at).desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        firing = [r for r in rows if r.resolved_at is None]
+        open_now: dict[tuple[str, str], int] = {}
+        if firing:
+            for bank, channel, n in session.exec(
+                select(col(WithdrawalRecord.bank_code), col(WithdrawalRecord.channel), func.count())
+                .where(
+                    col(WithdrawalRecord.bank_code).in_({r.bank_code for r in firing}),
+                    col(WithdrawalRecord.channel).in_({r.channel for r in firing}),
+                    col(WithdrawalRecord.status).not_in(FINAL_STATUSES),
+                )
+                .group_by(col(WithdrawalRecord.bank_code), col(WithdrawalRecord.channel))
+            ).all():
+                open_now[bank, channel] = int(n)
+        ids = col(OutageNotice.withdrawal_ids)
+        told = {
+            incident: (int(users), int(withdrawals or 0))
+            for incident, users, withdrawals in session.exec(
+                select(
+                    col(OutageNotice.incident_id),
+                    func.count(),
+                    # the ids are comma-separated: one more than the commas
+                    func.sum(func.length(ids) - func.length(func.replace(ids, ",", "")) + 1),
+                )
+                .where(
+                    col(OutageNotice.incident_id).in_([r.id for r in rows]),
+                    col(OutageNotice.kind) == "heads_up",
+                )
+                .group_by(col(OutageNotice.incident_id))
+            ).all()
+        }
+    return [
+        {
+            **r.model_dump(),
+            "open_withdrawals": open_now.get((r.bank_code, r.channel), 0) if r.resolved_at is None else None,
+            "users_told": told.get(r.id, (0, 0))[0],
+            "withdrawals_told": told.get(r.id, (0, 0))[1],
+        }
+        for r in rows
+    ], int(total)
 
 
 def incident_for(engine: Engine, bank_code: str, channel: str) -> OutageIncident | None:

@@ -2,13 +2,17 @@
 the stuck (delayed) withdrawal counted, follows the count to the Temporal UI and lands on
 the list filtered by the matching search attribute, with the workflow in it. Runs on the
 real Temporal dev server with its Web UI (``temporal server start-dev`` serves it), as the
-e2e tests do; the language switch turns the console to zh-CN and back."""
+e2e tests do; the language switch turns the console to zh-CN and back. And (issue #14 items
+3 and 5) the outage incident of the withdrawal's bank and channel on the console, its link
+to the Temporal UI's list of that bank and channel with the workflow in it, and a review
+report opened inside the console with its charts loaded."""
 
 from __future__ import annotations
 
 import copy
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +23,9 @@ from gateway.app import create_app
 from gateway.routes_console import temporal_list_url
 from sentinel.dev_credentials import DEV_REVIEWER_PASSWORDS
 from store.db import engine_for
+from store.incidents import record_incident
 from store.withdrawals import get_record
+from tests.gateway.test_ops_console_learning import DAY, T0, a_report, incident
 from tests.gateway.test_pages_browser import DESKTOP, PHONE, chromium, watch_csp
 from tests.gateway.test_pages_browser import pytestmark as browser_marks
 from tests.support.local_server import serve
@@ -84,6 +90,10 @@ async def test_operator_follows_the_stuck_count_to_the_temporal_ui_filter(
             assert record is not None and record.status == "DELAYED"
 
         await eventually(delayed, 60)
+        outage = incident("ICBC", T0, "failure,delay")
+        outage_id = outage.id  # the row object expires once stored
+        record_incident(engine, outage)
+        report_id = a_report(engine, "weekly", DAY - timedelta(days=7), with_charts=True)
         async with serve(create_app(settings, client=sentinel)) as url, chromium() as browser:
             for locale, size, heading in (("en-US", DESKTOP, "Operations"), ("zh-CN", PHONE, "运维")):
                 context = await browser.new_context(viewport=size, locale=locale)
@@ -119,11 +129,41 @@ async def test_operator_follows_the_stuck_count_to_the_temporal_ui_filter(
                 assert await bank.get_attribute("href") == temporal_list_url(
                     ui, "default", "BankCode", "ICBC"
                 )
+                # the outage incident of the withdrawal's bank and channel, open, with it affected
+                inc = page.locator(f'table[data-table="incidents-open"] tr[data-incident="{outage_id}"]')
+                await expect(inc.locator("td[data-open]")).to_have_text("1")
+                await expect(inc.locator('.rate[data-signal="failure"]')).to_contain_text("80%")
+                incident_link = inc.locator("a.temporal-link")
+                assert await incident_link.get_attribute("href") == temporal_list_url(
+                    ui, "default", "BankCode", "ICBC", also={"Channel": "generic"}
+                )
                 for size_name, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
                     await page.set_viewport_size(viewport)
                     await page.screenshot(path=str(shots / f"ops-{locale}-{size_name}.png"), full_page=True)
                 await page.set_viewport_size(size)
                 assert complaints == []
+
+                # the review report: listed, opened inside the console, every chart loaded
+                await page.click("#all-reports")
+                await page.wait_for_url(f"{url}/pages/ops/reports")
+                await page.click(f'tr[data-report="{report_id}"] a.report-link')
+                await page.wait_for_url(f"{url}/pages/ops/reports/{report_id}")
+                charts = page.locator("#report img")
+                await expect(charts).to_have_count(5)
+                for n in range(5):
+                    chart = charts.nth(n)
+                    await chart.scroll_into_view_if_needed()
+                    await expect(chart).to_have_js_property("complete", True)
+                    assert await chart.evaluate("img => img.naturalWidth") > 0
+                await page.evaluate("window.scrollTo(0, 0)")
+                for size_name, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+                    await page.set_viewport_size(viewport)
+                    await page.screenshot(
+                        path=str(shots / f"ops-report-{locale}-{size_name}.png"), full_page=True
+                    )
+                await page.set_viewport_size(size)
+                assert complaints == []
+                await page.goto(f"{url}/pages/ops")
 
                 await link.click()
                 await page.wait_for_url(f"{ui}/namespaces/default/workflows**", timeout=30_000)
@@ -135,4 +175,12 @@ async def test_operator_follows_the_stuck_count_to_the_temporal_ui_filter(
                 await expect(page.get_by_text(unique_id).first).to_be_visible(timeout=60_000)
                 if locale == "en-US":
                     await page.screenshot(path=str(shots / "ops-temporal-ui-filter-desktop.png"))
+                    # the incident's link: the open workflows of its bank and channel
+                    await page.goto(f"{url}/pages/ops")
+                    await page.click(f'tr[data-incident="{outage_id}"] a.temporal-link')
+                    await page.wait_for_url(f"{ui}/namespaces/default/workflows**", timeout=30_000)
+                    assert parse_qs(urlsplit(page.url).query)["query"] == [
+                        'BankCode="ICBC" AND Channel="generic" AND ExecutionStatus="Running"'
+                    ]
+                    await expect(page.get_by_text(unique_id).first).to_be_visible(timeout=60_000)
                 await context.close()

@@ -19,7 +19,10 @@ from hypothesis import strategies as st
 from sentinel.analysis import EventRow
 from sentinel.outage import (
     Counts,
+    Incident,
     KeyCounts,
+    SignalState,
+    SummaryRate,
     WatchState,
     baseline_rate,
     binomial_sf,
@@ -30,6 +33,7 @@ from sentinel.outage import (
     recovered,
     significance,
     step,
+    summary_rates,
 )
 from sentinel.settings import ROOT
 
@@ -405,3 +409,21 @@ def test_an_injected_outage_fires_within_the_stated_detection_time_and_resolves(
     assert [inc.key for _, inc in fired] == ["ICBC/generic"], fired
     assert outage_at <= fired[0][0] <= deadline
     assert [inc.key for _, inc in resolved] == ["ICBC/generic"] and resolved[0][0] <= resolve_by
+
+
+def test_summary_rates_read_back_what_the_incident_summary_states():
+    # issue #14 items 3 and 5: the console and GET /v1/ops/incidents show each signal's rate
+    # against its baseline from the stored summary (table outage_incident keeps the text).
+    incident = Incident(
+        "ICBC-generic-x",
+        "ICBC",
+        "generic",
+        T0,
+        [SignalState("failure", 0.0104, 0.8, 3.2e-11), SignalState("delay", 0.2, 0.456, 0.00043)],
+    )
+    assert summary_rates(incident.summary()) == [
+        SummaryRate("failure", "80%", "1.0%", "3.2e-11"),
+        SummaryRate("delay", "46%", "20.0%", "4.3e-04"),
+    ]
+    assert summary_rates("failure 80% vs baseline 1%") == []  # not the summary's form: nothing
+    assert summary_rates("") == []

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.review import build_review_activities, recipients
-from sentinel.review_report import charts, period
+from sentinel.review_report import Chart, charts, link_charts, period, period_label, render_html, report_body
 from store.db import engine_for
 from store.events import append_event, report_between
 from store.spot_checks import mark, queue
@@ -202,3 +202,21 @@ def test_charts_render_on_an_empty_period():
     )
     out = charts(report, {})
     assert len(out) == 5 and all(c.png.startswith(PNG) for c in out)
+
+
+def test_period_label_and_the_report_inside_another_page():
+    # the operations console shows a report's period, and its HTML's body with its charts
+    # pointing at the console's own chart route (gateway/routes_console_reports.py)
+    since, until = datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)
+    assert period_label("weekly", since, until) == "2026-11-30 to 2026-12-06"
+    assert period_label("daily", since, since + timedelta(days=1), " – ") == "2026-11-30"
+    assert period_label("daily", datetime(2026, 11, 30), datetime(2026, 12, 1)) == "2026-11-30"  # naive: UTC
+    chart = Chart("timing", "Time to detect", PNG)
+    report = report_between(engine_for("sqlite://"), since, until)
+    html = render_html("weekly", since, until, report, {}, [], [chart])
+    body = report_body(html)
+    assert body.lstrip().startswith("<h1>Weekly review") and "<style" not in body and "</body>" not in body
+    linked = link_charts(body, lambda name: f"/pages/ops/reports/7/charts/{name}.png?a=1&b=2")
+    assert "src='/pages/ops/reports/7/charts/timing.png?a=1&amp;b=2' alt='Time to detect'" in linked
+    assert "cid:" not in linked
+    assert report_body("<p>no body</p>") == ""
