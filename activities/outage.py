@@ -242,6 +242,7 @@ class OutageActivities:
                 channel=inc.channel,
                 fired_at=inc.fired_at,
                 summary=inc.summary(),
+                rates=inc.rates_json(),
                 signals=",".join(s.name for s in inc.signals),
                 config_version=inp.config.version,
             ),

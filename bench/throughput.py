@@ -104,7 +104,7 @@ async def main_async(n: int, concurrency: int, rounds: int = 3) -> dict:
         await run_bare(sealed, 2, n_act, n_local, concurrency, "bench-bare-enc")
         # Rounds of happy path, bare, bare encrypted, back to back, so that a change of the
         # machine's load touches all three alike; the ratio is the median of the rounds'.
-        for r in range(rounds):
+        for k in range(rounds):
             happy = [f"TH-{uuid.uuid4().hex[:10]}" for _ in range(n)]
             await script_all(stack.sim, [(w, HAPPY) for w in happy])
             r_happy = await run_withdrawals(client, happy, concurrency)
@@ -112,7 +112,7 @@ async def main_async(n: int, concurrency: int, rounds: int = 3) -> dict:
             r_enc = await run_bare(sealed, n, n_act, n_local, concurrency, "bench-bare-enc")
             rounds_out.append({"happy": r_happy, "bare": r_bare, "bare_encrypted": r_enc})
             print(
-                f"round {r + 1}: happy {r_happy['per_s']:.2f}/s, bare {r_bare['per_s']:.2f}/s, "
+                f"round {k + 1}: happy {r_happy['per_s']:.2f}/s, bare {r_bare['per_s']:.2f}/s, "
                 f"bare encrypted {r_enc['per_s']:.2f}/s; ratio {r_happy['per_s'] / r_bare['per_s']:.2f}"
             )
 

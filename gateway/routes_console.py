@@ -31,7 +31,7 @@ from gateway.page_auth import PageProblem, check_csrf, form, need
 from gateway.routes_console_reports import REPORTS, latest_reports
 from gateway.routes_review_console import account_signin, account_signin_form
 from gateway.web import PREFIX, Words, aware, pick_locale, render
-from sentinel.outage import summary_rates
+from sentinel.outage import shown_rates
 from store.callbacks import parked_callbacks, unmapped_codes
 from store.incidents import incident_page
 from store.ops_counts import open_counts
@@ -69,14 +69,14 @@ def temporal_list_url(
 
 
 def incident_rows(items: list[dict[str, Any]], ui: str, namespace: str) -> list[dict[str, Any]]:
-    """Incidents of ``incident_page`` as the console shows them: the signals, the rates of the
-    stored summary, the times with their zone and the Temporal UI's list of the open
+    """Incidents of ``incident_page`` as the console shows them: the signals, their rates as
+    stored, the times with their zone and the Temporal UI's list of the open
     workflows of the incident's bank and channel."""
     return [
         {
             **i,
             "signals": [s for s in i["signals"].split(",") if s],
-            "rates": summary_rates(i["summary"]),
+            "rates": shown_rates(i["rates"]),
             "fired_at": aware(i["fired_at"]),
             "resolved_at": aware(i["resolved_at"]) if i["resolved_at"] else None,
             "url": temporal_list_url(

@@ -19,7 +19,7 @@ from gateway.deps import Out, db
 from gateway.errors import ApiError, responses
 from runtime.client import SentinelClient
 from sentinel.analysis import as_utc
-from sentinel.outage import summary_rates
+from sentinel.outage import shown_rates
 from store.callbacks import parked_callbacks, unmapped_codes
 from store.events import report_between
 from store.incidents import incident_page
@@ -228,7 +228,7 @@ async def incidents(
             fired_at=as_utc(r["fired_at"]),
             resolved_at=as_utc(r["resolved_at"]) if r["resolved_at"] else None,
             signals=[s for s in r["signals"].split(",") if s],
-            rates=[IncidentRate(**vars(rate)) for rate in summary_rates(r["summary"])],
+            rates=[IncidentRate(**vars(rate)) for rate in shown_rates(r["rates"])],
         )
         for r in rows
     ]

@@ -15,7 +15,7 @@ plain values), so the outage-watch workflow runs ``step`` inside its sandbox."""
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -190,27 +190,48 @@ class Incident:
         ]
         return f"{self.bank} via {self.channel}: " + "; ".join(parts)
 
+    def rates_json(self) -> str:
+        """The signals' figures as data (table ``outage_incident``, column ``rates``)."""
+        return json.dumps(
+            [
+                {"signal": s.name, "rate": s.fired_rate, "baseline": s.baseline_rate, "p": s.p_value}
+                for s in self.signals
+            ]
+        )
+
 
 @dataclass(frozen=True)
-class SummaryRate:
-    """One signal's figures as an incident's stored summary states them (text, as rounded there)."""
+class SignalRate:
+    """One signal's figures as the console and ``GET /v1/ops/incidents`` show them."""
 
     signal: str
-    rate: str
-    baseline: str
-    p_value: str
+    rate: str  # e.g. 80%
+    baseline: str  # e.g. 1.0%
+    p_value: str  # e.g. 3.2e-11
 
 
-_SUMMARY_RATE = re.compile(
-    r"\b(" + "|".join(SIGNALS) + r") (\d+%) vs baseline (\d+(?:\.\d+)?%) \(p=([0-9.e+-]{1,12})\)"
-)
-
-
-def summary_rates(summary: str) -> list[SummaryRate]:
-    """The rate and the baseline of each signal of a stored incident's ``Incident.summary()``
-    (table ``outage_incident`` keeps that text): what the operations console and
-    ``GET /v1/ops/incidents`` show. Text in another form gives none."""
-    return [SummaryRate(*m.groups()) for m in _SUMMARY_RATE.finditer(summary[:2000])]
+def shown_rates(stored: str | None) -> list[SignalRate]:
+    """The figures of an incident's stored ``rates`` (``Incident.rates_json``), formatted as
+    the summary states them; none for an empty or unreadable value (bounded: at most one
+    entry per signal)."""
+    try:
+        items = json.loads(stored or "[]")
+    except ValueError:
+        return []
+    out: list[SignalRate] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            name, rate, base, p = (
+                item["signal"],
+                float(item["rate"]),
+                float(item["baseline"]),
+                float(item["p"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if name in SIGNALS and all(o.signal != name for o in out):
+            out.append(SignalRate(name, f"{rate:.0%}", f"{base:.1%}", f"{p:.1e}"))
+    return out
 
 
 @dataclass

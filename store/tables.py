@@ -276,6 +276,12 @@ class OutageIncident(SQLModel, table=True):
     summary: str = Field(sa_column=Column(Text, nullable=False))
     signals: str = Field(max_length=40, description="failure, delay or both, comma separated")
     config_version: str = Field(max_length=40)
+    rates: str | None = Field(
+        default=None,
+        sa_column=Column(Text, nullable=True),
+        description="JSON: each signal's rate, baseline rate and p-value when it fired "
+        "(sentinel/outage.py Incident.rates_json); empty before migration 0010",
+    )
 
 
 class OutageNotice(SQLModel, table=True):

@@ -8,6 +8,7 @@ console. The browser test: tests/gateway/test_ops_console_browser.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -39,6 +40,14 @@ def incident(
         fired_at=fired,
         summary=f"{bank} via {channel}: failure 80% vs baseline 1.0% (p=3.2e-11)"
         + ("; delay 46% vs baseline 20.0% (p=4.3e-04)" if "delay" in signals else ""),
+        rates=json.dumps(
+            [{"signal": "failure", "rate": 0.8, "baseline": 0.01, "p": 3.2e-11}]
+            + (
+                [{"signal": "delay", "rate": 0.456, "baseline": 0.2, "p": 4.3e-4}]
+                if "delay" in signals
+                else []
+            )
+        ),
         signals=signals,
         config_version="test",
     )

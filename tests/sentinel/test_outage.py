@@ -21,8 +21,8 @@ from sentinel.outage import (
     Counts,
     Incident,
     KeyCounts,
+    SignalRate,
     SignalState,
-    SummaryRate,
     WatchState,
     baseline_rate,
     binomial_sf,
@@ -31,9 +31,9 @@ from sentinel.outage import (
     load_outage_config,
     observe,
     recovered,
+    shown_rates,
     significance,
     step,
-    summary_rates,
 )
 from sentinel.settings import ROOT
 
@@ -411,9 +411,9 @@ def test_an_injected_outage_fires_within_the_stated_detection_time_and_resolves(
     assert [inc.key for _, inc in resolved] == ["ICBC/generic"] and resolved[0][0] <= resolve_by
 
 
-def test_summary_rates_read_back_what_the_incident_summary_states():
+def test_an_incidents_rates_are_stored_as_data_and_shown_as_its_summary_states_them():
     # issue #14 items 3 and 5: the console and GET /v1/ops/incidents show each signal's rate
-    # against its baseline from the stored summary (table outage_incident keeps the text).
+    # against its baseline from the incident's stored rates (column outage_incident.rates).
     incident = Incident(
         "ICBC-generic-x",
         "ICBC",
@@ -421,9 +421,14 @@ def test_summary_rates_read_back_what_the_incident_summary_states():
         T0,
         [SignalState("failure", 0.0104, 0.8, 3.2e-11), SignalState("delay", 0.2, 0.456, 0.00043)],
     )
-    assert summary_rates(incident.summary()) == [
-        SummaryRate("failure", "80%", "1.0%", "3.2e-11"),
-        SummaryRate("delay", "46%", "20.0%", "4.3e-04"),
+    shown = shown_rates(incident.rates_json())
+    assert shown == [
+        SignalRate("failure", "80%", "1.0%", "3.2e-11"),
+        SignalRate("delay", "46%", "20.0%", "4.3e-04"),
     ]
-    assert summary_rates("failure 80% vs baseline 1%") == []  # not the summary's form: nothing
-    assert summary_rates("") == []
+    for s in shown:  # the same figures as the summary the alert e-mail states
+        assert f"{s.signal} {s.rate} vs baseline {s.baseline} (p={s.p_value})" in incident.summary()
+    assert shown_rates(None) == [] and shown_rates("") == []  # an incident from before 0010
+    assert shown_rates("not json") == [] and shown_rates('{"signal": "failure"}') == []
+    assert shown_rates('[{"signal": "failure", "rate": "x", "baseline": 0, "p": 1}]') == []
+    assert shown_rates('[{"signal": "other", "rate": 1, "baseline": 0, "p": 1}]') == []
