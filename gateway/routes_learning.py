@@ -72,7 +72,7 @@ async def reports(
     responses=responses(401, 403, 404),
 )
 async def report_html(
-    report_id: int, who: Principal = Depends(require(*OPS)), engine=Depends(deps.engine)
+    report_id: deps.RowId, who: Principal = Depends(require(*OPS)), engine=Depends(deps.engine)
 ) -> HTMLResponse:
     row = await db(get_report, engine, report_id)
     if row is None:
@@ -87,7 +87,7 @@ async def report_html(
     responses=responses(401, 403, 404),
 )
 async def report_chart(
-    report_id: int,
+    report_id: deps.RowId,
     name: str,
     who: Principal = Depends(require(*OPS)),
     engine=Depends(deps.engine),

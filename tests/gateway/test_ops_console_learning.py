@@ -291,3 +291,10 @@ async def test_a_report_opens_inside_the_console_with_its_charts(gw):
         assert resp.status_code == 404 and "text/html" in resp.headers["content-type"], missing
     api = await gw.http.get(f"/v1/ops/reports/{report_id}", headers=gw.key("ops"))
     assert f"src='/v1/ops/reports/{report_id}/charts/timing.png'" in api.text  # the API's own links
+    for bad in (
+        "/v1/ops/reports/0",
+        "/v1/ops/reports/99999999999999999999",
+        "/v1/ops/reports/0/charts/timing.png",
+    ):
+        resp = await gw.http.get(bad, headers=gw.key("ops"))
+        assert resp.status_code == 422, bad  # bounded ids: refused before the database
