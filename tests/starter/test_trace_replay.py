@@ -18,7 +18,8 @@ from sentinel.catalogue import default_catalogue
 from sentinel.classifier import classify
 from sentinel.traces import CST, MAINTENANCE, TraceError, TraceRow, generate, parse_trace, to_csv
 from starter.cli import app
-from starter.replay import events_for, shift_to
+from starter.replay import shift_to
+from starter.replay_one import events_for
 from tests.support.workflow_harness import TEST_DELAYS
 
 HEAD = "withdrawal_id,submitted_at,channel,bank,amount,currency,outcome,outcome_at,reported_by,codes,outage\n"
