@@ -18,7 +18,8 @@ from sentinel.catalogue import default_catalogue
 from sentinel.classifier import classify
 from sentinel.traces import CST, MAINTENANCE, TraceError, TraceRow, generate, parse_trace, to_csv
 from starter.cli import app
-from starter.replay import events_for, shift_to
+from starter.replay import shift_to
+from starter.replay_one import events_for
 from tests.support.workflow_harness import TEST_DELAYS
 
 HEAD = "withdrawal_id,submitted_at,channel,bank,amount,currency,outcome,outcome_at,reported_by,codes,outage\n"
@@ -142,9 +143,10 @@ def test_replay_prints_what_the_trace_says(tmp_path):
     trace.write_text(to_csv(rows))
     delays = tmp_path / "delays.yaml"
     delays.write_text(yaml.safe_dump(TEST_DELAYS))
-    result = CliRunner().invoke(app, ["replay", str(trace), "--delays", str(delays)])
+    result = CliRunner().invoke(app, ["replay", str(trace), "--delays", str(delays), "--workers", "2"])
     assert result.exit_code == 0, result.output
     out = result.output
+    assert " simulated days, 2 shards)" in out  # two shard processes
     assert "trace: 30 withdrawals, 24 succeeded, 6 failed, 0 in an outage; replayed 30" in out
     assert "outcomes recorded: FAILED 6, SUCCEEDED 24" in out
     assert "delay notices: 12; false alarms: 6 (rate 0.5, money within 1800 s)" in out
