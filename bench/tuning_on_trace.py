@@ -81,7 +81,10 @@ async def main_async(trace: str) -> dict:
     )
     changes = md_table(
         ["section", "name", "threshold now s", "suggested s", "grace now s", "suggested grace s", "arrivals"],
-        [[s.section, s.name, s.current_s, s.suggested_s, s.grace_s, s.new_grace_s, s.samples] for s in found],
+        [
+            [s.section, s.name, s.current_s, s.suggested_s, s.grace_s, s.suggested_grace_s, s.samples]
+            for s in found
+        ],
     )
     body = [
         "## Threshold tuning on the shipped trace (`bench/tuning_on_trace.py`)",

@@ -209,7 +209,7 @@ class IncidentPage(BaseModel):
     response_model=IncidentPage,
     summary="Outage incidents: open ones first (newest first), then resolved ones (latest resolved first)",
     description="Roles operator, supervisor. state: all (default), open, resolved. rates: each signal's rate in "
-    "the window that fired it against the bank and channel's own baseline, as the stored summary states them. "
+    "the window that fired it against the bank and channel's own baseline, as recorded when it fired. "
     "open_withdrawals: the open withdrawals of the bank and channel now (open incidents only); users_told and "
     "withdrawals_told: the heads-up notices sent. Definitions in docs/analysis.md.",
     responses=responses(401, 403, 422),

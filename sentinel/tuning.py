@@ -118,12 +118,8 @@ class Projection:
 
 
 def project(durations: list[float], threshold_s: float, grace_s: float, margin_s: float) -> Projection:
-    d = sorted(durations)
-    notify = threshold_s + grace_s
-    after_threshold = len(d) - bisect.bisect_right(d, threshold_s)
-    notices = len(d) - bisect.bisect_right(d, notify)
-    within_margin = bisect.bisect_right(d, notify + margin_s) - bisect.bisect_right(d, notify)
-    return Projection(int(threshold_s), int(notify), notices, within_margin, after_threshold - notices)
+    """:func:`project_samples` for arrivals that no channel reported slow."""
+    return project_samples([(d, None) for d in durations], threshold_s, grace_s, margin_s)
 
 
 #: one arrival for a projection: its duration and, when the channel said the bank was slow
@@ -132,8 +128,8 @@ Sample = tuple[float, float | None]
 
 
 def project_samples(samples: list[Sample], threshold_s: float, grace_s: float, margin_s: float) -> Projection:
-    """:func:`project` for arrivals some of which the channel reported slow first: such a
-    withdrawal is told ``grace`` after the report or after the threshold, whichever is first
+    """What a threshold and grace would have done to the arrivals: a withdrawal is told
+    ``grace`` after the threshold, or after its channel reported it slow if that came first
     (sentinel/timers.py ``alarm_due``)."""
     notices = false_alarms = missed = 0
     for duration, slow_at in samples:
@@ -211,13 +207,9 @@ class Suggestion:
     current: Projection
     suggested: Projection
     #: the grace suggested with the threshold (``grace_s`` when it stays)
-    suggested_grace_s: int = -1
+    suggested_grace_s: int
     #: hour of week -> (arrivals, p90 seconds), for the reviewer (delays.yaml has no hours)
     by_hour: dict[str, tuple[int, float]] = field(default_factory=dict)
-
-    @property
-    def new_grace_s(self) -> int:
-        return self.grace_s if self.suggested_grace_s == -1 else self.suggested_grace_s
 
 
 def _by_hour(items: list[Arrival]) -> dict[str, tuple[int, float]]:
@@ -346,9 +338,9 @@ def tuned_text(text: str, suggestions: list[Suggestion]) -> str:
         if s.suggested_s != s.current_s:
             why = f"tuned: {s.samples} arrivals, was {duration_text(s.current_s)}; {figures}"
             lines = _set_value(lines, s.section, s.name, "delay_threshold", duration_text(s.suggested_s), why)
-        if s.new_grace_s != s.grace_s:
+        if s.suggested_grace_s != s.grace_s:
             why = f"tuned: {s.samples} arrivals, was {duration_text(s.grace_s)}; {figures}"
-            lines = _set_value(lines, s.section, s.name, "grace", duration_text(s.new_grace_s), why)
+            lines = _set_value(lines, s.section, s.name, "grace", duration_text(s.suggested_grace_s), why)
     new = "\n".join(lines) + ("\n" if text.endswith("\n") else "")
     validate_delays_document(yaml.safe_load(new))
     return new
@@ -375,7 +367,7 @@ def report(suggestions: list[Suggestion]) -> str:
         out.append(
             f"{s.section}.{s.name}: delay_threshold {duration_text(s.current_s)} -> "
             f"{duration_text(s.suggested_s)}, grace {duration_text(s.grace_s)} -> "
-            f"{duration_text(s.new_grace_s)} ({s.samples} arrivals)\n"
+            f"{duration_text(s.suggested_grace_s)} ({s.samples} arrivals)\n"
             f"  current:   notice at {duration_text(cur.notify_at_s)}, {cur.delay_notices} notices, "
             f"false alarms {cur.false_alarms} ({cur.false_alarm_rate}), missed {cur.missed}\n"
             f"  suggested: notice at {duration_text(sug.notify_at_s)}, {sug.delay_notices} notices, "

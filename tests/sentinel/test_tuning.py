@@ -160,9 +160,9 @@ def test_a_grace_suggestion_is_written_to_the_diff():
     found = suggest(arrivals(rows), yaml.safe_load(text), CFG)
     [s] = [x for x in found if (x.section, x.name) == ("banks", "ABC")]
     assert s.current.false_alarms == 8 and s.suggested.false_alarms == 0 and s.suggested.missed == 0
-    assert s.new_grace_s > s.grace_s == 600
+    assert s.suggested_grace_s > s.grace_s == 600
     new = yaml.safe_load(tuned_text(text, found))
-    assert new["banks"]["ABC"]["grace"] == duration_text(s.new_grace_s)
+    assert new["banks"]["ABC"]["grace"] == duration_text(s.suggested_grace_s)
     assert "+    grace: " in delays_diff(text, found)
 
 
