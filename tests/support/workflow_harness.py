@@ -189,11 +189,16 @@ async def running(env, settings: Settings, channel, task_queue: str | None = Non
 
 
 async def eventually(check, timeout_s: float = 10.0):
-    """Wait in real time for what activities do after a skipped timer (they run for real)."""
+    """Wait in real time for what activities do after a skipped timer (they run for real).
+    ``check`` asserts; it is tried again while it raises AssertionError or returns False
+    (a check written as ``return x in y`` must wait too, not pass or fail on the first try),
+    and its result is returned once it holds."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
-            return await check()
+            result = await check()
+            assert result is not False, f"{getattr(check, '__name__', check)} still False after {timeout_s} s"
+            return result
         except AssertionError:
             if asyncio.get_running_loop().time() > deadline:
                 raise

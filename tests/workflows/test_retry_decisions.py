@@ -32,16 +32,16 @@ async def test_ab08_is_sent_again_as_the_next_attempt_and_arrives(ts_env, tmp_pa
             order = unique_id if n == 1 else f"{unique_id}_R{n}"
 
             async def submitted(order=order):
-                return order in channel.submits
+                assert order in channel.submits
 
-            assert await eventually(submitted, 30)
+            await eventually(submitted, 30)
             await handle.signal("bank_callback", channel.callback(order, "RJCT", "AB08", f"rj-{n}"))
             await ts_env.sleep(timedelta(seconds=3))  # past the backoff: the next attempt goes out
 
         async def fourth():
-            return f"{unique_id}_R4" in channel.submits
+            assert f"{unique_id}_R4" in channel.submits
 
-        assert await eventually(fourth, 30)
+        await eventually(fourth, 30)
         view = await client.status(unique_id)
         assert view.status == WithdrawalStatus.DELAYED and view.order_id == f"{unique_id}_R4"
         await handle.signal("bank_callback", channel.callback(f"{unique_id}_R4", "ACSC", None, "paid"))
@@ -73,14 +73,15 @@ async def test_money_limit_waits_for_the_channels_next_day_and_says_so(
         handle = await client.start_withdrawal(req)
 
         async def submitted():
-            return unique_id in channel.submits
+            assert unique_id in channel.submits
 
-        assert await eventually(submitted, 30)
+        await eventually(submitted, 30)
         await handle.signal("bank_callback", channel.callback(unique_id, "FAIL", "MONEY_LIMIT", "lim"))
 
         async def told():
             view = await client.status(unique_id)
-            return view if view.notices else None
+            assert view.notices
+            return view
 
         view = await eventually(told, 30)
         assert view.status == WithdrawalStatus.DELAYED
@@ -93,9 +94,9 @@ async def test_money_limit_waits_for_the_channels_next_day_and_says_so(
         await ts_env.sleep(reset + timedelta(seconds=2) - (await ts_env.get_current_time()).astimezone(UTC))
 
         async def resent():
-            return len(channel.submits) == 2
+            assert len(channel.submits) == 2
 
-        assert await eventually(resent, 30)
+        await eventually(resent, 30)
         assert channel.submits == [unique_id, f"{unique_id}_R2"]
         await handle.signal("bank_callback", channel.callback(f"{unique_id}_R2", "SUCCESS", None, "ok"))
         view = await asyncio.wait_for(handle.result(), 60)
