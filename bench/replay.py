@@ -4,7 +4,8 @@ time-skipping test server (issue #14 item 7; starter/replay.py, docs/traces.md).
     python -m bench.replay                      # 10,000 withdrawals, 30 days, seed 1, config/delays.yaml
     python -m bench.replay --count 1000 --days 30
     python -m bench.replay --trace bench/traces/month-1000-seed1.csv
-    python -m bench.replay --workers 4          # 4 shards in parallel processes (default: CPUs)
+    python -m bench.replay --workers 4          # 4 shards at once, one process each (default: CPUs)
+    python -m bench.replay --shard-rows 250     # at most 250 withdrawals per shard (default 500)
 
 The trace is generated from the seed at run time (the same seed gives the same trace) unless
 ``--trace`` names a file. Prints the replay's figures and writes them to docs/benchmarks.md
@@ -21,7 +22,7 @@ from pathlib import Path
 from bench.measure import loadavg
 from bench.report import machine_block, md_table, write_section
 from sentinel.traces import generate, parse_trace
-from starter.replay import format_headline, headline, replay
+from starter.replay import SHARD_ROWS, format_headline, headline, replay
 
 TARGET_S = 600
 
@@ -36,10 +37,17 @@ async def main_async(args) -> dict:
         source = f"generated: --days {args.days} --count {args.count} --seed {args.seed}"
         command = f"python -m bench.replay --days {args.days} --count {args.count} --seed {args.seed}"
     load_before = loadavg()
-    result = await replay(rows, delays_file=Path(args.delays) if args.delays else None, workers=args.workers)
-    workers = result["workers"]
+    result = await replay(
+        rows,
+        delays_file=Path(args.delays) if args.delays else None,
+        workers=args.workers,
+        shard_rows=args.shard_rows,
+    )
+    workers, shards = result["workers"], result["shards"]
     if args.workers is not None:
         command += f" --workers {args.workers}"
+    if args.shard_rows != SHARD_ROWS:
+        command += f" --shard-rows {args.shard_rows}"
     load_after = loadavg()
     print(format_headline(result))
     h = headline(result)
@@ -56,11 +64,12 @@ async def main_async(args) -> dict:
                 "withdrawals": len(rows),
                 "simulated days (first submit to last outcome)": result["simulated_days"],
                 "delays": args.delays or "config/delays.yaml",
-                "workers (shards)": workers,
+                "shards (at once)": f"{shards} ({workers})",
                 "server": (
-                    f"{workers} shards (rows round-robin), each in its own process with its own "
-                    "time-skipping test server, worker and SQLite database; event rows merged for the analysis"
-                    if workers > 1
+                    f"{shards} shards (rows round-robin, at most {args.shard_rows} each), {workers} at once, each "
+                    "in its own process with its own time-skipping test server, worker and SQLite database; "
+                    "event rows merged for the analysis"
+                    if shards > 1
                     else "time-skipping test server, one worker in the benchmark process"
                 ),
                 "load average before → after": f"{load_before} → {load_after}",
@@ -110,9 +119,10 @@ async def main_async(args) -> dict:
         "flight, so every poll, timer and notice of a shard's withdrawals is a round trip through its server, "
         "its worker (workflow task, activity, SQLite write) and back, one moment after the other: one shard "
         "keeps about one core busy (Python worker and test server together). Shards run side by side, so "
-        "the replay scales with cores until they are full. Long waits cost polls: a withdrawal slow for a "
-        "day (WeChat Pay to a bank card) is polled every 30 minutes (config/delays.yaml). The replay's "
-        "payloads are not encrypted (docs/traces.md).",
+        "the replay scales with cores until they are full, and they are kept small (a test server's CPU per "
+        "withdrawal grows with the withdrawals it holds). Long waits cost polls: a withdrawal slow for a day "
+        "(WeChat Pay to a bank card) is polled at the channel's poll schedule (config/delays.yaml). The "
+        "replay's payloads are not encrypted; its worker keeps the workflow sandbox (docs/traces.md).",
     ]
     write_section("replay", "\n".join(body))
     return result
@@ -128,6 +138,7 @@ def main() -> None:
     p.add_argument(
         "--workers", type=int, default=None, help="shards replayed at once, one process each (default: CPUs)"
     )
+    p.add_argument("--shard-rows", type=int, default=SHARD_ROWS, help="the most withdrawals in one shard")
     args = p.parse_args()
     os.environ.setdefault("SENTINEL_DEV_MODE", "1")
     asyncio.run(main_async(args))

@@ -1,6 +1,6 @@
 """Commands of the learning loop (issue #14 items 5 to 7), registered on ``sentinel``:
 
-sentinel replay TRACE.csv [--delays FILE] [--workers K]   # a trace through the real workflow, time-skipped
+sentinel replay TRACE.csv [--delays FILE] [--workers K] [--shard-rows N]   # a trace through the real workflow, time-skipped
 sentinel trace generate --days 30 --count 10000 --seed 1 --out trace.csv
 sentinel schedules ensure                          # the daily and weekly review schedules
 sentinel spot-checks draw --day 2026-12-07         # that day's sample into the queue
@@ -39,10 +39,17 @@ def replay(
     workers: int = typer.Option(
         None, min=1, max=64, help="shards replayed at once, one process each (default: the number of CPUs)"
     ),
+    shard_rows: int = typer.Option(
+        None,
+        min=1,
+        max=1_000_000,
+        help="the most withdrawals in one shard (default: SHARD_ROWS, starter/replay.py)",
+    ),
 ) -> None:
     """Play TRACE through the real workflow on the time-skipping test server, then print
     false alarms, missed delays and time to notify (docs/traces.md). The trace is split into
-    WORKERS shards replayed in parallel processes."""
+    shards of at most SHARD_ROWS withdrawals, WORKERS of them replayed at once in their own
+    processes."""
     from sentinel.traces import TraceError, parse_trace
     from starter.replay import format_headline
     from starter.replay import replay as run
@@ -51,7 +58,15 @@ def replay(
         rows = parse_trace(trace.read_text(encoding="utf-8"))
     except TraceError as exc:
         raise typer.BadParameter(str(exc), param_hint="TRACE") from None
-    result = asyncio.run(run(rows, delays_file=delays, margin=timedelta(minutes=margin_min), workers=workers))
+    result = asyncio.run(
+        run(
+            rows,
+            delays_file=delays,
+            margin=timedelta(minutes=margin_min),
+            workers=workers,
+            shard_rows=shard_rows,
+        )
+    )
     print(format_headline(result))
     if as_json:
         print(json.dumps(result, indent=2, default=str))

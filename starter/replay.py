@@ -2,9 +2,11 @@
 (issue #14 item 7; docs/traces.md), then prints the exception analysis of what the workflows
 recorded (sentinel/analysis.py) beside what the trace itself says.
 
-The trace is dealt round-robin into K shards replayed at once, each in its own process with
-its own test server, worker and SQLite database (starter/replay_shards.py running
-starter/replay_one.py); K = 1 replays in this process. The withdrawals of a trace are
+The trace is dealt round-robin into shards of at most ``shard_rows`` withdrawals (at least K
+shards), K replayed at once, each in its own process with its own test server, worker and
+SQLite database (starter/replay_shards.py running starter/replay_one.py); one shard replays in
+this process. Shards are kept small because a test server's CPU per withdrawal grows with the
+withdrawals it holds (docs/traces.md). The withdrawals of a trace are
 independent (every traced user is new, no risk rules, no outage watch), so the split changes
 no figure. The trace is moved forward by whole weeks once, here, from the wall clock, so that
 it starts after every shard's server clock (a server starts at the wall clock and only moves
@@ -33,10 +35,16 @@ from store.events import report_between
 
 WEEK = timedelta(days=7)
 #: the trace's first submit is moved to at least this long after the wall clock: time for the
-#: shards' processes and test servers to start (the servers skip the wait)
-LEAD = timedelta(minutes=10)
+#: last queued shard's process and test server to start (a server's clock starts at the wall
+#: clock; the servers skip the wait)
+LEAD = timedelta(days=1)
 #: the most shards a replay runs at once
 MAX_WORKERS = 64
+#: the most withdrawals one shard replays by default: measured on 2 cores, CPU per withdrawal
+#: is about 86 ms at 250 and 500 rows per test server, 99 ms at 1,000 (docs/traces.md)
+SHARD_ROWS = 500
+#: bounds of ``shard_rows``
+MAX_SHARD_ROWS = 1_000_000
 
 
 def shift_to(rows: list[TraceRow], not_before: datetime) -> tuple[list[TraceRow], timedelta]:
@@ -60,6 +68,16 @@ def shard_count(workers: int | None, rows: int) -> int:
     return max(1, min(wanted, MAX_WORKERS, rows))
 
 
+def plan(workers: int | None, rows: int, shard_rows: int = SHARD_ROWS) -> tuple[int, int]:
+    """``(shards, at once)`` for ``rows`` withdrawals: ``at once`` is :func:`shard_count`,
+    and there are enough shards that none holds more than ``shard_rows`` (at most one per
+    row). ValueError when ``shard_rows`` is outside 1..MAX_SHARD_ROWS."""
+    if not 1 <= shard_rows <= MAX_SHARD_ROWS:
+        raise ValueError(f"shard_rows must be 1..{MAX_SHARD_ROWS}, got {shard_rows}")
+    at_once = shard_count(workers, rows)
+    return max(at_once, min(rows, math.ceil(rows / shard_rows))), at_once
+
+
 async def replay(
     rows: list[TraceRow],
     *,
@@ -68,13 +86,14 @@ async def replay(
     margin: timedelta = timedelta(minutes=30),
     say: Callable[[str], None] = print,
     workers: int | None = None,
+    shard_rows: int | None = None,
 ) -> dict:
-    """Replay ``rows`` in ``workers`` shards (see :func:`shard_count`); returns
-    ``{"trace": ..., "analysis": ..., "wall_s": ..., "workers": ..., ...}``. A failing shard
-    fails the replay (starter.replay_shards.ShardError)."""
+    """Replay ``rows`` in shards of at most ``shard_rows`` (default SHARD_ROWS), ``workers`` at once (see
+    :func:`plan`); returns ``{"trace": ..., "analysis": ..., "wall_s": ..., "workers": ...,
+    "shards": ..., ...}``. A failing shard fails the replay (starter.replay_shards.ShardError)."""
     if not rows:
         raise ValueError("the trace is empty")
-    k = shard_count(workers, len(rows))
+    n_shards, k = plan(workers, len(rows), shard_rows or SHARD_ROWS)
     own_dir = work_dir is None
     work = Path(work_dir or tempfile.mkdtemp(prefix="sentinel-replay-"))
     began = time.monotonic()
@@ -83,16 +102,20 @@ async def replay(
         ordered = sorted(rows, key=lambda r: (r.submitted_at, r.withdrawal_id))
         rows, shift = shift_to(ordered, datetime.now(UTC) + LEAD)
         say(
-            f"replaying {len(rows)} withdrawals (moved {shift.days} days forward) in {k} "
-            + ("shards in parallel processes" if k > 1 else "process")
+            f"replaying {len(rows)} withdrawals (moved {shift.days} days forward) "
+            + (
+                f"in {n_shards} shards, {k} at once in their own processes"
+                if n_shards > 1
+                else "in this process"
+            )
         )
-        if k == 1:
+        if n_shards == 1:
             started = await replay_one(rows, settings, say)
         else:
-            done = await run_shards(split(rows, k), work, delays_file, say)
+            done = await run_shards(split(rows, n_shards), work, delays_file, say, at_once=k)
             started = sum(d.started for d in done)
             copied = merge_events([d.database_url for d in done], settings.database_url)
-            say(f"  {copied} event rows of {k} shards copied into {settings.database_url}")
+            say(f"  {copied} event rows of {n_shards} shards copied into {settings.database_url}")
         engine = engine_for(settings.database_url)
         since = rows[0].submitted_at
         until = rows[-1].submitted_at + timedelta(seconds=1)
@@ -105,6 +128,7 @@ async def replay(
     return {
         "started": started,
         "workers": k,
+        "shards": n_shards,
         "wall_s": round(wall, 1),
         "simulated_days": round((rows[-1].outcome_at - rows[0].submitted_at) / timedelta(days=1), 1),
         "shift_days": shift.days,
@@ -140,8 +164,8 @@ def format_headline(result: dict) -> str:
         [
             f"trace: {t['withdrawals']} withdrawals, {t['succeeded']} succeeded, {t['failed']} failed, "
             f"{t['in_outage']} in an outage; replayed {result['started']} in {result['wall_s']} s "
-            f"({result['simulated_days']} simulated days, {result['workers']} "
-            + ("shards)" if result["workers"] > 1 else "shard)"),
+            f"({result['simulated_days']} simulated days, {result['shards']} "
+            + (f"shards, {result['workers']} at once)" if result["shards"] > 1 else "shard)"),
             f"outcomes recorded: {', '.join(f'{k} {v}' for k, v in h['outcomes'].items())}",
             f"delay notices: {h['delay_notices']}; false alarms: {h['false_alarms']} "
             f"(rate {h['false_alarm_rate']}, money within {result['analysis']['false_alarms']['margin_s']:.0f} s)",

@@ -1,7 +1,8 @@
 """A trace replay in shards (issue #14 item 7; docs/traces.md): the rows split round-robin,
 each shard replayed in its own process (``python -m starter.replay_one``) with its own
-time-skipping test server, worker and SQLite database, all at once; then the shards' event
-rows copied into one database for the analysis (starter/replay.py).
+time-skipping test server, worker and SQLite database, a bounded number at once (the next
+starts when one ends); then the shards' event rows copied into one database for the
+analysis (starter/replay.py).
 
 One replay is bound by the serial chain of moments through one test server and one Python
 process (about one core); shards use the other cores. A shard that fails fails the replay:
@@ -17,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,28 +132,43 @@ async def run_shards(
     work: Path,
     delays_file: Path | None,
     say: Callable[[str], None] = print,
+    at_once: int | None = None,
 ) -> list[ShardResult]:
     """Replay each of ``shards`` (rows already moved forward, the same shift for all) in its
-    own process at once, each in ``work/shard-N``; their results in shard order. The first
-    shard to fail stops the others and raises its ShardError."""
+    own process, ``at_once`` at a time (default: all), each in ``work/shard-N``; their results
+    in shard order. The first shard to fail stops the running ones, starts no more, and
+    raises its ShardError."""
     of = len(shards)
+    slots = asyncio.Semaphore(at_once or of)
     procs: list = []
-    watches: list[asyncio.Future] = []
+    failed = asyncio.Event()  # set before a failing shard frees its slot: nothing starts after it
+
+    async def one(number: int, rows: list[TraceRow]) -> ShardResult | None:
+        async with slots:
+            if failed.is_set():
+                return None
+            began = time.monotonic()
+            try:
+                proc = await _start(number, rows, work, delays_file)
+                procs.append(proc)
+                result = await _watch(number, of, proc, work / f"shard-{number}", say)
+            except BaseException:
+                failed.set()
+                raise
+            say(f"  [shard {number}/{of}] {result.started} withdrawals in {time.monotonic() - began:.1f} s")
+            return result
+
+    tasks = [asyncio.ensure_future(one(n, rows)) for n, rows in enumerate(shards, 1)]
     try:
-        for number, rows in enumerate(shards, 1):
-            procs.append(await _start(number, rows, work, delays_file))
-        watches = [
-            asyncio.ensure_future(_watch(n, of, proc, work / f"shard-{n}", say))
-            for n, proc in enumerate(procs, 1)
-        ]
-        for finished in asyncio.as_completed(watches):
+        for finished in asyncio.as_completed(tasks):
             await finished
-        return sorted((w.result() for w in watches), key=lambda r: r.number)
+        results = [t.result() for t in tasks]
+        return sorted((r for r in results if r is not None), key=lambda r: r.number)
     finally:
-        for watch in watches:
-            watch.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await _stop(procs)
-        await asyncio.gather(*watches, return_exceptions=True)
 
 
 def _events_table() -> Table:

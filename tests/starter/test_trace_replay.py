@@ -146,7 +146,7 @@ def test_replay_prints_what_the_trace_says(tmp_path):
     result = CliRunner().invoke(app, ["replay", str(trace), "--delays", str(delays), "--workers", "2"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert " simulated days, 2 shards)" in out  # two shard processes
+    assert " simulated days, 2 shards, 2 at once)" in out  # two shard processes
     assert "trace: 30 withdrawals, 24 succeeded, 6 failed, 0 in an outage; replayed 30" in out
     assert "outcomes recorded: FAILED 6, SUCCEEDED 24" in out
     assert "delay notices: 12; false alarms: 6 (rate 0.5, money within 1800 s)" in out
