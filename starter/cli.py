@@ -80,6 +80,16 @@ def up(
         print("outage watch running (workflow id outage-watch, config/outage.yaml)", flush=True)
         if demo:
             asyncio.run(_demo(settings, stack))
+            report = stack.review_now("daily")
+            print(
+                "daily review: the review-daily schedule triggered once now; "
+                + (
+                    f"its report was mailed to operations: {report}"
+                    if report
+                    else "no report mail came within 90 s"
+                ),
+                flush=True,
+            )
         from starter.demo import pages_help, scenarios
 
         print(

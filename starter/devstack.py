@@ -275,6 +275,32 @@ class DevStack:
 
         return asyncio.run(go())
 
+    def review_now(self, kind: str = "daily", timeout_s: float = 90.0) -> Path | None:
+        """Trigger the ``review-<kind>`` schedule once, now (``make run`` does, so the
+        operator sees a report without waiting for 00:15 UTC), and wait for its email in the
+        mail folder; the mail's path, or None when none came within ``timeout_s``."""
+        import asyncio
+        import email
+
+        from runtime.client import connect
+        from sentinel.settings import Settings
+
+        mail = self.data_dir / "mail"
+        before = set(mail.glob("*.eml"))
+
+        async def go() -> None:
+            settings = Settings(_env_file=None, temporal_address=f"127.0.0.1:{self.ports.temporal}")
+            await (await connect(settings)).get_schedule_handle(f"review-{kind}").trigger()
+
+        asyncio.run(go())
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for path in sorted(set(mail.glob("*.eml")) - before):
+                if f"{kind} review" in (email.message_from_bytes(path.read_bytes())["Subject"] or ""):
+                    return path
+            time.sleep(0.5)
+        return None
+
     def stop(self, name: str | None = None, sig: int = signal.SIGTERM) -> None:
         """Stop every process (or the one named), newest first; kill what does not stop."""
         for pname, proc in reversed(list(self.procs)):
