@@ -82,7 +82,8 @@ def up(
             asyncio.run(_demo(settings, stack))
             report = stack.review_now("daily")
             print(
-                "daily review: the review-daily schedule triggered once now; "
+                "daily review: the review-daily schedule triggered once now (it reviews yesterday, UTC: empty "
+                "on a fresh stack; `python -m starter analysis --since ... --until ...` covers any period); "
                 + (
                     f"its report was mailed to operations: {report}"
                     if report
