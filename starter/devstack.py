@@ -33,11 +33,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
 from simulator.keys import SimKeys, load_or_generate, platform_env
 from workflows.search_attributes import cli_flags
+
+if TYPE_CHECKING:
+    from sentinel.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,17 +264,22 @@ class DevStack:
         self.start_gateway()
         self.start_worker()
 
+    def _client_settings(self) -> Settings:
+        """Settings of a client of this stack's Temporal server (the rest as defaults)."""
+        from sentinel.settings import Settings
+
+        return Settings(_env_file=None, temporal_address=f"127.0.0.1:{self.ports.temporal}")
+
     def ensure_schedules(self) -> dict[str, str]:
         """The daily and weekly review schedules (starter/schedules.py), created or updated
         (``make run`` calls it after :meth:`start_all`; not from a running event loop)."""
         import asyncio
 
         from runtime.client import connect
-        from sentinel.settings import Settings
         from starter.schedules import ensure_schedules
 
         async def go() -> dict[str, str]:
-            settings = Settings(_env_file=None, temporal_address=f"127.0.0.1:{self.ports.temporal}")
+            settings = self._client_settings()
             return await ensure_schedules(await connect(settings), settings.task_queue)
 
         return asyncio.run(go())
@@ -283,14 +292,13 @@ class DevStack:
         import email
 
         from runtime.client import connect
-        from sentinel.settings import Settings
 
         mail = self.data_dir / "mail"
         before = set(mail.glob("*.eml"))
 
         async def go() -> None:
-            settings = Settings(_env_file=None, temporal_address=f"127.0.0.1:{self.ports.temporal}")
-            await (await connect(settings)).get_schedule_handle(f"review-{kind}").trigger()
+            client = await connect(self._client_settings())
+            await client.get_schedule_handle(f"review-{kind}").trigger()
 
         asyncio.run(go())
         deadline = time.monotonic() + timeout_s

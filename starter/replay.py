@@ -41,7 +41,8 @@ LEAD = timedelta(days=1)
 #: the most shards a replay runs at once
 MAX_WORKERS = 64
 #: the most withdrawals one shard replays by default: measured on 2 cores, CPU per withdrawal
-#: is about 86 ms at 250 and 500 rows per test server, 99 ms at 1,000 (docs/traces.md)
+#: (worker and test server) is about 86 ms at 250 rows per test server, 94 at 500 and 99 at
+#: 1,000 (docs/traces.md); smaller shards cost more process and server starts
 SHARD_ROWS = 500
 #: bounds of ``shard_rows``
 MAX_SHARD_ROWS = 1_000_000
@@ -93,7 +94,7 @@ async def replay(
     "shards": ..., ...}``. A failing shard fails the replay (starter.replay_shards.ShardError)."""
     if not rows:
         raise ValueError("the trace is empty")
-    n_shards, k = plan(workers, len(rows), shard_rows or SHARD_ROWS)
+    n_shards, k = plan(workers, len(rows), SHARD_ROWS if shard_rows is None else shard_rows)
     own_dir = work_dir is None
     work = Path(work_dir or tempfile.mkdtemp(prefix="sentinel-replay-"))
     began = time.monotonic()
